@@ -1,0 +1,179 @@
+//! [`Engine`]: the only door to a [`Store`].
+//!
+//! It stamps every command with `now` from its [`Clock`], runs it on the store
+//! (which validates and applies it atomically) and has the store hand the
+//! command's events to the engine's [`EventSink`] after the commit. The HTTP
+//! server, the CLI and workers all go through an engine.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::command::{Command, CompleteParams, PutParams, Reply};
+use crate::error::{Error, Result};
+use crate::event::{EventSink, NullSink};
+use crate::job::Job;
+use crate::store::Store;
+use crate::time::{Clock, SystemClock, Timestamp};
+
+/// The job engine: a store, a clock and an event sink.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    sink: Arc<dyn EventSink>,
+}
+
+impl Engine {
+    /// An engine on `store` with the system clock and no event sink.
+    pub fn new(store: Arc<dyn Store>) -> Engine {
+        Engine {
+            store,
+            clock: Arc::new(SystemClock),
+            sink: Arc::new(NullSink),
+        }
+    }
+
+    /// Replaces the clock (a [`crate::ManualClock`] in tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the event sink.
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Engine {
+        self.sink = sink;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs a command now.
+    pub async fn execute(&self, command: Command) -> Result<Reply> {
+        self.execute_at(self.clock.now(), command).await
+    }
+
+    /// Runs a command at a caller-given time (test mode and qless clients).
+    pub async fn execute_at(&self, now: Timestamp, command: Command) -> Result<Reply> {
+        let name = command.name();
+        let result = self.store.execute(now, command, self.sink.clone()).await;
+        if let Err(e) = &result {
+            tracing::debug!(command = name, error = %e, "command refused");
+        }
+        result
+    }
+
+    /// Runs one qless-core command in its string calling convention
+    /// (`args` as qless-core takes them after `now`) and returns natural
+    /// JSON. `now` (float seconds) overrides the clock when given.
+    pub async fn qless(&self, command: &str, now: Option<f64>, args: &[String]) -> Result<Value> {
+        let now = match now {
+            Some(n) => Timestamp::from_secs_f64(n).ok_or_else(|| {
+                Error::invalid(format!("now: expected a number of seconds, got {n}"))
+            })?,
+            None => self.clock.now(),
+        };
+        let cmd = crate::qless::parse(command, args)?;
+        Ok(self.execute_at(now, cmd).await?.to_json())
+    }
+
+    /// Puts a job; returns its jid.
+    pub async fn put(&self, params: PutParams) -> Result<String> {
+        match self.execute(Command::Put(params)).await? {
+            Reply::Str(jid) => Ok(jid),
+            other => Err(unexpected("put", &other)),
+        }
+    }
+
+    /// Pops up to `count` jobs from `queue` for `worker`.
+    pub async fn pop(&self, queue: &str, worker: &str, count: i64) -> Result<Vec<Job>> {
+        let cmd = Command::Pop {
+            queue: queue.to_owned(),
+            worker: worker.to_owned(),
+            count,
+        };
+        match self.execute(cmd).await? {
+            Reply::Jobs(jobs) => Ok(jobs),
+            other => Err(unexpected("pop", &other)),
+        }
+    }
+
+    /// Renews a lock; returns the new expiry.
+    pub async fn heartbeat(
+        &self,
+        jid: &str,
+        worker: &str,
+        data: Option<String>,
+    ) -> Result<Timestamp> {
+        let cmd = Command::Heartbeat {
+            jid: jid.to_owned(),
+            worker: worker.to_owned(),
+            data,
+        };
+        match self.execute(cmd).await? {
+            Reply::Expiry(t) => Ok(t),
+            other => Err(unexpected("heartbeat", &other)),
+        }
+    }
+
+    /// Completes (or advances) a job; returns its new state name.
+    pub async fn complete(&self, params: CompleteParams) -> Result<String> {
+        match self.execute(Command::Complete(params)).await? {
+            Reply::Str(s) => Ok(s),
+            other => Err(unexpected("complete", &other)),
+        }
+    }
+
+    /// Fails a running job.
+    pub async fn fail(&self, jid: &str, worker: &str, group: &str, message: &str) -> Result<()> {
+        let cmd = Command::Fail {
+            jid: jid.to_owned(),
+            worker: worker.to_owned(),
+            group: group.to_owned(),
+            message: message.to_owned(),
+            data: None,
+        };
+        self.execute(cmd).await.map(|_| ())
+    }
+
+    /// One job.
+    pub async fn get(&self, jid: &str) -> Result<Option<Job>> {
+        match self
+            .execute(Command::Get {
+                jid: jid.to_owned(),
+            })
+            .await?
+        {
+            Reply::Job(j) => Ok(j.map(|b| *b)),
+            other => Err(unexpected("get", &other)),
+        }
+    }
+
+    /// Cancels jobs; returns the jids given.
+    pub async fn cancel(&self, jids: &[&str]) -> Result<Vec<String>> {
+        let cmd = Command::Cancel {
+            jids: jids.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        match self.execute(cmd).await? {
+            Reply::Strings(v) => Ok(v),
+            other => Err(unexpected("cancel", &other)),
+        }
+    }
+
+    /// Closes the store.
+    pub async fn close(&self) -> Result<()> {
+        self.store.close().await
+    }
+}
+
+fn unexpected(cmd: &str, reply: &Reply) -> Error {
+    Error::store(format!("{cmd}: unexpected reply from store: {reply:?}"))
+}

@@ -1,0 +1,77 @@
+//! Events: the qless pub/sub messages every transition emits, and the
+//! [`EventSink`] they are handed to.
+//!
+//! The logic emits events while it runs a command; the store appends them to
+//! its durable event log in the same transaction as the state change (each
+//! gets a strictly increasing sequence number), and after the commit hands
+//! them, in commit order, to the sink the caller passed. A sink must not
+//! block: it is called on the store's writer.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::time::Timestamp;
+
+/// One event: a qless channel name and its payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Position in the store's event log (strictly increasing).
+    pub seq: i64,
+    /// When the command that emitted it ran.
+    pub at: Timestamp,
+    /// The qless channel, for example `ql:log`, `ql:w:<worker>`, `ql:track`.
+    pub channel: String,
+    /// The payload: a compact JSON document, or a bare jid for the tracking
+    /// channels.
+    pub message: String,
+}
+
+/// An event emitted by the logic before the store has numbered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// The qless channel.
+    pub channel: String,
+    /// The payload.
+    pub message: String,
+}
+
+/// Receives committed events in commit order.
+pub trait EventSink: Send + Sync + fmt::Debug {
+    /// Takes the events of one committed command. Must not block.
+    fn publish(&self, events: &[Event]);
+}
+
+/// A sink that drops everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn publish(&self, _events: &[Event]) {}
+}
+
+/// A sink that keeps every event in memory, for tests.
+#[derive(Clone, Debug, Default)]
+pub struct MemorySink(Arc<Mutex<Vec<Event>>>);
+
+impl MemorySink {
+    /// Every event received so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Takes and clears the events received so far.
+    pub fn take(&self) -> Vec<Event> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+impl EventSink for MemorySink {
+    fn publish(&self, events: &[Event]) {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(events);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! clew-core: the job model, qless semantics and the seams every other clew
+//! crate builds on. It knows no database, HTTP or CLI crate.
+//!
+//! # Layout
+//! * [`time`]: [`Timestamp`], the [`Clock`] seam, [`SystemClock`], [`ManualClock`].
+//! * [`error`]: [`Error`] with its [`ErrorKind`] (invalid, not found, conflict, store).
+//! * [`job`]: [`JobState`], the stored [`JobRecord`], the caller's [`Job`], history.
+//! * [`command`]: every operation as a [`Command`], and its [`Reply`].
+//! * [`tx`]: [`Tx`], the storage primitives a backend implements.
+//! * [`logic`]: qless semantics, once, over [`Tx`] ([`logic::apply`]).
+//! * [`store`]: [`Store`], the async seam the [`Engine`] calls.
+//! * [`event`]: [`Event`]s and the [`EventSink`] they are handed to.
+//! * [`engine`]: [`Engine`], the only door to a store.
+//! * [`qless`]: qless-core's string calling convention: argument parsing and
+//!   error wording.
+//! * [`stats`]: histogram buckets and the reported statistics.
+//! * [`config`]: the configuration defaults.
+
+pub mod command;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod job;
+pub mod logic;
+pub mod qless;
+pub mod stats;
+pub mod store;
+pub mod time;
+pub mod tx;
+
+pub use command::{Command, Reply};
+pub use engine::Engine;
+pub use error::{Error, ErrorKind, Result};
+pub use event::{Event, EventSink, MemorySink, NullSink, PendingEvent};
+pub use job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurRecord};
+pub use store::Store;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use tx::Tx;

@@ -1,0 +1,41 @@
+//! [`Store`]: the asynchronous seam between the [`crate::Engine`] and a
+//! backend.
+//!
+//! A store runs one [`Command`] atomically at a given `now`: it opens a
+//! transaction (or savepoint), calls [`crate::logic::apply`] with its own
+//! [`crate::Tx`], appends the emitted events to its durable log, commits, and
+//! then hands the numbered events to the caller's sink, in commit order. A
+//! command that fails leaves the store exactly as it was.
+//!
+//! This trait is internal to clew (the Engine is the only caller) and is
+//! defined by the conformance suite; it may change freely.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::command::{Command, Reply};
+use crate::error::Result;
+use crate::event::{Event, EventSink};
+use crate::time::Timestamp;
+
+/// A backend. See the module doc.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Runs `command` atomically at `now`; on success hands its events to
+    /// `sink` after the commit and before returning.
+    async fn execute(
+        &self,
+        now: Timestamp,
+        command: Command,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Reply>;
+
+    /// Events with a sequence number greater than `after`, oldest first, at
+    /// most `limit`.
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>>;
+
+    /// Finishes pending work and closes the store. Later calls fail.
+    async fn close(&self) -> Result<()>;
+}
