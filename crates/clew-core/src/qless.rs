@@ -195,10 +195,13 @@ pub fn json_text(cmd: &str, name: &str, v: &str) -> Result<String> {
 pub fn string_list(cmd: &str, name: &str, v: &str) -> Result<Vec<String>> {
     let bad = || {
         Error::invalid(format!(
-            "{cmd}(): Arg \"{name}\" not JSON: expected an array of strings, got {v}"
+            "{cmd}(): Arg \"{name}\" not a JSON array of strings: {v}"
         ))
     };
     match serde_json::from_str::<Value>(v) {
+        Err(_) => Err(Error::invalid(format!(
+            "{cmd}(): Arg \"{name}\" not JSON: {v}"
+        ))),
         Ok(Value::Array(items)) => items
             .into_iter()
             .map(|i| match i {
@@ -381,10 +384,13 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 None => None,
                 Some(d) => match serde_json::from_str::<Value>(d) {
                     Ok(Value::Object(m)) => Some(m),
-                    _ => {
+                    Ok(_) => {
                         return Err(Error::invalid(format!(
-                            "Log(): Arg \"data\" not JSON: expected an object, got {d}"
+                            "Log(): Arg \"data\" not a JSON object: {d}"
                         )))
+                    }
+                    Err(_) => {
+                        return Err(Error::invalid(format!("Log(): Arg \"data\" not JSON: {d}")))
                     }
                 },
             };
@@ -398,7 +404,7 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
             Ok(Command::Get { jid })
         }
         "multiget" => Ok(Command::MultiGet {
-            jids: nonempty_list("Multiget", "jid", args)?,
+            jids: args.to_vec(),
         }),
         "tag" => parse_tag(args),
         "track" => {
