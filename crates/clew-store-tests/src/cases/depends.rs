@@ -128,8 +128,8 @@ pub fn multiple_dependencies_wait_for_all(t: &Harness) {
 pub fn depends_on_adds_dependencies(t: &Harness) {
     t.put(0.0, "q", "a");
     t.put(0.0, "q", "c");
-    t.put(0.0, "q", "done");
-    finish(t, 1.0, "q", "done");
+    t.put(0.0, "other", "done");
+    finish(t, 1.0, "other", "done");
     put_opts(t, 2.0, "q", "b", "0", &["depends", "[\"a\"]"]);
     assert_eq!(
         t.ok("depends", 3.0, &["b", "on", "c", "ghost", "done"]),
@@ -296,4 +296,27 @@ pub fn reput_without_depends_keeps_dependencies(t: &Harness) {
     assert_eq!(b["queue"], json!("q2"));
     assert_eq!(b["dependencies"], json!(["a"]));
     assert_eq!(t.ok("jobs", 1.0, &["depends", "q2"]), json!(["b"]));
+}
+
+/// `depends on` with a jid that is already a dependency does not duplicate it.
+pub fn depends_on_existing_dependency_no_duplicate(t: &Harness) {
+    t.put(0.0, "q", "a");
+    put_opts(t, 0.0, "q", "b", "0", &["depends", "[\"a\"]"]);
+    assert_eq!(t.ok("depends", 1.0, &["b", "on", "a", "a"]), json!(true));
+    assert_eq!(t.get("b")["dependencies"], json!(["a"]));
+    assert_eq!(t.get("a")["dependents"], json!(["b"]));
+}
+
+/// `depends off` with a jid that is not a dependency leaves the job waiting on the real ones.
+pub fn depends_off_non_dependency_keeps_depends(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.put(0.0, "q", "c");
+    put_opts(t, 0.0, "q", "b", "0", &["depends", "[\"a\"]"]);
+    assert_eq!(
+        t.ok("depends", 1.0, &["b", "off", "c", "ghost"]),
+        json!(true)
+    );
+    let b = t.get("b");
+    assert_eq!(b["state"], json!("depends"));
+    assert_eq!(b["dependencies"], json!(["a"]));
 }

@@ -164,3 +164,31 @@ pub fn multiget_all_missing_is_empty_list(t: &Harness) {
 pub fn get_missing_jid_invalid(t: &Harness) {
     t.err_with("get", 1.0, &[], ErrorKind::Invalid, "Arg \"jid\" missing");
 }
+
+/// A job spawned by a recurring template names the template in `spawned_from_jid`.
+pub fn get_spawned_from_jid_names_template(t: &Harness) {
+    t.ok(
+        "recur",
+        0.0,
+        &["q", "tmpl", "klass", "{}", "interval", "60", "0"],
+    );
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("tmpl-1"));
+    assert_eq!(t.get("tmpl-1")["spawned_from_jid"], json!("tmpl"));
+}
+
+/// The failure object survives a re-put and is cleared only by complete (§13).
+pub fn get_failure_survives_reput_until_complete(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.pop_one(1.0, "q", "w1");
+    t.ok("fail", 2.0, &["a", "w1", "grp", "boom"]);
+    t.put(3.0, "q", "a");
+    let job = t.get("a");
+    assert_eq!(job["state"], json!("waiting"));
+    assert_eq!(
+        job["failure"],
+        json!({"group": "grp", "message": "boom", "when": 2, "worker": "w1"})
+    );
+    t.pop_one(4.0, "q", "w1");
+    t.ok("complete", 5.0, &["a", "w1", "q", "{}"]);
+    assert_eq!(t.get("a")["failure"], json!({}));
+}
