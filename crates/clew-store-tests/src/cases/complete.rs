@@ -291,7 +291,7 @@ pub fn complete_missing_data_is_invalid(t: &Harness) {
         1.0,
         &["j", "w1", "q"],
         ErrorKind::Invalid,
-        "\"data\"",
+        "Complete(): Arg \"data\" missing",
     );
     assert_eq!(t.state("j"), "running");
 }
@@ -304,7 +304,7 @@ pub fn complete_bad_delay_is_invalid(t: &Harness) {
         1.0,
         &["j", "w1", "q", "{}", "next", "q2", "delay", "soon"],
         ErrorKind::Invalid,
-        "\"delay\"",
+        "Complete(): Arg \"delay\" not a number: soon",
     );
     assert_eq!(t.state("j"), "running");
 }

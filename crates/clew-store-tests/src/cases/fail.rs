@@ -242,7 +242,7 @@ pub fn fail_missing_message_is_invalid(t: &Harness) {
         1.0,
         &["j", "w1", "g"],
         ErrorKind::Invalid,
-        "\"message\"",
+        "Fail(): Arg \"message\" missing",
     );
     assert_eq!(t.state("j"), "running");
 }
@@ -250,7 +250,13 @@ pub fn fail_missing_message_is_invalid(t: &Harness) {
 /// fail without a group (nor message) is an invalid-argument error.
 pub fn fail_missing_group_is_invalid(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");
-    t.err_with("fail", 1.0, &["j", "w1"], ErrorKind::Invalid, "\"group\"");
+    t.err_with(
+        "fail",
+        1.0,
+        &["j", "w1"],
+        ErrorKind::Invalid,
+        "Fail(): Arg \"group\" missing",
+    );
     assert_eq!(t.state("j"), "running");
 }
 

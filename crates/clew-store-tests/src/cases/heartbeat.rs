@@ -194,7 +194,13 @@ pub fn heartbeat_unknown_job_is_not_found(t: &Harness) {
 /// heartbeat without a worker argument is an invalid-argument error.
 pub fn heartbeat_missing_worker_is_invalid(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");
-    t.err_with("heartbeat", 1.0, &["j"], ErrorKind::Invalid, "\"worker\"");
+    t.err_with(
+        "heartbeat",
+        1.0,
+        &["j"],
+        ErrorKind::Invalid,
+        "Heartbeat(): Arg \"worker\" missing",
+    );
 }
 
 /// heartbeat with data that is not JSON is refused and the data is kept.

@@ -297,7 +297,7 @@ pub fn retry_bad_delay_is_invalid(t: &Harness) {
         1.0,
         &["j", "q", "w1", "later"],
         ErrorKind::Invalid,
-        "\"delay\"",
+        "Retry(): Arg \"delay\" not a number: later",
     );
     assert_eq!(t.get("j")["remaining"], json!(5));
     assert_eq!(t.state("j"), "running");
@@ -306,6 +306,32 @@ pub fn retry_bad_delay_is_invalid(t: &Harness) {
 /// retry without a worker argument is an invalid-argument error.
 pub fn retry_missing_worker_is_invalid(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");
-    t.err_with("retry", 1.0, &["j", "q"], ErrorKind::Invalid, "\"worker\"");
+    t.err_with(
+        "retry",
+        1.0,
+        &["j", "q"],
+        ErrorKind::Invalid,
+        "Retry(): Arg \"worker\" missing",
+    );
     assert_eq!(t.state("j"), "running");
+}
+
+/// The owner may retry during the grace window; retry clears the grace flag, so the
+/// next lost lock gets a fresh courtesy step instead of an immediate hand-over.
+pub fn retry_during_grace_clears_grace(t: &Harness) {
+    start(t, 0.0, "q", "j", "w1");
+    // Courtesy step at 60: lock pushed to 70, grace set.
+    assert_eq!(t.ok("pop", 60.0, &["q", "w2", "1"]), json!([]));
+    assert_eq!(t.ok("retry", 65.0, &["j", "q", "w1"]), json!(4));
+    assert_eq!(t.state("j"), "waiting");
+    assert_eq!(t.pop_one(66.0, "q", "w2").as_deref(), Some("j"));
+    // w2's lock expires at 126: courtesy again, not a hand-over.
+    assert_eq!(t.ok("pop", 126.0, &["q", "w3", "1"]), json!([]));
+    let job = t.get("j");
+    assert_eq!(job["worker"], "w2");
+    assert_eq!(job["remaining"], json!(4));
+    assert_eq!(
+        history_whats(&job),
+        vec!["put", "popped", "timed-out", "popped", "timed-out"]
+    );
 }
