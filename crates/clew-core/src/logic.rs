@@ -462,7 +462,7 @@ impl Cx<'_> {
     }
 
     /// Places a job at the back of its priority in the work list.
-    fn to_work(&mut self, rec: &mut JobRecord, at: Timestamp) -> Result<()> {
+    fn place_work(&mut self, rec: &mut JobRecord, at: Timestamp) -> Result<()> {
         rec.loc = Loc::Work;
         rec.sort_prio = rec.priority;
         rec.sort_time = at;
@@ -470,7 +470,7 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn to_loc(&mut self, rec: &mut JobRecord, loc: Loc, at: Timestamp) -> Result<()> {
+    fn place(&mut self, rec: &mut JobRecord, loc: Loc, at: Timestamp) -> Result<()> {
         rec.loc = loc;
         rec.sort_prio = 0;
         rec.sort_time = at;
@@ -671,13 +671,13 @@ impl Cx<'_> {
             if p.delay > 0.0 {
                 rec.scheduled = Some(run_at);
             }
-            self.to_loc(&mut rec, Loc::Depends, now)?;
+            self.place(&mut rec, Loc::Depends, now)?;
         } else if p.delay > 0.0 {
             rec.state = JobState::Scheduled;
-            self.to_loc(&mut rec, Loc::Scheduled, run_at)?;
+            self.place(&mut rec, Loc::Scheduled, run_at)?;
         } else {
             rec.state = JobState::Waiting;
-            self.to_work(&mut rec, now)?;
+            self.place_work(&mut rec, now)?;
         }
         self.tx.job_save(&rec)?;
         self.tx.queue_register(&p.queue, now)?;
@@ -790,7 +790,7 @@ impl Cx<'_> {
             rec.expires = now.add_secs(hb);
             rec.state = JobState::Running;
             let expires = rec.expires;
-            self.to_loc(&mut rec, Loc::Locked, expires)?;
+            self.place(&mut rec, Loc::Locked, expires)?;
             self.tx.job_save(&rec)?;
             if self.tracked(&jid)? {
                 self.emit_raw("ql:popped", &jid);
@@ -826,7 +826,7 @@ impl Cx<'_> {
         {
             if let Some(mut rec) = self.tx.job_get(&jid)? {
                 rec.state = JobState::Waiting;
-                self.to_work(&mut rec, now)?;
+                self.place_work(&mut rec, now)?;
                 self.tx.job_save(&rec)?;
             }
         }
@@ -890,7 +890,7 @@ impl Cx<'_> {
                     &child,
                     HistoryEntry::new(score, "put").with("q", r.queue.clone()),
                 )?;
-                self.to_work(&mut rec, score)?;
+                self.place_work(&mut rec, score)?;
                 self.tx.job_save(&rec)?;
                 score = Timestamp(score.0.saturating_add(step));
             }
@@ -1006,13 +1006,13 @@ impl Cx<'_> {
             let run_at = now.add_secs(p.delay);
             let state = if !self.tx.deps_of(&jid)?.is_empty() {
                 rec.scheduled = (p.delay > 0.0).then_some(run_at);
-                self.to_loc(&mut rec, Loc::Depends, now)?;
+                self.place(&mut rec, Loc::Depends, now)?;
                 JobState::Depends
             } else if p.delay > 0.0 {
-                self.to_loc(&mut rec, Loc::Scheduled, run_at)?;
+                self.place(&mut rec, Loc::Scheduled, run_at)?;
                 JobState::Scheduled
             } else {
-                self.to_work(&mut rec, now)?;
+                self.place_work(&mut rec, now)?;
                 JobState::Waiting
             };
             rec.state = state;
@@ -1026,7 +1026,7 @@ impl Cx<'_> {
         );
         rec.state = JobState::Complete;
         rec.queue = String::new();
-        self.to_loc(&mut rec, Loc::Complete, now)?;
+        self.place(&mut rec, Loc::Complete, now)?;
         self.tx.job_save(&rec)?;
         self.expire_completed()?;
         for dependent in self.tx.dependents_of(&jid)? {
@@ -1041,11 +1041,11 @@ impl Cx<'_> {
                 match d.scheduled.take() {
                     Some(at) => {
                         d.state = JobState::Scheduled;
-                        self.to_loc(&mut d, Loc::Scheduled, at)?;
+                        self.place(&mut d, Loc::Scheduled, at)?;
                     }
                     None => {
                         d.state = JobState::Waiting;
-                        self.to_work(&mut d, now)?;
+                        self.place_work(&mut d, now)?;
                     }
                 }
                 self.tx.job_save(&d)?;
@@ -1152,10 +1152,10 @@ impl Cx<'_> {
             rec.expires = Timestamp::ZERO;
             if delay > 0.0 {
                 rec.state = JobState::Scheduled;
-                self.to_loc(&mut rec, Loc::Scheduled, now.add_secs(delay))?;
+                self.place(&mut rec, Loc::Scheduled, now.add_secs(delay))?;
             } else {
                 rec.state = JobState::Waiting;
-                self.to_work(&mut rec, now)?;
+                self.place_work(&mut rec, now)?;
             }
             if let (Some(g), Some(m)) = (group, message) {
                 rec.failure = Some(Failure {
@@ -1271,12 +1271,12 @@ impl Cx<'_> {
             match rec.scheduled.take() {
                 Some(at) => {
                     rec.state = JobState::Scheduled;
-                    self.to_loc(&mut rec, Loc::Scheduled, at)?;
+                    self.place(&mut rec, Loc::Scheduled, at)?;
                 }
                 None => {
                     rec.state = JobState::Waiting;
                     let now = self.now;
-                    self.to_work(&mut rec, now)?;
+                    self.place_work(&mut rec, now)?;
                 }
             }
             self.tx.job_save(&rec)?;
@@ -1303,7 +1303,7 @@ impl Cx<'_> {
             rec.queue = queue.to_owned();
             rec.remaining = rec.retries;
             rec.time = now;
-            self.to_work(&mut rec, now)?;
+            self.place_work(&mut rec, now)?;
             self.tx.job_save(&rec)?;
         }
         if n > 0 {
