@@ -1,0 +1,524 @@
+//! [`SqliteStore`]: the [`Store`] over one SQLite file, with one writer
+//! thread and group commit.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clew_core::{
+    Command, Error, Event, EventSink, PendingEvent, Reply, Result, Store, Timestamp, Tx,
+};
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+
+use crate::schema::{open_connection, Synchronous};
+use crate::tx::{SqlResult, SqliteTx, TxCache};
+
+/// The semantic logic the writer runs for each command: normally
+/// [`clew_core::logic::apply`]; tests may substitute their own.
+pub type ApplyFn = fn(&mut dyn Tx, Timestamp, &Command, &mut Vec<PendingEvent>) -> Result<Reply>;
+
+/// Settings for [`SqliteStore::open`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// How durably each commit reaches the disk (default
+    /// [`Synchronous::Normal`]).
+    pub synchronous: Synchronous,
+    /// How long to wait for another process's write lock before failing a
+    /// batch (default 5 s).
+    pub busy_timeout: Duration,
+    /// Most commands committed together in one transaction (default 256;
+    /// 0 counts as 1).
+    pub batch_max: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            batch_max: 256,
+        }
+    }
+}
+
+/// Counters of the writer thread's work, for tests and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Batch transactions committed.
+    pub batches: u64,
+    /// Commands that ran in committed batches (accepted or refused).
+    pub commands: u64,
+}
+
+/// A request to the writer thread.
+enum Request {
+    /// Run a command (boxed: a command is large, the other variants small).
+    Execute(Box<ExecuteRequest>),
+    /// Read the event log.
+    EventsAfter {
+        after: i64,
+        limit: i64,
+        reply: oneshot::Sender<Result<Vec<Event>>>,
+    },
+    /// Finish and close the connection.
+    Close { reply: oneshot::Sender<Result<()>> },
+}
+
+/// One command to run, with where its events and reply go.
+struct ExecuteRequest {
+    now: Timestamp,
+    command: Command,
+    sink: Arc<dyn EventSink>,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// The writer's shared counters.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    commands: AtomicU64,
+}
+
+/// The embedded store: one SQLite file in WAL mode, written by one dedicated
+/// thread that commits queued commands in groups. See the crate doc.
+pub struct SqliteStore {
+    path: PathBuf,
+    options: SqliteOptions,
+    /// The writer's queue; `None` once closed.
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    /// The writer thread, until joined.
+    thread: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .field("stats", &self.writer_stats())
+            .finish()
+    }
+}
+
+/// The error of every call on a closed store.
+fn closed() -> Error {
+    Error::store("store is closed")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file at `path`, migrates its
+    /// schema and starts the writer thread.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
+        SqliteStore::open_with_logic(path, options, clew_core::logic::apply)
+    }
+
+    /// Like [`SqliteStore::open`] but the writer runs `apply` instead of
+    /// [`clew_core::logic::apply`] (used by tests of the writer itself).
+    pub fn open_with_logic(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        apply: ApplyFn,
+    ) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open_connection(&path, options.synchronous, options.busy_timeout)?;
+        let (sender, receiver) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            conn,
+            cache: TxCache::new(),
+            data_version: None,
+            apply,
+            batch_max: options.batch_max.max(1),
+            counters: counters.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("clew-sqlite-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| Error::store(format!("starting the SQLite writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path,
+            options,
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            counters,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &SqliteOptions {
+        &self.options
+    }
+
+    /// What the writer thread has done so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            commands: self.counters.commands.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues a request for the writer.
+    fn send(&self, request: Request) -> Result<()> {
+        let guard = self.sender.lock().map_err(|_| closed())?;
+        match guard.as_ref() {
+            Some(sender) => sender.send(request).map_err(|_| closed()),
+            None => Err(closed()),
+        }
+    }
+
+    /// Stops the writer (after it finishes queued requests) and waits for it,
+    /// unless called on the writer thread itself.
+    fn stop_and_join(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            if handle.thread().id() != std::thread::current().id() {
+                // A panic on the writer has already been reported by the
+                // panic hook; there is nothing more to do with it here.
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn execute(
+        &self,
+        now: Timestamp,
+        command: Command,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Reply> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Execute(Box::new(ExecuteRequest {
+            now,
+            command,
+            sink,
+            reply,
+        })))?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::EventsAfter {
+            after,
+            limit,
+            reply,
+        })?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Finishes queued requests, checkpoints the WAL, closes the file and
+    /// stops the writer thread. Closing a closed store does nothing.
+    async fn close(&self) -> Result<()> {
+        let sender = self.sender.lock().map_err(|_| closed())?.take();
+        let Some(sender) = sender else {
+            return Ok(());
+        };
+        let (reply, rx) = oneshot::channel();
+        let result = match sender.send(Request::Close { reply }) {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err(closed())),
+            Err(_) => Err(closed()),
+        };
+        drop(sender);
+        // The writer replies as its last act, so this join is brief.
+        self.stop_and_join();
+        result
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// The writer thread's state: the only connection that writes.
+struct Writer {
+    conn: Connection,
+    cache: TxCache,
+    /// `PRAGMA data_version` at the last batch: a change means another
+    /// connection committed, so the cache is stale.
+    data_version: Option<i64>,
+    apply: ApplyFn,
+    batch_max: usize,
+    counters: Arc<Counters>,
+}
+
+/// A command's outcome inside a batch, before the commit.
+struct Outcome {
+    request: ExecuteRequest,
+    result: Result<Reply>,
+    events: Vec<Event>,
+}
+
+impl Writer {
+    /// Serves requests until the store closes or is dropped.
+    fn run(mut self, receiver: mpsc::Receiver<Request>) {
+        let mut next: Option<Request> = None;
+        loop {
+            let request = match next.take() {
+                Some(r) => r,
+                None => match receiver.recv() {
+                    Ok(r) => r,
+                    // Every sender is gone: the store was dropped.
+                    Err(_) => break,
+                },
+            };
+            match request {
+                Request::Execute(first) => {
+                    let mut batch = vec![*first];
+                    while batch.len() < self.batch_max {
+                        match receiver.try_recv() {
+                            Ok(Request::Execute(r)) => batch.push(*r),
+                            Ok(other) => {
+                                // Served after this batch, keeping queue order.
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.run_batch(batch);
+                }
+                Request::EventsAfter {
+                    after,
+                    limit,
+                    reply,
+                } => {
+                    let _ = reply.send(self.events_after(after, limit));
+                }
+                Request::Close { reply } => {
+                    // Requests queued behind the close are dropped with the
+                    // receiver; their callers see "store is closed".
+                    drop(receiver);
+                    let result = self.close();
+                    let _ = reply.send(result);
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.close() {
+            tracing::warn!(error = %e, "closing the SQLite store");
+        }
+    }
+
+    /// Checkpoints the WAL into the main file and closes the connection.
+    fn close(self) -> Result<()> {
+        // Truncating the WAL is a courtesy: if another connection is reading,
+        // the checkpoint is partial and that is fine.
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "WAL checkpoint at close");
+        }
+        self.conn
+            .close()
+            .map_err(|(_, e)| Error::store(format!("closing the SQLite store: {e}")))
+    }
+
+    /// Reads the event log (outside any transaction: a consistent snapshot
+    /// of committed data).
+    fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, at, channel, message FROM events WHERE seq > ?1
+                 ORDER BY seq LIMIT ?2",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map(params![after, limit.max(0)], |r| {
+                Ok(Event {
+                    seq: r.get(0)?,
+                    at: Timestamp(r.get(1)?),
+                    channel: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    /// Runs a batch of commands in one transaction, each in its own
+    /// savepoint; after the commit publishes each command's events and
+    /// replies, in order.
+    fn run_batch(&mut self, batch: Vec<ExecuteRequest>) {
+        let count = batch.len() as u64;
+        let outcomes = match self.run_transaction(batch) {
+            Ok(outcomes) => outcomes,
+            Err((requests, e)) => {
+                tracing::error!(error = %e, commands = requests.len(), "SQLite batch failed");
+                self.cache.clear();
+                for request in requests {
+                    let _ = request.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters.commands.fetch_add(count, Ordering::Relaxed);
+        for Outcome {
+            request,
+            result,
+            events,
+        } in outcomes
+        {
+            if !events.is_empty() {
+                let sink = &request.sink;
+                if catch_unwind(AssertUnwindSafe(|| sink.publish(&events))).is_err() {
+                    tracing::error!("an event sink panicked; its events were dropped");
+                }
+            }
+            let _ = request.reply.send(result);
+        }
+    }
+
+    /// The batch transaction. On failure returns the requests (none has been
+    /// answered) with the error.
+    #[allow(clippy::type_complexity)]
+    fn run_transaction(
+        &mut self,
+        batch: Vec<ExecuteRequest>,
+    ) -> std::result::Result<Vec<Outcome>, (Vec<ExecuteRequest>, Error)> {
+        if let Err(e) = self.begin() {
+            return Err((batch, e));
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for request in batch {
+            if failure.is_some() {
+                outcomes.push(Outcome {
+                    request,
+                    result: Ok(Reply::Nil),
+                    events: Vec::new(),
+                });
+                continue;
+            }
+            match self.run_one(&request) {
+                Ok((result, events)) => outcomes.push(Outcome {
+                    request,
+                    result,
+                    events,
+                }),
+                Err(e) => {
+                    failure = Some(e);
+                    outcomes.push(Outcome {
+                        request,
+                        result: Ok(Reply::Nil),
+                        events: Vec::new(),
+                    });
+                }
+            }
+        }
+        let finished = match failure {
+            Some(e) => Err(e),
+            None => self.finish(),
+        };
+        match finished {
+            Ok(()) => Ok(outcomes),
+            Err(e) => {
+                // Nothing of this batch may stay: roll back if still open.
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err((outcomes.into_iter().map(|o| o.request).collect(), e))
+            }
+        }
+    }
+
+    /// Begins the batch transaction and drops caches another connection may
+    /// have made stale.
+    fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").sql()?;
+        // Under the write lock nobody else can commit, so this is exact.
+        let version = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
+        match version {
+            Ok(v) => {
+                if self.data_version != Some(v) {
+                    self.cache.clear();
+                    self.data_version = Some(v);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(crate::tx::sql_err(e))
+            }
+        }
+    }
+
+    /// Flushes the cache and commits the batch.
+    fn finish(&mut self) -> Result<()> {
+        SqliteTx::new(&self.conn, &mut self.cache).flush()?;
+        self.conn.execute_batch("COMMIT").sql()
+    }
+
+    /// Runs one command in a savepoint. The outer `Err` is a failure of the
+    /// savepoint machinery itself, which dooms the batch; the inner result is
+    /// the command's own (a refused command is rolled back to the savepoint).
+    fn run_one(&mut self, request: &ExecuteRequest) -> Result<(Result<Reply>, Vec<Event>)> {
+        self.conn.execute_batch("SAVEPOINT op").sql()?;
+        let outcome = self.apply_in_savepoint(request);
+        match outcome {
+            Ok((reply, events)) => {
+                self.conn.execute_batch("RELEASE op").sql()?;
+                Ok((Ok(reply), events))
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO op; RELEASE op")
+                    .sql()?;
+                self.cache.rolled_back();
+                Ok((Err(e), Vec::new()))
+            }
+        }
+    }
+
+    /// Runs the logic and appends its events; any error means roll back.
+    fn apply_in_savepoint(&mut self, request: &ExecuteRequest) -> Result<(Reply, Vec<Event>)> {
+        let apply = self.apply;
+        let mut tx = SqliteTx::new(&self.conn, &mut self.cache);
+        let mut pending = Vec::new();
+        let reply = catch_unwind(AssertUnwindSafe(|| {
+            apply(&mut tx, request.now, &request.command, &mut pending)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(command = request.command.name(), "command logic panicked");
+            Err(Error::store(format!(
+                "internal error: the {} command panicked",
+                request.command.name()
+            )))
+        })?;
+        let mut events = Vec::with_capacity(pending.len());
+        for PendingEvent { channel, message } in pending {
+            let seq = tx.event_append(request.now, &channel, &message)?;
+            events.push(Event {
+                seq,
+                at: request.now,
+                channel,
+                message,
+            });
+        }
+        Ok((reply, events))
+    }
+}

@@ -1,0 +1,957 @@
+//! [`SqliteTx`]: the [`Tx`] primitives as SQL statements on one connection.
+//!
+//! Every primitive is one or two cached prepared statements
+//! ([`Connection::prepare_cached`]). The caller owns the transaction: the
+//! store's writer thread wraps each command in a savepoint inside a batch
+//! transaction; tests use [`crate::testing::in_tx`].
+
+use std::collections::HashMap;
+
+use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
+use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
+use clew_core::{Timestamp, Tx};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{Map, Value};
+
+/// Most config keys remembered by a [`TxCache`] before it starts over
+/// (callers may ask for arbitrary keys).
+const CONFIG_CACHE_MAX: usize = 256;
+
+/// Turns a SQLite error into clew's store error.
+pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
+    Error::store(format!("sqlite: {e}"))
+}
+
+/// `.sql()`: [`sql_err`] as a method on rusqlite results.
+pub(crate) trait SqlResult<T> {
+    /// Maps the error to a store error.
+    fn sql(self) -> Result<T>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn sql(self) -> Result<T> {
+        self.map_err(sql_err)
+    }
+}
+
+/// A conversion failure for a column holding something this crate did not
+/// write (a corrupt or foreign row).
+fn corrupt(col: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, what.into())
+}
+
+/// Parses a JSON column.
+fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, col: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(col)?;
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e)))
+}
+
+/// Serializes a value for a JSON column.
+fn to_json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::store(format!("encoding JSON column: {e}")))
+}
+
+/// The bounds of a [`TimeRange`] as inclusive microseconds.
+fn bounds(range: TimeRange) -> (i64, i64) {
+    (
+        range.min.map_or(i64::MIN, |t| t.0),
+        range.max.map_or(i64::MAX, |t| t.0),
+    )
+}
+
+/// A `LIMIT` that means "at most `limit`" (SQLite reads a negative limit as
+/// "no limit"; here it means none).
+fn limit(limit: i64) -> i64 {
+    limit.max(0)
+}
+
+/// An `OFFSET` (negative offsets skip nothing).
+fn offset(offset: i64) -> i64 {
+    offset.max(0)
+}
+
+/// What a [`SqliteTx`] remembers between transactions of one connection.
+///
+/// * the placement sequence (`seq_next`), loaded from the `meta` table once
+///   and written back by [`SqliteTx::flush`];
+/// * config values read or written.
+///
+/// The owner must call [`TxCache::clear`] when the file may have been changed
+/// behind its back (another connection committed, or its own commit failed)
+/// and [`TxCache::rolled_back`] after rolling back a savepoint.
+#[derive(Debug, Default)]
+pub struct TxCache {
+    /// The last sequence value handed out, once loaded.
+    seq: Option<i64>,
+    /// Whether `seq` is ahead of the `meta` row.
+    seq_dirty: bool,
+    /// Config values by key (`None`: known to be unset).
+    config: HashMap<String, Option<String>>,
+}
+
+impl TxCache {
+    /// An empty cache: everything is read from the database on first use.
+    pub fn new() -> TxCache {
+        TxCache::default()
+    }
+
+    /// Forgets everything, so the next transaction reads the database again.
+    pub fn clear(&mut self) {
+        *self = TxCache::default();
+    }
+
+    /// Forgets what a rolled-back savepoint may have changed (config
+    /// values). The sequence is kept: values handed out inside the savepoint
+    /// are simply skipped.
+    pub fn rolled_back(&mut self) {
+        self.config.clear();
+    }
+
+    /// Whether sequence values were handed out that [`SqliteTx::flush`] has
+    /// not yet written back.
+    pub fn is_dirty(&self) -> bool {
+        self.seq_dirty
+    }
+}
+
+/// The [`Tx`] primitives over one SQLite connection, inside a transaction the
+/// caller has begun.
+///
+/// Call [`SqliteTx::flush`] before committing: it writes the cached
+/// placement sequence back to the database.
+#[derive(Debug)]
+pub struct SqliteTx<'a> {
+    conn: &'a Connection,
+    cache: &'a mut TxCache,
+}
+
+impl<'a> SqliteTx<'a> {
+    /// Primitives on `conn`, remembering values in `cache`.
+    pub fn new(conn: &'a Connection, cache: &'a mut TxCache) -> SqliteTx<'a> {
+        SqliteTx { conn, cache }
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &Connection {
+        self.conn
+    }
+
+    /// Writes cached state (the placement sequence) back to the database.
+    /// Must run inside the transaction, before it commits.
+    pub fn flush(&mut self) -> Result<()> {
+        if let (true, Some(seq)) = (self.cache.seq_dirty, self.cache.seq) {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('seq', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                )
+                .and_then(|mut s| s.execute(params![seq]))
+                .sql()?;
+        }
+        self.cache.seq_dirty = false;
+        Ok(())
+    }
+
+    /// Runs a statement returning nothing; returns the number of changed rows.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .sql()
+    }
+
+    /// Runs a query returning one column of strings.
+    fn strings(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(sql).sql()?;
+        let rows = stmt.query_map(params, |r| r.get::<_, String>(0)).sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    /// Runs a query returning one integer (`COUNT(*)` and the like).
+    fn int(&self, sql: &str, params: impl rusqlite::Params) -> Result<i64> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params, |r| r.get::<_, i64>(0)))
+            .sql()
+    }
+
+    /// Whether a query returns a row.
+    fn exists(&self, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.exists(params))
+            .sql()
+    }
+}
+
+/// The `jobs` columns in [`job_from_row`]'s order.
+macro_rules! job_cols {
+    () => {
+        "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
+         remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq"
+    };
+}
+
+/// Reads a job row selected with [`job_cols!`].
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    let state: String = row.get(3)?;
+    let state =
+        JobState::parse(&state).ok_or_else(|| corrupt(3, format!("job state {state:?}")))?;
+    let failure: Option<String> = row.get(14)?;
+    let failure =
+        match failure {
+            None => None,
+            Some(text) => Some(serde_json::from_str::<Failure>(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(14, Type::Text, Box::new(e))
+            })?),
+        };
+    let loc: i64 = row.get(19)?;
+    let loc = Loc::from_code(loc).ok_or_else(|| corrupt(19, format!("job loc {loc}")))?;
+    Ok(JobRecord {
+        jid: row.get(0)?,
+        klass: row.get(1)?,
+        queue: row.get(2)?,
+        state,
+        data: row.get(4)?,
+        priority: row.get(5)?,
+        tags: json_col(row, 6)?,
+        worker: row.get(7)?,
+        expires: Timestamp(row.get(8)?),
+        retries: row.get(9)?,
+        remaining: row.get(10)?,
+        time: Timestamp(row.get(11)?),
+        grace: row.get(12)?,
+        scheduled: row.get::<_, Option<i64>>(13)?.map(Timestamp),
+        failure,
+        spawned_from: row.get(15)?,
+        worker_listed: row.get(16)?,
+        fail_group: row.get(17)?,
+        fail_seq: row.get(18)?,
+        loc,
+        sort_prio: row.get(20)?,
+        sort_time: Timestamp(row.get(21)?),
+        seq: row.get(22)?,
+    })
+}
+
+/// Reads a recurring template row (columns in table order).
+fn recur_from_row(row: &Row<'_>) -> rusqlite::Result<RecurRecord> {
+    Ok(RecurRecord {
+        jid: row.get(0)?,
+        klass: row.get(1)?,
+        queue: row.get(2)?,
+        data: row.get(3)?,
+        priority: row.get(4)?,
+        tags: json_col(row, 5)?,
+        retries: row.get(6)?,
+        interval: row.get(7)?,
+        next_at: Timestamp(row.get(8)?),
+        count: row.get(9)?,
+        backlog: row.get(10)?,
+    })
+}
+
+impl Tx for SqliteTx<'_> {
+    // --- configuration -------------------------------------------------
+
+    fn config_all(&mut self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM config ORDER BY key")
+            .sql()?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn config_get(&mut self, key: &str) -> Result<Option<String>> {
+        if let Some(v) = self.cache.config.get(key) {
+            return Ok(v.clone());
+        }
+        let value: Option<String> = self
+            .conn
+            .prepare_cached("SELECT value FROM config WHERE key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .sql()?;
+        if self.cache.config.len() >= CONFIG_CACHE_MAX {
+            self.cache.config.clear();
+        }
+        self.cache.config.insert(key.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    fn config_set(&mut self, key: &str, value: &str) -> Result<()> {
+        // Forget first: if the write fails the cache must not claim it.
+        self.cache.config.remove(key);
+        self.exec(
+            "INSERT INTO config (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        self.cache
+            .config
+            .insert(key.to_owned(), Some(value.to_owned()));
+        Ok(())
+    }
+
+    fn config_unset(&mut self, key: &str) -> Result<()> {
+        self.cache.config.remove(key);
+        self.exec("DELETE FROM config WHERE key = ?1", params![key])?;
+        self.cache.config.insert(key.to_owned(), None);
+        Ok(())
+    }
+
+    // --- dependencies --------------------------------------------------
+
+    fn dep_add(&mut self, jid: &str, dep: &str) -> Result<()> {
+        self.exec(
+            "INSERT OR IGNORE INTO deps (jid, dep) VALUES (?1, ?2)",
+            params![jid, dep],
+        )?;
+        Ok(())
+    }
+
+    fn dep_remove(&mut self, jid: &str, dep: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM deps WHERE jid = ?1 AND dep = ?2",
+            params![jid, dep],
+        )?;
+        Ok(())
+    }
+
+    fn deps_of(&mut self, jid: &str) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT dep FROM deps WHERE jid = ?1 ORDER BY dep",
+            params![jid],
+        )
+    }
+
+    fn dependents_of(&mut self, dep: &str) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT jid FROM deps WHERE dep = ?1 ORDER BY jid",
+            params![dep],
+        )
+    }
+
+    // --- events --------------------------------------------------------
+
+    fn event_append(&mut self, at: Timestamp, channel: &str, message: &str) -> Result<i64> {
+        self.exec(
+            "INSERT INTO events (at, channel, message) VALUES (?1, ?2, ?3)",
+            params![at.0, channel, message],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    // --- failure lists -------------------------------------------------
+
+    fn failed_groups(&mut self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT fail_group, COUNT(*) FROM jobs WHERE fail_group IS NOT NULL
+                 GROUP BY fail_group ORDER BY fail_group",
+            )
+            .sql()?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn failed_list(&mut self, group: &str, off: i64, lim: i64) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT jid FROM jobs WHERE fail_group = ?1
+             ORDER BY fail_seq DESC, jid DESC LIMIT ?3 OFFSET ?2",
+            params![group, offset(off), limit(lim)],
+        )
+    }
+
+    fn failed_oldest(&mut self, group: &str, lim: i64) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT jid FROM jobs WHERE fail_group = ?1
+             ORDER BY fail_seq, jid LIMIT ?2",
+            params![group, limit(lim)],
+        )
+    }
+
+    fn failed_count(&mut self, group: &str) -> Result<i64> {
+        self.int(
+            "SELECT COUNT(*) FROM jobs WHERE fail_group = ?1",
+            params![group],
+        )
+    }
+
+    // --- history -------------------------------------------------------
+
+    fn history_append(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
+        let extra = to_json_text(&entry.extra)?;
+        self.exec(
+            "INSERT INTO history (jid, at, what, extra) VALUES (?1, ?2, ?3, ?4)",
+            params![jid, entry.when.0, entry.what, extra],
+        )?;
+        Ok(())
+    }
+
+    fn history_count(&mut self, jid: &str) -> Result<i64> {
+        self.int("SELECT COUNT(*) FROM history WHERE jid = ?1", params![jid])
+    }
+
+    fn history_delete(&mut self, jid: &str) -> Result<()> {
+        self.exec("DELETE FROM history WHERE jid = ?1", params![jid])?;
+        Ok(())
+    }
+
+    fn history_list(&mut self, jid: &str) -> Result<Vec<HistoryEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT at, what, extra FROM history WHERE jid = ?1 ORDER BY id")
+            .sql()?;
+        let rows = stmt
+            .query_map(params![jid], |r| {
+                Ok(HistoryEntry {
+                    when: Timestamp(r.get(0)?),
+                    what: r.get(1)?,
+                    extra: json_col::<Map<String, Value>>(r, 2)?,
+                })
+            })
+            .sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn history_trim(&mut self, jid: &str, keep_last: i64) -> Result<()> {
+        self.exec(
+            "DELETE FROM history WHERE jid = ?1
+               AND id > (SELECT MIN(id) FROM history WHERE jid = ?1)
+               AND id NOT IN (SELECT id FROM history WHERE jid = ?1
+                              ORDER BY id DESC LIMIT ?2)",
+            params![jid, limit(keep_last)],
+        )?;
+        Ok(())
+    }
+
+    // --- jobs ----------------------------------------------------------
+
+    fn job_count(&mut self, queue: &str, loc: Loc, range: TimeRange) -> Result<i64> {
+        let (min, max) = bounds(range);
+        self.int(
+            "SELECT COUNT(*) FROM jobs
+             WHERE queue = ?1 AND loc = ?2 AND sort_time BETWEEN ?3 AND ?4",
+            params![queue, loc.code(), min, max],
+        )
+    }
+
+    fn job_delete(&mut self, jid: &str) -> Result<()> {
+        self.exec("DELETE FROM jobs WHERE jid = ?1", params![jid])?;
+        Ok(())
+    }
+
+    fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
+        self.conn
+            .prepare_cached(concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = ?1"))
+            .and_then(|mut s| s.query_row(params![jid], job_from_row).optional())
+            .sql()
+    }
+
+    fn job_list(
+        &mut self,
+        queue: &str,
+        loc: Loc,
+        range: TimeRange,
+        off: i64,
+        lim: i64,
+    ) -> Result<Vec<String>> {
+        let (min, max) = bounds(range);
+        let sql = if loc == Loc::Work {
+            // `+sort_time`: filter while walking `jobs_work` in pop order,
+            // rather than search `jobs_time` and sort the whole queue.
+            "SELECT jid FROM jobs
+             WHERE queue = ?1 AND loc = ?2 AND +sort_time BETWEEN ?3 AND ?4
+             ORDER BY sort_prio DESC, sort_time, seq LIMIT ?6 OFFSET ?5"
+        } else {
+            "SELECT jid FROM jobs
+             WHERE queue = ?1 AND loc = ?2 AND sort_time BETWEEN ?3 AND ?4
+             ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
+        };
+        self.strings(
+            sql,
+            params![queue, loc.code(), min, max, offset(off), limit(lim)],
+        )
+    }
+
+    fn job_list_rev(
+        &mut self,
+        queue: &str,
+        loc: Loc,
+        range: TimeRange,
+        off: i64,
+        lim: i64,
+    ) -> Result<Vec<String>> {
+        let (min, max) = bounds(range);
+        self.strings(
+            "SELECT jid FROM jobs
+             WHERE queue = ?1 AND loc = ?2 AND sort_time BETWEEN ?3 AND ?4
+             ORDER BY sort_time DESC, jid DESC LIMIT ?6 OFFSET ?5",
+            params![queue, loc.code(), min, max, offset(off), limit(lim)],
+        )
+    }
+
+    fn job_loc_counts(&mut self, queue: &str, now: Timestamp) -> Result<LocCounts> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT loc, sort_time > ?2 AS live, COUNT(*) FROM jobs
+                 WHERE queue = ?1 AND loc IN (?3, ?4, ?5, ?6)
+                 GROUP BY loc, live",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map(
+                params![
+                    queue,
+                    now.0,
+                    Loc::Work.code(),
+                    Loc::Locked.code(),
+                    Loc::Scheduled.code(),
+                    Loc::Depends.code()
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .sql()?;
+        let mut counts = LocCounts::default();
+        for row in rows {
+            let (code, live, n) = row.sql()?;
+            match Loc::from_code(code) {
+                Some(Loc::Work) => counts.waiting += n,
+                Some(Loc::Locked) if live => counts.running += n,
+                Some(Loc::Locked) => counts.stalled += n,
+                Some(Loc::Scheduled) => counts.scheduled += n,
+                Some(Loc::Depends) => counts.depends += n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    fn job_save(&mut self, job: &JobRecord) -> Result<()> {
+        let tags = to_json_text(&job.tags)?;
+        let failure = job.failure.as_ref().map(to_json_text).transpose()?;
+        self.exec(
+            concat!(
+                "INSERT OR REPLACE INTO jobs (",
+                job_cols!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+            ),
+            params![
+                job.jid,
+                job.klass,
+                job.queue,
+                job.state.as_str(),
+                job.data,
+                job.priority,
+                tags,
+                job.worker,
+                job.expires.0,
+                job.retries,
+                job.remaining,
+                job.time.0,
+                job.grace,
+                job.scheduled.map(|t| t.0),
+                failure,
+                job.spawned_from,
+                job.worker_listed,
+                job.fail_group,
+                job.fail_seq,
+                job.loc.code(),
+                job.sort_prio,
+                job.sort_time.0,
+                job.seq,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn job_worker_list(&mut self, worker: &str) -> Result<Vec<(String, Timestamp)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT jid, expires FROM jobs WHERE worker = ?1 AND worker_listed = 1
+                 ORDER BY expires, jid",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map(params![worker], |r| Ok((r.get(0)?, Timestamp(r.get(1)?))))
+            .sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn job_worker_unlist_all(&mut self, worker: &str) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET worker_listed = 0 WHERE worker = ?1 AND worker_listed = 1",
+            params![worker],
+        )?;
+        Ok(())
+    }
+
+    // --- queues --------------------------------------------------------
+
+    fn queue_forget(&mut self, queue: &str) -> Result<()> {
+        // An unpaused forgotten queue needs no row at all.
+        self.exec(
+            "DELETE FROM queues WHERE name = ?1 AND paused = 0",
+            params![queue],
+        )?;
+        self.exec(
+            "UPDATE queues SET known = 0 WHERE name = ?1",
+            params![queue],
+        )?;
+        Ok(())
+    }
+
+    fn queue_list(&mut self) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT name FROM queues WHERE known = 1 ORDER BY first_seen, name",
+            [],
+        )
+    }
+
+    fn queue_paused(&mut self, queue: &str) -> Result<bool> {
+        self.exists(
+            "SELECT 1 FROM queues WHERE name = ?1 AND paused = 1",
+            params![queue],
+        )
+    }
+
+    fn queue_register(&mut self, queue: &str, now: Timestamp) -> Result<()> {
+        self.exec(
+            "INSERT INTO queues (name, known, first_seen, paused) VALUES (?1, 1, ?2, 0)
+             ON CONFLICT (name) DO UPDATE SET known = 1, first_seen = excluded.first_seen
+             WHERE known = 0",
+            params![queue, now.0],
+        )?;
+        Ok(())
+    }
+
+    fn queue_set_paused(&mut self, queue: &str, paused: bool) -> Result<()> {
+        self.exec(
+            "INSERT INTO queues (name, known, first_seen, paused) VALUES (?1, 0, 0, ?2)
+             ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+            params![queue, paused],
+        )?;
+        // An unknown, unpaused queue needs no row.
+        self.exec(
+            "DELETE FROM queues WHERE name = ?1 AND known = 0 AND paused = 0",
+            params![queue],
+        )?;
+        Ok(())
+    }
+
+    // --- recurring templates -------------------------------------------
+
+    fn recur_count(&mut self, queue: &str) -> Result<i64> {
+        self.int(
+            "SELECT COUNT(*) FROM recurring WHERE queue = ?1",
+            params![queue],
+        )
+    }
+
+    fn recur_delete(&mut self, jid: &str) -> Result<()> {
+        self.exec("DELETE FROM recurring WHERE jid = ?1", params![jid])?;
+        Ok(())
+    }
+
+    fn recur_get(&mut self, jid: &str) -> Result<Option<RecurRecord>> {
+        self.conn
+            .prepare_cached(
+                "SELECT jid, klass, queue, data, priority, tags, retries, interval,
+                        next_at, count, backlog
+                 FROM recurring WHERE jid = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![jid], recur_from_row).optional())
+            .sql()
+    }
+
+    fn recur_list(
+        &mut self,
+        queue: &str,
+        range: TimeRange,
+        off: i64,
+        lim: i64,
+    ) -> Result<Vec<String>> {
+        let (min, max) = bounds(range);
+        self.strings(
+            "SELECT jid FROM recurring WHERE queue = ?1 AND next_at BETWEEN ?2 AND ?3
+             ORDER BY next_at, jid LIMIT ?5 OFFSET ?4",
+            params![queue, min, max, offset(off), limit(lim)],
+        )
+    }
+
+    fn recur_save(&mut self, recur: &RecurRecord) -> Result<()> {
+        let tags = to_json_text(&recur.tags)?;
+        self.exec(
+            "INSERT OR REPLACE INTO recurring
+               (jid, klass, queue, data, priority, tags, retries, interval, next_at,
+                count, backlog)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                recur.jid,
+                recur.klass,
+                recur.queue,
+                recur.data,
+                recur.priority,
+                tags,
+                recur.retries,
+                recur.interval,
+                recur.next_at.0,
+                recur.count,
+                recur.backlog,
+            ],
+        )?;
+        Ok(())
+    }
+
+    // --- sequence ------------------------------------------------------
+
+    fn seq_next(&mut self) -> Result<i64> {
+        let last = match self.cache.seq {
+            Some(v) => v,
+            None => self
+                .conn
+                .prepare_cached("SELECT value FROM meta WHERE key = 'seq'")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)).optional())
+                .sql()?
+                .unwrap_or(0),
+        };
+        let next = last
+            .checked_add(1)
+            .ok_or_else(|| Error::store("placement sequence exhausted"))?;
+        self.cache.seq = Some(next);
+        self.cache.seq_dirty = true;
+        Ok(next)
+    }
+
+    // --- stats ---------------------------------------------------------
+
+    fn stats_counter_add(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        counter: Counter,
+        delta: i64,
+    ) -> Result<()> {
+        let sql = match counter {
+            Counter::Failures => {
+                "INSERT INTO stats_counters (queue, day, failures) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (queue, day) DO UPDATE SET failures = failures + excluded.failures"
+            }
+            Counter::Failed => {
+                "INSERT INTO stats_counters (queue, day, failed) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (queue, day) DO UPDATE SET failed = failed + excluded.failed"
+            }
+            Counter::Retries => {
+                "INSERT INTO stats_counters (queue, day, retries) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (queue, day) DO UPDATE SET retries = retries + excluded.retries"
+            }
+        };
+        self.exec(sql, params![queue, day.0, delta])?;
+        Ok(())
+    }
+
+    fn stats_counters(&mut self, queue: &str, day: Timestamp) -> Result<(i64, i64, i64)> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT failures, failed, retries FROM stats_counters
+                 WHERE queue = ?1 AND day = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![queue, day.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .sql()?;
+        Ok(row.unwrap_or((0, 0, 0)))
+    }
+
+    fn stats_hist_add(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        kind: StatKind,
+        bucket: &str,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES (?1, ?2, ?3, ?4, 1)
+             ON CONFLICT (queue, day, kind, bucket) DO UPDATE SET count = count + 1",
+            params![queue, day.0, kind.as_str(), bucket],
+        )?;
+        Ok(())
+    }
+
+    fn stats_hist(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        kind: StatKind,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT bucket, count FROM stats_hist
+                 WHERE queue = ?1 AND day = ?2 AND kind = ?3 ORDER BY bucket",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map(params![queue, day.0, kind.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn stats_timing(&mut self, queue: &str, day: Timestamp, kind: StatKind) -> Result<TimingStat> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT count, mean, vk FROM stats_timing
+                 WHERE queue = ?1 AND day = ?2 AND kind = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![queue, day.0, kind.as_str()], |r| {
+                    Ok(TimingStat {
+                        count: r.get(0)?,
+                        mean: r.get(1)?,
+                        vk: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
+            .sql()?;
+        Ok(row.unwrap_or_default())
+    }
+
+    fn stats_timing_save(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        kind: StatKind,
+        stat: &TimingStat,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO stats_timing (queue, day, kind, count, mean, vk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![queue, day.0, kind.as_str(), stat.count, stat.mean, stat.vk],
+        )?;
+        Ok(())
+    }
+
+    // --- tags ----------------------------------------------------------
+
+    fn tag_count_add(&mut self, tag: &str, delta: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO tag_counts (tag, count) VALUES (?1, ?2)
+             ON CONFLICT (tag) DO UPDATE SET count = count + excluded.count",
+            params![tag, delta],
+        )?;
+        self.exec(
+            "DELETE FROM tag_counts WHERE tag = ?1 AND count <= 0",
+            params![tag],
+        )?;
+        Ok(())
+    }
+
+    fn tag_index_add(&mut self, tag: &str, jid: &str, at: Timestamp) -> Result<()> {
+        self.exec(
+            "INSERT INTO tags (tag, jid, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (tag, jid) DO UPDATE SET at = excluded.at",
+            params![tag, jid, at.0],
+        )?;
+        Ok(())
+    }
+
+    fn tag_index_remove(&mut self, tag: &str, jid: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM tags WHERE tag = ?1 AND jid = ?2",
+            params![tag, jid],
+        )?;
+        Ok(())
+    }
+
+    fn tag_jobs(&mut self, tag: &str, off: i64, lim: i64) -> Result<(i64, Vec<String>)> {
+        let total = self.int("SELECT COUNT(*) FROM tags WHERE tag = ?1", params![tag])?;
+        let jids = self.strings(
+            "SELECT jid FROM tags WHERE tag = ?1 ORDER BY at, jid LIMIT ?3 OFFSET ?2",
+            params![tag, offset(off), limit(lim)],
+        )?;
+        Ok((total, jids))
+    }
+
+    fn tag_top(&mut self, min_count: i64, off: i64, lim: i64) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT tag FROM tag_counts WHERE count >= ?1
+             ORDER BY count DESC, tag LIMIT ?3 OFFSET ?2",
+            params![min_count, offset(off), limit(lim)],
+        )
+    }
+
+    // --- tracking ------------------------------------------------------
+
+    fn tracked_add(&mut self, jid: &str, at: Timestamp) -> Result<bool> {
+        let existed = self.tracked_has(jid)?;
+        self.exec(
+            "INSERT INTO tracked (jid, at) VALUES (?1, ?2)
+             ON CONFLICT (jid) DO UPDATE SET at = excluded.at",
+            params![jid, at.0],
+        )?;
+        Ok(!existed)
+    }
+
+    fn tracked_has(&mut self, jid: &str) -> Result<bool> {
+        self.exists("SELECT 1 FROM tracked WHERE jid = ?1", params![jid])
+    }
+
+    fn tracked_list(&mut self) -> Result<Vec<String>> {
+        self.strings("SELECT jid FROM tracked ORDER BY at, jid", [])
+    }
+
+    fn tracked_remove(&mut self, jid: &str) -> Result<bool> {
+        Ok(self.exec("DELETE FROM tracked WHERE jid = ?1", params![jid])? > 0)
+    }
+
+    // --- workers -------------------------------------------------------
+
+    fn worker_list(&mut self) -> Result<Vec<(String, Timestamp)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT name, last_seen FROM workers ORDER BY last_seen DESC, name DESC",
+            )
+            .sql()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, Timestamp(r.get(1)?))))
+            .sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn worker_remove(&mut self, worker: &str) -> Result<()> {
+        self.exec("DELETE FROM workers WHERE name = ?1", params![worker])?;
+        Ok(())
+    }
+
+    fn worker_touch(&mut self, worker: &str, now: Timestamp) -> Result<()> {
+        self.exec(
+            "INSERT INTO workers (name, last_seen) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen",
+            params![worker, now.0],
+        )?;
+        Ok(())
+    }
+}
