@@ -233,3 +233,41 @@ pub fn unfail_non_numeric_count_is_invalid(t: &Harness) {
     assert_eq!(t.state("a"), "failed");
     assert_eq!(t.ok("failed", 3.0, &[]), json!({"g": 1}));
 }
+
+/// A job that exhausts its retries with `retry` is listed under `failed-retries-<queue>`.
+pub fn failed_lists_retry_exhausted_group(t: &Harness) {
+    t.ok(
+        "put",
+        0.0,
+        &["w", "q", "a", "klass", "{}", "0", "retries", "0"],
+    );
+    assert_eq!(t.pop_one(1.0, "q", "w").as_deref(), Some("a"));
+    assert_eq!(t.ok("retry", 2.0, &["a", "q", "w"]), json!(-1));
+    assert_eq!(t.ok("failed", 3.0, &[]), json!({"failed-retries-q": 1}));
+    assert_eq!(
+        t.ok("failed", 3.0, &["failed-retries-q"]),
+        json!({"total": 1, "jobs": ["a"]})
+    );
+}
+
+/// Re-putting a failed job takes it out of its group, dropping the group when it empties.
+pub fn failed_reput_removes_job_from_group(t: &Harness) {
+    fail_in(t, 1.0, "q", "a", "g");
+    fail_in(t, 2.0, "q", "b", "g");
+    t.put(3.0, "q", "a");
+    assert_eq!(
+        t.ok("failed", 4.0, &["g"]),
+        json!({"total": 1, "jobs": ["b"]})
+    );
+    t.put(5.0, "q", "b");
+    assert_eq!(t.ok("failed", 6.0, &[]), json!({}));
+}
+
+/// Cancelling the last failed job of a group drops the group.
+pub fn failed_cancel_drops_emptied_group(t: &Harness) {
+    fail_in(t, 1.0, "q", "a", "g");
+    fail_in(t, 2.0, "q", "b", "h");
+    t.ok("cancel", 3.0, &["a"]);
+    assert_eq!(t.ok("failed", 4.0, &[]), json!({"h": 1}));
+    assert_eq!(t.ok("failed", 4.0, &["g"]), json!({"total": 0, "jobs": []}));
+}

@@ -271,3 +271,21 @@ pub fn jobs_non_numeric_count_is_invalid(t: &Harness) {
         "Arg \"count\" not a number",
     );
 }
+
+/// `jobs` with a fractional offset or count is an invalid-argument error (`not an integer`).
+pub fn jobs_fractional_paging_is_invalid(t: &Harness) {
+    t.err_with(
+        "jobs",
+        1.0,
+        &["complete", "1.5"],
+        ErrorKind::Invalid,
+        "Arg \"offset\" not an integer: 1.5",
+    );
+    t.err_with(
+        "jobs",
+        1.0,
+        &["running", "q", "0", "2.5"],
+        ErrorKind::Invalid,
+        "Arg \"count\" not an integer: 2.5",
+    );
+}

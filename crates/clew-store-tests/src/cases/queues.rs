@@ -247,3 +247,13 @@ pub fn put_reregisters_forgotten_queue(t: &Harness) {
     t.put(4.0, "a", "j3");
     assert_eq!(queue_names(&t.ok("queues", 5.0, &[])), ["b", "a"]);
 }
+
+/// Pausing a never-used queue only marks it paused: it is not added to the queue list.
+pub fn pause_unknown_queue_does_not_register_it(t: &Harness) {
+    t.ok("pause", 1.0, &["ghost"]);
+    assert_eq!(t.ok("queues", 2.0, &[]), json!([]));
+    assert_eq!(t.ok("queues", 2.0, &["ghost"])["paused"], json!(true));
+    t.put(3.0, "ghost", "a");
+    assert_eq!(t.ok("queues", 4.0, &[])[0]["paused"], json!(true));
+    assert_eq!(t.ok("pop", 5.0, &["ghost", "w", "1"]), json!([]));
+}

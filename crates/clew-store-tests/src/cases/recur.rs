@@ -575,3 +575,50 @@ pub fn recur_bad_options_are_invalid(t: &Harness) {
     );
     assert_eq!(t.ok("recur.get", 0.0, &["r"]), Value::Null);
 }
+
+/// A pop on a paused queue returns before spawning; a peek still spawns.
+pub fn recur_paused_queue_pop_does_not_spawn(t: &Harness) {
+    recur(t, 0.0, "q", "r", "10", "0", &[]);
+    t.ok("pause", 0.0, &["q"]);
+    assert_eq!(t.ok("pop", 5.0, &["q", "w", "10"]), json!([]));
+    assert_eq!(t.ok("recur.get", 5.0, &["r"])["count"], json!(0));
+    assert_eq!(t.get("r-1"), Value::Null);
+    assert_eq!(jids(&t.ok("peek", 5.0, &["q", "10"])), ["r-1"]);
+}
+
+/// `recur.update` with a key but no value, or a non-numeric number, is an invalid-argument error.
+pub fn recur_update_bad_values_are_invalid(t: &Harness) {
+    recur(t, 0.0, "q", "r", "60", "0", &[]);
+    let before = t.ok("recur.get", 1.0, &["r"]);
+    let e = t.err("recur.update", 1.0, &["r", "priority"]);
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    t.err_with(
+        "recur.update",
+        1.0,
+        &["r", "priority", "high"],
+        ErrorKind::Invalid,
+        "not a number",
+    );
+    t.err_with(
+        "recur.update",
+        1.0,
+        &["r", "interval", "soon"],
+        ErrorKind::Invalid,
+        "not a number",
+    );
+    assert_eq!(t.ok("recur.get", 1.0, &["r"]), before);
+}
+
+/// `recur` with tags that are not a JSON array of strings is an invalid-argument error.
+pub fn recur_tags_not_json_is_invalid(t: &Harness) {
+    t.err_with(
+        "recur",
+        0.0,
+        &[
+            "q", "r", "klass", "{}", "interval", "60", "0", "tags", "[oops",
+        ],
+        ErrorKind::Invalid,
+        "Recur(): Arg \"tags\"",
+    );
+    assert_eq!(t.ok("recur.get", 0.0, &["r"]), Value::Null);
+}

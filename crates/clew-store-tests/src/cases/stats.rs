@@ -327,3 +327,72 @@ pub fn stats_date_must_be_numeric(t: &Harness) {
         "Arg \"date\" not a number",
     );
 }
+
+/// Re-putting a failed job into another queue decrements `failed` of the queue it failed in
+/// (docs/qless-compat.md #8), never the target queue.
+pub fn stats_reput_to_other_queue_decrements_original_queue(t: &Harness) {
+    t.put(10.0, "q", "a");
+    t.pop_one(10.0, "q", "w");
+    t.ok("fail", 11.0, &["a", "w", "g", "boom"]);
+    t.put(20.0, "q2", "a");
+    let q = t.ok("stats", 20.0, &["q", "20"]);
+    assert_eq!(
+        (q["failures"].clone(), q["failed"].clone()),
+        (json!(1), json!(0))
+    );
+    let q2 = t.ok("stats", 20.0, &["q2", "20"]);
+    assert_eq!(
+        (q2["failures"].clone(), q2["failed"].clone()),
+        (json!(0), json!(0))
+    );
+}
+
+/// The re-put decrement lands in the bin of the failure day, not the day of the put.
+pub fn stats_reput_decrements_failure_day_bin(t: &Harness) {
+    t.put(10.0, "q", "a");
+    t.pop_one(10.0, "q", "w");
+    t.ok("fail", 11.0, &["a", "w", "g", "boom"]);
+    t.put(200_000.0, "q", "a");
+    let day0 = t.ok("stats", 200_000.0, &["q", "0"]);
+    assert_eq!(
+        (day0["failures"].clone(), day0["failed"].clone()),
+        (json!(1), json!(0))
+    );
+    let day2 = t.ok("stats", 200_000.0, &["q", "200000"]);
+    assert_eq!(
+        (day2["failures"].clone(), day2["failed"].clone()),
+        (json!(0), json!(0))
+    );
+}
+
+/// A job failed by lock invalidation (no retries left) counts a retry, a failure and a failed job.
+pub fn stats_invalidation_exhaustion_counts_failure(t: &Harness) {
+    t.ok(
+        "put",
+        0.0,
+        &["w", "q", "a", "klass", "{}", "0", "retries", "0"],
+    );
+    t.pop_one(0.0, "q", "w1");
+    // Lock expires at 60: courtesy step, then after the 10 s grace the lock is invalidated.
+    assert_eq!(t.ok("pop", 60.0, &["q", "w2", "1"]), json!([]));
+    assert_eq!(t.ok("pop", 70.0, &["q", "w2", "1"]), json!([]));
+    assert_eq!(t.state("a"), "failed");
+    let v = t.ok("stats", 70.0, &["q", "70"]);
+    assert_eq!(
+        (
+            v["retries"].clone(),
+            v["failures"].clone(),
+            v["failed"].clone()
+        ),
+        (json!(1), json!(1), json!(1))
+    );
+}
+
+/// The wait of a delayed job is measured from its put, not from when it became due.
+pub fn stats_wait_of_scheduled_job_counts_from_put(t: &Harness) {
+    t.ok("put", 0.0, &["w", "q", "a", "klass", "{}", "10"]);
+    assert_eq!(t.pop_one(15.0, "q", "w").as_deref(), Some("a"));
+    let wait = t.ok("stats", 15.0, &["q", "15"])["wait"].clone();
+    assert_eq!(wait["count"], json!(1));
+    assert_eq!(histogram(&wait), expected_hist(&[(s(15), 1)]));
+}

@@ -211,3 +211,46 @@ pub fn worker_deregister_removes_name_keeps_jobs(t: &Harness) {
     );
     assert_eq!(t.state("a"), "running");
 }
+
+/// `fail` takes the job out of its worker's job set.
+pub fn workers_fail_removes_job_from_worker(t: &Harness) {
+    t.put(0.0, "q", "a");
+    assert_eq!(t.pop_one(1.0, "q", "w").as_deref(), Some("a"));
+    t.ok("fail", 2.0, &["a", "w", "g", "boom"]);
+    assert_eq!(
+        t.ok("workers", 3.0, &["w"]),
+        json!({"jobs": [], "stalled": []})
+    );
+    assert_eq!(
+        t.ok("workers", 3.0, &[]),
+        json!([{"name": "w", "jobs": 0, "stalled": 0}])
+    );
+}
+
+/// A put of a running job takes it out of the old worker's job set.
+pub fn workers_put_by_other_removes_job_from_worker(t: &Harness) {
+    t.put(0.0, "q", "a");
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("a"));
+    t.ok("put", 2.0, &["admin", "q2", "a", "klass", "{}", "0"]);
+    assert_eq!(
+        t.ok("workers", 3.0, &["w1"]),
+        json!({"jobs": [], "stalled": []})
+    );
+}
+
+/// `timeout` takes the job out of its worker's job set (docs/qless-compat.md #5).
+pub fn workers_timeout_removes_job_from_worker(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.put(0.0, "q", "b");
+    assert_eq!(t.pop_one(1.0, "q", "w").as_deref(), Some("a"));
+    assert_eq!(t.pop_one(1.0, "q", "w").as_deref(), Some("b"));
+    t.ok("timeout", 2.0, &["a"]);
+    assert_eq!(
+        t.ok("workers", 3.0, &["w"]),
+        json!({"jobs": ["b"], "stalled": []})
+    );
+    assert_eq!(
+        t.ok("workers", 3.0, &[]),
+        json!([{"name": "w", "jobs": 1, "stalled": 0}])
+    );
+}
