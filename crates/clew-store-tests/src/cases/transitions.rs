@@ -1078,3 +1078,114 @@ pub fn complete_job_put_again_is_resurrected(t: &Harness) {
         vec!["put", "popped", "done", "put"]
     );
 }
+
+/// Complete with `next`, a delay and only met dependencies schedules the job (clew: the delay is not dropped).
+pub fn complete_with_next_met_depends_and_delay_is_scheduled(t: &Harness) {
+    t.put(0.0, "q", "a");
+    assert_eq!(t.pop_one(0.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(
+        t.ok(
+            "complete",
+            5.0,
+            &[
+                "a",
+                "w1",
+                "q",
+                "{}",
+                "next",
+                "q2",
+                "delay",
+                "30",
+                "depends",
+                "[\"ghost\"]"
+            ]
+        ),
+        json!("scheduled")
+    );
+    assert_eq!(t.state("a"), "scheduled");
+    assert_eq!(t.ok("pop", 34.0, &["q2", "w2", "1"]), json!([]));
+    assert_eq!(t.pop_one(35.0, "q2", "w2").as_deref(), Some("a"));
+}
+
+/// A dependency that advances to another queue (complete with `next`) does not release its dependent.
+pub fn dependency_advancing_does_not_release_dependent(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.ok(
+        "put",
+        0.0,
+        &["admin", "dq", "c", "klass", "{}", "0", "depends", "[\"a\"]"],
+    );
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(
+        t.ok("complete", 2.0, &["a", "w1", "q", "{}", "next", "q2"]),
+        json!("waiting")
+    );
+    let c = t.get("c");
+    assert_eq!(
+        (c["state"].clone(), c["dependencies"].clone()),
+        (json!("depends"), json!(["a"]))
+    );
+    // Only the final completion releases it.
+    assert_eq!(t.pop_one(3.0, "q2", "w1").as_deref(), Some("a"));
+    t.ok("complete", 4.0, &["a", "w1", "q2", "{}"]);
+    assert_eq!(t.state("c"), "waiting");
+}
+
+/// A dependency that fails keeps its dependent in depends.
+pub fn dependency_failing_keeps_dependent_blocked(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.ok(
+        "put",
+        0.0,
+        &["admin", "dq", "c", "klass", "{}", "0", "depends", "[\"a\"]"],
+    );
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("a"));
+    t.ok("fail", 2.0, &["a", "w1", "g", "boom"]);
+    let c = t.get("c");
+    assert_eq!(
+        (c["state"].clone(), c["dependencies"].clone()),
+        (json!("depends"), json!(["a"]))
+    );
+    assert_eq!(t.ok("pop", 3.0, &["dq", "w1", "1"]), json!([]));
+}
+
+/// A waiting job in a paused queue is not popped (stays waiting) until the queue is unpaused.
+pub fn paused_queue_keeps_waiting_job_waiting(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.ok("pause", 1.0, &["q"]);
+    assert_eq!(t.ok("pop", 2.0, &["q", "w1", "1"]), json!([]));
+    assert_eq!(t.state("a"), "waiting");
+    t.ok("unpause", 3.0, &["q"]);
+    assert_eq!(t.pop_one(4.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(t.state("a"), "running");
+}
+
+/// The owner can still complete a running job whose lock expired, as long as nobody popped it.
+pub fn owner_can_complete_job_with_expired_lock(t: &Harness) {
+    t.put(0.0, "q", "a");
+    assert_eq!(t.pop_one(0.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(
+        t.ok("complete", 100.0, &["a", "w1", "q", "{}"]),
+        json!("complete")
+    );
+    assert_eq!(t.state("a"), "complete");
+}
+
+/// After its expired lock is handed to w2, the old owner w1 can no longer complete the job.
+pub fn old_owner_loses_job_after_handover(t: &Harness) {
+    t.put(0.0, "q", "a");
+    assert_eq!(t.pop_one(0.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(t.ok("pop", 60.0, &["q", "w2", "1"]), json!([]));
+    assert_eq!(t.pop_one(70.0, "q", "w2").as_deref(), Some("a"));
+    let e = t.err("complete", 71.0, &["a", "w1", "q", "{}"]);
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(
+        e.message()
+            .contains("Complete(): Job a has been handed out to another worker: w2"),
+        "{e}"
+    );
+    assert_eq!(
+        t.ok("complete", 72.0, &["a", "w2", "q", "{}"]),
+        json!("complete")
+    );
+}

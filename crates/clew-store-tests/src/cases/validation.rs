@@ -1393,3 +1393,93 @@ pub fn recur_tag_untag_errors(t: &Harness) {
         &["Recur(): No recurring job nope"],
     );
 }
+
+/// `recur.update` with an interval of 0 or less is refused and the template keeps its interval.
+pub fn recur_update_interval_not_positive(t: &Harness) {
+    world(t);
+    for v in ["0", "-60"] {
+        invalid(
+            t,
+            "recur.update",
+            &["r1", "interval", v],
+            &["Recur.update(): Arg \"interval\" must be greater than 0"],
+        );
+    }
+    assert_eq!(t.ok("recur.get", NOW, &["r1"])["interval"], json!(60));
+}
+
+// ---------------------------------------------------------------- more complete options
+
+/// `complete` with an odd number of optional arguments is refused and the job keeps running.
+pub fn complete_odd_optional_args(t: &Harness) {
+    world(t);
+    invalid(
+        t,
+        "complete",
+        &["running", "w1", "q", "{}", "next"],
+        &["Complete(): Odd number of optional arguments"],
+    );
+    invalid(
+        t,
+        "complete",
+        &["running", "w1", "q", "{}", "next", "next", "delay"],
+        &["Complete(): Odd number of optional arguments"],
+    );
+}
+
+/// `complete` with an unknown option name is refused (not silently ignored) and the job keeps running.
+pub fn complete_unknown_option(t: &Harness) {
+    world(t);
+    invalid(
+        t,
+        "complete",
+        &["running", "w1", "q", "{}", "nxt", "next"],
+        &["Complete(): Unknown option \"nxt\""],
+    );
+}
+
+// ---------------------------------------------------------------- queue and worker lists
+
+/// `pause`, `unpause` and `queue.forget` without any queue are refused as invalid.
+pub fn queue_commands_without_queue_are_invalid(t: &Harness) {
+    world(t);
+    for (cmd, name) in [
+        ("pause", "Pause"),
+        ("unpause", "Unpause"),
+        ("queue.forget", "Queue.forget"),
+    ] {
+        invalid(t, cmd, &[], &[&format!("{name}(): Arg \"queue"), "missing"]);
+    }
+}
+
+/// `worker.deregister` without any worker is refused as invalid.
+pub fn worker_deregister_without_worker_is_invalid(t: &Harness) {
+    world(t);
+    invalid(
+        t,
+        "worker.deregister",
+        &[],
+        &["Worker.deregister(): Arg \"worker", "missing"],
+    );
+}
+
+// ---------------------------------------------------------------- numbers
+
+/// Non-finite numbers ("inf", "NaN") are not numbers: delay and priority refuse them.
+pub fn non_finite_numbers_are_not_numbers(t: &Harness) {
+    world(t);
+    for v in ["inf", "NaN", "-inf"] {
+        invalid(
+            t,
+            "put",
+            &["admin", "q", "new", "klass", "{}", v],
+            &[&format!("Put(): Arg \"delay\" not a number: {v}")],
+        );
+        invalid(
+            t,
+            "put",
+            &["admin", "q", "new", "klass", "{}", "0", "priority", v],
+            &[&format!("Put(): Arg \"priority\" not a number: {v}")],
+        );
+    }
+}
