@@ -26,7 +26,12 @@ struct Cli {
 
     /// SQLite durability: `normal` survives a process crash, `full` also a
     /// power loss, `off` neither.
-    #[arg(long, global = true, env = "CLEW_SQLITE_SYNCHRONOUS", default_value = "normal")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLEW_SQLITE_SYNCHRONOUS",
+        default_value = "normal"
+    )]
     synchronous: String,
 
     #[command(subcommand)]
@@ -160,7 +165,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 fn open(cli: &Cli) -> anyhow::Result<Engine> {
     let path = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
     if path.contains("://") {
-        anyhow::bail!("--db: expected sqlite:PATH, got {} (other stores arrive later)", cli.db);
+        anyhow::bail!(
+            "--db: expected sqlite:PATH, got {} (other stores arrive later)",
+            cli.db
+        );
     }
     let synchronous = match cli.synchronous.as_str() {
         "normal" => Synchronous::Normal,
@@ -270,7 +278,10 @@ async fn dispatch(engine: &Engine, command: Cmd) -> anyhow::Result<()> {
             None => Err(Error::not_found(format!("job {jid} does not exist")).into()),
         },
         Cmd::Queues => {
-            let v = engine.execute(Command::Queues { queue: None }).await?.to_json();
+            let v = engine
+                .execute(Command::Queues { queue: None })
+                .await?
+                .to_json();
             print_json(&v)
         }
         Cmd::Demo => demo(engine).await,
@@ -326,13 +337,23 @@ async fn demo(engine: &Engine) -> anyhow::Result<()> {
     if let Some(job) = engine.get(&jid).await? {
         println!("history:");
         for h in &job.history {
-            println!("  {:>12}  {}  {}", h.when, h.what, Value::Object(h.extra.clone()));
+            println!(
+                "  {:>12}  {}  {}",
+                h.when,
+                h.what,
+                Value::Object(h.extra.clone())
+            );
         }
     }
     Ok(())
 }
 
-async fn put_loop(engine: &Engine, queue: &str, count: u64, concurrency: usize) -> anyhow::Result<()> {
+async fn put_loop(
+    engine: &Engine,
+    queue: &str,
+    count: u64,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {

@@ -15,7 +15,12 @@ fn sigkilled_writer_leaves_a_store_that_opens_with_every_acknowledged_job() {
     let mut acked: Vec<String> = Vec::new();
     for round in 0..3 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
-            .args(["--db", &format!("sqlite:{}", db.display()), "put-loop", "crash"])
+            .args([
+                "--db",
+                &format!("sqlite:{}", db.display()),
+                "put-loop",
+                "crash",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -49,16 +54,28 @@ fn sigkilled_writer_leaves_a_store_that_opens_with_every_acknowledged_job() {
                 None => missing.push(jid.clone()),
             }
         }
-        assert!(missing.is_empty(), "{} acknowledged jobs lost: {missing:?}", missing.len());
+        assert!(
+            missing.is_empty(),
+            "{} acknowledged jobs lost: {missing:?}",
+            missing.len()
+        );
         let counts = engine
             .qless("queues", None, &["crash".to_owned()])
             .await
             .expect("queues");
         let waiting = counts["waiting"].as_i64().expect("waiting count");
-        assert!(waiting >= acked.len() as i64, "waiting {waiting} < acked {}", acked.len());
+        assert!(
+            waiting >= acked.len() as i64,
+            "waiting {waiting} < acked {}",
+            acked.len()
+        );
         // The store still takes writes.
         let v = engine
-            .qless("put", None, &["w", "crash", "after", "K", "{}", "0"].map(String::from))
+            .qless(
+                "put",
+                None,
+                &["w", "crash", "after", "K", "{}", "0"].map(String::from),
+            )
             .await
             .expect("put after reopen");
         assert_eq!(v, serde_json::json!("after"));
