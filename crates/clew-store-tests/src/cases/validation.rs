@@ -178,10 +178,10 @@ pub fn unknown_command_name_is_invalid(t: &Harness) {
     );
 }
 
-/// An empty command name is refused as invalid and mentions the command.
+/// An empty command name is refused as invalid: "Must provide a command" (spec §1).
 pub fn empty_command_name_is_invalid(t: &Harness) {
     world(t);
-    invalid(t, "", &["running"], &["ommand"]);
+    invalid(t, "", &["running"], &["Must provide a command"]);
 }
 
 /// A command name differing only in case is unknown (names are exact).
