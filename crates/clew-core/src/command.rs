@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 use crate::tx::LocCounts;
 
 /// Arguments of `put` and `requeue`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PutParams {
     /// The caller (a worker name, or any name): if another worker held the
     /// job, that worker is told it lost its lock.
@@ -38,6 +38,21 @@ pub struct PutParams {
     pub depends: Option<Vec<String>>,
     /// `requeue`: refuse if the job does not exist.
     pub must_exist: bool,
+}
+
+impl PutParams {
+    /// A put of a new job of class `klass` into `queue`, with data `{}`, no
+    /// delay, a generated jid (when put through [`crate::Engine::put`]) and
+    /// the defaults for everything else.
+    pub fn new(queue: impl Into<String>, klass: impl Into<String>) -> PutParams {
+        PutParams {
+            worker: "clew".to_owned(),
+            queue: queue.into(),
+            klass: klass.into(),
+            data: "{}".to_owned(),
+            ..PutParams::default()
+        }
+    }
 }
 
 /// Arguments of `complete`.

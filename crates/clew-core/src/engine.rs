@@ -85,8 +85,12 @@ impl Engine {
         Ok(self.execute_at(now, cmd).await?.to_json())
     }
 
-    /// Puts a job; returns its jid.
-    pub async fn put(&self, params: PutParams) -> Result<String> {
+    /// Puts a job; returns its jid. An empty `jid` gets a new one (a UUID
+    /// in lower-case hex, as qless clients make).
+    pub async fn put(&self, mut params: PutParams) -> Result<String> {
+        if params.jid.is_empty() {
+            params.jid = new_jid();
+        }
         match self.execute(Command::Put(params)).await? {
             Reply::Str(jid) => Ok(jid),
             other => Err(unexpected("put", &other)),
@@ -172,6 +176,11 @@ impl Engine {
     pub async fn close(&self) -> Result<()> {
         self.store.close().await
     }
+}
+
+/// A new job id: a random UUID in lower-case hex without dashes.
+pub fn new_jid() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn unexpected(cmd: &str, reply: &Reply) -> Error {

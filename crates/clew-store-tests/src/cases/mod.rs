@@ -26,5 +26,6 @@ pub mod tags;
 pub mod timeout;
 pub mod track;
 pub mod transitions;
+pub mod typed;
 pub mod validation;
 pub mod workers;
