@@ -36,6 +36,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// most `limit`.
     async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>>;
 
+    /// Deletes every job, queue, worker, stat, config value and event (for
+    /// tests and the server's test mode). Event sequence numbers keep
+    /// increasing across a flush, so a reader's cursor never misses events.
+    async fn flush(&self) -> Result<()>;
+
     /// Finishes pending work and closes the store. Later calls fail.
     async fn close(&self) -> Result<()>;
 }

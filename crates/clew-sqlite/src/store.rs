@@ -67,6 +67,8 @@ enum Request {
         limit: i64,
         reply: oneshot::Sender<Result<Vec<Event>>>,
     },
+    /// Delete all state (test mode).
+    Flush { reply: oneshot::Sender<Result<()>> },
     /// Finish and close the connection.
     Close { reply: oneshot::Sender<Result<()>> },
 }
@@ -224,6 +226,12 @@ impl Store for SqliteStore {
         rx.await.map_err(|_| closed())?
     }
 
+    async fn flush(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Flush { reply })?;
+        rx.await.map_err(|_| closed())?
+    }
+
     /// Finishes queued requests, checkpoints the WAL, closes the file and
     /// stops the writer thread. Closing a closed store does nothing.
     async fn close(&self) -> Result<()> {
@@ -304,6 +312,9 @@ impl Writer {
                 } => {
                     let _ = reply.send(self.events_after(after, limit));
                 }
+                Request::Flush { reply } => {
+                    let _ = reply.send(self.flush());
+                }
                 Request::Close { reply } => {
                     // Requests queued behind the close are dropped with the
                     // receiver; their callers see "store is closed".
@@ -317,6 +328,22 @@ impl Writer {
         if let Err(e) = self.close() {
             tracing::warn!(error = %e, "closing the SQLite store");
         }
+    }
+
+    /// Deletes every row of every table but the sequence counters, in one
+    /// transaction.
+    fn flush(&mut self) -> Result<()> {
+        self.cache.clear();
+        let sql = "BEGIN IMMEDIATE;
+             DELETE FROM jobs; DELETE FROM history; DELETE FROM deps; DELETE FROM tags;
+             DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
+             DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
+             DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;
+             COMMIT;";
+        self.conn.execute_batch(sql).map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            Error::store(format!("flushing the SQLite store: {e}"))
+        })
     }
 
     /// Checkpoints the WAL into the main file and closes the connection.

@@ -121,3 +121,28 @@ pub fn typed_replies_render_like_the_string_form(t: &Harness) {
         .to_json();
     assert_eq!(typed, t.ok("queues", 0.0, &[]));
 }
+
+/// `Store::flush` wipes jobs, queues, config and events, and event numbers
+/// keep increasing afterwards.
+pub fn flush_wipes_everything_but_keeps_event_numbers_increasing(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.ok("config.set", 0.0, &["heartbeat", "30"]);
+    t.ok("track", 0.0, &["track", "a"]);
+    t.ok("recur", 0.0, &["q", "r", "K", "{}", "interval", "60", "0"]);
+    let last = t.logged_events(0).last().expect("events").seq;
+    t.block_on(t.engine().store().flush()).expect("flush");
+    assert_eq!(t.get("a"), Value::Null);
+    assert_eq!(t.ok("queues", 0.0, &[]), json!([]));
+    assert_eq!(t.ok("config.get", 0.0, &["heartbeat"]), json!(60));
+    assert_eq!(t.ok("track", 0.0, &[]), json!({"jobs": [], "expired": []}));
+    assert_eq!(t.ok("recur.get", 0.0, &["r"]), Value::Null);
+    assert!(t.logged_events(0).is_empty());
+    t.put(1.0, "q", "b");
+    let after = t.logged_events(0);
+    assert_eq!(after.len(), 1);
+    assert!(
+        after[0].seq > last,
+        "seq {} should exceed {last}",
+        after[0].seq
+    );
+}
