@@ -40,6 +40,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Serve the HTTP/JSON API (and the qless compatibility endpoint) on the
+    /// store until SIGTERM or ctrl-c.
+    Server {
+        /// Address to listen on. A non-loopback address needs --token.
+        #[arg(long, env = "CLEW_LISTEN", default_value = "127.0.0.1:7400")]
+        listen: String,
+        /// API token required as `Authorization: Bearer TOKEN` on every
+        /// route but /healthz.
+        #[arg(long, env = "CLEW_TOKEN")]
+        token: Option<String>,
+        /// Test mode: callers may set `now` and flush all state (loopback only).
+        #[arg(long)]
+        test_mode: bool,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = 1024 * 1024)]
+        body_limit: usize,
+    },
     /// Run one qless-core command, e.g. `clew call queues` or
     /// `clew call put me q jid1 Klass '{}' 0`; prints the JSON result.
     Call {
@@ -202,6 +219,17 @@ fn print_json(v: &Value) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let engine = open(&cli)?;
+    if let Cmd::Server {
+        listen,
+        token,
+        test_mode,
+        body_limit,
+    } = cli.command
+    {
+        let result = server(engine.clone(), &listen, token, test_mode, body_limit).await;
+        engine.close().await?;
+        return result;
+    }
     let result = dispatch(&engine, cli.command).await;
     engine.close().await?;
     result
@@ -285,12 +313,55 @@ async fn dispatch(engine: &Engine, command: Cmd) -> anyhow::Result<()> {
             print_json(&v)
         }
         Cmd::Demo => demo(engine).await,
+        Cmd::Server { .. } => unreachable!("handled in run"),
         Cmd::PutLoop {
             queue,
             count,
             concurrency,
         } => put_loop(engine, &queue, count, concurrency).await,
     }
+}
+
+async fn server(
+    engine: Engine,
+    listen: &str,
+    token: Option<String>,
+    test_mode: bool,
+    body_limit: usize,
+) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLEW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--listen: cannot bind {listen}"))?;
+    let addr = listener.local_addr()?;
+    let token = token.filter(|t| !t.is_empty());
+    if !addr.ip().is_loopback() && token.is_none() {
+        anyhow::bail!("--listen {addr} is not a loopback address: set an API token with --token or CLEW_TOKEN");
+    }
+    if test_mode && !addr.ip().is_loopback() {
+        anyhow::bail!("--test-mode is only allowed on a loopback address, not {addr}");
+    }
+    let state = clew_server::AppState::new(
+        engine,
+        clew_server::ServerConfig {
+            test_mode,
+            token,
+            body_limit,
+        },
+    );
+    // Tests and scripts read this line to learn the port of --listen ...:0.
+    println!("clew server listening on http://{addr}");
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, test_mode, "listening");
+    clew_server::serve(listener, state, clew_server::shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
 }
 
 async fn demo(engine: &Engine) -> anyhow::Result<()> {

@@ -1,0 +1,119 @@
+//! The qless compatibility endpoint, a contract tools outside this
+//! repository depend on:
+//!
+//! * `POST /v1/qless` with `{"command": NAME, "now": SECONDS?, "args": [STRING...]}`
+//!   runs one of qless-core's 37 commands and answers `{"result": V}` (natural
+//!   JSON), or `{"error": {"code", "message"}}` with 400, 404 or 409 and
+//!   qless-core's wording. `now` is honoured only in test mode.
+//! * `GET /v1/qless/events?after=SEQ` lists committed events with a larger
+//!   sequence number, oldest first: `{"events": [{"seq", "channel", "message"}]}`.
+//! * `POST /v1/qless/flush` wipes all state; only in test mode.
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clew_core::Timestamp;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most events one events request returns.
+pub const EVENTS_PAGE: i64 = 10_000;
+
+/// The routes of the compatibility endpoint.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/qless", post(call))
+        .route("/v1/qless/events", get(events))
+        .route("/v1/qless/flush", post(flush))
+}
+
+/// The body of `POST /v1/qless`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QlessCall {
+    /// The qless-core command name.
+    pub command: String,
+    /// The caller's clock (float seconds); used only in test mode.
+    #[serde(default)]
+    pub now: Option<Value>,
+    /// The arguments after `now`, as strings (numbers and JSON documents
+    /// are accepted and turned into their JSON text).
+    #[serde(default)]
+    pub args: Vec<Value>,
+}
+
+fn arg_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn call(
+    State(state): State<AppState>,
+    body: Result<Json<QlessCall>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::invalid(format!("request body: {}", e.body_text())))?;
+    let args: Vec<String> = body.args.iter().map(arg_text).collect();
+    let now = match (&body.now, state.config().test_mode) {
+        (Some(n), true) => {
+            let secs = match n {
+                Value::Number(x) => x.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            Some(
+                secs.filter(|s| Timestamp::from_secs_f64(*s).is_some())
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("now: expected a number of seconds, got {n}"))
+                    })?,
+            )
+        }
+        _ => None,
+    };
+    let result = state.engine().qless(&body.command, now, &args).await?;
+    Ok(Json(json!({ "result": result })))
+}
+
+/// Query of `GET /v1/qless/events`.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// Only events with a larger sequence number (default 0: all).
+    #[serde(default)]
+    pub after: i64,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError::invalid(format!("after: expected an integer ({})", e.body_text()))
+    })?;
+    let events = state
+        .engine()
+        .store()
+        .events_after(q.after, EVENTS_PAGE)
+        .await?;
+    let list: Vec<Value> = events
+        .into_iter()
+        .map(|e| json!({"seq": e.seq, "channel": e.channel, "message": e.message}))
+        .collect();
+    Ok(Json(json!({ "events": list })))
+}
+
+async fn flush(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if !state.config().test_mode {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "flush is only available in test mode (clew server --test-mode)",
+        ));
+    }
+    state.engine().store().flush().await?;
+    Ok(Json(json!({ "result": null })))
+}

@@ -1,0 +1,92 @@
+//! clew-server: the HTTP/JSON face of the job engine.
+//!
+//! # Layout
+//! * [`state`]: [`AppState`] (the engine, the server's settings, the event
+//!   wake-up channel) and [`ServerConfig`].
+//! * [`error`]: [`ApiError`], the one error body every route returns:
+//!   `{"error": {"code": "...", "message": "..."}}`; internal errors are a
+//!   generic 500 whose details go to the log only.
+//! * [`compat`]: the qless compatibility endpoint (`POST /v1/qless`,
+//!   `GET /v1/qless/events`, `POST /v1/qless/flush`).
+//! * [`api`]: the resource-style API under `/v1`.
+//! * [`events`]: the Server-Sent Events stream `GET /v1/events`.
+//! * [`auth`]: the bearer-token rule.
+//!
+//! [`app`] builds the router (tests drive it without a socket); [`serve`]
+//! runs it on a bound listener until a shutdown future resolves, letting
+//! in-flight requests finish.
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+
+pub mod api;
+pub mod auth;
+pub mod compat;
+pub mod error;
+pub mod events;
+pub mod state;
+
+pub use error::ApiError;
+pub use state::{AppState, ServerConfig};
+
+/// The whole router: health check, qless compatibility endpoint, resource
+/// API and event stream, behind the token rule and the body-size limit.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config().body_limit;
+    let v1 = Router::new()
+        .merge(compat::routes())
+        .merge(api::routes())
+        .merge(events::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn(error::body_limit_as_json))
+        .layer(DefaultBodyLimit::max(limit));
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"ok": true})) }),
+        )
+        .merge(v1)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves; in-flight
+/// requests finish before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

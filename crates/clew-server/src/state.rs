@@ -1,0 +1,134 @@
+//! [`AppState`]: what every handler shares.
+
+use std::sync::Arc;
+
+use clew_core::{Clock, Engine, Event, EventSink, Timestamp};
+use tokio::sync::watch;
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Test mode: callers may supply `now` (the compatibility endpoint's
+    /// `now` field, the `X-Clew-Now` header elsewhere) and may flush all
+    /// state. Refused unless bound to a loopback address (the binary checks).
+    /// Defaults to off.
+    pub test_mode: bool,
+    /// The API token: when set, every route but `/healthz` requires
+    /// `Authorization: Bearer <token>`. Required when binding a non-loopback
+    /// address (the binary checks). Defaults to none.
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    /// Defaults to 1 MiB.
+    pub body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            test_mode: false,
+            token: None,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// The engine, the settings, and the latest committed event number (which
+/// wakes event streams).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    engine: Engine,
+    config: Arc<ServerConfig>,
+    latest: watch::Receiver<i64>,
+}
+
+/// The sink the server's engine publishes to: it records the latest event
+/// number so that event streams wake up and read the durable log.
+#[derive(Debug)]
+struct WakeSink(watch::Sender<i64>);
+
+impl EventSink for WakeSink {
+    fn publish(&self, events: &[Event]) {
+        if let Some(last) = events.last() {
+            self.0.send_if_modified(|seq| {
+                let newer = last.seq > *seq;
+                if newer {
+                    *seq = last.seq;
+                }
+                newer
+            });
+        }
+    }
+}
+
+impl AppState {
+    /// State for `engine` (whose event sink is replaced by the server's).
+    pub fn new(engine: Engine, config: ServerConfig) -> AppState {
+        let (tx, rx) = watch::channel(0);
+        let engine = engine.with_sink(Arc::new(WakeSink(tx)));
+        AppState {
+            engine,
+            config: Arc::new(config),
+            latest: rx,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// A receiver that changes whenever events are committed.
+    pub fn event_wakeups(&self) -> watch::Receiver<i64> {
+        self.latest.clone()
+    }
+
+    /// The server clock's time.
+    pub fn now(&self) -> Timestamp {
+        self.engine.now()
+    }
+
+    /// The clock-independent engine handle with a given clock (unused in
+    /// production; kept for tests that need a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> AppState {
+        self.engine = self.engine.with_clock(clock);
+        self
+    }
+}
+
+/// The time a request runs at: the caller's `X-Clew-Now` header (float
+/// seconds) in test mode, else the server's clock. Outside test mode the
+/// header is ignored.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestNow(pub Timestamp);
+
+impl axum::extract::FromRequestParts<AppState> for RequestNow {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<RequestNow, Self::Rejection> {
+        if state.config().test_mode {
+            if let Some(v) = parts.headers.get("x-clew-now") {
+                let text = v.to_str().unwrap_or("");
+                let t = text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(Timestamp::from_secs_f64)
+                    .ok_or_else(|| {
+                        crate::error::ApiError::invalid(format!(
+                            "X-Clew-Now: expected a number of seconds, got {text:?}"
+                        ))
+                    })?;
+                return Ok(RequestNow(t));
+            }
+        }
+        Ok(RequestNow(state.now()))
+    }
+}
