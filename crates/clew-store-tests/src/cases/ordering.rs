@@ -151,3 +151,24 @@ pub fn ordering_retried_job_goes_behind_earlier_jobs(t: &Harness) {
     t.ok("retry", 5.0, &["a", "q", "w"]);
     assert_eq!(pop_all(t, 6.0, "q"), vec!["b", "c", "a"]);
 }
+
+/// Scheduled jobs promoted by the same call enter the work list in due order (ties FIFO, clew difference 1).
+pub fn ordering_jobs_promoted_together_keep_due_order(t: &Harness) {
+    t.ok("put", 0.0, &["w", "q", "b", "klass", "{}", "3"]);
+    t.ok("put", 0.0, &["w", "q", "a", "klass", "{}", "1"]);
+    t.ok("put", 0.0, &["w", "q", "c", "klass", "{}", "2"]);
+    assert_eq!(pop_all(t, 10.0, "q"), vec!["a", "c", "b"]);
+}
+
+/// Recurring children take the template's priority, ahead of lower-priority waiting jobs put earlier.
+pub fn ordering_recurring_children_use_template_priority(t: &Harness) {
+    t.put(0.0, "q", "plain");
+    t.ok(
+        "recur",
+        1.0,
+        &[
+            "q", "r", "klass", "{}", "interval", "10", "0", "priority", "3",
+        ],
+    );
+    assert_eq!(pop_all(t, 2.0, "q"), vec!["r-1", "plain"]);
+}

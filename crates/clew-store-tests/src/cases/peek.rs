@@ -168,3 +168,40 @@ pub fn peek_bad_count_rejected(t: &Harness) {
         "Peek(): Arg \"count\" not an integer: 2.5",
     );
 }
+
+/// Peek promotes only as many due scheduled jobs as it still needs, earliest due first.
+pub fn peek_promotes_scheduled_limited_by_count(t: &Harness) {
+    t.ok("put", 0.0, &["w", "q", "a", "k", "{}", "1"]);
+    t.ok("put", 0.0, &["w", "q", "b", "k", "{}", "2"]);
+    t.ok("put", 0.0, &["w", "q", "c", "k", "{}", "3"]);
+    assert_eq!(peek(t, 5.0, "q", "1"), vec!["a"]);
+    assert_eq!(t.state("a"), "waiting");
+    assert_eq!(t.state("b"), "scheduled");
+    assert_eq!(t.state("c"), "scheduled");
+}
+
+/// A timed-out job sits at the front of the work list and is peeked first.
+pub fn peek_timed_out_job_first(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    t.pop_one(1.0, "q", "w1");
+    t.ok(
+        "put",
+        2.0,
+        &["w", "q", "hi", "k", "{}", "0", "priority", "50"],
+    );
+    t.ok("timeout", 3.0, &["j1"]);
+    let r = t.ok("peek", 4.0, &["q", "5"]);
+    assert_eq!(jids(&r), vec!["j1", "hi"]);
+    assert_eq!(r[0]["state"], json!("stalled"));
+}
+
+/// Extra arguments are refused.
+pub fn peek_extra_arguments_rejected(t: &Harness) {
+    t.err_with(
+        "peek",
+        0.0,
+        &["q", "1", "extra"],
+        ErrorKind::Invalid,
+        "Peek(): Too many arguments",
+    );
+}

@@ -340,3 +340,41 @@ pub fn pop_bad_count_rejected(t: &Harness) {
     assert_eq!(t.state("j1"), "waiting");
     assert_eq!(t.ok("workers", 1.0, &[]), json!([]));
 }
+
+/// An empty worker name counts as missing; extra arguments are refused.
+pub fn pop_empty_worker_and_extra_arguments_rejected(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    t.err_with(
+        "pop",
+        1.0,
+        &["q", "", "1"],
+        ErrorKind::Invalid,
+        "Pop(): Arg \"worker\" missing",
+    );
+    t.err_with(
+        "pop",
+        1.0,
+        &["q", "w", "1", "extra"],
+        ErrorKind::Invalid,
+        "Pop(): Too many arguments",
+    );
+    assert_eq!(t.state("j1"), "waiting");
+    assert_eq!(t.ok("workers", 1.0, &[]), json!([]));
+}
+
+/// A timed-out (stalled) job is handed out first and becomes running again.
+pub fn pop_hands_out_timed_out_job_first(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    t.pop_one(1.0, "q", "w1");
+    t.ok(
+        "put",
+        2.0,
+        &["w", "q", "hi", "k", "{}", "0", "priority", "50"],
+    );
+    t.ok("timeout", 3.0, &["j1"]);
+    let r = t.ok("pop", 4.0, &["q", "w2", "1"]);
+    assert_eq!(jids(&r), vec!["j1"]);
+    assert_eq!(r[0]["state"], json!("running"));
+    assert_eq!(r[0]["worker"], json!("w2"));
+    assert_eq!(r[0]["expires"], json!(64));
+}

@@ -201,3 +201,32 @@ pub fn priority_kept_by_reput_without_priority(t: &Harness) {
     t.put(2.0, "q2", "j1");
     assert_eq!(t.get("j1")["priority"], json!(3));
 }
+
+/// Setting the priority of a timed-out job re-scores it: it loses its place at the front but stays stalled.
+pub fn priority_on_timed_out_job_loses_front_position(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    t.pop_one(1.0, "q", "w1");
+    t.ok(
+        "put",
+        2.0,
+        &["w", "q", "hi", "k", "{}", "0", "priority", "5"],
+    );
+    t.ok("timeout", 3.0, &["j1"]);
+    assert_eq!(jids(&t.ok("peek", 4.0, &["q", "10"])), vec!["j1", "hi"]);
+    t.ok("priority", 5.0, &["j1", "1"]);
+    assert_eq!(t.state("j1"), "stalled");
+    assert_eq!(jids(&t.ok("peek", 6.0, &["q", "10"])), vec!["hi", "j1"]);
+}
+
+/// Extra arguments are refused.
+pub fn priority_extra_arguments_rejected(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    t.err_with(
+        "priority",
+        1.0,
+        &["j1", "3", "4"],
+        ErrorKind::Invalid,
+        "Priority(): Too many arguments",
+    );
+    assert_eq!(t.get("j1")["priority"], json!(0));
+}

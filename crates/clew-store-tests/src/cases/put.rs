@@ -717,3 +717,144 @@ pub fn put_bad_option_pairs_rejected(t: &Harness) {
     );
     assert_eq!(t.get("j1"), Value::Null);
 }
+
+/// Tags or depends that are JSON but not a list of strings are refused.
+pub fn put_tags_or_depends_wrong_shape_rejected(t: &Harness) {
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "j1", "k", "{}", "0", "tags", "{\"a\":1}"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"tags\"",
+    );
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "j1", "k", "{}", "0", "depends", "[1,2]"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"depends\"",
+    );
+    assert_eq!(t.get("j1"), Value::Null);
+}
+
+/// Negative retries are refused (clew difference 14).
+pub fn put_negative_retries_rejected(t: &Harness) {
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "j1", "k", "{}", "0", "retries", "-1"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"retries\" must not be negative",
+    );
+    assert_eq!(t.get("j1"), Value::Null);
+}
+
+/// Empty jid, queue and klass count as missing (clew difference 14).
+pub fn put_empty_names_count_as_missing(t: &Harness) {
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "", "k", "{}", "0"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"jid\" missing",
+    );
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "", "j1", "k", "{}", "0"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"queue\" missing",
+    );
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "j1", "", "{}", "0"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"klass\" missing",
+    );
+    assert_eq!(t.get("j1"), Value::Null);
+    assert_eq!(t.ok("queues", 0.0, &[]), json!([]));
+}
+
+/// A job cannot depend on itself (clew difference 14); the refused put changes nothing.
+pub fn put_self_dependency_rejected(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    let before = t.snapshot(1.0, &["j1"], &["q"]);
+    t.err_with(
+        "put",
+        1.0,
+        &["w", "q", "j1", "k", "{}", "0", "depends", "[\"j1\"]"],
+        ErrorKind::Invalid,
+        "Put(): Arg \"depends\"",
+    );
+    assert_eq!(t.snapshot(1.0, &["j1"], &["q"]), before);
+}
+
+/// The `failed` decrement of a re-put lands in the stats bin of the day the job failed, not today's.
+pub fn put_failed_job_decrements_failed_in_failure_day_bin(t: &Harness) {
+    let day = 86_400.0;
+    t.put(100.0, "q", "j1");
+    t.pop_one(100.0, "q", "w");
+    t.ok("fail", 200.0, &["j1", "w", "grp", "boom"]);
+    t.put(day + 100.0, "q", "j1");
+    let d0 = t.ok("stats", day + 100.0, &["q", "200"]);
+    assert_eq!(d0["failed"], json!(0));
+    assert_eq!(d0["failures"], json!(1));
+    let d1 = t.ok("stats", day + 100.0, &["q", &(day + 100.0).to_string()]);
+    assert_eq!(d1["failed"], json!(0));
+    assert_eq!(d1["failures"], json!(0));
+}
+
+/// Put of a tracked job held by another worker: log put, lock_lost on the worker channel, on the log, then `ql:put`.
+pub fn put_tracked_running_job_event_order(t: &Harness) {
+    t.put(0.0, "q", "j1");
+    t.ok("track", 0.0, &["track", "j1"]);
+    t.pop_one(1.0, "q", "w1");
+    t.take_events();
+    t.ok("put", 2.0, &["w2", "q2", "j1", "k", "{}", "0"]);
+    assert_eq!(
+        take(t),
+        vec![
+            (
+                "ql:log".to_owned(),
+                json!({"jid": "j1", "event": "put", "queue": "q2"})
+            ),
+            (
+                "ql:w:w1".to_owned(),
+                json!({"jid": "j1", "event": "lock_lost", "worker": "w1"})
+            ),
+            (
+                "ql:log".to_owned(),
+                json!({"jid": "j1", "event": "lock_lost", "worker": "w1"})
+            ),
+            ("ql:put".to_owned(), json!("j1")),
+        ]
+    );
+}
+
+/// A delay whose dependencies are all missing or complete schedules the job.
+pub fn put_delay_with_only_met_dependencies_is_scheduled(t: &Harness) {
+    t.ok(
+        "put",
+        0.0,
+        &["w", "q", "b", "k", "{}", "10", "depends", "[\"ghost\"]"],
+    );
+    assert_eq!(t.state("b"), "scheduled");
+    assert_eq!(t.ok("jobs", 0.0, &["scheduled", "q"]), json!(["b"]));
+}
+
+/// Re-putting a job keeps its dependents: they stay blocked until it completes.
+pub fn put_reput_keeps_dependents(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.ok(
+        "put",
+        0.0,
+        &["w", "q", "b", "k", "{}", "0", "depends", "[\"a\"]"],
+    );
+    t.put(1.0, "q2", "a");
+    assert_eq!(t.get("a")["dependents"], json!(["b"]));
+    assert_eq!(t.state("b"), "depends");
+    t.pop_one(2.0, "q2", "w");
+    t.ok("complete", 3.0, &["a", "w", "q2", "{}"]);
+    assert_eq!(t.state("b"), "waiting");
+}
