@@ -31,7 +31,7 @@ include!(concat!(env!("OUT_DIR"), "/conformance_macro.rs"));
 
 /// What cases import.
 pub mod prelude {
-    pub use crate::{history_whats, Harness, TestStore};
+    pub use crate::{drain, history_whats, start, Harness, TestStore};
     pub use clew_core::command::*;
     pub use clew_core::{Error, ErrorKind, Event, JobState, Reply, Timestamp};
     pub use serde_json::{json, Value};
@@ -249,4 +249,23 @@ pub fn history_whats(job: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Puts `jid` into `queue` at `now` and pops it for `worker` at the same time.
+#[track_caller]
+pub fn start(h: &Harness, now: f64, queue: &str, jid: &str, worker: &str) {
+    h.put(now, queue, jid);
+    assert_eq!(h.pop_one(now, queue, worker).as_deref(), Some(jid));
+}
+
+/// Events since the last drain as (channel, payload); JSON payloads parsed,
+/// bare jids kept as strings.
+pub fn drain(h: &Harness) -> Vec<(String, Value)> {
+    h.take_events()
+        .into_iter()
+        .map(|e| {
+            let v = serde_json::from_str(&e.message).unwrap_or(Value::String(e.message));
+            (e.channel, v)
+        })
+        .collect()
 }

@@ -3,24 +3,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// Puts `jid` into `queue` at `now` and pops it for `worker` at the same time.
-fn start(h: &Harness, now: f64, queue: &str, jid: &str, worker: &str) {
-    h.put(now, queue, jid);
-    assert_eq!(h.pop_one(now, queue, worker).as_deref(), Some(jid));
-}
-
-/// Events since the last drain as (channel, payload); JSON payloads parsed,
-/// bare jids kept as strings.
-fn drain(h: &Harness) -> Vec<(String, Value)> {
-    h.take_events()
-        .into_iter()
-        .map(|e| {
-            let v = serde_json::from_str(&e.message).unwrap_or(Value::String(e.message));
-            (e.channel, v)
-        })
-        .collect()
-}
-
 /// complete without next returns "complete" and finishes the job: queue "", worker "", expires 0.
 pub fn complete_returns_complete_and_finishes_job(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");

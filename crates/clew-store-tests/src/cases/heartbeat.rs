@@ -3,12 +3,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// Puts `jid` into `queue` at `now` and pops it for `worker` at the same time.
-fn start(h: &Harness, now: f64, queue: &str, jid: &str, worker: &str) {
-    h.put(now, queue, jid);
-    assert_eq!(h.pop_one(now, queue, worker).as_deref(), Some(jid));
-}
-
 fn as_f64(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }

@@ -13,24 +13,6 @@ fn start_with(h: &Harness, now: f64, queue: &str, jid: &str, worker: &str, retri
     assert_eq!(h.pop_one(now, queue, worker).as_deref(), Some(jid));
 }
 
-/// Puts `jid` into `queue` at `now` and pops it for `worker` at the same time.
-fn start(h: &Harness, now: f64, queue: &str, jid: &str, worker: &str) {
-    h.put(now, queue, jid);
-    assert_eq!(h.pop_one(now, queue, worker).as_deref(), Some(jid));
-}
-
-/// Events since the last drain as (channel, payload); JSON payloads parsed,
-/// bare jids kept as strings.
-fn drain(h: &Harness) -> Vec<(String, Value)> {
-    h.take_events()
-        .into_iter()
-        .map(|e| {
-            let v = serde_json::from_str(&e.message).unwrap_or(Value::String(e.message));
-            (e.channel, v)
-        })
-        .collect()
-}
-
 /// retry returns the remaining count after the decrement, each time.
 pub fn retry_returns_remaining_after_decrement(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");
