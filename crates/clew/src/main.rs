@@ -1,28 +1,51 @@
 //! `clew`: the command line of the clew job system.
 //!
-//! Milestone 1 offers the job engine on the embedded SQLite store:
-//! `clew call COMMAND ARGS...` runs any of qless-core's 37 commands,
-//! `clew put | pop | complete | get | queues` are friendlier forms of the
-//! common ones, and `clew demo` walks one job through its life.
+//! Every operation of the engine, against a server (`--url`, `CLEW_URL`) or
+//! directly against a store (`--db`, default `sqlite:clew.db`), printed as
+//! human-readable tables or, with `--json`, as JSON for scripts.
+//! `clew server` serves the HTTP/JSON API, `clew call COMMAND ARGS...` runs
+//! any of qless-core's 37 commands, and `clew demo` walks one job through its
+//! life. `server`, `demo` and the hidden `put-loop` always use `--db`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use clew_core::command::{CompleteParams, PutParams};
-use clew_core::{Command, Engine, Error, ErrorKind};
+use clap::{Args, Parser, Subcommand};
+use clew::table::{format_time, key_values, parse_date, Table};
+use clew::{Client, JobView};
+use clew_core::command::{
+    CompleteParams, DependsChange, JobsListing, PutParams, RecurParams, RecurUpdate,
+};
+use clew_core::{Command, Engine, Error, ErrorKind, Timestamp};
 use clew_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 /// clew: a background-job system with qless semantics.
 #[derive(Debug, Parser)]
 #[command(name = "clew", version, about)]
 struct Cli {
-    /// The store: `sqlite:PATH` (or a bare path).
+    /// The store: `sqlite:PATH` (or a bare path). Used when --url is not set,
+    /// and always by `server`, `demo` and `put-loop`.
     #[arg(long, global = true, env = "CLEW_DB", default_value = "sqlite:clew.db")]
     db: String,
+
+    /// A clew server to talk to instead of the store, e.g.
+    /// `http://127.0.0.1:7400`.
+    #[arg(long, global = true, env = "CLEW_URL")]
+    url: Option<String>,
+
+    /// API token: sent to --url as `Authorization: Bearer TOKEN`; for
+    /// `clew server`, the token every route but /healthz requires.
+    #[arg(long, global = true, env = "CLEW_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Print results as JSON (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
 
     /// SQLite durability: `normal` survives a process crash, `full` also a
     /// power loss, `off` neither.
@@ -46,10 +69,6 @@ enum Cmd {
         /// Address to listen on. A non-loopback address needs --token.
         #[arg(long, env = "CLEW_LISTEN", default_value = "127.0.0.1:7400")]
         listen: String,
-        /// API token required as `Authorization: Bearer TOKEN` on every
-        /// route but /healthz.
-        #[arg(long, env = "CLEW_TOKEN")]
-        token: Option<String>,
         /// Test mode: callers may set `now` and flush all state (loopback only).
         #[arg(long)]
         test_mode: bool,
@@ -67,34 +86,8 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Put a job into a queue; prints its jid.
-    Put {
-        /// The queue.
-        queue: String,
-        /// The job class.
-        klass: String,
-        /// The payload (JSON).
-        #[arg(long, default_value = "{}")]
-        data: String,
-        /// The job id (default: a new UUID).
-        #[arg(long)]
-        jid: Option<String>,
-        /// Seconds before the job may run.
-        #[arg(long, default_value_t = 0.0)]
-        delay: f64,
-        /// Priority (higher runs sooner).
-        #[arg(long)]
-        priority: Option<i64>,
-        /// Comma-separated tags.
-        #[arg(long, value_delimiter = ',')]
-        tags: Vec<String>,
-        /// Retries allowed.
-        #[arg(long)]
-        retries: Option<i64>,
-        /// Comma-separated jids this job waits for.
-        #[arg(long, value_delimiter = ',')]
-        depends: Vec<String>,
-    },
-    /// Pop jobs for a worker; prints them as JSON.
+    Put(PutArgs),
+    /// Pop jobs for a worker (they are now running under its lock).
     Pop {
         /// The queue.
         queue: String,
@@ -104,6 +97,25 @@ enum Cmd {
         /// How many jobs at most.
         #[arg(long, default_value_t = 1)]
         count: i64,
+    },
+    /// Show the jobs a pop would hand out, without taking them.
+    Peek {
+        /// The queue.
+        queue: String,
+        /// How many jobs at most.
+        #[arg(long, default_value_t = 10)]
+        count: i64,
+    },
+    /// Renew a worker's lock on a running job; prints the new expiry.
+    Heartbeat {
+        /// The job.
+        jid: String,
+        /// The worker holding it.
+        #[arg(long)]
+        worker: String,
+        /// New payload (JSON).
+        #[arg(long)]
+        data: Option<String>,
     },
     /// Complete a running job.
     Complete {
@@ -122,13 +134,178 @@ enum Cmd {
         #[arg(long)]
         next: Option<String>,
     },
-    /// Show a job as JSON.
+    /// Fail a running job into a failure group.
+    Fail {
+        /// The job.
+        jid: String,
+        /// The worker holding it.
+        #[arg(long)]
+        worker: String,
+        /// The failure group (e.g. `Klass:ErrorClass`).
+        #[arg(long)]
+        group: String,
+        /// The message.
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Show a job with its history (same as `clew job show`).
     Get {
         /// The job.
         jid: String,
     },
-    /// Show every queue's counts as JSON.
+    /// Jobs: `clew job show JID`.
+    Job {
+        #[command(subcommand)]
+        action: JobCmd,
+    },
+    /// List jobs in one state (of one queue, or of every queue).
+    Jobs {
+        /// failed, running, stalled, scheduled, depends, recurring, waiting
+        /// or complete.
+        #[arg(long, default_value = "waiting")]
+        state: String,
+        /// Only this queue (default: every queue).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Skip this many (per queue, or per failure group).
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// At most this many (per queue, or per failure group).
+        #[arg(long, default_value_t = 25)]
+        count: i64,
+    },
+    /// Show every queue's counts.
     Queues,
+    /// Show workers and their job counts, or one worker's jobs.
+    Workers {
+        /// One worker.
+        name: Option<String>,
+    },
+    /// Show a queue's statistics for one day.
+    Stats {
+        /// The queue.
+        queue: String,
+        /// The day: `YYYY-MM-DD` or seconds since the epoch (default: today).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Cancel jobs.
+    Cancel {
+        /// The jobs.
+        #[arg(required = true)]
+        jids: Vec<String>,
+    },
+    /// Retry jobs: a failed job is put back into its queue, a running job
+    /// is retried (its worker loses it).
+    Retry {
+        /// The jobs.
+        #[arg(required = true)]
+        jids: Vec<String>,
+    },
+    /// Read and change the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCmd,
+    },
+    /// Stop handing out jobs from queues.
+    Pause {
+        /// The queues.
+        #[arg(required = true)]
+        queues: Vec<String>,
+    },
+    /// Resume handing out jobs from queues.
+    Unpause {
+        /// The queues.
+        #[arg(required = true)]
+        queues: Vec<String>,
+    },
+    /// Recurring jobs.
+    Recur {
+        #[command(subcommand)]
+        action: RecurCmd,
+    },
+    /// Set a job's priority.
+    Priority {
+        /// The job.
+        jid: String,
+        /// The new priority (higher runs sooner).
+        #[arg(allow_hyphen_values = true)]
+        priority: i64,
+    },
+    /// Track a job (its events go to `ql:track`).
+    Track {
+        /// The job.
+        jid: String,
+    },
+    /// Stop tracking a job.
+    Untrack {
+        /// The job.
+        jid: String,
+    },
+    /// Show tracked jobs.
+    Tracked,
+    /// Job tags.
+    Tag {
+        #[command(subcommand)]
+        action: TagCmd,
+    },
+    /// Change a waiting-on-dependencies job's dependencies.
+    Depends {
+        /// The job.
+        jid: String,
+        /// Add these dependencies.
+        #[arg(long, value_delimiter = ',')]
+        on: Vec<String>,
+        /// Remove these dependencies (`all` removes every one).
+        #[arg(long, value_delimiter = ',')]
+        off: Vec<String>,
+    },
+    /// Append an entry to a job's history.
+    Log {
+        /// The job.
+        jid: String,
+        /// What happened.
+        message: String,
+        /// Details (a JSON object) merged into the entry.
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Failure groups and their counts, or one group's jobs.
+    Failed {
+        /// One group.
+        group: Option<String>,
+        /// Skip this many of the group's jobs.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// At most this many of the group's jobs.
+        #[arg(long, default_value_t = 25)]
+        count: i64,
+        /// Put every job of the group back into its queue.
+        #[arg(long, requires = "group", conflicts_with = "cancel_all")]
+        retry_all: bool,
+        /// Cancel every job of the group.
+        #[arg(long, requires = "group")]
+        cancel_all: bool,
+    },
+    /// Move the oldest failed jobs of a group back into a queue.
+    Unfail {
+        /// The target queue.
+        queue: String,
+        /// The failure group.
+        group: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 25)]
+        count: i64,
+    },
+    /// Print events (one line each: seq channel message).
+    Events {
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Keep printing new events as they are committed.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Put one job, pop it, complete it, and print its history.
     Demo,
     /// Put jobs as fast as possible and print each acknowledged jid (for
@@ -143,6 +320,193 @@ enum Cmd {
         /// Concurrent putters.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    /// The queue.
+    queue: String,
+    /// The job class.
+    klass: String,
+    /// The payload (JSON).
+    #[arg(long, default_value = "{}")]
+    data: String,
+    /// The job id (default: a new UUID).
+    #[arg(long)]
+    jid: Option<String>,
+    /// Seconds before the job may run.
+    #[arg(long, default_value_t = 0.0)]
+    delay: f64,
+    /// Priority (higher runs sooner).
+    #[arg(long, allow_hyphen_values = true)]
+    priority: Option<i64>,
+    /// Comma-separated tags.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Retries allowed.
+    #[arg(long)]
+    retries: Option<i64>,
+    /// Comma-separated jids this job waits for.
+    #[arg(long, value_delimiter = ',')]
+    depends: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCmd {
+    /// Show a job with its history.
+    Show {
+        /// The job.
+        jid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Show every setting, or one.
+    Get {
+        /// One key.
+        key: Option<String>,
+    },
+    /// Store a setting.
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Delete a stored setting (its default shows through).
+    Unset {
+        /// The key.
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecurCmd {
+    /// Create (or replace) a recurring job; prints its jid.
+    Add {
+        /// The queue its children go to.
+        queue: String,
+        /// The children's class.
+        klass: String,
+        /// Seconds between children.
+        #[arg(long)]
+        interval: f64,
+        /// The template's jid (default: a new UUID).
+        #[arg(long)]
+        jid: Option<String>,
+        /// Seconds until the first child.
+        #[arg(long, default_value_t = 0.0)]
+        offset: f64,
+        /// The children's payload (JSON).
+        #[arg(long, default_value = "{}")]
+        data: String,
+        /// Priority.
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        priority: i64,
+        /// Comma-separated tags.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Retries of each child.
+        #[arg(long, default_value_t = 5)]
+        retries: i64,
+        /// Catch-up cap after idle periods (0: no cap).
+        #[arg(long, default_value_t = 0)]
+        backlog: i64,
+    },
+    /// Show a recurring job.
+    Get {
+        /// The template.
+        jid: String,
+    },
+    /// Change a recurring job.
+    Update {
+        /// The template.
+        jid: String,
+        /// New priority.
+        #[arg(long, allow_hyphen_values = true)]
+        priority: Option<i64>,
+        /// New interval (seconds).
+        #[arg(long)]
+        interval: Option<f64>,
+        /// New retries.
+        #[arg(long)]
+        retries: Option<i64>,
+        /// New payload (JSON).
+        #[arg(long)]
+        data: Option<String>,
+        /// New class.
+        #[arg(long)]
+        klass: Option<String>,
+        /// New queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// New backlog.
+        #[arg(long)]
+        backlog: Option<i64>,
+    },
+    /// Delete a recurring job.
+    Remove {
+        /// The template.
+        jid: String,
+    },
+    /// Add tags to a recurring job.
+    Tag {
+        /// The template.
+        jid: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Remove tags from a recurring job.
+    Untag {
+        /// The template.
+        jid: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TagCmd {
+    /// Add tags to a job.
+    Add {
+        /// The job.
+        jid: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Remove tags from a job.
+    Remove {
+        /// The job.
+        jid: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Jobs carrying a tag.
+    Get {
+        /// The tag.
+        tag: String,
+        /// Skip this many.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 25)]
+        count: i64,
+    },
+    /// The most used tags.
+    Top {
+        /// Skip this many.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 25)]
+        count: i64,
     },
 }
 
@@ -162,7 +526,9 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("clew: {e:#}");
+            // One line, whatever the message holds.
+            let msg = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("clew: {msg}");
             ExitCode::from(exit_code(&e))
         }
     }
@@ -182,16 +548,22 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 fn open(cli: &Cli) -> anyhow::Result<Engine> {
     let path = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
     if path.contains("://") {
-        anyhow::bail!(
-            "--db: expected sqlite:PATH, got {} (other stores arrive later)",
+        return Err(Error::invalid(format!(
+            "--db: expected sqlite:PATH, got {} (for a server use --url)",
             cli.db
-        );
+        ))
+        .into());
     }
     let synchronous = match cli.synchronous.as_str() {
         "normal" => Synchronous::Normal,
         "full" => Synchronous::Full,
         "off" => Synchronous::Off,
-        other => anyhow::bail!("--synchronous: expected normal, full or off, got {other}"),
+        other => {
+            return Err(Error::invalid(format!(
+                "--synchronous: expected normal, full or off, got {other}"
+            ))
+            .into())
+        }
     };
     let options = SqliteOptions {
         synchronous,
@@ -217,109 +589,1139 @@ fn print_json(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let engine = open(&cli)?;
-    if let Cmd::Server {
-        listen,
-        token,
-        test_mode,
-        body_limit,
-    } = cli.command
-    {
-        let result = server(engine.clone(), &listen, token, test_mode, body_limit).await;
-        engine.close().await?;
-        return result;
-    }
-    let result = dispatch(&engine, cli.command).await;
-    engine.close().await?;
-    result
+fn print_str(s: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
-async fn dispatch(engine: &Engine, command: Cmd) -> anyhow::Result<()> {
-    match command {
-        Cmd::Call { command, args } => {
-            let v = engine.qless(&command, None, &args).await?;
-            print_json(&v)
-        }
-        Cmd::Put {
-            queue,
-            klass,
-            data,
-            jid,
-            delay,
-            priority,
-            tags,
-            retries,
-            depends,
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Server {
+            ref listen,
+            test_mode,
+            body_limit,
         } => {
-            let jid = jid.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-            let jid = engine
-                .put(PutParams {
-                    worker: worker_name(),
-                    queue,
-                    jid,
-                    klass,
-                    data,
-                    delay,
-                    priority,
-                    tags: (!tags.is_empty()).then_some(tags),
-                    retries,
-                    depends: (!depends.is_empty()).then_some(depends),
-                    must_exist: false,
-                })
-                .await?;
-            println!("{jid}");
-            Ok(())
+            let engine = open(&cli)?;
+            let result = server(
+                engine.clone(),
+                listen,
+                cli.token.clone(),
+                test_mode,
+                body_limit,
+            )
+            .await;
+            engine.close().await?;
+            result
         }
-        Cmd::Pop {
-            queue,
-            worker,
-            count,
-        } => {
-            let worker = worker.unwrap_or_else(worker_name);
-            let jobs = engine.pop(&queue, &worker, count).await?;
-            print_json(&Value::Array(jobs.iter().map(|j| j.to_json()).collect()))
+        Cmd::Demo => {
+            let engine = open(&cli)?;
+            let result = demo(&engine).await;
+            engine.close().await?;
+            result
         }
-        Cmd::Complete {
-            jid,
-            worker,
-            queue,
-            data,
-            next,
-        } => {
-            let state = engine
-                .complete(CompleteParams {
-                    jid,
-                    worker,
-                    queue,
-                    data,
-                    next,
-                    delay: 0.0,
-                    depends: Vec::new(),
-                })
-                .await?;
-            println!("{state}");
-            Ok(())
-        }
-        Cmd::Get { jid } => match engine.get(&jid).await? {
-            Some(job) => print_json(&job.to_json()),
-            None => Err(Error::not_found(format!("job {jid} does not exist")).into()),
-        },
-        Cmd::Queues => {
-            let v = engine
-                .execute(Command::Queues { queue: None })
-                .await?
-                .to_json();
-            print_json(&v)
-        }
-        Cmd::Demo => demo(engine).await,
-        Cmd::Server { .. } => unreachable!("handled in run"),
         Cmd::PutLoop {
-            queue,
+            ref queue,
             count,
             concurrency,
-        } => put_loop(engine, &queue, count, concurrency).await,
+        } => {
+            let engine = open(&cli)?;
+            let result = put_loop(&engine, queue, count, concurrency).await;
+            engine.close().await?;
+            result
+        }
+        _ => {
+            let client = match cli.url.as_deref().filter(|u| !u.is_empty()) {
+                Some(url) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(Error::invalid(format!(
+                            "--url: expected http://HOST:PORT, got {url}"
+                        ))
+                        .into());
+                    }
+                    Client::remote(url, cli.token.clone())?
+                }
+                None => Client::local(open(&cli)?),
+            };
+            let ctx = Ctx {
+                client,
+                json: cli.json,
+            };
+            let result = ctx.dispatch(cli.command).await;
+            ctx.client.close().await?;
+            result
+        }
     }
+}
+
+/// What every command runs with: the client and the output format.
+struct Ctx {
+    client: Client,
+    json: bool,
+}
+
+/// Checks that a flag's value is JSON; names the flag when it is not.
+fn check_json(flag: &str, text: &str) -> anyhow::Result<()> {
+    serde_json::from_str::<Value>(text).map_err(|e| {
+        Error::invalid(format!(
+            "{flag}: expected a JSON document, got {text:?} ({e})"
+        ))
+    })?;
+    Ok(())
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// A progress bar on stderr for `n` steps; hidden when stderr is not a
+/// terminal or there is only one step.
+fn progress(n: usize, what: &str) -> ProgressBar {
+    if n < 2 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(n as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        line.to_owned()
+    }
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Ctx {
+    async fn exec(&self, c: Command) -> anyhow::Result<Value> {
+        Ok(self.client.execute(c).await?)
+    }
+
+    async fn dispatch(&self, command: Cmd) -> anyhow::Result<()> {
+        match command {
+            Cmd::Server { .. } | Cmd::Demo | Cmd::PutLoop { .. } => {
+                unreachable!("handled in run")
+            }
+            Cmd::Call { command, args } => {
+                let v = self.client.qless(&command, &args).await?;
+                print_json(&v)
+            }
+            Cmd::Put(p) => self.put(p).await,
+            Cmd::Pop {
+                queue,
+                worker,
+                count,
+            } => {
+                let worker = worker.unwrap_or_else(worker_name);
+                let v = self
+                    .exec(Command::Pop {
+                        queue,
+                        worker,
+                        count,
+                    })
+                    .await?;
+                self.jobs_out(&v, false)
+            }
+            Cmd::Peek { queue, count } => {
+                let v = self.exec(Command::Peek { queue, count }).await?;
+                self.jobs_out(&v, false)
+            }
+            Cmd::Heartbeat { jid, worker, data } => {
+                if let Some(d) = &data {
+                    check_json("--data", d)?;
+                }
+                let v = self.exec(Command::Heartbeat { jid, worker, data }).await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                let t = v.as_f64().unwrap_or(0.0);
+                print_str(&format!("lock expires at {}\n", format_time(t)))
+            }
+            Cmd::Complete {
+                jid,
+                worker,
+                queue,
+                data,
+                next,
+            } => {
+                check_json("--data", &data)?;
+                let v = self
+                    .exec(Command::Complete(CompleteParams {
+                        jid,
+                        worker,
+                        queue,
+                        data,
+                        next,
+                        delay: 0.0,
+                        depends: Vec::new(),
+                    }))
+                    .await?;
+                self.scalar_out(&v)
+            }
+            Cmd::Fail {
+                jid,
+                worker,
+                group,
+                message,
+            } => {
+                let v = self
+                    .exec(Command::Fail {
+                        jid,
+                        worker,
+                        group,
+                        message,
+                        data: None,
+                    })
+                    .await?;
+                self.scalar_out(&v)
+            }
+            Cmd::Get { jid }
+            | Cmd::Job {
+                action: JobCmd::Show { jid },
+            } => self.show_job(&jid).await,
+            Cmd::Jobs {
+                state,
+                queue,
+                offset,
+                count,
+            } => self.jobs(&state, queue, offset, count).await,
+            Cmd::Queues => self.queues().await,
+            Cmd::Workers { name } => self.workers(name).await,
+            Cmd::Stats { queue, date } => self.stats(queue, date).await,
+            Cmd::Cancel { jids } => self.cancel(jids).await,
+            Cmd::Retry { jids } => self.retry(jids).await,
+            Cmd::Config { action } => self.config(action).await,
+            Cmd::Pause { queues } => {
+                self.exec(Command::Pause {
+                    queues: queues.clone(),
+                })
+                .await?;
+                self.done_out(&format!("paused {}", queues.join(", ")))
+            }
+            Cmd::Unpause { queues } => {
+                self.exec(Command::Unpause {
+                    queues: queues.clone(),
+                })
+                .await?;
+                self.done_out(&format!("unpaused {}", queues.join(", ")))
+            }
+            Cmd::Recur { action } => self.recur(action).await,
+            Cmd::Priority { jid, priority } => {
+                let v = self.exec(Command::Priority { jid, priority }).await?;
+                self.scalar_out(&v)
+            }
+            Cmd::Track { jid } => {
+                let v = self.exec(Command::Track { jid: jid.clone() }).await?;
+                self.json_or(&v, &format!("tracking {jid}"))
+            }
+            Cmd::Untrack { jid } => {
+                let v = self.exec(Command::Untrack { jid: jid.clone() }).await?;
+                self.json_or(&v, &format!("stopped tracking {jid}"))
+            }
+            Cmd::Tracked => {
+                let v = self.exec(Command::Tracked).await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                let jobs = v.get("jobs").cloned().unwrap_or(Value::Array(vec![]));
+                self.jobs_out(&jobs, false)
+            }
+            Cmd::Tag { action } => self.tag(action).await,
+            Cmd::Depends { jid, on, off } => {
+                let change = match (on.is_empty(), off.is_empty()) {
+                    (false, true) => DependsChange::On(on),
+                    (true, false) if off == ["all"] => DependsChange::OffAll,
+                    (true, false) => DependsChange::Off(off),
+                    _ => {
+                        return Err(Error::invalid(
+                            "depends: give exactly one of --on JIDS or --off JIDS",
+                        )
+                        .into())
+                    }
+                };
+                let v = self.exec(Command::Depends { jid, change }).await?;
+                self.scalar_out(&v)
+            }
+            Cmd::Log { jid, message, data } => {
+                let data = match data {
+                    Some(d) => Some(clew::client::json_object("--data", &d)?),
+                    None => None,
+                };
+                let v = self.exec(Command::Log { jid, message, data }).await?;
+                self.json_or(&v, "logged")
+            }
+            Cmd::Failed {
+                group,
+                offset,
+                count,
+                retry_all,
+                cancel_all,
+            } => {
+                self.failed(group, offset, count, retry_all, cancel_all)
+                    .await
+            }
+            Cmd::Unfail {
+                queue,
+                group,
+                count,
+            } => {
+                let v = self
+                    .exec(Command::Unfail {
+                        queue: queue.clone(),
+                        group,
+                        count,
+                    })
+                    .await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                print_str(&format!("moved {} job(s) into {queue}\n", text_of(&v)))
+            }
+            Cmd::Events { after, follow } => self.events(after, follow).await,
+        }
+    }
+
+    /// Prints a bare value (a state, a number, a jid) or its JSON.
+    fn scalar_out(&self, v: &Value) -> anyhow::Result<()> {
+        if self.json {
+            return print_json(v);
+        }
+        print_str(&format!("{}\n", text_of(v)))
+    }
+
+    /// Prints `v` as JSON, or `message`.
+    fn json_or(&self, v: &Value, message: &str) -> anyhow::Result<()> {
+        if self.json {
+            return print_json(v);
+        }
+        print_str(&format!("{message}\n"))
+    }
+
+    /// Prints `null` as JSON, or `message`.
+    fn done_out(&self, message: &str) -> anyhow::Result<()> {
+        self.json_or(&Value::Null, message)
+    }
+
+    async fn put(&self, p: PutArgs) -> anyhow::Result<()> {
+        check_json("--data", &p.data)?;
+        if !p.delay.is_finite() || p.delay < 0.0 {
+            return Err(
+                Error::invalid(format!("--delay: expected seconds >= 0, got {}", p.delay)).into(),
+            );
+        }
+        let jid = self
+            .client
+            .put(PutParams {
+                worker: "clew".to_owned(),
+                queue: p.queue,
+                jid: p.jid.unwrap_or_default(),
+                klass: p.klass,
+                data: p.data,
+                delay: p.delay,
+                priority: p.priority,
+                tags: non_empty(p.tags),
+                retries: p.retries,
+                depends: non_empty(p.depends),
+                must_exist: false,
+            })
+            .await?;
+        self.scalar_out(&Value::from(jid))
+    }
+
+    /// Prints a list of jobs (natural JSON) as a table, or as JSON.
+    fn jobs_out(&self, v: &Value, with_failure: bool) -> anyhow::Result<()> {
+        if self.json {
+            return print_json(v);
+        }
+        let jobs: Vec<JobView> = serde_json::from_value(v.clone())
+            .map_err(|e| Error::store(format!("unexpected job list: {e}")))?;
+        print_str(&job_table(&jobs, with_failure))
+    }
+
+    async fn show_job(&self, jid: &str) -> anyhow::Result<()> {
+        let v = self
+            .exec(Command::Get {
+                jid: jid.to_owned(),
+            })
+            .await?;
+        if v.is_null() {
+            return Err(Error::not_found(format!("job {jid} does not exist")).into());
+        }
+        if self.json {
+            return print_json(&v);
+        }
+        let j: JobView =
+            serde_json::from_value(v).map_err(|e| Error::store(format!("unexpected job: {e}")))?;
+        let mut pairs = vec![
+            ("jid", j.jid.clone()),
+            ("klass", j.klass.clone()),
+            ("state", j.state.clone()),
+            ("queue", j.queue.clone()),
+            ("worker", j.worker.clone()),
+            ("priority", j.priority.to_string()),
+            ("retries", format!("{} of {} left", j.remaining, j.retries)),
+            ("expires", format_time(j.expires)),
+            ("tags", j.tags.join(", ")),
+            ("tracked", j.tracked.to_string()),
+            ("data", j.data.clone()),
+        ];
+        if !j.dependencies.is_empty() {
+            pairs.push(("dependencies", j.dependencies.join(", ")));
+        }
+        if !j.dependents.is_empty() {
+            pairs.push(("dependents", j.dependents.join(", ")));
+        }
+        if let Some(s) = &j.spawned_from_jid {
+            pairs.push(("spawned from", s.clone()));
+        }
+        if let Some(group) = j.failure_group() {
+            let msg = j
+                .failure
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            pairs.push(("failure", format!("{group}: {}", first_line(msg, 200))));
+        }
+        let mut out = key_values(&pairs);
+        out.push_str("history:\n");
+        let mut t = Table::new(["  WHEN", "WHAT", "DETAILS"]);
+        for h in &j.history {
+            let when = h.get("when").and_then(Value::as_f64).unwrap_or(0.0);
+            let what = h.get("what").map(text_of).unwrap_or_default();
+            let details: Vec<String> = h
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| *k != "what" && *k != "when")
+                        .map(|(k, v)| format!("{k}={}", text_of(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            t.row([format!("  {}", format_time(when)), what, details.join(" ")]);
+        }
+        out.push_str(&t.render());
+        print_str(&out)
+    }
+
+    async fn queue_names(&self) -> anyhow::Result<Vec<String>> {
+        let v = self.exec(Command::Queues { queue: None }).await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|q| q.get("name").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn jobs(
+        &self,
+        state: &str,
+        queue: Option<String>,
+        offset: i64,
+        count: i64,
+    ) -> anyhow::Result<()> {
+        let mut jids: Vec<String> = Vec::new();
+        match state {
+            "complete" => {
+                let v = self.exec(Command::JobsComplete { offset, count }).await?;
+                jids = strings(&v);
+            }
+            "failed" => {
+                let groups = self
+                    .exec(Command::Failed {
+                        group: None,
+                        start: 0,
+                        limit: 0,
+                    })
+                    .await?;
+                let names: Vec<String> = groups
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                for g in names {
+                    let page = self
+                        .exec(Command::Failed {
+                            group: Some(g),
+                            start: offset,
+                            limit: count,
+                        })
+                        .await?;
+                    jids.extend(strings(page.get("jobs").unwrap_or(&Value::Null)));
+                }
+            }
+            other => {
+                let listing = JobsListing::parse(other).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "--state: expected failed, running, stalled, scheduled, depends, \
+                         recurring, waiting or complete, got {other:?}"
+                    ))
+                })?;
+                let queues = match queue.clone() {
+                    Some(q) => vec![q],
+                    None => self.queue_names().await?,
+                };
+                for q in queues {
+                    let v = self
+                        .exec(Command::Jobs {
+                            listing,
+                            queue: q,
+                            offset,
+                            count,
+                        })
+                        .await?;
+                    jids.extend(strings(&v));
+                }
+                if listing == JobsListing::Recurring {
+                    return self.recurring_out(&jids).await;
+                }
+            }
+        }
+        let mut v = if jids.is_empty() {
+            Value::Array(Vec::new())
+        } else {
+            self.exec(Command::MultiGet { jids }).await?
+        };
+        if let (Some(q), Value::Array(items)) = (&queue, &mut v) {
+            if state == "failed" {
+                items.retain(|j| j.get("queue").and_then(Value::as_str) == Some(q));
+            }
+        }
+        if !self.json && v.as_array().is_some_and(Vec::is_empty) {
+            return print_str(&format!("no {state} jobs\n"));
+        }
+        self.jobs_out(&v, state == "failed")
+    }
+
+    async fn recurring_out(&self, jids: &[String]) -> anyhow::Result<()> {
+        let mut all = Vec::new();
+        for jid in jids {
+            let v = self.exec(Command::RecurGet { jid: jid.clone() }).await?;
+            if !v.is_null() {
+                all.push(v);
+            }
+        }
+        if self.json {
+            return print_json(&Value::Array(all));
+        }
+        if all.is_empty() {
+            return print_str("no recurring jobs\n");
+        }
+        let mut t = Table::new([
+            "JID", "QUEUE", "KLASS", "INTERVAL", "PRIORITY", "COUNT", "TAGS",
+        ]);
+        for r in &all {
+            let f = |k: &str| r.get(k).map(text_of).unwrap_or_default();
+            t.row([
+                f("jid"),
+                f("queue"),
+                f("klass"),
+                f("interval"),
+                f("priority"),
+                f("count"),
+                strings(r.get("tags").unwrap_or(&Value::Null)).join(","),
+            ]);
+        }
+        print_str(&t.render())
+    }
+
+    async fn queues(&self) -> anyhow::Result<()> {
+        let v = self.exec(Command::Queues { queue: None }).await?;
+        if self.json {
+            return print_json(&v);
+        }
+        let cols = [
+            "waiting",
+            "running",
+            "stalled",
+            "scheduled",
+            "depends",
+            "recurring",
+        ];
+        let mut t = Table::new([
+            "QUEUE",
+            "WAITING",
+            "RUNNING",
+            "STALLED",
+            "SCHEDULED",
+            "DEPENDS",
+            "RECURRING",
+            "PAUSED",
+        ]);
+        for q in v.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let mut row = vec![q.get("name").map(text_of).unwrap_or_default()];
+            row.extend(
+                cols.iter()
+                    .map(|c| q.get(*c).map(text_of).unwrap_or_default()),
+            );
+            let paused = q.get("paused").and_then(Value::as_bool).unwrap_or(false);
+            row.push(if paused { "yes" } else { "no" }.to_owned());
+            t.row(row);
+        }
+        if t.is_empty() {
+            return print_str("no queues\n");
+        }
+        print_str(&t.render())
+    }
+
+    async fn workers(&self, name: Option<String>) -> anyhow::Result<()> {
+        let v = self
+            .exec(Command::Workers {
+                worker: name.clone(),
+            })
+            .await?;
+        if self.json {
+            return print_json(&v);
+        }
+        match name {
+            None => {
+                let mut t = Table::new(["WORKER", "JOBS", "STALLED"]);
+                for w in v.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    let f = |k: &str| w.get(k).map(text_of).unwrap_or_default();
+                    t.row([f("name"), f("jobs"), f("stalled")]);
+                }
+                if t.is_empty() {
+                    return print_str("no workers\n");
+                }
+                print_str(&t.render())
+            }
+            Some(name) => {
+                let mut t = Table::new(["JID", "LOCK"]);
+                for j in strings(v.get("jobs").unwrap_or(&Value::Null)) {
+                    t.row([j, "running".to_owned()]);
+                }
+                for j in strings(v.get("stalled").unwrap_or(&Value::Null)) {
+                    t.row([j, "stalled".to_owned()]);
+                }
+                if t.is_empty() {
+                    return print_str(&format!("worker {name} holds no jobs\n"));
+                }
+                print_str(&t.render())
+            }
+        }
+    }
+
+    async fn stats(&self, queue: String, date: Option<String>) -> anyhow::Result<()> {
+        let secs = match date.as_deref() {
+            None => now_secs(),
+            Some(d) => match parse_date(d) {
+                Some(s) => s as f64,
+                None => d
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite())
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "--date: expected YYYY-MM-DD or seconds since the epoch, got {d:?}"
+                        ))
+                    })?,
+            },
+        };
+        let date = Timestamp::from_secs_f64(secs)
+            .ok_or_else(|| Error::invalid(format!("--date: out of range: {secs}")))?;
+        let v = self
+            .exec(Command::Stats {
+                queue: queue.clone(),
+                date,
+            })
+            .await?;
+        if self.json {
+            return print_json(&v);
+        }
+        let f = |k: &str| v.get(k).map(text_of).unwrap_or_default();
+        let day = format_time(date.day().as_secs_f64().max(1.0));
+        let mut out = format!(
+            "queue {queue}, day {}\nretries: {}  failed: {}  failures: {}\n\n",
+            day.get(..10).unwrap_or(&day),
+            f("retries"),
+            f("failed"),
+            f("failures")
+        );
+        let mut t = Table::new(["", "COUNT", "MEAN (s)", "STD (s)"]);
+        for k in ["wait", "run"] {
+            let g = |x: &str| {
+                v.get(k)
+                    .and_then(|s| s.get(x))
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+            };
+            t.row([
+                k.to_owned(),
+                format!("{}", g("count")),
+                format!("{:.3}", g("mean")),
+                format!("{:.3}", g("std")),
+            ]);
+        }
+        out.push_str(&t.render());
+        print_str(&out)
+    }
+
+    /// Cancels in batches of [`BATCH`] jids, with a progress bar.
+    async fn cancel(&self, jids: Vec<String>) -> anyhow::Result<()> {
+        let bar = progress(jids.len(), "cancelling");
+        let mut done: Vec<String> = Vec::new();
+        for chunk in jids.chunks(BATCH) {
+            let v = self
+                .exec(Command::Cancel {
+                    jids: chunk.to_vec(),
+                })
+                .await;
+            let v = match v {
+                Ok(v) => v,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e);
+                }
+            };
+            done.extend(strings(&v));
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        if self.json {
+            return print_json(&Value::from(done));
+        }
+        print_str(&format!("cancelled {} job(s)\n", done.len()))
+    }
+
+    /// Retries one job: a failed job is put back into its queue with its
+    /// class, data, priority, tags and retries; a running job gets qless's
+    /// `retry`. Returns what was done.
+    async fn retry_one(&self, jid: &str) -> anyhow::Result<Value> {
+        let job = self
+            .client
+            .get(jid)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("job {jid} does not exist")))?;
+        match job.state.as_str() {
+            "failed" => {
+                self.exec(Command::Put(PutParams {
+                    worker: "clew".to_owned(),
+                    queue: job.queue.clone(),
+                    jid: job.jid.clone(),
+                    klass: job.klass.clone(),
+                    data: job.data.clone(),
+                    delay: 0.0,
+                    priority: Some(job.priority),
+                    tags: Some(job.tags.clone()),
+                    retries: Some(job.retries),
+                    depends: None,
+                    must_exist: true,
+                }))
+                .await?;
+                Ok(serde_json::json!({"jid": jid, "queue": job.queue, "action": "requeued"}))
+            }
+            "running" | "stalled" => {
+                let left = self.client.retry(jid, &job.queue, &job.worker, 0.0).await?;
+                Ok(serde_json::json!({
+                    "jid": jid, "queue": job.queue, "action": "retried", "remaining": left
+                }))
+            }
+            other => Err(Error::conflict(format!(
+                "job {jid} is {other}: only failed or running jobs can be retried"
+            ))
+            .into()),
+        }
+    }
+
+    async fn retry(&self, jids: Vec<String>) -> anyhow::Result<()> {
+        let bar = progress(jids.len(), "retrying");
+        let mut results = Vec::new();
+        for jid in &jids {
+            match self.retry_one(jid).await {
+                Ok(v) => results.push(v),
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e);
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if self.json {
+            return print_json(&Value::Array(results));
+        }
+        let mut out = String::new();
+        for r in &results {
+            let f = |k: &str| r.get(k).map(text_of).unwrap_or_default();
+            out.push_str(&format!(
+                "{}: {} into {}\n",
+                f("jid"),
+                f("action"),
+                f("queue")
+            ));
+        }
+        print_str(&out)
+    }
+
+    async fn config(&self, action: ConfigCmd) -> anyhow::Result<()> {
+        match action {
+            ConfigCmd::Get { key: None } => {
+                let v = self.exec(Command::ConfigGet { key: None }).await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                let mut t = Table::new(["KEY", "VALUE"]);
+                for (k, val) in v.as_object().into_iter().flatten() {
+                    t.row([k.clone(), text_of(val)]);
+                }
+                print_str(&t.render())
+            }
+            ConfigCmd::Get { key: Some(key) } => {
+                let v = self
+                    .exec(Command::ConfigGet {
+                        key: Some(key.clone()),
+                    })
+                    .await?;
+                if v.is_null() {
+                    return Err(
+                        Error::not_found(format!("config {key}: not set and no default")).into(),
+                    );
+                }
+                self.scalar_out(&v)
+            }
+            ConfigCmd::Set { key, value } => {
+                self.exec(Command::ConfigSet {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .await?;
+                self.done_out(&format!("{key} = {value}"))
+            }
+            ConfigCmd::Unset { key } => {
+                self.exec(Command::ConfigUnset { key: key.clone() }).await?;
+                self.done_out(&format!("unset {key}"))
+            }
+        }
+    }
+
+    async fn recur(&self, action: RecurCmd) -> anyhow::Result<()> {
+        match action {
+            RecurCmd::Add {
+                queue,
+                klass,
+                interval,
+                jid,
+                offset,
+                data,
+                priority,
+                tags,
+                retries,
+                backlog,
+            } => {
+                check_json("--data", &data)?;
+                let jid = jid.unwrap_or_else(clew_core::engine::new_jid);
+                self.exec(Command::Recur(RecurParams {
+                    queue,
+                    jid: jid.clone(),
+                    klass,
+                    data,
+                    interval,
+                    offset,
+                    priority,
+                    tags,
+                    retries,
+                    backlog,
+                }))
+                .await?;
+                self.scalar_out(&Value::from(jid))
+            }
+            RecurCmd::Get { jid } => {
+                let v = self.exec(Command::RecurGet { jid: jid.clone() }).await?;
+                if v.is_null() {
+                    return Err(
+                        Error::not_found(format!("recurring job {jid} does not exist")).into(),
+                    );
+                }
+                if self.json {
+                    return print_json(&v);
+                }
+                let f = |k: &str| v.get(k).map(text_of).unwrap_or_default();
+                let pairs: Vec<(&str, String)> = [
+                    "jid", "klass", "queue", "interval", "priority", "retries", "count", "backlog",
+                    "data",
+                ]
+                .iter()
+                .map(|k| (*k, f(k)))
+                .chain([(
+                    "tags",
+                    strings(v.get("tags").unwrap_or(&Value::Null)).join(", "),
+                )])
+                .collect();
+                print_str(&key_values(&pairs))
+            }
+            RecurCmd::Update {
+                jid,
+                priority,
+                interval,
+                retries,
+                data,
+                klass,
+                queue,
+                backlog,
+            } => {
+                if let Some(d) = &data {
+                    check_json("--data", d)?;
+                }
+                let v = self
+                    .exec(Command::RecurUpdate {
+                        jid,
+                        update: RecurUpdate {
+                            priority,
+                            interval,
+                            retries,
+                            data,
+                            klass,
+                            queue,
+                            backlog,
+                        },
+                    })
+                    .await?;
+                self.scalar_out(&v)
+            }
+            RecurCmd::Remove { jid } => {
+                let v = self.exec(Command::Unrecur { jid }).await?;
+                self.scalar_out(&v)
+            }
+            RecurCmd::Tag { jid, tags } => {
+                let v = self.exec(Command::RecurTag { jid, tags }).await?;
+                self.tags_out(&v)
+            }
+            RecurCmd::Untag { jid, tags } => {
+                let v = self.exec(Command::RecurUntag { jid, tags }).await?;
+                self.tags_out(&v)
+            }
+        }
+    }
+
+    fn tags_out(&self, v: &Value) -> anyhow::Result<()> {
+        if self.json {
+            return print_json(v);
+        }
+        print_str(&format!("tags: {}\n", strings(v).join(", ")))
+    }
+
+    async fn tag(&self, action: TagCmd) -> anyhow::Result<()> {
+        match action {
+            TagCmd::Add { jid, tags } => {
+                let v = self.exec(Command::TagAdd { jid, tags }).await?;
+                self.tags_out(&v)
+            }
+            TagCmd::Remove { jid, tags } => {
+                let v = self.exec(Command::TagRemove { jid, tags }).await?;
+                self.tags_out(&v)
+            }
+            TagCmd::Get { tag, offset, count } => {
+                let v = self
+                    .exec(Command::TagGet {
+                        tag: tag.clone(),
+                        offset,
+                        count,
+                    })
+                    .await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                let jids = strings(v.get("jobs").unwrap_or(&Value::Null));
+                let jobs = if jids.is_empty() {
+                    Value::Array(vec![])
+                } else {
+                    self.exec(Command::MultiGet { jids }).await?
+                };
+                if jobs.as_array().is_some_and(Vec::is_empty) {
+                    return print_str(&format!("no jobs tagged {tag}\n"));
+                }
+                self.jobs_out(&jobs, false)
+            }
+            TagCmd::Top { offset, count } => {
+                let v = self.exec(Command::TagTop { offset, count }).await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                print_str(&format!("{}\n", strings(&v).join("\n")))
+            }
+        }
+    }
+
+    /// Every jid of a failure group, paging through it.
+    async fn failed_jids(&self, group: &str) -> anyhow::Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let page = self
+                .exec(Command::Failed {
+                    group: Some(group.to_owned()),
+                    start: out.len() as i64,
+                    limit: BATCH as i64,
+                })
+                .await?;
+            let jids = strings(page.get("jobs").unwrap_or(&Value::Null));
+            let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
+            let n = jids.len();
+            out.extend(jids);
+            if n == 0 || out.len() as i64 >= total {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn failed(
+        &self,
+        group: Option<String>,
+        offset: i64,
+        count: i64,
+        retry_all: bool,
+        cancel_all: bool,
+    ) -> anyhow::Result<()> {
+        let Some(group) = group else {
+            let v = self
+                .exec(Command::Failed {
+                    group: None,
+                    start: 0,
+                    limit: 0,
+                })
+                .await?;
+            if self.json {
+                return print_json(&v);
+            }
+            let mut t = Table::new(["GROUP", "JOBS"]);
+            for (g, n) in v.as_object().into_iter().flatten() {
+                t.row([g.clone(), text_of(n)]);
+            }
+            if t.is_empty() {
+                return print_str("no failed jobs\n");
+            }
+            return print_str(&t.render());
+        };
+        if retry_all {
+            let jids = self.failed_jids(&group).await?;
+            return self.retry(jids).await;
+        }
+        if cancel_all {
+            let jids = self.failed_jids(&group).await?;
+            return self.cancel(jids).await;
+        }
+        let page = self
+            .exec(Command::Failed {
+                group: Some(group.clone()),
+                start: offset,
+                limit: count,
+            })
+            .await?;
+        if self.json {
+            return print_json(&page);
+        }
+        let jids = strings(page.get("jobs").unwrap_or(&Value::Null));
+        let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
+        let jobs = if jids.is_empty() {
+            Value::Array(vec![])
+        } else {
+            self.exec(Command::MultiGet { jids: jids.clone() }).await?
+        };
+        let list: Vec<JobView> = serde_json::from_value(jobs)
+            .map_err(|e| Error::store(format!("unexpected job list: {e}")))?;
+        let mut out = format!("group {group}: {total} job(s)\n");
+        if !list.is_empty() {
+            out.push_str(&job_table(&list, true));
+        }
+        print_str(&out)
+    }
+
+    async fn events(&self, mut after: i64, follow: bool) -> anyhow::Result<()> {
+        loop {
+            let events = self.client.events_after(after).await?;
+            let mut out = String::new();
+            for e in &events {
+                if self.json {
+                    out.push_str(
+                        &serde_json::json!({"seq": e.seq, "channel": e.channel, "message": e.message})
+                            .to_string(),
+                    );
+                    out.push('\n');
+                } else {
+                    out.push_str(&format!("{} {} {}\n", e.seq, e.channel, e.message));
+                }
+                after = after.max(e.seq);
+            }
+            if !out.is_empty() {
+                print_str(&out)?;
+            }
+            if !follow {
+                return Ok(());
+            }
+            // A full page means more are waiting: read on without pausing.
+            if events.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Jids per request when working through many jobs (cancel, failed groups).
+const BATCH: usize = 100;
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn job_table(jobs: &[JobView], with_failure: bool) -> String {
+    let mut header = vec![
+        "JID", "STATE", "QUEUE", "KLASS", "PRIORITY", "WORKER", "TAGS",
+    ];
+    if with_failure {
+        header.extend(["GROUP", "MESSAGE"]);
+    }
+    let mut t = Table::new(header);
+    for j in jobs {
+        let mut row = vec![
+            j.jid.clone(),
+            j.state.clone(),
+            j.queue.clone(),
+            j.klass.clone(),
+            j.priority.to_string(),
+            j.worker.clone(),
+            j.tags.join(","),
+        ];
+        if with_failure {
+            row.push(j.failure_group().unwrap_or("").to_owned());
+            let msg = j
+                .failure
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            row.push(first_line(msg, 60));
+        }
+        t.row(row);
+    }
+    t.render()
 }
 
 async fn server(

@@ -1,0 +1,1043 @@
+//! [`Client`]: one API over a local store or a remote `clew server`.
+//!
+//! ```no_run
+//! # async fn demo() -> clew_core::Result<()> {
+//! use clew::Client;
+//! use clew_core::command::PutParams;
+//!
+//! // `sqlite:PATH` (or a bare path) opens the embedded store in-process;
+//! // `http://HOST:PORT` talks to `clew server`.
+//! let client = Client::connect("http://127.0.0.1:7400")?;
+//! let jid = client.put(PutParams::new("emails", "SendEmail")).await?;
+//! for job in client.pop("emails", "worker-1", 10).await? {
+//!     client.complete(&job.jid, "worker-1", &job.queue, &job.data).await?;
+//! }
+//! # let _ = jid;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every operation goes through one path: a typed [`Command`] is written in
+//! qless-core's string form by [`qless_args`] and run with [`Client::qless`],
+//! which calls the engine directly (local) or `POST /v1/qless` (remote). Both
+//! answer natural JSON, and errors come back as [`clew_core::Error`] with the
+//! same [`ErrorKind`] either way.
+
+use std::sync::Arc;
+
+use clew_core::command::{
+    CompleteParams, DependsChange, JobsListing, PutParams, RecurParams, RecurUpdate,
+};
+use clew_core::{Command, Engine, Error, ErrorKind, Result};
+use clew_sqlite::{SqliteOptions, SqliteStore};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// A job as the natural job JSON shows it (the reply of `get`, `pop`,
+/// `peek`, `multiget`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct JobView {
+    /// The job id.
+    pub jid: String,
+    /// The job class.
+    pub klass: String,
+    /// The state: `waiting`, `running`, `failed`, `complete`, ...
+    pub state: String,
+    /// The queue (empty once complete).
+    pub queue: String,
+    /// The worker holding or last holding it (`""` when none).
+    pub worker: String,
+    /// Priority (higher runs sooner).
+    pub priority: i64,
+    /// When the lock expires, in seconds since the epoch (0 when not running).
+    pub expires: f64,
+    /// Retries allowed.
+    pub retries: i64,
+    /// Retries left.
+    pub remaining: i64,
+    /// The payload, a JSON text returned verbatim.
+    pub data: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// History entries: `{what, when, ...details}`.
+    pub history: Vec<Value>,
+    /// The last failure (`{group, message, when, worker}`), or an empty object.
+    pub failure: Value,
+    /// Whether the job is tracked.
+    pub tracked: bool,
+    /// Jobs it waits for.
+    pub dependencies: Vec<String>,
+    /// Jobs waiting for it.
+    pub dependents: Vec<String>,
+    /// The recurring template it was spawned from, if any.
+    pub spawned_from_jid: Option<String>,
+}
+
+impl JobView {
+    /// The failure group, when the job has a failure.
+    pub fn failure_group(&self) -> Option<&str> {
+        self.failure.get("group").and_then(Value::as_str)
+    }
+}
+
+/// One committed event from the store's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct EventView {
+    /// Position in the event log (strictly increasing).
+    pub seq: i64,
+    /// The qless channel, e.g. `ql:log`, `ql:w:<worker>`, `ql:track`.
+    pub channel: String,
+    /// The payload.
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Local(Engine),
+    Remote(Remote),
+}
+
+#[derive(Debug, Clone)]
+struct Remote {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// A handle on clew: a local store or a remote server, with one API.
+///
+/// Cheap to clone; clones share the store or the HTTP connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    backend: Backend,
+}
+
+/// Most events one [`Client::events_after`] call returns from a local store
+/// (the server pages the same way).
+const EVENTS_PAGE: i64 = 10_000;
+
+impl Client {
+    /// Connects to `url`: `http://HOST:PORT` (a `clew server`), or
+    /// `sqlite:PATH` / a bare path (the embedded store, opened in-process
+    /// with default options).
+    pub fn connect(url: &str) -> Result<Client> {
+        Client::connect_with_token(url, None)
+    }
+
+    /// Like [`Client::connect`], sending `token` as `Authorization: Bearer`
+    /// to a server (ignored for a local store).
+    pub fn connect_with_token(url: &str, token: Option<String>) -> Result<Client> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Client::remote(url, token);
+        }
+        let path = url.strip_prefix("sqlite:").unwrap_or(url);
+        if path.contains("://") || path.is_empty() {
+            return Err(Error::invalid(format!(
+                "url: expected http://HOST:PORT, sqlite:PATH or a path, got {url:?}"
+            )));
+        }
+        Client::open_sqlite(path, SqliteOptions::default())
+    }
+
+    /// Opens the embedded SQLite store at `path` with `options`.
+    pub fn open_sqlite(path: &str, options: SqliteOptions) -> Result<Client> {
+        let store = SqliteStore::open(path, options)
+            .map_err(|e| Error::store(format!("opening {path}: {e}")))?;
+        Ok(Client::local(Engine::new(Arc::new(store))))
+    }
+
+    /// A client over an existing engine.
+    pub fn local(engine: Engine) -> Client {
+        Client {
+            backend: Backend::Local(engine),
+        }
+    }
+
+    /// A client of the server at `base_url` (`http://HOST:PORT`).
+    pub fn remote(base_url: &str, token: Option<String>) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| Error::store(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Client {
+            backend: Backend::Remote(Remote {
+                http,
+                base: base_url.trim_end_matches('/').to_owned(),
+                token: token.filter(|t| !t.is_empty()),
+            }),
+        })
+    }
+
+    /// Whether this client talks to a server.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote(_))
+    }
+
+    /// The engine of a local client.
+    pub fn engine(&self) -> Option<&Engine> {
+        match &self.backend {
+            Backend::Local(e) => Some(e),
+            Backend::Remote(_) => None,
+        }
+    }
+
+    /// Runs one qless-core command in its string form (the arguments after
+    /// `now`) and returns its natural JSON result.
+    pub async fn qless(&self, command: &str, args: &[String]) -> Result<Value> {
+        match &self.backend {
+            Backend::Local(engine) => engine.qless(command, None, args).await,
+            Backend::Remote(r) => {
+                let body = json!({"command": command, "args": args});
+                let v = r.send(r.post("/v1/qless").json(&body)).await?;
+                Ok(v.get("result").cloned().unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    /// Runs a typed command and returns its natural JSON result.
+    pub async fn execute(&self, command: Command) -> Result<Value> {
+        match &self.backend {
+            Backend::Local(engine) => Ok(engine.execute(command).await?.to_json()),
+            Backend::Remote(_) => {
+                let (name, args) = qless_args(&command);
+                self.qless(name, &args).await
+            }
+        }
+    }
+
+    /// Committed events with a sequence number greater than `after`, oldest
+    /// first.
+    pub async fn events_after(&self, after: i64) -> Result<Vec<EventView>> {
+        match &self.backend {
+            Backend::Local(engine) => Ok(engine
+                .store()
+                .events_after(after, EVENTS_PAGE)
+                .await?
+                .into_iter()
+                .map(|e| EventView {
+                    seq: e.seq,
+                    channel: e.channel,
+                    message: e.message,
+                })
+                .collect()),
+            Backend::Remote(r) => {
+                let v = r
+                    .send(r.get(&format!("/v1/qless/events?after={after}")))
+                    .await?;
+                let events = v.get("events").cloned().unwrap_or(Value::Null);
+                serde_json::from_value(events)
+                    .map_err(|e| Error::store(format!("events: unexpected reply: {e}")))
+            }
+        }
+    }
+
+    /// Puts a job; returns its jid (a new one when `params.jid` is empty).
+    pub async fn put(&self, mut params: PutParams) -> Result<String> {
+        if params.jid.is_empty() {
+            params.jid = clew_core::engine::new_jid();
+        }
+        if params.worker.is_empty() {
+            params.worker = "clew".to_owned();
+        }
+        let v = self.execute(Command::Put(params)).await?;
+        as_string("put", v)
+    }
+
+    /// Pops up to `count` jobs of `queue` for `worker`.
+    pub async fn pop(&self, queue: &str, worker: &str, count: i64) -> Result<Vec<JobView>> {
+        let v = self
+            .execute(Command::Pop {
+                queue: queue.to_owned(),
+                worker: worker.to_owned(),
+                count,
+            })
+            .await?;
+        decode("pop", v)
+    }
+
+    /// Renews `worker`'s lock on `jid`; returns the new expiry (seconds).
+    pub async fn heartbeat(&self, jid: &str, worker: &str) -> Result<i64> {
+        let v = self
+            .execute(Command::Heartbeat {
+                jid: jid.to_owned(),
+                worker: worker.to_owned(),
+                data: None,
+            })
+            .await?;
+        v.as_i64()
+            .ok_or_else(|| Error::store(format!("heartbeat: unexpected reply {v}")))
+    }
+
+    /// Completes a running job with its final `data` (JSON text); returns
+    /// the new state (`complete`).
+    pub async fn complete(
+        &self,
+        jid: &str,
+        worker: &str,
+        queue: &str,
+        data: &str,
+    ) -> Result<String> {
+        self.complete_with(CompleteParams {
+            jid: jid.to_owned(),
+            worker: worker.to_owned(),
+            queue: queue.to_owned(),
+            data: data.to_owned(),
+            next: None,
+            delay: 0.0,
+            depends: Vec::new(),
+        })
+        .await
+    }
+
+    /// Completes a running job, possibly advancing it into `params.next`;
+    /// returns the new state.
+    pub async fn complete_with(&self, params: CompleteParams) -> Result<String> {
+        let v = self.execute(Command::Complete(params)).await?;
+        as_string("complete", v)
+    }
+
+    /// Fails a running job into `group` with `message`.
+    pub async fn fail(&self, jid: &str, worker: &str, group: &str, message: &str) -> Result<()> {
+        self.execute(Command::Fail {
+            jid: jid.to_owned(),
+            worker: worker.to_owned(),
+            group: group.to_owned(),
+            message: message.to_owned(),
+            data: None,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Puts a running job back into `queue` after `delay` seconds; returns
+    /// the retries left (negative when it failed for lack of retries).
+    pub async fn retry(&self, jid: &str, queue: &str, worker: &str, delay: f64) -> Result<i64> {
+        let v = self
+            .execute(Command::Retry {
+                jid: jid.to_owned(),
+                queue: queue.to_owned(),
+                worker: worker.to_owned(),
+                delay,
+                group: None,
+                message: None,
+            })
+            .await?;
+        v.as_i64()
+            .ok_or_else(|| Error::store(format!("retry: unexpected reply {v}")))
+    }
+
+    /// Cancels jobs; returns the jids given.
+    pub async fn cancel(&self, jids: &[String]) -> Result<Vec<String>> {
+        let v = self
+            .execute(Command::Cancel {
+                jids: jids.to_vec(),
+            })
+            .await?;
+        decode("cancel", v)
+    }
+
+    /// One job, or `None` when it does not exist.
+    pub async fn get(&self, jid: &str) -> Result<Option<JobView>> {
+        let v = self
+            .execute(Command::Get {
+                jid: jid.to_owned(),
+            })
+            .await?;
+        decode("get", v)
+    }
+
+    /// Several jobs (missing ones are skipped).
+    pub async fn multiget(&self, jids: &[String]) -> Result<Vec<JobView>> {
+        if jids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v = self
+            .execute(Command::MultiGet {
+                jids: jids.to_vec(),
+            })
+            .await?;
+        decode("multiget", v)
+    }
+
+    /// Closes a local store (pending writes finish); a no-op for a server.
+    pub async fn close(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Local(engine) => engine.close().await,
+            Backend::Remote(_) => Ok(()),
+        }
+    }
+}
+
+impl Remote {
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.auth(self.http.post(format!("{}{path}", self.base)))
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.auth(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// Sends a request; maps an error body back to [`Error`] by status.
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| Error::store(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Error::store(format!("reading the reply of {}: {e}", self.base)))?;
+        let body: Option<Value> = serde_json::from_str(&text).ok();
+        if status.is_success() {
+            return body.ok_or_else(|| {
+                Error::store(format!("{}: reply is not JSON: {text:.200}", self.base))
+            });
+        }
+        let message = body
+            .as_ref()
+            .and_then(|b| b.pointer("/error/message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("server answered {status}: {text:.200}"));
+        Err(Error::new(kind_of_status(status.as_u16()), message))
+    }
+}
+
+/// The error kind an HTTP status stands for: 400 invalid, 404 not found,
+/// 409 conflict, anything else a store error.
+pub fn kind_of_status(status: u16) -> ErrorKind {
+    match status {
+        400 => ErrorKind::Invalid,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        _ => ErrorKind::Store,
+    }
+}
+
+fn as_string(cmd: &str, v: Value) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(Error::store(format!("{cmd}: unexpected reply {other}"))),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(cmd: &str, v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| Error::store(format!("{cmd}: unexpected reply: {e}")))
+}
+
+/// Float seconds as qless writes them (`30`, `0.5`).
+fn secs(v: f64) -> String {
+    format!("{v}")
+}
+
+fn json_list(v: &[String]) -> String {
+    Value::from(v.to_vec()).to_string()
+}
+
+/// The qless name of a `jobs` listing.
+pub fn listing_name(l: JobsListing) -> &'static str {
+    match l {
+        JobsListing::Running => "running",
+        JobsListing::Stalled => "stalled",
+        JobsListing::Scheduled => "scheduled",
+        JobsListing::Depends => "depends",
+        JobsListing::Recurring => "recurring",
+        JobsListing::Waiting => "waiting",
+    }
+}
+
+/// Writes a typed [`Command`] in qless-core's string form: the command name
+/// and its arguments after `now`. The inverse of [`clew_core::qless::parse`]:
+/// parsing the result gives back the same command (for every command
+/// qless-core's form can express: `failed` without a group takes no paging,
+/// and `retry` with a message but no group sends an empty group).
+pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
+    let s = |v: &str| v.to_owned();
+    let args: Vec<String> = match command {
+        Command::Cancel { jids } => jids.clone(),
+        Command::Complete(p) => {
+            let mut a = vec![s(&p.jid), s(&p.worker), s(&p.queue), s(&p.data)];
+            if let Some(next) = &p.next {
+                a.extend([s("next"), s(next)]);
+                if p.delay != 0.0 {
+                    a.extend([s("delay"), secs(p.delay)]);
+                }
+                if !p.depends.is_empty() {
+                    a.extend([s("depends"), json_list(&p.depends)]);
+                }
+            }
+            a
+        }
+        Command::ConfigGet { key } => key.iter().cloned().collect(),
+        Command::ConfigSet { key, value } => vec![s(key), s(value)],
+        Command::ConfigUnset { key } => vec![s(key)],
+        Command::Depends { jid, change } => {
+            let mut a = vec![s(jid)];
+            match change {
+                DependsChange::On(j) => {
+                    a.push(s("on"));
+                    a.extend(j.iter().cloned());
+                }
+                DependsChange::Off(j) => {
+                    a.push(s("off"));
+                    a.extend(j.iter().cloned());
+                }
+                DependsChange::OffAll => a.extend([s("off"), s("all")]),
+            }
+            a
+        }
+        Command::Fail {
+            jid,
+            worker,
+            group,
+            message,
+            data,
+        } => {
+            let mut a = vec![s(jid), s(worker), s(group), s(message)];
+            a.extend(data.iter().cloned());
+            a
+        }
+        Command::Failed {
+            group,
+            start,
+            limit,
+        } => match group {
+            Some(g) => vec![s(g), start.to_string(), limit.to_string()],
+            None => Vec::new(),
+        },
+        Command::Get { jid } => vec![s(jid)],
+        Command::Heartbeat { jid, worker, data } => {
+            let mut a = vec![s(jid), s(worker)];
+            a.extend(data.iter().cloned());
+            a
+        }
+        Command::Jobs {
+            listing,
+            queue,
+            offset,
+            count,
+        } => vec![
+            s(listing_name(*listing)),
+            s(queue),
+            offset.to_string(),
+            count.to_string(),
+        ],
+        Command::JobsComplete { offset, count } => {
+            vec![s("complete"), offset.to_string(), count.to_string()]
+        }
+        Command::Length { queue } => vec![s(queue)],
+        Command::Log { jid, message, data } => {
+            let mut a = vec![s(jid), s(message)];
+            if let Some(d) = data {
+                a.push(Value::Object(d.clone()).to_string());
+            }
+            a
+        }
+        Command::MultiGet { jids } => jids.clone(),
+        Command::Pause { queues } | Command::Unpause { queues } => queues.clone(),
+        Command::QueueForget { queues } => queues.clone(),
+        Command::Peek { queue, count } => vec![s(queue), count.to_string()],
+        Command::Pop {
+            queue,
+            worker,
+            count,
+        } => vec![s(queue), s(worker), count.to_string()],
+        Command::Priority { jid, priority } => vec![s(jid), priority.to_string()],
+        Command::Put(p) => put_args(p),
+        Command::Queues { queue } => queue.iter().cloned().collect(),
+        Command::Recur(p) => recur_args(p),
+        Command::RecurGet { jid } | Command::Unrecur { jid } => vec![s(jid)],
+        Command::RecurTag { jid, tags } | Command::RecurUntag { jid, tags } => {
+            let mut a = vec![s(jid)];
+            a.extend(tags.iter().cloned());
+            a
+        }
+        Command::RecurUpdate { jid, update } => recur_update_args(jid, update),
+        Command::Retry {
+            jid,
+            queue,
+            worker,
+            delay,
+            group,
+            message,
+        } => {
+            let mut a = vec![s(jid), s(queue), s(worker), secs(*delay)];
+            match (group, message) {
+                (Some(g), Some(m)) => a.extend([s(g), s(m)]),
+                (Some(g), None) => a.push(s(g)),
+                (None, Some(m)) => a.extend([String::new(), s(m)]),
+                (None, None) => {}
+            }
+            a
+        }
+        Command::Stats { queue, date } => vec![s(queue), secs(date.as_secs_f64())],
+        Command::TagAdd { jid, tags } => {
+            let mut a = vec![s("add"), s(jid)];
+            a.extend(tags.iter().cloned());
+            a
+        }
+        Command::TagRemove { jid, tags } => {
+            let mut a = vec![s("remove"), s(jid)];
+            a.extend(tags.iter().cloned());
+            a
+        }
+        Command::TagGet { tag, offset, count } => {
+            vec![s("get"), s(tag), offset.to_string(), count.to_string()]
+        }
+        Command::TagTop { offset, count } => {
+            vec![s("top"), offset.to_string(), count.to_string()]
+        }
+        Command::Timeout { jids } => jids.clone(),
+        Command::Track { jid } => vec![s("track"), s(jid)],
+        Command::Untrack { jid } => vec![s("untrack"), s(jid)],
+        Command::Tracked => Vec::new(),
+        Command::Unfail {
+            queue,
+            group,
+            count,
+        } => vec![s(queue), s(group), count.to_string()],
+        Command::WorkerDeregister { workers } => workers.clone(),
+        Command::Workers { worker } => worker.iter().cloned().collect(),
+    };
+    (command.name(), args)
+}
+
+fn put_args(p: &PutParams) -> Vec<String> {
+    let mut a = vec![
+        p.worker.clone(),
+        p.queue.clone(),
+        p.jid.clone(),
+        p.klass.clone(),
+        p.data.clone(),
+        secs(p.delay),
+    ];
+    if let Some(pr) = p.priority {
+        a.extend(["priority".to_owned(), pr.to_string()]);
+    }
+    if let Some(t) = &p.tags {
+        a.extend(["tags".to_owned(), json_list(t)]);
+    }
+    if let Some(r) = p.retries {
+        a.extend(["retries".to_owned(), r.to_string()]);
+    }
+    if let Some(d) = &p.depends {
+        a.extend(["depends".to_owned(), json_list(d)]);
+    }
+    a
+}
+
+fn recur_args(p: &RecurParams) -> Vec<String> {
+    vec![
+        p.queue.clone(),
+        p.jid.clone(),
+        p.klass.clone(),
+        p.data.clone(),
+        "interval".to_owned(),
+        secs(p.interval),
+        secs(p.offset),
+        "priority".to_owned(),
+        p.priority.to_string(),
+        "tags".to_owned(),
+        json_list(&p.tags),
+        "retries".to_owned(),
+        p.retries.to_string(),
+        "backlog".to_owned(),
+        p.backlog.to_string(),
+    ]
+}
+
+fn recur_update_args(jid: &str, u: &RecurUpdate) -> Vec<String> {
+    let mut a = vec![jid.to_owned()];
+    let mut pair = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            a.extend([k.to_owned(), v]);
+        }
+    };
+    pair("priority", u.priority.map(|v| v.to_string()));
+    pair("interval", u.interval.map(secs));
+    pair("retries", u.retries.map(|v| v.to_string()));
+    pair("data", u.data.clone());
+    pair("klass", u.klass.clone());
+    pair("queue", u.queue.clone());
+    pair("backlog", u.backlog.map(|v| v.to_string()));
+    a
+}
+
+/// A `Map` from JSON text, for [`Command::Log`] data (used by the CLI).
+pub fn json_object(field: &str, text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::invalid(format!(
+            "{field}: expected a JSON object, got {text}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clew_core::qless::parse;
+    use clew_core::Timestamp;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// One of every [`Command`] variant (and the optional forms).
+    fn every_command() -> Vec<Command> {
+        let mut log_data = Map::new();
+        log_data.insert("k".into(), json!(1));
+        vec![
+            Command::Cancel {
+                jids: v(&["a", "b"]),
+            },
+            Command::Complete(CompleteParams {
+                jid: "j".into(),
+                worker: "w".into(),
+                queue: "q".into(),
+                data: r#"{"x":1}"#.into(),
+                next: None,
+                delay: 0.0,
+                depends: vec![],
+            }),
+            Command::Complete(CompleteParams {
+                jid: "j".into(),
+                worker: "w".into(),
+                queue: "q".into(),
+                data: "{}".into(),
+                next: Some("q2".into()),
+                delay: 1.5,
+                depends: v(&["d1"]),
+            }),
+            Command::ConfigGet { key: None },
+            Command::ConfigGet {
+                key: Some("heartbeat".into()),
+            },
+            Command::ConfigSet {
+                key: "heartbeat".into(),
+                value: "120".into(),
+            },
+            Command::ConfigUnset {
+                key: "heartbeat".into(),
+            },
+            Command::Depends {
+                jid: "j".into(),
+                change: DependsChange::On(v(&["a", "b"])),
+            },
+            Command::Depends {
+                jid: "j".into(),
+                change: DependsChange::Off(v(&["a"])),
+            },
+            Command::Depends {
+                jid: "j".into(),
+                change: DependsChange::OffAll,
+            },
+            Command::Fail {
+                jid: "j".into(),
+                worker: "w".into(),
+                group: "g".into(),
+                message: "boom".into(),
+                data: None,
+            },
+            Command::Fail {
+                jid: "j".into(),
+                worker: "w".into(),
+                group: "g".into(),
+                message: "".into(),
+                data: Some("{}".into()),
+            },
+            Command::Failed {
+                group: None,
+                start: 0,
+                limit: 25,
+            },
+            Command::Failed {
+                group: Some("g".into()),
+                start: 5,
+                limit: 10,
+            },
+            Command::Get { jid: "j".into() },
+            Command::Heartbeat {
+                jid: "j".into(),
+                worker: "w".into(),
+                data: None,
+            },
+            Command::Heartbeat {
+                jid: "j".into(),
+                worker: "w".into(),
+                data: Some("[1]".into()),
+            },
+            Command::Jobs {
+                listing: JobsListing::Running,
+                queue: "q".into(),
+                offset: 0,
+                count: 25,
+            },
+            Command::Jobs {
+                listing: JobsListing::Stalled,
+                queue: "q".into(),
+                offset: 1,
+                count: 2,
+            },
+            Command::Jobs {
+                listing: JobsListing::Scheduled,
+                queue: "q".into(),
+                offset: 1,
+                count: 2,
+            },
+            Command::Jobs {
+                listing: JobsListing::Depends,
+                queue: "q".into(),
+                offset: 1,
+                count: 2,
+            },
+            Command::Jobs {
+                listing: JobsListing::Recurring,
+                queue: "q".into(),
+                offset: 1,
+                count: 2,
+            },
+            Command::Jobs {
+                listing: JobsListing::Waiting,
+                queue: "q".into(),
+                offset: 1,
+                count: 2,
+            },
+            Command::JobsComplete {
+                offset: 3,
+                count: 4,
+            },
+            Command::Length { queue: "q".into() },
+            Command::Log {
+                jid: "j".into(),
+                message: "hello".into(),
+                data: None,
+            },
+            Command::Log {
+                jid: "j".into(),
+                message: "hello".into(),
+                data: Some(log_data),
+            },
+            Command::MultiGet {
+                jids: v(&["a", "b"]),
+            },
+            Command::Pause {
+                queues: v(&["q", "r"]),
+            },
+            Command::Peek {
+                queue: "q".into(),
+                count: 3,
+            },
+            Command::Pop {
+                queue: "q".into(),
+                worker: "w".into(),
+                count: 3,
+            },
+            Command::Priority {
+                jid: "j".into(),
+                priority: -4,
+            },
+            Command::Put(PutParams {
+                worker: "w".into(),
+                queue: "q".into(),
+                jid: "j".into(),
+                klass: "K".into(),
+                data: "{}".into(),
+                delay: 0.0,
+                ..PutParams::default()
+            }),
+            Command::Put(PutParams {
+                worker: "w".into(),
+                queue: "q".into(),
+                jid: "j".into(),
+                klass: "K".into(),
+                data: r#"{"a":[1,2]}"#.into(),
+                delay: 2.25,
+                priority: Some(3),
+                tags: Some(v(&["t1", "t 2"])),
+                retries: Some(2),
+                depends: Some(v(&["d"])),
+                must_exist: false,
+            }),
+            Command::Put(PutParams {
+                worker: "w".into(),
+                queue: "q".into(),
+                jid: "j".into(),
+                klass: "K".into(),
+                data: "{}".into(),
+                delay: 0.0,
+                must_exist: true,
+                ..PutParams::default()
+            }),
+            Command::Queues { queue: None },
+            Command::Queues {
+                queue: Some("q".into()),
+            },
+            Command::QueueForget { queues: v(&["q"]) },
+            Command::Recur(RecurParams {
+                queue: "q".into(),
+                jid: "r".into(),
+                klass: "K".into(),
+                data: "{}".into(),
+                interval: 60.0,
+                offset: 0.5,
+                priority: 1,
+                tags: v(&["t"]),
+                retries: 3,
+                backlog: 2,
+            }),
+            Command::RecurGet { jid: "r".into() },
+            Command::RecurTag {
+                jid: "r".into(),
+                tags: v(&["a", "b"]),
+            },
+            Command::RecurUntag {
+                jid: "r".into(),
+                tags: v(&["a"]),
+            },
+            Command::RecurUpdate {
+                jid: "r".into(),
+                update: RecurUpdate::default(),
+            },
+            Command::RecurUpdate {
+                jid: "r".into(),
+                update: RecurUpdate {
+                    priority: Some(2),
+                    interval: Some(30.5),
+                    retries: Some(1),
+                    data: Some("{}".into()),
+                    klass: Some("K2".into()),
+                    queue: Some("q2".into()),
+                    backlog: Some(4),
+                },
+            },
+            Command::Retry {
+                jid: "j".into(),
+                queue: "q".into(),
+                worker: "w".into(),
+                delay: 0.0,
+                group: None,
+                message: None,
+            },
+            Command::Retry {
+                jid: "j".into(),
+                queue: "q".into(),
+                worker: "w".into(),
+                delay: 30.0,
+                group: Some("g".into()),
+                message: Some("m".into()),
+            },
+            Command::Retry {
+                jid: "j".into(),
+                queue: "q".into(),
+                worker: "w".into(),
+                delay: 1.0,
+                group: Some("g".into()),
+                message: None,
+            },
+            Command::Stats {
+                queue: "q".into(),
+                date: Timestamp::from_secs_f64(1_700_000_000.25).expect("in range"),
+            },
+            Command::TagAdd {
+                jid: "j".into(),
+                tags: v(&["a", "b"]),
+            },
+            Command::TagGet {
+                tag: "a".into(),
+                offset: 1,
+                count: 5,
+            },
+            Command::TagRemove {
+                jid: "j".into(),
+                tags: v(&["a"]),
+            },
+            Command::TagTop {
+                offset: 0,
+                count: 10,
+            },
+            Command::Timeout { jids: v(&["a"]) },
+            Command::Track { jid: "j".into() },
+            Command::Tracked,
+            Command::Unfail {
+                queue: "q".into(),
+                group: "g".into(),
+                count: 7,
+            },
+            Command::Unpause { queues: v(&["q"]) },
+            Command::Unrecur { jid: "r".into() },
+            Command::Untrack { jid: "j".into() },
+            Command::WorkerDeregister {
+                workers: v(&["w1", "w2"]),
+            },
+            Command::Workers { worker: None },
+            Command::Workers {
+                worker: Some("w".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn qless_args_round_trips_every_command_through_parse() {
+        let commands = every_command();
+        let mut names = std::collections::BTreeSet::new();
+        for c in &commands {
+            let (name, args) = qless_args(c);
+            names.insert(name);
+            let back = parse(name, &args).unwrap_or_else(|e| panic!("{c:?}: {name} {args:?}: {e}"));
+            assert_eq!(&back, c, "{name} {args:?}");
+        }
+        // Every one of qless-core's 37 command names is covered.
+        for n in clew_core::qless::COMMANDS {
+            assert!(names.contains(n), "no round trip for {n}");
+        }
+    }
+
+    #[test]
+    fn status_maps_to_error_kind() {
+        assert_eq!(kind_of_status(400), ErrorKind::Invalid);
+        assert_eq!(kind_of_status(404), ErrorKind::NotFound);
+        assert_eq!(kind_of_status(409), ErrorKind::Conflict);
+        assert_eq!(kind_of_status(500), ErrorKind::Store);
+        assert_eq!(kind_of_status(401), ErrorKind::Store);
+    }
+
+    #[test]
+    fn connect_refuses_other_schemes() {
+        let e = Client::connect("postgres://x/y").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().contains("url"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn local_client_puts_pops_and_completes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.db");
+        let client = Client::connect(&format!("sqlite:{}", path.display())).expect("open");
+        let jid = client.put(PutParams::new("q", "K")).await.expect("put");
+        let jobs = client.pop("q", "w", 5).await.expect("pop");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].jid, jid);
+        assert_eq!(jobs[0].state, "running");
+        assert!(client.heartbeat(&jid, "w").await.expect("hb") > 0);
+        let state = client
+            .complete(&jid, "w", "q", "{}")
+            .await
+            .expect("complete");
+        assert_eq!(state, "complete");
+        let job = client.get(&jid).await.expect("get").expect("exists");
+        assert_eq!(job.state, "complete");
+        assert!(client.get("nope").await.expect("get").is_none());
+        let e = client.complete(&jid, "w", "q", "{}").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        client.close().await.expect("close");
+    }
+}
