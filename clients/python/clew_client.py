@@ -1,0 +1,351 @@
+"""A small Python client for clew, the background-job system with qless
+semantics.
+
+It speaks clew's qless compatibility endpoint: every call is one
+``POST {url}/v1/qless`` with the body ``{"command": NAME, "args": [STRING, ...]}``
+and the answer is ``{"result": VALUE}`` (HTTP 200) or
+``{"error": {"code": CODE, "message": TEXT}}`` with a 4xx/5xx status, which
+this module raises as :class:`ClewError` (or one of its subclasses).
+
+Only the standard library is used (``urllib.request``, ``json``, ``uuid``).
+
+Example::
+
+    from clew_client import Client
+
+    client = Client("http://127.0.0.1:7400")
+    jid = client.put("emails", "SendEmail", {"to": "ada@example.com"})
+    for job in client.pop("emails", "worker-1"):
+        job.data["sent"] = True
+        client.complete(job.jid, "worker-1", job.queue, job.data)
+"""
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+import uuid
+
+__all__ = [
+    "Client",
+    "Job",
+    "ClewError",
+    "InvalidArgument",
+    "Unauthorized",
+    "NotFound",
+    "Conflict",
+    "Unreachable",
+]
+
+__version__ = "0.1.0"
+
+
+class ClewError(Exception):
+    """An error answered by the server (or the failure to reach it).
+
+    Attributes:
+        status: the HTTP status (``None`` when the server could not be reached).
+        code: the machine-readable error code from the body, e.g.
+            ``"invalid_argument"``, ``"not_found"``, ``"conflict"``.
+        message: the human-readable message; for qless commands it carries
+            qless-core's wording, e.g. ``"Heartbeat(): Job x does not exist"``.
+    """
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def __str__(self):
+        return "%s (%s %s)" % (self.message, self.status, self.code)
+
+    def __repr__(self):
+        return "%s(%r, %r, %r)" % (
+            type(self).__name__,
+            self.status,
+            self.code,
+            self.message,
+        )
+
+
+class InvalidArgument(ClewError):
+    """HTTP 400: a malformed or missing argument."""
+
+
+class Unauthorized(ClewError):
+    """HTTP 401: the server wants an API token (``Client(url, token=...)``)."""
+
+
+class NotFound(ClewError):
+    """HTTP 404: the job (or recurring job) does not exist."""
+
+
+class Conflict(ClewError):
+    """HTTP 409: wrong state, or the job's lock is held by another worker."""
+
+
+class Unreachable(ClewError):
+    """The server could not be reached (``status`` is ``None``)."""
+
+
+_BY_STATUS = {400: InvalidArgument, 401: Unauthorized, 404: NotFound, 409: Conflict}
+
+
+def _error_for(status, code, message):
+    return _BY_STATUS.get(status, ClewError)(status, code, message)
+
+
+def _arg(value):
+    """One wire argument: strings as they are, numbers as their text,
+    lists and dicts as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a valid qless argument: %r" % (value,))
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    raise TypeError("cannot send %r as a qless argument" % (value,))
+
+
+def _data_text(data):
+    """Job data for the wire: a dict/list is JSON-encoded; a string is taken
+    as JSON text already (the server checks it)."""
+    if data is None:
+        return "{}"
+    if isinstance(data, str):
+        return data
+    return json.dumps(data)
+
+
+def default_worker_name():
+    """A worker name for this process: ``HOST-PID``."""
+    return "%s-%d" % (socket.gethostname(), os.getpid())
+
+
+class Job:
+    """A job as the server describes it (``get``, ``pop``).
+
+    Attributes:
+        jid, klass, queue, state, worker: strings (``worker`` is ``""`` when
+            no worker holds the job).
+        data: the payload, parsed from its JSON text (the text itself is
+            ``raw["data"]``).
+        tags: list of strings.
+        priority, retries, remaining: integers.
+        expires: when the worker's lock expires (seconds since the epoch;
+            0 when not running).
+        history: list of dicts, e.g. ``{"what": "put", "q": "emails", "when": ...}``.
+        failure: dict (``{}`` when the job has not failed).
+        dependencies, dependents: lists of jids.
+        tracked: bool.
+        raw: the whole job document as the server sent it.
+    """
+
+    def __init__(self, raw, client=None):
+        self.raw = raw
+        self._client = client
+        self.jid = raw.get("jid")
+        self.klass = raw.get("klass")
+        self.queue = raw.get("queue")
+        self.state = raw.get("state")
+        self.worker = raw.get("worker") or ""
+        self.priority = raw.get("priority", 0)
+        self.retries = raw.get("retries")
+        self.remaining = raw.get("remaining")
+        self.expires = raw.get("expires")
+        self.tags = list(raw.get("tags") or [])
+        self.history = list(raw.get("history") or [])
+        failure = raw.get("failure")
+        self.failure = failure if isinstance(failure, dict) else {}
+        self.dependencies = list(raw.get("dependencies") or [])
+        self.dependents = list(raw.get("dependents") or [])
+        self.tracked = bool(raw.get("tracked", False))
+        data = raw.get("data")
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                pass  # keep the text as it is
+        self.data = data
+
+    def __repr__(self):
+        return "<Job %s %s in %s (%s)>" % (self.jid, self.klass, self.queue, self.state)
+
+    def heartbeat(self, data=None):
+        """Renews this job's lock for the worker holding it; returns the new
+        expiry. With ``data``, also replaces the payload."""
+        return self._bound().heartbeat(self.jid, self.worker, data)
+
+    def complete(self, next=None, delay=None, depends=None):
+        """Completes this job with its current ``data``, as the worker holding
+        it; with ``next``, moves it into that queue. Returns the new state."""
+        return self._bound().complete(
+            self.jid, self.worker, self.queue, self.data, next=next, delay=delay, depends=depends
+        )
+
+    def fail(self, group, message):
+        """Fails this job with its current ``data``, as the worker holding it."""
+        return self._bound().fail(self.jid, self.worker, group, message, self.data)
+
+    def _bound(self):
+        if self._client is None:
+            raise ValueError("this Job was not made by a Client")
+        return self._client
+
+
+class Client:
+    """A connection to a clew server.
+
+    Args:
+        url: the server's base URL, e.g. ``"http://127.0.0.1:7400"``.
+        token: an API token, sent as ``Authorization: Bearer TOKEN``
+            (needed when the server listens on a non-loopback address).
+        timeout: seconds to wait for each answer.
+    """
+
+    def __init__(self, url, token=None, timeout=10):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def __repr__(self):
+        return "Client(%r)" % (self.url,)
+
+    # -- the wire -----------------------------------------------------------
+
+    def call(self, command, *args):
+        """Runs any qless-core command (``"put"``, ``"config.get"``, ...) with
+        the given arguments (strings; numbers, lists and dicts are turned into
+        their text) and returns the decoded ``result``."""
+        body = json.dumps({"command": command, "args": [_arg(a) for a in args]})
+        return self._post("/v1/qless", body.encode("utf-8"))["result"]
+
+    def _post(self, path, body):
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        request = urllib.request.Request(self.url + path, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = response.status
+                text = response.read()
+        except urllib.error.HTTPError as e:
+            status = e.code
+            text = e.read()
+            e.close()
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise Unreachable(None, "unreachable", "cannot reach %s: %s" % (self.url, reason)) from e
+        try:
+            decoded = json.loads(text.decode("utf-8")) if text else None
+        except ValueError:
+            decoded = None
+        if 200 <= status < 300 and isinstance(decoded, dict) and "result" in decoded:
+            return decoded
+        error = decoded.get("error") if isinstance(decoded, dict) else None
+        if isinstance(error, dict):
+            raise _error_for(status, error.get("code"), error.get("message", ""))
+        snippet = text[:200].decode("utf-8", "replace").strip()
+        raise _error_for(status, "bad_response", "unexpected answer (HTTP %d): %s" % (status, snippet))
+
+    # -- jobs ---------------------------------------------------------------
+
+    def put(
+        self,
+        queue,
+        klass,
+        data,
+        jid=None,
+        delay=0,
+        priority=None,
+        tags=None,
+        retries=None,
+        depends=None,
+        worker=None,
+    ):
+        """Puts a job into ``queue`` and returns its jid.
+
+        ``data`` is a dict (JSON-encoded for the wire) or JSON text. A new
+        uuid4 hex jid is made when ``jid`` is None; putting an existing jid
+        replaces that job. ``delay`` is in seconds; ``tags`` and ``depends``
+        are lists of strings. ``worker`` is the name recorded as the putter
+        (default: ``HOST-PID``).
+        """
+        if jid is None:
+            jid = uuid.uuid4().hex
+        args = [worker or default_worker_name(), queue, jid, klass, _data_text(data), delay]
+        if priority is not None:
+            args += ["priority", priority]
+        if tags is not None:
+            args += ["tags", list(tags)]
+        if retries is not None:
+            args += ["retries", retries]
+        if depends is not None:
+            args += ["depends", list(depends)]
+        return self.call("put", *args)
+
+    def pop(self, queue, worker, count=1):
+        """Takes up to ``count`` jobs from ``queue`` for ``worker``; returns a
+        list of :class:`Job` (empty when there is no work)."""
+        return [Job(raw, self) for raw in self.call("pop", queue, worker, count) or []]
+
+    def peek(self, queue, count=1):
+        """Lists up to ``count`` jobs that would be popped next, without
+        taking them."""
+        return [Job(raw, self) for raw in self.call("peek", queue, count) or []]
+
+    def heartbeat(self, jid, worker, data=None):
+        """Renews ``worker``'s lock on a running job; returns the new expiry
+        (seconds since the epoch). With ``data``, also replaces the payload."""
+        if data is None:
+            return self.call("heartbeat", jid, worker)
+        return self.call("heartbeat", jid, worker, _data_text(data))
+
+    def complete(self, jid, worker, queue, data, next=None, delay=None, depends=None):
+        """Completes a running job with its final ``data``. With ``next``, the
+        job moves into that queue instead (optionally after ``delay`` seconds
+        or once the jids in ``depends`` are complete). Returns the job's new
+        state: ``"complete"``, ``"waiting"``, ``"scheduled"`` or ``"depends"``."""
+        args = [jid, worker, queue, _data_text(data)]
+        if next is not None:
+            args += ["next", next]
+        if delay is not None:
+            args += ["delay", delay]
+        if depends is not None:
+            args += ["depends", list(depends)]
+        return self.call("complete", *args)
+
+    def fail(self, jid, worker, group, message, data=None):
+        """Marks a running job failed in failure ``group`` with ``message``
+        (and, if given, new ``data``). Returns the jid."""
+        if data is None:
+            return self.call("fail", jid, worker, group, message)
+        return self.call("fail", jid, worker, group, message, _data_text(data))
+
+    def retry(self, jid, queue, worker, delay=0):
+        """Gives a running job back to its queue (after ``delay`` seconds),
+        spending one retry. Returns the retries left (negative when none were
+        left and the job failed instead)."""
+        return self.call("retry", jid, queue, worker, delay)
+
+    def get(self, jid):
+        """Returns the :class:`Job` with this jid, or None."""
+        raw = self.call("get", jid)
+        return None if raw is None else Job(raw, self)
+
+    def cancel(self, *jids):
+        """Cancels jobs (a job others depend on can only be cancelled with
+        them). Returns the list of cancelled jids."""
+        return self.call("cancel", *jids)
+
+    def queues(self, queue=None):
+        """Counts per queue: a list of dicts (``name``, ``waiting``,
+        ``running``, ``stalled``, ``scheduled``, ``depends``, ``recurring``,
+        ``paused``), or one such dict when ``queue`` is given."""
+        if queue is None:
+            return self.call("queues")
+        return self.call("queues", queue)

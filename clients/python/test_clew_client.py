@@ -1,0 +1,351 @@
+"""Tests of clew_client (standard library unittest only).
+
+Two groups:
+
+* ``WireTest`` runs everywhere: it points the client at a tiny stub HTTP
+  server in this process to check what goes on the wire (body, token) and how
+  answers and errors are decoded.
+* ``ServerTest`` drives a real clew server named by the ``CLEW_URL``
+  environment variable and is skipped without it. The Rust test
+  ``crates/clew/tests/pipeline.rs`` starts a server and runs this file with
+  ``CLEW_URL`` set:
+
+      CLEW_URL=http://127.0.0.1:7400 python3 -m unittest -v test_clew_client
+"""
+
+import http.server
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import clew_client  # noqa: E402
+from clew_client import (  # noqa: E402
+    Client,
+    ClewError,
+    Conflict,
+    InvalidArgument,
+    Job,
+    NotFound,
+    Unauthorized,
+    Unreachable,
+)
+
+CLEW_URL = os.environ.get("CLEW_URL")
+
+
+class _Stub(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with the server's ``reply`` (status, content type,
+    body) and records the request."""
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        self.server.requests.append((self.path, dict(self.headers), body))
+        status, ctype, text = self.server.reply
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class WireTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = http.server.HTTPServer(("127.0.0.1", 0), _Stub)
+        cls.server.requests = []
+        cls.server.reply = (200, "application/json", '{"result": null}')
+        cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
+        cls.thread.start()
+        cls.url = "http://127.0.0.1:%d/" % cls.server.server_address[1]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+        cls.server.server_close()
+
+    def setUp(self):
+        self.server.requests.clear()
+
+    def reply(self, status, body, ctype="application/json"):
+        self.server.reply = (status, ctype, body if isinstance(body, str) else json.dumps(body))
+
+    def sent(self):
+        self.assertEqual(len(self.server.requests), 1)
+        path, headers, body = self.server.requests[0]
+        self.assertEqual(path, "/v1/qless")
+        return headers, json.loads(body)
+
+    def test_put_sends_the_qless_argument_order_and_json_data(self):
+        self.reply(200, {"result": "j1"})
+        jid = Client(self.url).put(
+            "q", "K", {"a": [1, 2]}, jid="j1", delay=2.5, priority=3, tags=["x", "y"],
+            retries=1, depends=["d1"], worker="w",
+        )
+        self.assertEqual(jid, "j1")
+        headers, body = self.sent()
+        self.assertEqual(headers.get("Content-Type"), "application/json")
+        self.assertNotIn("Authorization", headers)
+        self.assertEqual(body["command"], "put")
+        self.assertEqual(
+            body["args"],
+            ["w", "q", "j1", "K", '{"a": [1, 2]}', "2.5", "priority", "3",
+             "tags", '["x", "y"]', "retries", "1", "depends", '["d1"]'],
+        )
+        self.assertTrue(all(isinstance(a, str) for a in body["args"]))
+
+    def test_put_makes_a_uuid4_hex_jid(self):
+        self.reply(200, {"result": "whatever"})
+        Client(self.url).put("q", "K", {})
+        _, body = self.sent()
+        jid = body["args"][2]
+        self.assertEqual(len(jid), 32)
+        self.assertEqual(uuid.UUID(hex=jid).version, 4)
+
+    def test_token_is_sent_as_bearer(self):
+        self.reply(200, {"result": []})
+        self.assertEqual(Client(self.url, token="s3cret").queues(), [])
+        headers, body = self.sent()
+        self.assertEqual(headers.get("Authorization"), "Bearer s3cret")
+        self.assertEqual(body, {"command": "queues", "args": []})
+
+    def test_complete_options_are_name_value_pairs(self):
+        self.reply(200, {"result": "scheduled"})
+        state = Client(self.url).complete("j", "w", "q", {"k": 1}, next="q2", delay=5, depends=[])
+        self.assertEqual(state, "scheduled")
+        _, body = self.sent()
+        self.assertEqual(body["args"], ["j", "w", "q", '{"k": 1}', "next", "q2", "delay", "5", "depends", "[]"])
+
+    def test_error_statuses_map_to_subclasses(self):
+        cases = [(400, InvalidArgument), (401, Unauthorized), (404, NotFound), (409, Conflict), (500, ClewError)]
+        for status, cls in cases:
+            with self.subTest(status=status):
+                self.reply(status, {"error": {"code": "c%d" % status, "message": "m%d" % status}})
+                with self.assertRaises(cls) as ctx:
+                    Client(self.url).call("get", "j")
+                self.assertIsInstance(ctx.exception, ClewError)
+                self.assertEqual(ctx.exception.status, status)
+                self.assertEqual(ctx.exception.code, "c%d" % status)
+                self.assertEqual(ctx.exception.message, "m%d" % status)
+                self.assertIn("m%d" % status, str(ctx.exception))
+
+    def test_a_non_json_error_body_still_raises_with_its_text(self):
+        self.reply(502, "<html>bad gateway</html>", ctype="text/html")
+        with self.assertRaises(ClewError) as ctx:
+            Client(self.url).call("queues")
+        self.assertEqual(ctx.exception.status, 502)
+        self.assertEqual(ctx.exception.code, "bad_response")
+        self.assertIn("bad gateway", ctx.exception.message)
+
+    def test_a_200_without_result_is_an_error(self):
+        self.reply(200, {"something": 1})
+        with self.assertRaises(ClewError) as ctx:
+            Client(self.url).call("queues")
+        self.assertEqual(ctx.exception.code, "bad_response")
+
+    def test_unreachable_server(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()  # nothing listens there now
+        with self.assertRaises(Unreachable) as ctx:
+            Client("http://127.0.0.1:%d" % port, timeout=2).call("queues")
+        self.assertIsNone(ctx.exception.status)
+        self.assertIn("cannot reach", ctx.exception.message)
+
+    def test_unsupported_argument_types_are_refused_before_sending(self):
+        with self.assertRaises(TypeError):
+            Client(self.url).call("get", object())
+        with self.assertRaises(TypeError):
+            Client(self.url).call("get", True)
+        self.assertEqual(self.server.requests, [])
+
+    def test_job_parses_data_and_exposes_fields(self):
+        raw = {
+            "jid": "j", "klass": "K", "queue": "q", "state": "running", "worker": "w",
+            "priority": 2, "retries": 5, "remaining": 4, "expires": 123.5,
+            "data": '{"n": 1}', "tags": ["t"], "history": [{"what": "put", "q": "q", "when": 1}],
+            "failure": {}, "tracked": False, "dependencies": [], "dependents": ["d"],
+        }
+        job = Job(raw)
+        self.assertEqual((job.jid, job.klass, job.queue, job.state, job.worker), ("j", "K", "q", "running", "w"))
+        self.assertEqual(job.data, {"n": 1})
+        self.assertEqual((job.priority, job.retries, job.remaining, job.expires), (2, 5, 4, 123.5))
+        self.assertEqual(job.tags, ["t"])
+        self.assertEqual(job.history[0]["what"], "put")
+        self.assertEqual(job.dependents, ["d"])
+        self.assertIs(job.raw, raw)
+        self.assertIn("j", repr(job))
+        with self.assertRaises(ValueError):
+            job.complete()  # not bound to a client
+
+
+@unittest.skipUnless(CLEW_URL, "set CLEW_URL to run against a real clew server")
+class ServerTest(unittest.TestCase):
+    """Against a real server; every test uses its own queue names."""
+
+    def setUp(self):
+        self.client = Client(CLEW_URL)
+        self.q = "py-" + uuid.uuid4().hex[:10]
+        self.worker = "pyw-" + uuid.uuid4().hex[:6]
+
+    def put_and_pop(self, data=None, **kw):
+        jid = self.client.put(self.q, "Klass", data or {"n": 1}, **kw)
+        jobs = self.client.pop(self.q, self.worker)
+        self.assertEqual([j.jid for j in jobs], [jid])
+        return jobs[0]
+
+    def test_put_then_get(self):
+        jid = self.client.put(self.q, "Klass", {"n": 1, "s": "é"}, priority=7, tags=["a", "b"], retries=2)
+        self.assertEqual(len(jid), 32)
+        job = self.client.get(jid)
+        self.assertEqual(job.jid, jid)
+        self.assertEqual(job.klass, "Klass")
+        self.assertEqual(job.queue, self.q)
+        self.assertEqual(job.state, "waiting")
+        self.assertEqual(job.data, {"n": 1, "s": "é"})
+        self.assertEqual(job.priority, 7)
+        self.assertEqual(sorted(job.tags), ["a", "b"])
+        self.assertEqual((job.retries, job.remaining), (2, 2))
+        self.assertEqual(job.worker, "")
+        self.assertEqual(job.history[0]["what"], "put")
+        self.assertEqual(job.history[0]["q"], self.q)
+
+    def test_put_with_an_explicit_jid_and_data_text(self):
+        jid = "py-" + uuid.uuid4().hex
+        self.assertEqual(self.client.put(self.q, "K", '{"raw": true}', jid=jid), jid)
+        self.assertEqual(self.client.get(jid).data, {"raw": True})
+
+    def test_get_missing_is_none(self):
+        self.assertIsNone(self.client.get("no-such-" + uuid.uuid4().hex))
+
+    def test_pop_empty_and_count(self):
+        self.assertEqual(self.client.pop(self.q, self.worker), [])
+        jids = [self.client.put(self.q, "K", {"i": i}) for i in range(3)]
+        jobs = self.client.pop(self.q, self.worker, count=2)
+        self.assertEqual([j.jid for j in jobs], jids[:2])
+        for job in jobs:
+            self.assertEqual(job.state, "running")
+            self.assertEqual(job.worker, self.worker)
+            self.assertGreater(job.expires, time.time() - 5)
+        self.assertEqual([j.jid for j in self.client.pop(self.q, self.worker, count=5)], jids[2:])
+
+    def test_heartbeat_renews_and_can_replace_data(self):
+        job = self.put_and_pop()
+        expiry = self.client.heartbeat(job.jid, self.worker)
+        self.assertGreaterEqual(expiry, int(job.expires))
+        self.client.heartbeat(job.jid, self.worker, {"progress": 50})
+        self.assertEqual(self.client.get(job.jid).data, {"progress": 50})
+        self.assertGreaterEqual(job.heartbeat(), expiry)  # the bound form
+
+    def test_heartbeat_errors(self):
+        job = self.put_and_pop()
+        with self.assertRaises(Conflict) as ctx:
+            self.client.heartbeat(job.jid, "someone-else")
+        self.assertEqual(ctx.exception.status, 409)
+        self.assertEqual(ctx.exception.code, "conflict")
+        self.assertIn("given out to another worker", ctx.exception.message)
+        with self.assertRaises(NotFound) as ctx:
+            self.client.heartbeat("no-such-job", self.worker)
+        self.assertEqual(ctx.exception.message, "Heartbeat(): Job no-such-job does not exist")
+
+    def test_complete_finishes_a_job(self):
+        job = self.put_and_pop()
+        self.assertEqual(self.client.complete(job.jid, self.worker, self.q, {"done": 1}), "complete")
+        done = self.client.get(job.jid)
+        self.assertEqual(done.state, "complete")
+        self.assertEqual(done.data, {"done": 1})
+        self.assertEqual([h["what"] for h in done.history], ["put", "popped", "done"])
+        with self.assertRaises(Conflict):
+            self.client.complete(job.jid, self.worker, self.q, {})
+
+    def test_complete_with_next_moves_the_job(self):
+        job = self.put_and_pop()
+        q2 = self.q + "-next"
+        self.assertEqual(self.client.complete(job.jid, self.worker, self.q, {"a": 1}, next=q2), "waiting")
+        moved = self.client.get(job.jid)
+        self.assertEqual((moved.queue, moved.state), (q2, "waiting"))
+        self.assertEqual([j.jid for j in self.client.pop(q2, self.worker)], [job.jid])
+
+    def test_complete_with_next_and_delay_schedules(self):
+        job = self.put_and_pop()
+        state = self.client.complete(job.jid, self.worker, self.q, {}, next=self.q + "-later", delay=3600)
+        self.assertEqual(state, "scheduled")
+        self.assertEqual(self.client.queues(self.q + "-later")["scheduled"], 1)
+
+    def test_complete_delay_without_next_is_invalid(self):
+        job = self.put_and_pop()
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.complete(job.jid, self.worker, self.q, {}, delay=5)
+        self.assertIn('"delay" and "depends" can only be used with "next"', ctx.exception.message)
+        self.assertEqual(self.client.get(job.jid).state, "running")  # no state change
+
+    def test_fail_records_the_failure(self):
+        job = self.put_and_pop()
+        self.assertEqual(self.client.fail(job.jid, self.worker, "py-group", "boom", {"why": "x"}), job.jid)
+        failed = self.client.get(job.jid)
+        self.assertEqual(failed.state, "failed")
+        self.assertEqual(failed.failure["group"], "py-group")
+        self.assertEqual(failed.failure["message"], "boom")
+        self.assertEqual(failed.data, {"why": "x"})
+
+    def test_retry_requeues_and_spends_a_retry(self):
+        job = self.put_and_pop(retries=3)
+        left = self.client.retry(job.jid, self.q, self.worker)
+        self.assertEqual(left, 2)
+        again = self.client.get(job.jid)
+        self.assertEqual((again.state, again.remaining), ("waiting", 2))
+
+    def test_cancel(self):
+        a = self.client.put(self.q, "K", {})
+        b = self.client.put(self.q, "K", {})
+        self.assertEqual(sorted(self.client.cancel(a, b)), sorted([a, b]))
+        self.assertIsNone(self.client.get(a))
+        self.assertIsNone(self.client.get(b))
+
+    def test_depends_holds_a_job(self):
+        first = self.client.put(self.q, "K", {})
+        second = self.client.put(self.q, "K", {}, depends=[first])
+        self.assertEqual(self.client.get(second).state, "depends")
+        self.assertEqual(self.client.get(second).dependencies, [first])
+
+    def test_queues_counts(self):
+        self.client.put(self.q, "K", {})
+        self.client.put(self.q, "K", {})
+        self.client.pop(self.q, self.worker)
+        counts = self.client.queues(self.q)
+        self.assertEqual(counts["name"], self.q)
+        self.assertEqual((counts["waiting"], counts["running"]), (1, 1))
+        self.assertIn(self.q, [q["name"] for q in self.client.queues()])
+
+    def test_bad_arguments_are_invalid_and_name_the_field(self):
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.put(self.q, "K", {}, priority="high")
+        self.assertEqual(ctx.exception.status, 400)
+        self.assertEqual(ctx.exception.code, "invalid_argument")
+        self.assertIn('"priority"', ctx.exception.message)
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.put(self.q, "K", "{not json")
+        self.assertIn('"data" not JSON', ctx.exception.message)
+        self.assertEqual(self.client.queues(self.q)["waiting"], 0)  # nothing was put
+
+    def test_generic_call(self):
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.call("frobnicate")
+        self.assertEqual(ctx.exception.message, "Unknown command frobnicate")
+        self.assertIsInstance(self.client.call("config.get"), dict)
+
+
+if __name__ == "__main__":
+    unittest.main()
