@@ -10,18 +10,18 @@
 //! Without `python3` both tests print a skip line and pass, unless `CI=true`,
 //! where a missing interpreter is a failure.
 //!
-//! The Rust side speaks the qless compatibility endpoint (`POST /v1/qless`)
-//! through a tiny HTTP/1.1 helper over `std::net`, so the test needs no
-//! extra dependency.
+//! The Rust side is [`clew::Client`] on the server's URL, so the pipeline
+//! also checks that the Rust and Python clients agree on the wire.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clew::{Client, JobView};
+use clew_core::command::PutParams;
 use serde_json::{json, Value};
 
 /// How long any one wait (server start, a worker, a process exit) may take.
@@ -63,8 +63,6 @@ fn have_python(test: &str) -> bool {
 /// A `clew server` child process on a fresh SQLite file.
 struct Server {
     child: Child,
-    /// `host:port`.
-    addr: String,
     /// `http://host:port`.
     url: String,
     dir: tempfile::TempDir,
@@ -104,34 +102,13 @@ impl Server {
                 panic!("clew server did not announce its address ({e}); its log:\n{log}");
             }
         };
-        let addr = url
-            .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("announced URL is not http://: {url}"))
-            .to_owned();
-        Server {
-            child,
-            addr,
-            url,
-            dir,
-        }
+        assert!(url.starts_with("http://"), "announced URL: {url}");
+        Server { child, url, dir }
     }
 
-    /// Runs a qless command; `Ok(result)` on 200, `Err((status, body))`
-    /// otherwise.
-    fn qless(&self, command: &str, args: &[&str]) -> Result<Value, (u16, Value)> {
-        let body = json!({ "command": command, "args": args }).to_string();
-        let (status, body) = http_post(&self.addr, "/v1/qless", &body);
-        if status == 200 {
-            Ok(body["result"].clone())
-        } else {
-            Err((status, body))
-        }
-    }
-
-    /// Like [`Server::qless`], but panics on an error answer.
-    fn ok(&self, command: &str, args: &[&str]) -> Value {
-        self.qless(command, args)
-            .unwrap_or_else(|(status, body)| panic!("{command} {args:?}: HTTP {status}: {body}"))
+    /// A Rust client of this server.
+    fn client(&self) -> Client {
+        Client::connect(&self.url).expect("clew::Client for the server")
     }
 
     /// Stops the server with SIGTERM and returns its exit status.
@@ -177,73 +154,34 @@ fn wait_with_deadline(child: &mut Child, what: &str) -> Option<ExitStatus> {
     }
 }
 
-/// One HTTP/1.1 POST of a JSON body; returns the status and the decoded
-/// JSON answer.
-fn http_post(addr: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).expect("connect to clew server");
-    stream
-        .set_read_timeout(Some(DEADLINE))
-        .expect("read timeout");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read answer");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of HTTP headers");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut payload = raw[split + 4..].to_vec();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        payload = dechunk(&payload);
-    }
-    let value = serde_json::from_slice(&payload).unwrap_or_else(|e| {
-        panic!(
-            "answer is not JSON ({e}): {}",
-            String::from_utf8_lossy(&payload)
-        )
-    });
-    (status, value)
+/// A runtime for the client calls of one test.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
-/// Decodes a chunked HTTP body.
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .expect("chunk size");
-        data = &data[eol + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
+/// A job's data, parsed.
+fn data_of(job: &JobView) -> Value {
+    serde_json::from_str(&job.data).unwrap_or_else(|e| panic!("{}: data not JSON ({e})", job.jid))
+}
+
+/// Waiting and running counts of a queue.
+fn waiting_running(rt: &tokio::runtime::Runtime, client: &Client, queue: &str) -> (i64, i64) {
+    let counts = rt
+        .block_on(client.qless("queues", &[queue.to_owned()]))
+        .expect("queues");
+    (
+        counts["waiting"].as_i64().expect("waiting count"),
+        counts["running"].as_i64().expect("running count"),
+    )
 }
 
 /// The `what` of each history entry with its queue or worker, e.g.
 /// `"put q=stage1"`, `"popped by py-1"`, `"done"`.
-fn history_summary(job: &Value) -> Vec<String> {
-    job["history"]
-        .as_array()
-        .expect("history array")
+fn history_summary(job: &JobView) -> Vec<String> {
+    job.history
         .iter()
         .map(|h| {
             let what = h["what"].as_str().expect("history what");
@@ -263,16 +201,17 @@ fn jobs_put_from_rust_pass_through_a_python_stage_then_a_rust_stage() {
         return;
     }
     let server = Server::start();
+    let rt = runtime();
+    let client = server.client();
 
     // Stage 0 (Rust): put the jobs.
     let jids: Vec<String> = (0..JOBS).map(|i| format!("pipe-{i:02}")).collect();
     for (i, jid) in jids.iter().enumerate() {
-        let data = json!({ "n": i }).to_string();
-        let put = server.ok(
-            "put",
-            &["rust-putter", "stage1", jid, "Pipeline", &data, "0"],
-        );
-        assert_eq!(put, json!(jid));
+        let mut put = PutParams::new("stage1", "Pipeline");
+        put.worker = "rust-putter".to_owned();
+        put.jid = jid.clone();
+        put.data = json!({ "n": i }).to_string();
+        assert_eq!(&rt.block_on(client.put(put)).expect("put"), jid);
     }
 
     // Stage 1 (Python): pop, heartbeat, complete with next=stage2.
@@ -303,16 +242,15 @@ fn jobs_put_from_rust_pass_through_a_python_stage_then_a_rust_stage() {
         status.is_some_and(|s| s.success()),
         "python worker failed ({status:?})\nstdout:\n{out}\nstderr:\n{err}"
     );
-    let completed: Vec<&str> = out
+    let completed = out
         .lines()
         .filter(|l| l.starts_with("completed ") && l.ends_with("-> stage2"))
-        .collect();
-    assert_eq!(completed.len(), JOBS, "python worker output:\n{out}");
-    let counts = server.ok("queues", &["stage1"]);
+        .count();
+    assert_eq!(completed, JOBS, "python worker output:\n{out}");
     assert_eq!(
-        (counts["waiting"].as_i64(), counts["running"].as_i64()),
-        (Some(0), Some(0)),
-        "stage1 is drained: {counts}"
+        waiting_running(&rt, &client, "stage1"),
+        (0, 0),
+        "stage1 is drained"
     );
 
     // Stage 2 (Rust): pop from stage2 and complete.
@@ -324,22 +262,22 @@ fn jobs_put_from_rust_pass_through_a_python_stage_then_a_rust_stage() {
             "rust worker finished only {} of {JOBS} jobs",
             finished.len()
         );
-        let popped = server.ok("pop", &["stage2", "rust-1", "5"]);
-        let popped = popped.as_array().expect("pop returns a list");
+        let popped = rt.block_on(client.pop("stage2", "rust-1", 5)).expect("pop");
         if popped.is_empty() {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
         for job in popped {
-            let jid = job["jid"].as_str().expect("jid");
-            assert_eq!(job["queue"], "stage2", "{job}");
-            let mut data: Value =
-                serde_json::from_str(job["data"].as_str().expect("data text")).expect("data JSON");
-            assert_eq!(data["py"], true, "python stage mark missing: {job}");
+            assert_eq!(job.queue, "stage2", "{job:?}");
+            assert_eq!(job.worker, "rust-1", "{job:?}");
+            let mut data = data_of(&job);
+            assert_eq!(data["py"], true, "python stage mark missing: {job:?}");
             data["rust"] = json!(true);
-            let state = server.ok("complete", &[jid, "rust-1", "stage2", &data.to_string()]);
-            assert_eq!(state, "complete", "{jid}");
-            finished.push(jid.to_owned());
+            let state = rt
+                .block_on(client.complete(&job.jid, "rust-1", "stage2", &data.to_string()))
+                .expect("complete");
+            assert_eq!(state, "complete", "{}", job.jid);
+            finished.push(job.jid);
         }
     }
     finished.sort();
@@ -347,10 +285,13 @@ fn jobs_put_from_rust_pass_through_a_python_stage_then_a_rust_stage() {
 
     // Every job went put → py-1 → next queue → rust-1 → complete.
     for (i, jid) in jids.iter().enumerate() {
-        let job = server.ok("get", &[jid]);
-        assert_eq!(job["state"], "complete", "{job}");
+        let job = rt
+            .block_on(client.get(jid))
+            .expect("get")
+            .unwrap_or_else(|| panic!("{jid} is gone"));
+        assert_eq!(job.state, "complete", "{job:?}");
         // As in qless, a complete job belongs to no queue any more.
-        assert_eq!(job["queue"], "", "{job}");
+        assert_eq!(job.queue, "", "{job:?}");
         assert_eq!(
             history_summary(&job),
             [
@@ -361,20 +302,18 @@ fn jobs_put_from_rust_pass_through_a_python_stage_then_a_rust_stage() {
                 "popped by rust-1",
                 "done"
             ],
-            "{jid}: {job}"
+            "{jid}: {job:?}"
         );
-        let data: Value =
-            serde_json::from_str(job["data"].as_str().expect("data text")).expect("data JSON");
+        let data = data_of(&job);
         assert_eq!(data["n"], i, "original payload kept: {data}");
         assert_eq!(data["py"], true, "python stage mark: {data}");
         assert_eq!(data["py_worker"], "py-1", "{data}");
         assert_eq!(data["rust"], true, "rust stage mark: {data}");
     }
-    let counts = server.ok("queues", &["stage2"]);
     assert_eq!(
-        (counts["waiting"].as_i64(), counts["running"].as_i64()),
-        (Some(0), Some(0)),
-        "stage2 is drained: {counts}"
+        waiting_running(&rt, &client, "stage2"),
+        (0, 0),
+        "stage2 is drained"
     );
 
     let status = server.stop();
@@ -420,14 +359,20 @@ fn python_client_unit_tests_pass_against_a_real_server() {
         .unwrap_or(0);
     assert!(ran >= 20, "only {ran} python tests ran:\n{out}");
 
-    // The tests really wrote to this server.
-    let queues = server.ok("queues", &[]);
-    assert!(
-        queues.as_array().is_some_and(|qs| qs
-            .iter()
-            .any(|q| q["name"].as_str().is_some_and(|n| n.starts_with("py-")))),
-        "no py-* queue on the server: {queues}"
-    );
+    // The tests really wrote to this server; the Rust client reads what the
+    // Python client left behind.
+    let rt = runtime();
+    let queues = rt
+        .block_on(server.client().qless("queues", &[]))
+        .expect("queues");
+    let py_queues = queues
+        .as_array()
+        .expect("queues list")
+        .iter()
+        .filter(|q| q["name"].as_str().is_some_and(|n| n.starts_with("py-")))
+        .count();
+    assert!(py_queues >= 10, "only {py_queues} py-* queues: {queues}");
+
     let status = server.stop();
     assert!(status.success(), "clew server exit after SIGTERM: {status}");
 }
