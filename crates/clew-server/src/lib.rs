@@ -58,12 +58,17 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves; in-flight
-/// requests finish before this returns.
+/// requests finish before this returns, and open event streams end.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.begin_shutdown();
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await

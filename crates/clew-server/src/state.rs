@@ -32,13 +32,14 @@ impl Default for ServerConfig {
     }
 }
 
-/// The engine, the settings, and the latest committed event number (which
-/// wakes event streams).
+/// The engine, the settings, the latest committed event number (which
+/// wakes event streams), and the shutdown flag (which ends them).
 #[derive(Clone, Debug)]
 pub struct AppState {
     engine: Engine,
     config: Arc<ServerConfig>,
     latest: watch::Receiver<i64>,
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 /// The sink the server's engine publishes to: it records the latest event
@@ -69,6 +70,7 @@ impl AppState {
             engine,
             config: Arc::new(config),
             latest: rx,
+            shutdown: Arc::new(watch::channel(false).0),
         }
     }
 
@@ -85,6 +87,20 @@ impl AppState {
     /// A receiver that changes whenever events are committed.
     pub fn event_wakeups(&self) -> watch::Receiver<i64> {
         self.latest.clone()
+    }
+
+    /// A receiver whose value turns `true` once the server begins shutting
+    /// down; long-lived responses (event streams) end when it does, so that
+    /// a graceful shutdown does not wait for them forever.
+    pub fn shutting_down(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Marks the server as shutting down (see [`AppState::shutting_down`]).
+    /// Calling it again does nothing.
+    pub fn begin_shutdown(&self) {
+        self.shutdown
+            .send_if_modified(|down| !std::mem::replace(down, true));
     }
 
     /// The server clock's time.
