@@ -297,7 +297,8 @@ enum Cmd {
         #[arg(long, default_value_t = 25)]
         count: i64,
     },
-    /// Print events (one line each: seq channel message).
+    /// Print events, one line each: `seq channel message` (with --json,
+    /// one JSON object per line).
     Events {
         /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
