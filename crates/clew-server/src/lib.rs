@@ -28,6 +28,7 @@ pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod events;
+pub mod openapi;
 pub mod state;
 
 pub use error::ApiError;

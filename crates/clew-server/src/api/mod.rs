@@ -1,10 +1,377 @@
 //! The resource-style API under `/v1`.
+//!
+//! One route per engine operation; each handler builds a
+//! [`clew_core::Command`], runs it at the request's time ([`RequestNow`]:
+//! the `X-Clew-Now` header in test mode, else the server clock) and answers
+//! natural JSON.
+//!
+//! # Conventions
+//! * Request bodies are JSON objects with typed fields; unknown fields,
+//!   malformed JSON and wrong types are refused with 400 and a message that
+//!   names the field ([`ApiJson`]). Query strings likewise ([`ApiQuery`]).
+//! * Job payloads (`data`) are any JSON value in requests; their JSON text
+//!   is stored verbatim (a JSON string is stored as a JSON string, quotes
+//!   and all). In responses, job and recurring-job documents carry `data` as
+//!   the parsed JSON value (the qless endpoint keeps it as a string).
+//! * Errors: `{"error": {"code", "message"}}` with 400 (invalid argument),
+//!   404 (no such job, template or route) or 409 (wrong state, lock held by
+//!   another worker).
+//!
+//! The routes and their OpenAPI descriptions are built together
+//! ([`router_and_doc`]), so they cannot drift apart; [`crate::openapi`]
+//! adds the routes documented elsewhere and serves the document.
 
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::Router;
+use clew_core::{Command, Job, Reply, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::state::AppState;
+use crate::error::ApiError;
+use crate::state::{AppState, RequestNow};
 
-/// The resource routes.
+pub mod config;
+pub mod failed;
+pub mod jobs;
+pub mod queues;
+pub mod recurring;
+pub mod tags;
+pub mod workers;
+
+/// The resource routes (including `GET /v1/openapi.json`).
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    router_and_doc().0.merge(crate::openapi::routes())
+}
+
+/// The resource routes and their OpenAPI description, built together.
+pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::new()
+        .merge(jobs::routes())
+        .merge(queues::routes())
+        .merge(workers::routes())
+        .merge(failed::routes())
+        .merge(tags::routes())
+        .merge(config::routes())
+        .merge(recurring::routes())
+        .split_for_parts()
+}
+
+/// A JSON request body whose rejections (malformed JSON, wrong types,
+/// missing or unknown fields, wrong content type) become [`ApiError`]s
+/// naming the field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(json_rejection(e)),
+        }
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    let text = e.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "))
+        .unwrap_or(&text);
+    let code = match e.status() {
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        _ => "invalid_argument",
+    };
+    // Malformed JSON, wrong types and missing or unknown fields are all 400
+    // (axum says 422 for some); wrong content type stays 415.
+    let status = match e.status() {
+        s @ (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | axum::http::StatusCode::PAYLOAD_TOO_LARGE) => s,
+        _ => axum::http::StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, code, format!("request body: {detail}"))
+}
+
+/// A query string whose rejections become [`ApiError`]s naming the
+/// parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> ApiError {
+    let text = e.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    ApiError::invalid(format!("query string: {detail}"))
+}
+
+/// The error body every route returns on failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A short snake_case code: `invalid_argument`, `not_found`,
+    /// `conflict`, `unauthorized`, `body_too_large`, `internal`, ...
+    pub code: String,
+    /// What went wrong, naming the field or argument.
+    pub message: String,
+}
+
+/// Paging of a listing: `offset` (default 0) and `count` (default 25).
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Skip this many (default 0).
+    #[serde(default)]
+    pub offset: i64,
+    /// At most this many (default 25).
+    #[serde(default = "default_count")]
+    pub count: i64,
+}
+
+fn default_count() -> i64 {
+    25
+}
+
+impl Paging {
+    /// Refuses negative values, naming the parameter.
+    pub fn checked(self) -> Result<Paging, ApiError> {
+        if self.offset < 0 {
+            return Err(ApiError::invalid(format!(
+                "offset: expected a number >= 0, got {}",
+                self.offset
+            )));
+        }
+        if self.count < 0 {
+            return Err(ApiError::invalid(format!(
+                "count: expected a number >= 0, got {}",
+                self.count
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// A page of job ids with the total.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JidPage {
+    /// How many in all.
+    pub total: i64,
+    /// This page's job ids.
+    pub jobs: Vec<String>,
+}
+
+/// A job document. `data` is the payload as a JSON value (the qless
+/// endpoint returns it as a JSON text instead).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobDoc {
+    /// The job id.
+    pub jid: String,
+    /// The job class.
+    pub klass: String,
+    /// `waiting`, `running`, `scheduled`, `depends`, `stalled`, `failed` or
+    /// `complete`.
+    pub state: String,
+    /// The queue (empty when complete).
+    pub queue: String,
+    /// The worker holding it (empty if none).
+    pub worker: String,
+    /// Priority (higher runs first).
+    pub priority: i64,
+    /// Lock expiry (seconds) or 0.
+    pub expires: f64,
+    /// Retries allowed per queue.
+    pub retries: i64,
+    /// Retries left.
+    pub remaining: i64,
+    /// The payload.
+    #[schema(value_type = Value)]
+    pub data: Value,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// History entries `{"what", "when", ...}`.
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<Value>,
+    /// `{"group", "message", "when", "worker"}`, or `{}`.
+    #[schema(value_type = Object)]
+    pub failure: Value,
+    /// Whether tracked.
+    pub tracked: bool,
+    /// Jobs it waits for.
+    pub dependencies: Vec<String>,
+    /// Jobs waiting for it.
+    pub dependents: Vec<String>,
+    /// The recurring template that spawned it, if any.
+    pub spawned_from_jid: Option<String>,
+}
+
+/// A recurring template. `data` is the payload as a JSON value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecurDoc {
+    /// The template id.
+    pub jid: String,
+    /// The children's class.
+    pub klass: String,
+    /// Always `recur`.
+    pub state: String,
+    /// The queue children go to.
+    pub queue: String,
+    /// Children's priority.
+    pub priority: i64,
+    /// Seconds between children.
+    pub interval: f64,
+    /// Children's retries.
+    pub retries: i64,
+    /// Children spawned so far.
+    pub count: i64,
+    /// The children's payload.
+    #[schema(value_type = Value)]
+    pub data: Value,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Catch-up cap (0 = none).
+    pub backlog: i64,
+}
+
+/// Counts of one queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueDoc {
+    /// The queue.
+    pub name: String,
+    /// Waiting jobs.
+    pub waiting: i64,
+    /// Running jobs.
+    pub running: i64,
+    /// Jobs whose lock expired.
+    pub stalled: i64,
+    /// Scheduled jobs.
+    pub scheduled: i64,
+    /// Jobs waiting on dependencies.
+    pub depends: i64,
+    /// Recurring templates.
+    pub recurring: i64,
+    /// Whether paused.
+    pub paused: bool,
+}
+
+/// Parses a job or template document's `data` text into a JSON value
+/// (left as is if it is not JSON, which the engine never stores).
+fn parse_data(mut doc: Value) -> Value {
+    if let Some(Value::String(text)) = doc.get("data") {
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("data".into(), v);
+            }
+        }
+    }
+    doc
+}
+
+/// A job as the resource API shows it.
+pub fn job_json(job: &Job) -> Value {
+    parse_data(job.to_json())
+}
+
+/// A reply as the resource API shows it: like [`Reply::to_json`] but job
+/// and template documents carry `data` as a JSON value.
+pub fn natural(reply: &Reply) -> Value {
+    match reply {
+        Reply::Job(Some(j)) => job_json(j),
+        Reply::Jobs(v) => Value::Array(v.iter().map(job_json).collect()),
+        Reply::Recur(Some(r)) => parse_data(r.to_json()),
+        Reply::Tracked { jobs, expired } => serde_json::json!({
+            "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+            "expired": expired,
+        }),
+        other => other.to_json(),
+    }
+}
+
+/// Runs a command at the request's time.
+pub async fn run(state: &AppState, now: RequestNow, cmd: Command) -> Result<Reply, ApiError> {
+    Ok(state.engine().execute_at(now.0, cmd).await?)
+}
+
+/// Reads a job (for defaults such as its queue), or 404.
+pub async fn existing_job(state: &AppState, now: RequestNow, jid: &str) -> Result<Job, ApiError> {
+    match run(
+        state,
+        now,
+        Command::Get {
+            jid: jid.to_owned(),
+        },
+    )
+    .await?
+    {
+        Reply::Job(Some(j)) => Ok(*j),
+        _ => Err(ApiError::not_found(format!("job {jid} does not exist"))),
+    }
+}
+
+/// The JSON text of a payload given as a JSON value.
+pub fn data_text(data: &RawValue) -> String {
+    data.get().to_owned()
+}
+
+/// Wraps one value in an object under `key`.
+pub fn one(key: &str, v: impl Into<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert(key.to_owned(), v.into());
+    Value::Object(m)
+}
+
+/// Splits a comma-separated list parameter, refusing an empty one.
+pub fn split_list(name: &str, text: &str) -> Result<Vec<String>, ApiError> {
+    let items: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if items.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{name}: expected a comma-separated list of names, got {text:?}"
+        )));
+    }
+    Ok(items)
+}
+
+/// Parses a time given as float seconds.
+pub fn timestamp(name: &str, secs: f64) -> Result<Timestamp, ApiError> {
+    Timestamp::from_secs_f64(secs).ok_or_else(|| {
+        ApiError::invalid(format!("{name}: expected a number of seconds, got {secs}"))
+    })
 }
