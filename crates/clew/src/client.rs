@@ -131,6 +131,7 @@ impl Client {
         if url.starts_with("http://") || url.starts_with("https://") {
             return Client::remote(url, token);
         }
+
         let path = url.strip_prefix("sqlite:").unwrap_or(url);
         if path.contains("://") || path.is_empty() {
             return Err(Error::invalid(format!(
@@ -154,8 +155,15 @@ impl Client {
         }
     }
 
-    /// A client of the server at `base_url` (`http://HOST:PORT`).
+    /// A client of the server at `base_url` (`http://HOST:PORT`). `https`
+    /// is refused: this build has no TLS (put clew behind a TLS proxy and
+    /// reach it over a trusted network).
     pub fn remote(base_url: &str, token: Option<String>) -> Result<Client> {
+        if !base_url.starts_with("http://") {
+            return Err(Error::invalid(format!(
+                "url: expected http://HOST:PORT (this build has no TLS), got {base_url:?}"
+            )));
+        }
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| Error::store(format!("cannot build an HTTP client: {e}")))?;
@@ -1015,6 +1023,9 @@ mod tests {
         let e = Client::connect("postgres://x/y").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
         assert!(e.message().contains("url"), "{e}");
+        let e = Client::connect("https://example.invalid").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().contains("TLS"), "{e}");
     }
 
     #[tokio::test]

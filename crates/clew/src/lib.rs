@@ -6,6 +6,8 @@
 //!   which writes any typed command in qless-core's string form.
 //! * [`table`]: the small aligned-column printer the command line uses.
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod table;
 

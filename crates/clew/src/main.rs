@@ -658,7 +658,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {
             let client = match cli.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(url) => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    if !url.starts_with("http://") {
                         return Err(Error::invalid(format!(
                             "--url: expected http://HOST:PORT, got {url}"
                         ))
