@@ -1761,6 +1761,7 @@ async fn server(
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
