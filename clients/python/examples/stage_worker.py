@@ -5,7 +5,8 @@ It pops jobs from ``--queue`` as ``--worker``, heartbeats each once, marks its
 data with ``"py": true`` (and the worker's name under ``"py_worker"``), and
 completes it -- into ``--next`` when given, which hands the job to the next
 stage. A job whose data has ``"fail": true`` is failed instead (group
-``stage-worker``), to show the failure path.
+``stage-worker``), to show the failure path. A job the worker lost (409/404:
+its lock expired, or it was cancelled) is reported on stderr and skipped.
 
 It stops after ``--count`` jobs (0: run until interrupted) and gives up with
 exit status 1 when ``--timeout`` seconds pass first.
@@ -21,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from clew_client import Client, ClewError  # noqa: E402
+from clew_client import Client, ClewError, Conflict, NotFound  # noqa: E402
 
 
 def work(job, worker):
@@ -64,15 +65,21 @@ def main(argv=None):
             time.sleep(args.poll)
             continue
         for job in jobs:
-            client.heartbeat(job.jid, args.worker)
             try:
-                data = work(job, args.worker)
-            except Exception as e:  # the job's failure, not the worker's
-                client.fail(job.jid, args.worker, "stage-worker", str(e))
-                print("failed %s: %s" % (job.jid, e), flush=True)
-            else:
-                state = client.complete(job.jid, args.worker, job.queue, data, next=args.next)
-                print("completed %s -> %s" % (job.jid, args.next or state), flush=True)
+                client.heartbeat(job.jid, args.worker)
+                try:
+                    data = work(job, args.worker)
+                except Exception as e:  # the job's failure, not the worker's
+                    client.fail(job.jid, args.worker, "stage-worker", str(e))
+                    print("failed %s: %s" % (job.jid, e), flush=True)
+                else:
+                    state = client.complete(job.jid, args.worker, job.queue, data, next=args.next)
+                    print("completed %s -> %s" % (job.jid, args.next or state), flush=True)
+            except (Conflict, NotFound) as e:
+                # The lock expired and the job moved on, or it was cancelled:
+                # not this worker's job any more.
+                print("lost %s: %s" % (job.jid, e.message), file=sys.stderr, flush=True)
+                continue
             done += 1
     return 0
 

@@ -70,11 +70,17 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with extra `clew server` arguments.
+    fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = File::create(dir.path().join("server.log")).expect("server log");
         let db = format!("sqlite:{}", dir.path().join("p.db").display());
         let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
             .args(["server", "--listen", "127.0.0.1:0", "--db", &db])
+            .args(extra)
             .env_remove("CLEW_TOKEN")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -372,6 +378,82 @@ fn python_client_unit_tests_pass_against_a_real_server() {
         .filter(|q| q["name"].as_str().is_some_and(|n| n.starts_with("py-")))
         .count();
     assert!(py_queues >= 10, "only {py_queues} py-* queues: {queues}");
+
+    let status = server.stop();
+    assert!(status.success(), "clew server exit after SIGTERM: {status}");
+}
+
+#[test]
+fn python_worker_sends_the_api_token() {
+    let test = "python_worker_sends_the_api_token";
+    if !have_python(test) {
+        return;
+    }
+    let token = "pipeline-token";
+    let server = Server::start_with(&["--token", token]);
+    let rt = runtime();
+    let client = Client::connect_with_token(&server.url, Some(token.to_owned()))
+        .expect("clew::Client with a token");
+    let mut put = PutParams::new("auth1", "Pipeline");
+    put.jid = "auth-job".to_owned();
+    rt.block_on(client.put(put)).expect("put with the token");
+
+    let run = |token: Option<&str>, name: &str| {
+        let out_path = server.dir.path().join(format!("{name}.out"));
+        let err_path = server.dir.path().join(format!("{name}.err"));
+        let mut cmd = Command::new("python3");
+        cmd.arg(python_dir().join("examples").join("stage_worker.py"))
+            .args([
+                "--url",
+                &server.url,
+                "--queue",
+                "auth1",
+                "--worker",
+                "py-auth",
+            ])
+            .args(["--next", "auth2", "--count", "1", "--timeout", "15"])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env_remove("CLEW_TOKEN")
+            .stdout(File::create(&out_path).expect("stdout file"))
+            .stderr(File::create(&err_path).expect("stderr file"));
+        if let Some(t) = token {
+            cmd.env("CLEW_TOKEN", t);
+        }
+        let mut child = cmd.spawn().expect("spawn python3 stage_worker.py");
+        let status = wait_with_deadline(&mut child, name);
+        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+        (status, out, err)
+    };
+
+    // Without the token: a clear 401, and the job is untouched.
+    let (status, out, err) = run(None, "no-token");
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{out}{err}");
+    assert!(
+        err.contains("401") && err.contains("missing API token"),
+        "stderr names the 401: {err}"
+    );
+    let job = rt
+        .block_on(client.get("auth-job"))
+        .expect("get")
+        .expect("job");
+    assert_eq!(
+        (job.state.as_str(), job.queue.as_str()),
+        ("waiting", "auth1")
+    );
+
+    // With it (from CLEW_TOKEN): the job moves on.
+    let (status, out, err) = run(Some(token), "with-token");
+    assert!(status.is_some_and(|s| s.success()), "{out}{err}");
+    let job = rt
+        .block_on(client.get("auth-job"))
+        .expect("get")
+        .expect("job");
+    assert_eq!(
+        (job.state.as_str(), job.queue.as_str()),
+        ("waiting", "auth2")
+    );
+    assert_eq!(data_of(&job)["py"], true);
 
     let status = server.stop();
     assert!(status.success(), "clew server exit after SIGTERM: {status}");
