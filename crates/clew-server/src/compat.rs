@@ -52,12 +52,88 @@ fn arg_text(v: &Value) -> String {
     }
 }
 
+impl QlessCall {
+    /// Reads a call from a JSON body, with a message naming the field and
+    /// what was expected when the body has the wrong shape (serde would
+    /// also accept an array for the struct, and its messages lack the
+    /// field's name).
+    pub fn from_json(body: Value) -> Result<QlessCall, ApiError> {
+        let Value::Object(mut fields) = body else {
+            return Err(ApiError::invalid(format!(
+                "request body: expected a JSON object {{\"command\": NAME, \"now\": SECONDS, \"args\": [...]}}, got {}",
+                kind_of(&body)
+            )));
+        };
+        let command = match fields.remove("command") {
+            Some(Value::String(c)) => c,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "command: expected a qless command name (a string), got {}",
+                    kind_of(&other)
+                )))
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "command: missing (expected a qless command name, e.g. \"put\")",
+                ))
+            }
+        };
+        let now = fields.remove("now").filter(|n| !n.is_null());
+        let args = match fields.remove("args") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "args: expected an array of strings, got {}",
+                    kind_of(&other)
+                )))
+            }
+        };
+        if let Some(key) = fields.keys().next() {
+            return Err(ApiError::invalid(format!(
+                "{key}: unknown field (expected command, now, args)"
+            )));
+        }
+        Ok(QlessCall { command, now, args })
+    }
+}
+
+/// The error for a body that is not JSON: 413 when it is too large, 415
+/// when it is not declared as JSON, else 400.
+fn body_error(e: &axum::extract::rejection::JsonRejection, limit: usize) -> ApiError {
+    use axum::http::StatusCode;
+    match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body: larger than the server's limit of {limit} bytes"),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request body: expected Content-Type: application/json",
+        ),
+        _ => ApiError::invalid(format!("request body: {}", e.body_text())),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 async fn call(
     State(state): State<AppState>,
-    body: Result<Json<QlessCall>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::invalid(format!("request body: {}", e.body_text())))?;
+    let Json(body) = body.map_err(|e| body_error(&e, state.config().body_limit))?;
+    let body = QlessCall::from_json(body)?;
     let args: Vec<String> = body.args.iter().map(arg_text).collect();
     let now = match (&body.now, state.config().test_mode) {
         (Some(n), true) => {

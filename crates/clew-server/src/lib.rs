@@ -42,6 +42,9 @@ pub fn app(state: AppState) -> Router {
         .merge(compat::routes())
         .merge(api::routes())
         .merge(events::routes())
+        // Inside the token rule: an unknown route is a 401 without the
+        // token, like every route but the health check.
+        .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -54,7 +57,6 @@ pub fn app(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({"ok": true})) }),
         )
         .merge(v1)
-        .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }
 
