@@ -45,6 +45,7 @@ async fn malformed_bodies_name_the_field_and_change_nothing() {
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_error(&b, "invalid_argument", "priority");
+    assert_error(&b, "invalid_argument", "expected an integer");
     let (st, b) = s.raw(Method::POST, put, r#"{"klass": 7}"#).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_error(&b, "invalid_argument", "klass");

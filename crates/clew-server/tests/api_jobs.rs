@@ -159,6 +159,21 @@ async fn put_options_jid_delay_depends_retries() {
         json!(["later"])
     );
     assert_eq!(s.get("/v1/queues/q/jobs?state=depends").await, json!(["b"]));
+
+    // must_exist (qless requeue): moves an existing job, refuses a new one
+    s.put("q", json!({"jid": "a", "klass": "K", "must_exist": true}))
+        .await;
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/v1/queues/q/jobs",
+            Some(json!({"jid": "new", "klass": "K", "must_exist": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{b}");
+    assert_error(&b, "not_found", "new");
+    s.expect(StatusCode::NOT_FOUND, Method::GET, "/v1/jobs/new", None)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

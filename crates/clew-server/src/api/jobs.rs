@@ -76,6 +76,9 @@ pub struct PutJob {
     /// lost its lock.
     #[serde(default)]
     pub worker: Option<String>,
+    /// Refuse (404) unless a job with this `jid` exists (qless `requeue`).
+    #[serde(default)]
+    pub must_exist: bool,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
@@ -114,6 +117,7 @@ pub async fn put_job(
     p.tags = body.tags;
     p.retries = body.retries;
     p.depends = body.depends;
+    p.must_exist = body.must_exist;
     let reply = run(&state, now, Command::Put(p)).await?;
     Ok((StatusCode::CREATED, Json(one("jid", reply.to_json()))))
 }

@@ -101,7 +101,18 @@ fn json_rejection(e: JsonRejection) -> ApiError {
         | axum::http::StatusCode::PAYLOAD_TOO_LARGE) => s,
         _ => axum::http::StatusCode::BAD_REQUEST,
     };
-    ApiError::new(status, code, format!("request body: {detail}"))
+    ApiError::new(
+        status,
+        code,
+        format!("request body: {}", plain_types(detail)),
+    )
+}
+
+/// Says "a number" and "an integer" where serde names Rust types.
+fn plain_types(text: &str) -> String {
+    text.replace("expected f64", "expected a number")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u64", "expected an integer >= 0")
 }
 
 /// A query string whose rejections become [`ApiError`]s naming the
@@ -129,7 +140,7 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     let detail = text
         .strip_prefix("Failed to deserialize query string: ")
         .unwrap_or(&text);
-    ApiError::invalid(format!("query string: {detail}"))
+    ApiError::invalid(format!("query string: {}", plain_types(detail)))
 }
 
 /// The error body every route returns on failure.
