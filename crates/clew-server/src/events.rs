@@ -23,7 +23,7 @@
 //!   `config_set`...), the channel's suffix for the tracking channels
 //!   (`ql:track` → `track`), or the channel's full name (`ql:log`).
 //!
-//! Several filters must all match.
+//! Several filters must all match; an empty value is no filter.
 //!
 //! # Response
 //! `text/event-stream`. It opens with a comment naming the start cursor.
@@ -360,10 +360,10 @@ async fn events(
     let cursor = Cursor {
         after: start,
         filter: Filter {
-            queue: q.queue,
-            jid: q.jid,
-            worker: q.worker,
-            kind: q.kind,
+            queue: q.queue.filter(|v| !v.is_empty()),
+            jid: q.jid.filter(|v| !v.is_empty()),
+            worker: q.worker.filter(|v| !v.is_empty()),
+            kind: q.kind.filter(|v| !v.is_empty()),
         },
         ready: VecDeque::new(),
         wake,
@@ -453,6 +453,77 @@ mod tests {
         };
         assert!(by(both.clone(), &adv));
         assert!(!by(both, &put));
+    }
+
+    /// A log with gaps (as a flush or a rolled-back command leaves).
+    #[derive(Debug)]
+    struct Log(Vec<i64>);
+
+    type Fut<'a, T> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = clew_core::Result<T>> + Send + 'a>>;
+
+    impl Store for Log {
+        fn execute<'a, 'b>(
+            &'a self,
+            _now: Timestamp,
+            _command: clew_core::Command,
+            _sink: std::sync::Arc<dyn clew_core::EventSink>,
+        ) -> Fut<'b, clew_core::Reply>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            Box::pin(async { Err(clew_core::Error::store("read-only")) })
+        }
+
+        fn events_after<'a, 'b>(&'a self, after: i64, limit: i64) -> Fut<'b, Vec<Event>>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            let page = self
+                .0
+                .iter()
+                .filter(|s| **s > after)
+                .take(limit as usize)
+                .map(|s| Event {
+                    seq: *s,
+                    ..ev("ql:log", "{}")
+                })
+                .collect();
+            Box::pin(async move { Ok(page) })
+        }
+
+        fn flush<'a, 'b>(&'a self) -> Fut<'b, ()>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn close<'a, 'b>(&'a self) -> Fut<'b, ()>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn log_end_finds_the_newest_event_across_gaps() {
+        let log = Log(vec![3, 4, 9, 10, 11, 50, 51, 52, 1000, 1001, 77_777]);
+        for hint in [0, 1, 5, 11, 52, 999, 1001, 77_776] {
+            assert_eq!(log_end(&log, hint).await.ok(), Some(77_777), "hint {hint}");
+        }
+        // Nothing after the hint: the hint (new events come after it).
+        assert_eq!(log_end(&log, 77_777).await.ok(), Some(77_777));
+        assert_eq!(log_end(&log, 90_000).await.ok(), Some(90_000));
+        assert_eq!(log_end(&Log(vec![]), 0).await.ok(), Some(0));
+        assert_eq!(log_end(&Log(vec![1]), 0).await.ok(), Some(1));
+        let dense = Log((1..=5000).collect());
+        assert_eq!(log_end(&dense, 0).await.ok(), Some(5000));
     }
 
     #[test]

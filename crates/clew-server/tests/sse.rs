@@ -310,3 +310,38 @@ async fn bad_stream_requests_are_clear_400s() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_committed_elsewhere_are_found_and_the_default_start_is_the_log_end() {
+    let server = TestServer::start(test_mode()).await;
+    // Another engine on the same store (as another process would be): its
+    // commits do not wake the server's streams, and the server has never
+    // seen its events when the stream opens.
+    let elsewhere = clew_core::Engine::new(server.state.engine().store().clone());
+    let put = |jid: String| {
+        let e = elsewhere.clone();
+        async move {
+            let args: Vec<String> = ["w", "q", jid.as_str(), "K", "{}", "0"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            e.qless("put", None, &args).await.expect("put elsewhere");
+        }
+    };
+    for i in 0..37 {
+        put(format!("old{i}")).await;
+    }
+    let mut stream = SseReader::open(&server.client, &server.url("/v1/events"), &[]).await;
+    assert!(
+        stream.comments[0].ends_with(" after 37"),
+        "starts at the log's end: {:?}",
+        stream.comments
+    );
+    put("new".to_owned()).await;
+    // Found by the stream's periodic read of the log.
+    let m = stream.next().await;
+    assert_eq!(seq_of(&m), 38);
+    assert_eq!(payload(&m.json()).expect("payload")["jid"], "new");
+    assert!(stream.next_within(QUIET).await.is_none());
+    server.shutdown().await;
+}
