@@ -16,8 +16,8 @@ use crate::state::{AppState, RequestNow};
 /// The config routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(all))
-        .routes(routes!(get_key, set_key, unset_key))
+        .routes(routes!(config_all))
+        .routes(routes!(config_get, config_set, config_unset))
 }
 
 /// Every config key with its value (defaults overlaid with stored values).
@@ -25,7 +25,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "`{key: value, ...}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn all(State(state): State<AppState>, now: RequestNow) -> Result<Json<Value>, ApiError> {
+pub async fn config_all(
+    State(state): State<AppState>,
+    now: RequestNow,
+) -> Result<Json<Value>, ApiError> {
     let reply = run(&state, now, Command::ConfigGet { key: None }).await?;
     Ok(Json(natural(&reply)))
 }
@@ -37,7 +40,7 @@ pub async fn all(State(state): State<AppState>, now: RequestNow) -> Result<Json<
     responses(
         (status = 200, description = "`{\"key\", \"value\"}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn get_key(
+pub async fn config_get(
     State(state): State<AppState>,
     now: RequestNow,
     Path(key): Path<String>,
@@ -74,7 +77,7 @@ pub struct ConfigValue {
     responses(
         (status = 200, description = "`{\"key\", \"value\"}`: the value now", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn set_key(
+pub async fn config_set(
     State(state): State<AppState>,
     now: RequestNow,
     Path(key): Path<String>,
@@ -99,7 +102,7 @@ pub async fn set_key(
         },
     )
     .await?;
-    get_key(State(state), now, Path(key)).await
+    config_get(State(state), now, Path(key)).await
 }
 
 /// Deletes a stored config value (its default shows through again).
@@ -108,7 +111,7 @@ pub async fn set_key(
     responses(
         (status = 200, description = "`{\"unset\": key}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn unset_key(
+pub async fn config_unset(
     State(state): State<AppState>,
     now: RequestNow,
     Path(key): Path<String>,

@@ -16,8 +16,8 @@ use crate::state::{AppState, RequestNow};
 /// The failed-job routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(groups))
-        .routes(routes!(group))
+        .routes(routes!(failed_groups))
+        .routes(routes!(failed_group))
         .routes(routes!(unfail))
 }
 
@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "`{group: count, ...}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn groups(
+pub async fn failed_groups(
     State(state): State<AppState>,
     now: RequestNow,
 ) -> Result<Json<Value>, ApiError> {
@@ -45,7 +45,7 @@ pub async fn groups(
     responses(
         (status = 200, description = "A page of the group", body = JidPage),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn group(
+pub async fn failed_group(
     State(state): State<AppState>,
     now: RequestNow,
     Path(group): Path<String>,

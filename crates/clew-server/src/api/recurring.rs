@@ -20,9 +20,9 @@ use crate::state::{AppState, RequestNow};
 /// The recurring-job routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create, list))
-        .routes(routes!(get_recur, update, delete))
-        .routes(routes!(tag, untag))
+        .routes(routes!(recur_create, recur_list))
+        .routes(routes!(recur_get, recur_update, recur_delete))
+        .routes(routes!(recur_tag, recur_untag))
 }
 
 /// Body of `POST /v1/queues/{queue}/recurring`.
@@ -66,7 +66,7 @@ pub struct CreateRecur {
     responses(
         (status = 201, description = "`{\"jid\"}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn create(
+pub async fn recur_create(
     State(state): State<AppState>,
     now: RequestNow,
     Path(queue): Path<String>,
@@ -99,7 +99,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The templates", body = Vec<RecurDoc>),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn list(
+pub async fn recur_list(
     State(state): State<AppState>,
     now: RequestNow,
     Path(queue): Path<String>,
@@ -130,7 +130,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The template", body = RecurDoc),
         (status = 404, description = "No such template", body = ErrorBody)))]
-pub async fn get_recur(
+pub async fn recur_get(
     State(state): State<AppState>,
     now: RequestNow,
     Path(jid): Path<String>,
@@ -180,7 +180,7 @@ pub struct UpdateRecur {
     responses(
         (status = 200, description = "The template after the change", body = RecurDoc),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn update(
+pub async fn recur_update(
     State(state): State<AppState>,
     now: RequestNow,
     Path(jid): Path<String>,
@@ -201,7 +201,7 @@ pub async fn update(
     };
     match run(&state, now, cmd).await? {
         Reply::Bool(false) => Err(not_found(&jid)),
-        _ => get_recur(State(state), now, Path(jid)).await,
+        _ => recur_get(State(state), now, Path(jid)).await,
     }
 }
 
@@ -211,7 +211,7 @@ pub async fn update(
     responses(
         (status = 200, description = "`{\"deleted\": jid}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn delete(
+pub async fn recur_delete(
     State(state): State<AppState>,
     now: RequestNow,
     Path(jid): Path<String>,
@@ -230,7 +230,7 @@ pub async fn delete(
     responses(
         (status = 200, description = "`{\"tags\": [...]}`: the template's tags now", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn tag(
+pub async fn recur_tag(
     State(state): State<AppState>,
     now: RequestNow,
     Path(jid): Path<String>,
@@ -255,7 +255,7 @@ pub async fn tag(
     responses(
         (status = 200, description = "`{\"tags\": [...]}`: the template's tags now", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn untag(
+pub async fn recur_untag(
     State(state): State<AppState>,
     now: RequestNow,
     Path(jid): Path<String>,

@@ -15,7 +15,7 @@ use crate::state::{AppState, RequestNow};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(top_tags))
-        .routes(routes!(tagged))
+        .routes(routes!(tagged_jobs))
 }
 
 /// The most used tags (used by at least two jobs), most used first.
@@ -44,7 +44,7 @@ pub async fn top_tags(
     responses(
         (status = 200, description = "A page of job ids", body = JidPage),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
-pub async fn tagged(
+pub async fn tagged_jobs(
     State(state): State<AppState>,
     now: RequestNow,
     Path(tag): Path<String>,
