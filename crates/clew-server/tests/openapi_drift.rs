@@ -149,6 +149,19 @@ async fn document_is_served() {
             "{p} missing from the document"
         );
     }
+    // operation ids are unique (client generators need that)
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|m| m.values()))
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let n = ids.len();
+    assert!(n > 40, "only {n} operation ids");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate operationId in the document");
     let _ = stop.send(());
     let _ = server.await;
 }
