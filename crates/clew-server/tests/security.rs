@@ -118,6 +118,15 @@ async fn every_route_but_healthz_needs_the_token() {
             resp.status()
         );
     }
+    // The scheme is case-insensitive.
+    let resp = server
+        .client
+        .get(server.url("/v1/queues"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         server
             .state
