@@ -108,10 +108,16 @@ impl Running {
     }
 
     /// Sends SIGTERM and waits for the exit; its status code.
-    fn terminate(mut self) -> Option<i32> {
+    fn terminate(self) -> Option<i32> {
+        self.signal("-TERM")
+    }
+
+    /// Sends `signal` (a `kill` option such as `-INT`) and waits for the
+    /// exit; its status code.
+    fn signal(mut self, signal: &str) -> Option<i32> {
         let pid = self.child.id().to_string();
         let ok = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .expect("run kill");
         assert!(ok.success());
@@ -122,7 +128,7 @@ impl Running {
             }
             if start.elapsed() > DEADLINE {
                 let _ = self.child.kill();
-                panic!("clew server did not exit within {DEADLINE:?} of SIGTERM");
+                panic!("clew server did not exit within {DEADLINE:?} of kill {signal}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -244,4 +250,13 @@ fn the_store_is_closed_cleanly_and_keeps_what_was_put() {
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON job");
     assert_eq!(job["jid"], "kept");
     assert_eq!(job["queue"], "q");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_shuts_down_gracefully_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Running::start(&dir, &["--listen", "127.0.0.1:0"]);
+    assert_eq!(server.request("GET", "/healthz", None, "").0, 200);
+    assert_eq!(server.signal("-INT"), Some(0));
 }
