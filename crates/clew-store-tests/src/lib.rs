@@ -2,7 +2,7 @@
 //!
 //! A backend's test file invokes the macro once:
 //!
-//! ```ignore
+//! ```text
 //! fn store() -> clew_store_tests::TestStore { /* a fresh, empty store */ }
 //! clew_store_tests::store_conformance!(store);
 //! ```
