@@ -119,3 +119,24 @@ pub async fn body_limit_as_json(req: Request<Body>, next: Next) -> Response {
     };
     ApiError::new(status, code, message).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_are_a_500_that_hides_the_details() {
+        let e = ApiError::from(Error::store("disk I/O error at /var/lib/secret/clew.db"));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.message().contains("secret"), "{}", e.message());
+        assert!(e.message().contains("server log"));
+    }
+
+    #[test]
+    fn engine_kinds_map_to_their_statuses() {
+        assert_eq!(ApiError::from(Error::invalid("x")).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ApiError::from(Error::not_found("x")).status(), StatusCode::NOT_FOUND);
+        assert_eq!(ApiError::from(Error::conflict("x")).status(), StatusCode::CONFLICT);
+        assert_eq!(ApiError::from(Error::conflict("msg")).message(), "msg");
+    }
+}
