@@ -336,6 +336,15 @@ pub enum Command {
         /// The changes.
         update: RecurUpdate,
     },
+    /// Hand a running job back to its queue at once, ahead of its equals,
+    /// without spending a retry (a worker shutting down). A clew extension:
+    /// qless-core has no such command.
+    Release {
+        /// The job.
+        jid: String,
+        /// The worker that holds it.
+        worker: String,
+    },
     /// Put a running job back (or fail it when out of retries).
     Retry {
         /// The job.
@@ -467,6 +476,7 @@ impl Command {
             Command::RecurTag { .. } => "recur.tag",
             Command::RecurUntag { .. } => "recur.untag",
             Command::RecurUpdate { .. } => "recur.update",
+            Command::Release { .. } => "release",
             Command::Retry { .. } => "retry",
             Command::Stats { .. } => "stats",
             Command::TagAdd { .. }

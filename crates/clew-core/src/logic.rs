@@ -174,6 +174,7 @@ pub fn apply(
             Ok(Reply::Strings(r.tags))
         }
         Command::RecurUpdate { jid, update } => cx.recur_update(jid, update),
+        Command::Release { jid, worker } => cx.release(jid, worker),
         Command::Retry {
             jid,
             queue,
@@ -1168,6 +1169,29 @@ impl Cx<'_> {
         }
         self.tx.job_save(&rec)?;
         Ok(Reply::Int(remaining))
+    }
+
+    /// Hands a running job back to the front of its priority in its queue:
+    /// no retry spent, no failure recorded (a worker shutting down).
+    fn release(&mut self, jid: &str, worker: &str) -> Result<Reply> {
+        let now = self.now;
+        let mut rec = self.check_running("Release", jid, worker)?;
+        self.history(
+            jid,
+            HistoryEntry::new(now, "released").with("worker", worker),
+        )?;
+        self.emit(
+            "ql:log",
+            json!({"jid": jid, "event": "released", "worker": worker, "queue": rec.queue}),
+        );
+        rec.state = JobState::Waiting;
+        rec.worker = String::new();
+        rec.worker_listed = false;
+        rec.expires = Timestamp::ZERO;
+        rec.grace = false;
+        self.place_work(&mut rec, Timestamp::ZERO)?;
+        self.tx.job_save(&rec)?;
+        Ok(Reply::Str(JobState::Waiting.as_str().to_owned()))
     }
 
     fn timeout(&mut self, jids: &[String]) -> Result<Reply> {

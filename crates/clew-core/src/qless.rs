@@ -52,6 +52,9 @@ pub const COMMANDS: [&str; 37] = [
     "queue.forget",
 ];
 
+/// Commands clew adds to qless-core's set (same calling convention).
+pub const EXTENSIONS: [&str; 1] = ["release"];
+
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
 pub const DEFAULT_PAGE: i64 = 25;
 
@@ -324,6 +327,13 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 message,
                 data,
             })
+        }
+        "release" => {
+            let mut a = Args::new("Release", args);
+            let jid = a.name("jid")?;
+            let worker = a.name("worker")?;
+            a.done()?;
+            Ok(Command::Release { jid, worker })
         }
         "retry" => {
             let mut a = Args::new("Retry", args);

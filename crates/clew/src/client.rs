@@ -569,6 +569,7 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
             a
         }
         Command::RecurUpdate { jid, update } => recur_update_args(jid, update),
+        Command::Release { jid, worker } => vec![s(jid), s(worker)],
         Command::Retry {
             jid,
             queue,
@@ -926,6 +927,10 @@ mod tests {
                     queue: Some("q2".into()),
                     backlog: Some(4),
                 },
+            },
+            Command::Release {
+                jid: "j".into(),
+                worker: "w".into(),
             },
             Command::Retry {
                 jid: "j".into(),

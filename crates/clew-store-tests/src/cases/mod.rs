@@ -19,6 +19,7 @@ pub mod priority;
 pub mod put;
 pub mod queues;
 pub mod recur;
+pub mod release;
 pub mod retry;
 pub mod stalled;
 pub mod stats;
