@@ -2,7 +2,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> clew_core::Result<()> {
-//! use clew::Client;
+//! use clew_client::Client;
 //! use clew_core::command::PutParams;
 //!
 //! // `sqlite:PATH` (or a bare path) opens the embedded store in-process;
