@@ -134,9 +134,18 @@ mod tests {
 
     #[test]
     fn engine_kinds_map_to_their_statuses() {
-        assert_eq!(ApiError::from(Error::invalid("x")).status(), StatusCode::BAD_REQUEST);
-        assert_eq!(ApiError::from(Error::not_found("x")).status(), StatusCode::NOT_FOUND);
-        assert_eq!(ApiError::from(Error::conflict("x")).status(), StatusCode::CONFLICT);
+        assert_eq!(
+            ApiError::from(Error::invalid("x")).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::from(Error::not_found("x")).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::from(Error::conflict("x")).status(),
+            StatusCode::CONFLICT
+        );
         assert_eq!(ApiError::from(Error::conflict("msg")).message(), "msg");
     }
 }

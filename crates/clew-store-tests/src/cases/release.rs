@@ -126,7 +126,10 @@ pub fn release_refuses_wrong_state_other_worker_and_unknown_job(t: &Harness) {
         ErrorKind::Invalid,
         "Arg \"worker\" missing",
     );
-    assert_eq!(t.snapshot(1.0, &["waiting", "running"], &["q", "other"]), before);
+    assert_eq!(
+        t.snapshot(1.0, &["waiting", "running"], &["q", "other"]),
+        before
+    );
 }
 
 /// A job released during its lock's grace period loses the grace flag: the
