@@ -1,0 +1,610 @@
+//! [`ProcessHandler`]: runs any program as a job's handler.
+//!
+//! # The protocol
+//!
+//! For each job the worker starts `PROGRAM ARGS...` directly (no shell is
+//! involved unless [`ExecConfig::shell`] is set, in which case the command
+//! line is run by `sh -c`), in a process group of its own, with:
+//!
+//! * **stdin**: the job as one JSON document, the natural job document
+//!   (`jid`, `klass`, `state`, `queue`, `worker`, `priority`, `expires`,
+//!   `retries`, `remaining`, `tags`, `history`, `failure`, `tracked`,
+//!   `dependencies`, `dependents`, `spawned_from_jid`) except that `data` is
+//!   the payload as parsed JSON (an object, usually) rather than a JSON text.
+//!   stdin is closed after the document.
+//! * **environment**: the worker's environment plus `CLEW_JID`,
+//!   `CLEW_KLASS`, `CLEW_QUEUE`, `CLEW_DATA` (the payload as a JSON text;
+//!   left out, with `CLEW_DATA_OMITTED=1`, when it is longer than
+//!   [`ExecConfig::max_env_data`], as the kernel limits the size of one
+//!   variable: read stdin then), `CLEW_TAGS` (a JSON array), `CLEW_RETRIES`,
+//!   `CLEW_REMAINING`, `CLEW_WORKER` and `CLEW_PRIORITY`.
+//! * **stdout**: read line by line. Lines starting with `clew:` are
+//!   directives, anything else is ignored (logged at debug level):
+//!   * `clew:log MESSAGE [JSON-OBJECT]` appends a history entry to the job
+//!     (`what` = MESSAGE, plus the object's keys);
+//!   * `clew:progress JSON-OBJECT` appends a history entry `progress` with
+//!     the object's keys (a value that is not an object is kept under the
+//!     key `progress`);
+//!   * `clew:data JSON` replaces the job's payload when it completes (the
+//!     last such line wins; a line that is not JSON is ignored with a
+//!     warning);
+//!   * `clew:next QUEUE` completes the job into QUEUE instead of finishing it
+//!     (on exit status 0).
+//!
+//!   A line longer than [`ExecConfig::max_line`] is cut to that length, so
+//!   reading stdout takes bounded memory whatever the program prints.
+//! * **stderr**: only its last [`ExecConfig::stderr_tail`] bytes are kept,
+//!   to become the failure message.
+//!
+//! The exit status decides the outcome:
+//!
+//! | exit | outcome |
+//! | --- | --- |
+//! | 0 | complete (into the `clew:next` queue if one was given) with the last `clew:data` payload |
+//! | [`ExecConfig::retry_exit_code`] (default 75, `EX_TEMPFAIL`) | retry (spends a retry; backoff decides when), message: the stderr tail |
+//! | any other status | fail into group `KLASS:exit-STATUS` with the stderr tail as the message |
+//! | killed by signal N | fail into group `KLASS:signal-N` |
+//!
+//! When the job must stop (its lock was lost, it timed out, the worker is
+//! stopping now), the whole process group is killed (`SIGKILL`), and so it
+//! is if the handler's future is dropped. When the program exits, anything
+//! it left running in its process group is killed too.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::handler::{Handler, Job, JobContext, Outcome};
+
+/// Exit status that asks for a retry by default: 75, `EX_TEMPFAIL` from
+/// `sysexits.h`.
+pub const DEFAULT_RETRY_EXIT_CODE: i32 = 75;
+
+/// The environment variable a supervised `clew work` child carries; it is
+/// removed from the handler program's environment.
+const STRIP_ENV: &[&str] = &["CLEW_WORKER_CHILD"];
+
+/// How a [`ProcessHandler`] runs its program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecConfig {
+    /// The program (looked up on `PATH` when it has no `/`), or with
+    /// [`shell`](Self::shell), the shell command line.
+    pub program: OsString,
+    /// Its arguments (with `shell`, they become `$0`, `$1`... of the
+    /// command line, as `sh -c` passes them).
+    pub args: Vec<OsString>,
+    /// Run `program` through `sh -c` (so it may use pipes, redirections and
+    /// variables). Off by default: the program runs directly.
+    pub shell: bool,
+    /// The exit status that retries the job. Defaults to
+    /// [`DEFAULT_RETRY_EXIT_CODE`].
+    pub retry_exit_code: i32,
+    /// How many bytes of the end of stderr to keep for the failure message.
+    /// Defaults to 4 KiB.
+    pub stderr_tail: usize,
+    /// Longest stdout line read whole; longer lines are cut. Defaults to
+    /// 1 MiB.
+    pub max_line: usize,
+    /// Longest payload passed in `CLEW_DATA`. Defaults to 64 KiB.
+    pub max_env_data: usize,
+    /// How long to wait, after the program exited and its process group was
+    /// killed, for the rest of its output. Defaults to 5 s.
+    pub drain: Duration,
+}
+
+impl ExecConfig {
+    /// Runs `program` with `args`, with every other setting at its default.
+    pub fn new<P, I, A>(program: P, args: I) -> ExecConfig
+    where
+        P: Into<OsString>,
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        ExecConfig {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            shell: false,
+            retry_exit_code: DEFAULT_RETRY_EXIT_CODE,
+            stderr_tail: 4096,
+            max_line: 1024 * 1024,
+            max_env_data: 64 * 1024,
+            drain: Duration::from_secs(5),
+        }
+    }
+
+    /// Runs the command line `line` with `sh -c`.
+    pub fn shell(line: impl Into<OsString>) -> ExecConfig {
+        ExecConfig {
+            shell: true,
+            ..ExecConfig::new(line, Vec::<OsString>::new())
+        }
+    }
+}
+
+/// A [`Handler`] that runs a program for each job; see the
+/// [module docs](self) for the protocol.
+#[derive(Clone, Debug)]
+pub struct ProcessHandler {
+    config: ExecConfig,
+}
+
+impl ProcessHandler {
+    /// A handler running `config`'s program.
+    pub fn new(config: ExecConfig) -> ProcessHandler {
+        ProcessHandler { config }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ExecConfig {
+        &self.config
+    }
+
+    fn command(&self, job: &Job, worker: &str) -> Command {
+        let c = &self.config;
+        let mut cmd = if c.shell {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(&c.program).args(&c.args);
+            cmd
+        } else {
+            let mut cmd = Command::new(&c.program);
+            cmd.args(&c.args);
+            cmd
+        };
+        for k in STRIP_ENV {
+            cmd.env_remove(k);
+        }
+        cmd.env("CLEW_JID", &job.jid)
+            .env("CLEW_KLASS", &job.klass)
+            .env("CLEW_QUEUE", &job.queue)
+            .env("CLEW_TAGS", Value::from(job.tags.clone()).to_string())
+            .env("CLEW_RETRIES", job.retries.to_string())
+            .env("CLEW_REMAINING", job.remaining.to_string())
+            .env("CLEW_WORKER", worker)
+            .env("CLEW_PRIORITY", job.priority.to_string());
+        if job.data.len() <= c.max_env_data && !job.data.contains('\0') {
+            cmd.env("CLEW_DATA", &job.data)
+                .env_remove("CLEW_DATA_OMITTED");
+        } else {
+            cmd.env_remove("CLEW_DATA").env("CLEW_DATA_OMITTED", "1");
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
+/// The job document written to the program's stdin.
+pub fn job_document(job: &Job) -> Value {
+    let data: Value =
+        serde_json::from_str(&job.data).unwrap_or_else(|_| Value::String(job.data.clone()));
+    json!({
+        "jid": job.jid,
+        "klass": job.klass,
+        "state": job.state,
+        "queue": job.queue,
+        "worker": job.worker,
+        "priority": job.priority,
+        "expires": job.expires,
+        "retries": job.retries,
+        "remaining": job.remaining,
+        "data": data,
+        "tags": job.tags,
+        "history": job.history,
+        "failure": job.failure,
+        "tracked": job.tracked,
+        "dependencies": job.dependencies,
+        "dependents": job.dependents,
+        "spawned_from_jid": job.spawned_from_jid,
+    })
+}
+
+/// One parsed stdout line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Directive {
+    /// `clew:log MESSAGE [OBJECT]`.
+    Log(String, Option<Map<String, Value>>),
+    /// `clew:progress OBJECT`.
+    Progress(Map<String, Value>),
+    /// `clew:data JSON` (the JSON text, checked).
+    Data(String),
+    /// `clew:next QUEUE`.
+    Next(String),
+    /// A `clew:` line that is malformed: why.
+    Invalid(String),
+    /// Any other line.
+    Other,
+}
+
+/// Parses one stdout line (without its newline).
+pub fn parse_line(line: &str) -> Directive {
+    let line = line.trim_end_matches('\r');
+    let Some(rest) = line.strip_prefix("clew:") else {
+        return Directive::Other;
+    };
+    let (word, arg) = match rest.split_once([' ', '\t']) {
+        Some((w, a)) => (w, a.trim()),
+        None => (rest, ""),
+    };
+    match word {
+        "log" => {
+            // The message runs up to the first `{` from which the rest of
+            // the line is a JSON object.
+            for (i, _) in arg.match_indices('{') {
+                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&arg[i..]) {
+                    let msg = arg[..i].trim();
+                    let msg = if msg.is_empty() { "log" } else { msg };
+                    return Directive::Log(msg.to_owned(), Some(map));
+                }
+            }
+            if arg.is_empty() {
+                Directive::Invalid("clew:log needs a message".into())
+            } else {
+                Directive::Log(arg.to_owned(), None)
+            }
+        }
+        "progress" => match serde_json::from_str::<Value>(arg) {
+            Ok(Value::Object(map)) => Directive::Progress(map),
+            Ok(other) => {
+                let mut map = Map::new();
+                map.insert("progress".into(), other);
+                Directive::Progress(map)
+            }
+            Err(_) if !arg.is_empty() => {
+                let mut map = Map::new();
+                map.insert("progress".into(), Value::String(arg.to_owned()));
+                Directive::Progress(map)
+            }
+            Err(_) => Directive::Invalid("clew:progress needs a JSON object".into()),
+        },
+        "data" => match serde_json::from_str::<Value>(arg) {
+            Ok(_) => Directive::Data(arg.to_owned()),
+            Err(e) => Directive::Invalid(format!("clew:data: expected JSON ({e})")),
+        },
+        "next" => {
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                Directive::Invalid(format!("clew:next: expected one queue name, got {arg:?}"))
+            } else {
+                Directive::Next(arg.to_owned())
+            }
+        }
+        _ => Directive::Other,
+    }
+}
+
+/// What stdout said, as far as it was read.
+#[derive(Debug, Default)]
+struct Said {
+    data: Option<String>,
+    next: Option<String>,
+}
+
+/// Reads `r` line by line, cutting lines at `max_line` bytes, calling
+/// `on_line` for each.
+async fn read_lines<R, F, Fut>(mut r: R, max_line: usize, mut on_line: F)
+where
+    R: AsyncRead + Unpin,
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let max_line = max_line.max(1);
+    let mut buf = [0u8; 8192];
+    let mut line: Vec<u8> = Vec::new();
+    let mut skipping = false;
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            match chunk.iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    if !skipping {
+                        let room = max_line - line.len();
+                        line.extend_from_slice(&chunk[..pos.min(room)]);
+                        on_line(String::from_utf8_lossy(&line).into_owned()).await;
+                    }
+                    line.clear();
+                    skipping = false;
+                    chunk = &chunk[pos + 1..];
+                }
+                None => {
+                    if !skipping {
+                        let room = max_line - line.len();
+                        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        if line.len() >= max_line {
+                            // Cut: hand over what fits, drop the rest of it.
+                            on_line(String::from_utf8_lossy(&line).into_owned()).await;
+                            line.clear();
+                            skipping = true;
+                        }
+                    }
+                    chunk = &[];
+                }
+            }
+        }
+    }
+    if !skipping && !line.is_empty() {
+        on_line(String::from_utf8_lossy(&line).into_owned()).await;
+    }
+}
+
+/// Keeps the last `cap` bytes read from `r`.
+async fn read_tail<R: AsyncRead + Unpin>(mut r: R, cap: usize, tail: &mut VecDeque<u8>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        tail.extend(&buf[..n]);
+        let excess = tail.len().saturating_sub(cap);
+        tail.drain(..excess);
+    }
+}
+
+fn tail_text(tail: &VecDeque<u8>) -> String {
+    let bytes: Vec<u8> = tail.iter().copied().collect();
+    // The cut may fall inside a UTF-8 sequence: lossy conversion turns the
+    // broken start into a replacement character.
+    String::from_utf8_lossy(&bytes).trim_end().to_owned()
+}
+
+fn kill_group(pgid: Option<Pid>) {
+    if let Some(pgid) = pgid {
+        // ESRCH (nothing left in the group) is the usual answer after exit.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
+
+/// Kills the process group when dropped, unless disarmed: a handler future
+/// dropped by the worker leaves nothing running.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
+}
+
+impl ProcessHandler {
+    fn outcome(&self, job: &Job, status: ExitStatus, said: Said, stderr: String) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(0), _) => match said.next {
+                Some(queue) => Outcome::Advance {
+                    queue,
+                    delay: 0.0,
+                    depends: Vec::new(),
+                    data: said.data,
+                },
+                None => Outcome::Complete { data: said.data },
+            },
+            (Some(code), _) if code == self.config.retry_exit_code => Outcome::Retry {
+                delay: None,
+                group: None,
+                message: Some(if stderr.is_empty() {
+                    format!("exited with status {code} (retry)")
+                } else {
+                    stderr
+                }),
+            },
+            (Some(code), _) => Outcome::Fail {
+                group: format!("{}:exit-{code}", job.klass),
+                message: if stderr.is_empty() {
+                    format!("exited with status {code}")
+                } else {
+                    stderr
+                },
+            },
+            (None, sig) => {
+                let n = sig.unwrap_or(0);
+                Outcome::Fail {
+                    group: format!("{}:signal-{n}", job.klass),
+                    message: if stderr.is_empty() {
+                        format!("killed by signal {n}")
+                    } else {
+                        stderr
+                    },
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for ProcessHandler {
+    async fn perform(&self, job: &Job, ctx: &JobContext) -> Outcome {
+        let mut child = match self.command(job, ctx.worker()).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                return Outcome::Fail {
+                    group: format!("{}:exec-error", job.klass),
+                    message: format!("cannot run {:?}: {e}", self.config.program),
+                }
+            }
+        };
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        let mut guard = GroupGuard(pgid);
+
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let document = job_document(job).to_string();
+        let mut said = Said::default();
+        let mut tail = VecDeque::new();
+        let max_line = self.config.max_line;
+        let cap = self.config.stderr_tail;
+
+        let status = {
+            let said = &mut said;
+            let tail = &mut tail;
+            let feed = async move {
+                if let Some(mut stdin) = stdin {
+                    // A program that does not read its input gets a broken
+                    // pipe here, which is fine.
+                    let _ = stdin.write_all(document.as_bytes()).await;
+                    let _ = stdin.write_all(b"\n").await;
+                    let _ = stdin.shutdown().await;
+                }
+            };
+            let out = async move {
+                if let Some(stdout) = stdout {
+                    read_lines(stdout, max_line, |line| {
+                        let directive = parse_line(&line);
+                        let ctx = ctx.clone();
+                        let jid = ctx.jid().to_owned();
+                        let (log, keep) = match directive {
+                            Directive::Log(m, d) => (Some((m, d)), None),
+                            Directive::Progress(d) => {
+                                (Some(("progress".to_owned(), Some(d))), None)
+                            }
+                            Directive::Data(d) => (None, Some(Directive::Data(d))),
+                            Directive::Next(q) => (None, Some(Directive::Next(q))),
+                            Directive::Invalid(why) => {
+                                tracing::warn!(%jid, "handler output ignored: {why}");
+                                (None, None)
+                            }
+                            Directive::Other => {
+                                tracing::debug!(%jid, "handler: {line}");
+                                (None, None)
+                            }
+                        };
+                        match keep {
+                            Some(Directive::Data(d)) => said.data = Some(d),
+                            Some(Directive::Next(q)) => said.next = Some(q),
+                            _ => {}
+                        }
+                        async move {
+                            if let Some((m, d)) = log {
+                                if let Err(e) = ctx.log(&m, d).await {
+                                    tracing::warn!(%jid, "cannot log {m:?} to the job: {e}");
+                                }
+                            }
+                        }
+                    })
+                    .await;
+                }
+            };
+            let err = async move {
+                if let Some(stderr) = stderr {
+                    read_tail(stderr, cap, tail).await;
+                }
+            };
+            let io = async { tokio::join!(feed, out, err) };
+            tokio::pin!(io);
+            let mut io_done = false;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    _ = &mut io, if !io_done => io_done = true,
+                    _ = ctx.cancelled() => {
+                        kill_group(guard.0.take());
+                        let _ = child.start_kill();
+                        return Outcome::Retry {
+                            delay: None,
+                            group: None,
+                            message: Some("stopped: the job was cancelled".into()),
+                        };
+                    }
+                }
+            };
+            // Whatever the program left in its group goes too, so that its
+            // pipes close and the rest of the output can be read.
+            kill_group(guard.0.take());
+            if !io_done {
+                tokio::select! {
+                    _ = &mut io => {}
+                    _ = tokio::time::sleep(self.config.drain) => {
+                        tracing::warn!(jid = %job.jid, "handler output still open after exit; not read further");
+                    }
+                    _ = ctx.cancelled() => {}
+                }
+            }
+            status
+        };
+        drop(guard);
+        match status {
+            Ok(status) => self.outcome(job, status, said, tail_text(&tail)),
+            Err(e) => Outcome::Fail {
+                group: format!("{}:exec-error", job.klass),
+                message: format!("waiting for {:?}: {e}", self.config.program),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_directives() {
+        assert_eq!(parse_line("hello"), Directive::Other);
+        assert_eq!(
+            parse_line("clew:log step one done"),
+            Directive::Log("step one done".into(), None)
+        );
+        let Directive::Log(m, Some(d)) = parse_line(r#"clew:log fetched {x} {"rows": 3}"#) else {
+            panic!("not a log with data");
+        };
+        assert_eq!(m, "fetched {x}");
+        assert_eq!(d["rows"], 3);
+        let Directive::Progress(p) = parse_line(r#"clew:progress {"done": 5, "of": 10}"#) else {
+            panic!("not progress");
+        };
+        assert_eq!(p["of"], 10);
+        let Directive::Progress(p) = parse_line("clew:progress 50").clone() else {
+            panic!("not progress");
+        };
+        assert_eq!(p["progress"], 50);
+        assert_eq!(
+            parse_line(r#"clew:data {"a":1}"#),
+            Directive::Data(r#"{"a":1}"#.into())
+        );
+        assert!(matches!(
+            parse_line("clew:data {oops"),
+            Directive::Invalid(_)
+        ));
+        assert_eq!(parse_line("clew:next q2\r"), Directive::Next("q2".into()));
+        assert!(matches!(parse_line("clew:next a b"), Directive::Invalid(_)));
+        assert!(matches!(parse_line("clew:log"), Directive::Invalid(_)));
+        assert_eq!(parse_line("clew:unknown x"), Directive::Other);
+    }
+
+    #[tokio::test]
+    async fn cuts_long_lines_and_keeps_memory_bounded() {
+        let input = format!("short\n{}\nafter\nlast", "x".repeat(100));
+        let mut lines = Vec::new();
+        read_lines(input.as_bytes(), 10, |l| {
+            lines.push(l);
+            async {}
+        })
+        .await;
+        assert_eq!(lines, vec!["short", "xxxxxxxxxx", "after", "last"]);
+    }
+
+    #[tokio::test]
+    async fn keeps_the_tail_of_stderr() {
+        let input = "a".repeat(10_000) + "THE END";
+        let mut tail = VecDeque::new();
+        read_tail(input.as_bytes(), 100, &mut tail).await;
+        let text = tail_text(&tail);
+        assert_eq!(text.len(), 100);
+        assert!(text.ends_with("aaaTHE END"));
+    }
+}
