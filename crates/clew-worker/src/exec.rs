@@ -598,6 +598,261 @@ mod tests {
         assert_eq!(lines, vec!["short", "xxxxxxxxxx", "after", "last"]);
     }
 
+    /// A store in `dir` with one job of class `Klass` popped by `w1`.
+    async fn popped(dir: &tempfile::TempDir, data: &str) -> (clew_client::Client, Job) {
+        let path = dir.path().join("clew.db");
+        let client = clew_client::Client::open_sqlite(
+            path.to_str().expect("utf-8 path"),
+            clew_sqlite::SqliteOptions::default(),
+        )
+        .expect("open store");
+        let mut put = clew_core::command::PutParams::new("q", "Klass");
+        put.data = data.to_owned();
+        put.tags = Some(vec!["t1".into()]);
+        put.priority = Some(7);
+        put.retries = Some(3);
+        client.put(put).await.expect("put");
+        let job = client
+            .pop("q", "w1", 1)
+            .await
+            .expect("pop")
+            .pop()
+            .expect("a job");
+        (client, job)
+    }
+
+    async fn run(config: ExecConfig, client: &clew_client::Client, job: &Job) -> Outcome {
+        let ctx = JobContext::new(
+            job.jid.clone(),
+            "w1".into(),
+            client.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        ProcessHandler::new(config).perform(job, &ctx).await
+    }
+
+    #[tokio::test]
+    async fn a_program_gets_the_job_and_its_output_decides() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, r#"{"n": 41}"#).await;
+        // Checks stdin and the environment, writes history, sets data.
+        let script = r#"
+            doc=$(cat)
+            case "$doc" in *'"data":{"n":41}'*) ;; *) echo "bad stdin: $doc" >&2; exit 3;; esac
+            [ "$CLEW_JID" = "$1" ] || { echo "bad jid $CLEW_JID" >&2; exit 4; }
+            [ "$CLEW_KLASS,$CLEW_QUEUE,$CLEW_WORKER,$CLEW_PRIORITY,$CLEW_RETRIES,$CLEW_REMAINING" = "Klass,q,w1,7,3,3" ] \
+              || { echo "bad env" >&2; exit 5; }
+            [ "$CLEW_TAGS" = '["t1"]' ] || { echo "bad tags $CLEW_TAGS" >&2; exit 6; }
+            [ "$CLEW_DATA" = '{"n": 41}' ] || { echo "bad data $CLEW_DATA" >&2; exit 7; }
+            echo "just chatter"
+            echo 'clew:log fetched rows {"rows": 3}'
+            echo 'clew:progress {"done": 1, "of": 2}'
+            echo 'clew:data {"n": 0}'
+            echo 'clew:data {"n": 42}'
+        "#;
+        let mut config = ExecConfig::shell(script);
+        config.args = vec!["sh".into(), job.jid.clone().into()];
+        let outcome = run(config, &client, &job).await;
+        assert_eq!(
+            outcome,
+            Outcome::Complete {
+                data: Some(r#"{"n": 42}"#.into())
+            }
+        );
+        let after = client.get(&job.jid).await.expect("get").expect("job");
+        let whats: Vec<&str> = after
+            .history
+            .iter()
+            .filter_map(|h| h["what"].as_str())
+            .collect();
+        assert!(whats.contains(&"fetched rows"), "{whats:?}");
+        assert!(whats.contains(&"progress"), "{whats:?}");
+        let logged = after
+            .history
+            .iter()
+            .find(|h| h["what"] == "fetched rows")
+            .expect("log entry");
+        assert_eq!(logged["rows"], 3);
+    }
+
+    #[tokio::test]
+    async fn exit_statuses_map_to_outcomes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, "{}").await;
+        let fail = run(
+            ExecConfig::shell("echo early >&2; echo 'boom: it broke' >&2; exit 3"),
+            &client,
+            &job,
+        )
+        .await;
+        assert_eq!(
+            fail,
+            Outcome::Fail {
+                group: "Klass:exit-3".into(),
+                message: "early\nboom: it broke".into()
+            }
+        );
+        let retry = run(ExecConfig::shell("echo later >&2; exit 75"), &client, &job).await;
+        assert_eq!(
+            retry,
+            Outcome::Retry {
+                delay: None,
+                group: None,
+                message: Some("later".into())
+            }
+        );
+        let mut custom = ExecConfig::shell("exit 9");
+        custom.retry_exit_code = 9;
+        assert!(matches!(
+            run(custom, &client, &job).await,
+            Outcome::Retry { .. }
+        ));
+        let killed = run(ExecConfig::shell("kill -9 $$"), &client, &job).await;
+        assert_eq!(
+            killed,
+            Outcome::Fail {
+                group: "Klass:signal-9".into(),
+                message: "killed by signal 9".into()
+            }
+        );
+        let next = run(ExecConfig::shell("echo clew:next other"), &client, &job).await;
+        assert_eq!(next, Outcome::advance("other"));
+        // Run directly, not through a shell: `;` is an argument to echo.
+        let direct = run(
+            ExecConfig::new("echo", ["clew:data", "[1];", "exit", "3"]),
+            &client,
+            &job,
+        )
+        .await;
+        assert_eq!(direct, Outcome::complete());
+        let missing = run(
+            ExecConfig::new("/nonexistent/handler", Vec::<String>::new()),
+            &client,
+            &job,
+        )
+        .await;
+        assert!(
+            matches!(&missing, Outcome::Fail { group, .. } if group == "Klass:exec-error"),
+            "{missing:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_big_stderr_keeps_only_its_tail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, "{}").await;
+        let mut config = ExecConfig::shell(
+            "i=0; while [ $i -lt 2000 ]; do echo \"line $i of noise\" >&2; i=$((i+1)); done; exit 1",
+        );
+        config.stderr_tail = 64;
+        let Outcome::Fail { message, .. } = run(config, &client, &job).await else {
+            panic!("expected a failure");
+        };
+        assert!(message.len() <= 64, "{message}");
+        assert!(message.ends_with("line 1999 of noise"), "{message}");
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A zombie (state Z) is dead too.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn cancelling_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, "{}").await;
+        let pids = dir.path().join("pids");
+        let mut config = ExecConfig::shell(
+            r#"sleep 300 & echo $! > "$1.tmp"; echo $$ >> "$1.tmp"; mv "$1.tmp" "$1"; wait"#,
+        );
+        config.args = vec!["sh".into(), pids.clone().into()];
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let ctx = JobContext::new(job.jid.clone(), "w1".into(), client.clone(), cancel.clone());
+        let handler = ProcessHandler::new(config);
+        let task = tokio::spawn(async move { handler.perform(&job, &ctx).await });
+        wait_for("the handler's pids", || pids.exists()).await;
+        let list: Vec<i32> = std::fs::read_to_string(&pids)
+            .expect("pids")
+            .split_whitespace()
+            .map(|p| p.parse().expect("pid"))
+            .collect();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|&p| alive(p)));
+        cancel.cancel();
+        let outcome = task.await.expect("join");
+        assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+        wait_for("the program and its child to die", || {
+            list.iter().all(|&p| !alive(p))
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn dropping_the_future_kills_the_process_group() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, "{}").await;
+        let pids = dir.path().join("pids");
+        let mut config =
+            ExecConfig::shell(r#"sleep 300 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait"#);
+        config.args = vec!["sh".into(), pids.clone().into()];
+        let ctx = JobContext::new(
+            job.jid.clone(),
+            "w1".into(),
+            client.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let handler = ProcessHandler::new(config);
+        let task = tokio::spawn(async move { handler.perform(&job, &ctx).await });
+        wait_for("the handler's pid", || pids.exists()).await;
+        let grandchild: i32 = std::fs::read_to_string(&pids)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(alive(grandchild));
+        task.abort();
+        let _ = task.await;
+        wait_for("the background child to die", || !alive(grandchild)).await;
+    }
+
+    #[tokio::test]
+    async fn leftovers_in_the_group_do_not_hold_the_job() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, "{}").await;
+        // The background sleep keeps stdout open; the handler must still
+        // finish when the program exits.
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(
+                ExecConfig::shell("sleep 300 & echo clew:data 5"),
+                &client,
+                &job,
+            ),
+        )
+        .await
+        .expect("finished");
+        assert_eq!(
+            outcome,
+            Outcome::Complete {
+                data: Some("5".into())
+            }
+        );
+    }
+
     #[tokio::test]
     async fn keeps_the_tail_of_stderr() {
         let input = "a".repeat(10_000) + "THE END";
