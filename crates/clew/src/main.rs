@@ -24,6 +24,8 @@ use clew_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod work;
+
 /// clew: a background-job system with qless semantics.
 #[derive(Debug, Parser)]
 #[command(name = "clew", version, about)]
@@ -307,6 +309,10 @@ enum Cmd {
         #[arg(long)]
         follow: bool,
     },
+    /// Run a program as the handler of jobs from queues: `clew work
+    /// --queue a,b --exec PROGRAM [ARGS]...` (one worker process, or a
+    /// supervised pool with --processes).
+    Work(work::WorkArgs),
     /// Put one job, pop it, complete it, and print its history.
     Demo,
     /// Put jobs as fast as possible and print each acknowledged jid (for
@@ -639,6 +645,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             engine.close().await?;
             result
         }
+        Cmd::Work(ref args) => {
+            let target = work::Target {
+                url: cli.url.clone(),
+                db: cli.db.clone(),
+                token: cli.token.clone(),
+            };
+            work::run(args, &target).await
+        }
         Cmd::Demo => {
             let engine = open(&cli)?;
             let result = demo(&engine).await;
@@ -745,7 +759,7 @@ impl Ctx {
 
     async fn dispatch(&self, command: Cmd) -> anyhow::Result<()> {
         match command {
-            Cmd::Server { .. } | Cmd::Demo | Cmd::PutLoop { .. } => {
+            Cmd::Server { .. } | Cmd::Work(_) | Cmd::Demo | Cmd::PutLoop { .. } => {
                 unreachable!("handled in run")
             }
             Cmd::Call { command, args } => {
