@@ -41,7 +41,7 @@
 //! | exit | outcome |
 //! | --- | --- |
 //! | 0 | complete (into the `clew:next` queue if one was given) with the last `clew:data` payload |
-//! | [`ExecConfig::retry_exit_code`] (default 75, `EX_TEMPFAIL`) | retry (spends a retry; backoff decides when), message: the stderr tail |
+//! | [`ExecConfig::retry_exit_code`] (default 75, `EX_TEMPFAIL`) | retry (spends a retry; backoff decides when); out of retries, it fails into `failed-retries-QUEUE` with the stderr tail as the message |
 //! | any other status | fail into group `KLASS:exit-STATUS` with the stderr tail as the message |
 //! | killed by signal N | fail into group `KLASS:signal-N` |
 //!
@@ -393,7 +393,9 @@ impl ProcessHandler {
             },
             (Some(code), _) if code == self.config.retry_exit_code => Outcome::Retry {
                 delay: None,
-                group: None,
+                // Named explicitly: a message without a group would fail
+                // the job into the group "" when its retries run out.
+                group: Some(format!("failed-retries-{}", job.queue)),
                 message: Some(if stderr.is_empty() {
                     format!("exited with status {code} (retry)")
                 } else {
@@ -697,7 +699,7 @@ mod tests {
             retry,
             Outcome::Retry {
                 delay: None,
-                group: None,
+                group: Some("failed-retries-q".into()),
                 message: Some("later".into())
             }
         );
