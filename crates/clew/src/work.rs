@@ -200,12 +200,15 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
 /// Runs `clew work`.
 pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
     let (config, exec) = configure(args)?;
+    // Handlers first: a signal must never find the default action (exit)
+    // once children or jobs exist.
+    let signals = Signals::new()?;
     let log = LogSink::open(args.log_file.clone())?;
     log.install();
     let supervised_child = std::env::var_os(CHILD_ENV).is_some();
     match args.processes {
-        Some(n) if !supervised_child => supervise(n, args.grace, &log).await,
-        _ => work(config, exec, target, &log).await,
+        Some(n) if !supervised_child => supervise(n, args.grace, &log, signals).await,
+        _ => work(config, exec, target, &log, signals).await,
     }
 }
 
@@ -214,6 +217,7 @@ async fn work(
     exec: ExecConfig,
     target: &Target,
     log: &LogSink,
+    mut signals: Signals,
 ) -> anyhow::Result<()> {
     let url = match target.url.as_deref().filter(|u| !u.is_empty()) {
         Some(url) => {
@@ -233,17 +237,24 @@ async fn work(
     let worker = Worker::new(client.clone(), ProcessHandler::new(exec), config);
     let control = worker.control();
     let mut status = control.watch_status();
-    let mut signals = Signals::new()?;
     let parent = std::env::var(PARENT_ENV)
         .ok()
         .and_then(|p| p.parse::<i32>().ok());
     let run = worker.run();
     tokio::pin!(run);
     let mut orphan_check = tokio::time::interval(Duration::from_secs(1));
-    let title = |s: &WorkerStatus, control: &WorkerControl| {
+    let mut shown = String::new();
+    let mut title = |s: &WorkerStatus, control: &WorkerControl| {
         let (short, long) = describe(s, control, concurrency);
         set_comm(&short);
-        tracing::info!("clew-worker {name}: {long} ({queues})");
+        // A change of state is news; a change of the running count is not.
+        let word = long.split([' ', ',']).next().unwrap_or("").to_owned();
+        if word != shown {
+            tracing::info!("clew-worker {name}: {long} ({queues})");
+            shown = word;
+        } else {
+            tracing::debug!("clew-worker {name}: {long} ({queues})");
+        }
     };
     title(&status.borrow_and_update().clone(), &control);
     let mut last = describe(&control.status(), &control, concurrency).1;
@@ -520,7 +531,12 @@ struct Slot {
     restart_at: Option<Instant>,
 }
 
-async fn supervise(n: usize, grace: f64, log: &LogSink) -> anyhow::Result<()> {
+async fn supervise(
+    n: usize,
+    grace: f64,
+    log: &LogSink,
+    mut signals: Signals,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the clew executable")?;
     let args = child_args();
     let me = std::process::id();
@@ -557,7 +573,6 @@ async fn supervise(n: usize, grace: f64, log: &LogSink) -> anyhow::Result<()> {
             restart_at: None,
         });
     }
-    let mut signals = Signals::new()?;
     let mut stopping: Option<Instant> = None;
     let grace = Duration::from_secs_f64(grace.max(0.0));
     let mut killed = false;

@@ -675,3 +675,50 @@ fn bad_options_are_refused_with_a_clear_message() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn shell_mode_runs_a_command_line_that_can_send_the_job_on() {
+    let server = Server::start(60);
+    server.put("onward", "Any", r#"{"n": 1}"#, 5);
+    let mut worker = server.worker(
+        &["--shell"],
+        &[
+            r#"echo "clew:data {\"jid\": \"$CLEW_JID\", \"arg\": \"$1\"}" | tr -d '\r'; echo clew:next q2"#,
+            "zero",
+            "one",
+        ],
+    );
+    let job = wait_for("the job to move to q2", || {
+        let job = server.job("onward");
+        (job["queue"] == "q2" && job["state"] == "waiting").then_some(job)
+    });
+    let data: Value = serde_json::from_str(job["data"].as_str().expect("data")).expect("JSON");
+    assert_eq!(data, serde_json::json!({"jid": "onward", "arg": "one"}));
+    worker.signal("-TERM");
+    assert!(worker.wait_exit().success());
+}
+
+#[test]
+fn the_children_of_a_killed_pool_stop_and_release_their_jobs() {
+    let server = Server::start(60);
+    server.put("slow", "Slow", "{}", 5);
+    let exec = sh_handler();
+    let mut pool = server.worker(&["--processes", "2"], &args(&exec));
+    let parent = pool.pid();
+    let kids = wait_for("two worker processes", || {
+        let c = children(parent);
+        (c.len() == 2).then_some(c)
+    });
+    wait_for("the job to start", || {
+        server.lines("started").first().cloned()
+    });
+    pool.signal("-KILL");
+    pool.wait_exit();
+    // Orphaned, the children stop now: the job is released, not left to
+    // its (one minute) lock.
+    server.wait_state("slow", "waiting");
+    for pid in kids {
+        wait_for("an orphaned child to exit", || (!alive(pid)).then_some(()));
+    }
+    assert_eq!(server.job("slow")["remaining"], 5);
+}
