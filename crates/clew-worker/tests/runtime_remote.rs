@@ -141,3 +141,75 @@ async fn a_remote_worker_heartbeats_and_releases_on_stop_now() {
     assert_eq!((j.state.as_str(), j.remaining), ("waiting", 2));
     server.stop().await;
 }
+
+/// Posts `body` to `path` with the token; returns the status and JSON body.
+async fn post(server: &Server, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_release_route_hands_a_running_job_back_to_its_holder_only() {
+    let server = Server::start().await;
+    let client = server.client();
+    let jid = put(&client, "q", "K", 3).await;
+    let popped = client.pop("q", "holder", 1).await.expect("pop");
+    assert_eq!(popped.len(), 1);
+    let path = format!("/v1/jobs/{jid}/release");
+
+    let (status, body) = post(&server, &path, "{}").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("worker"),
+        "names the missing field: {body}"
+    );
+    let (status, body) = post(&server, &path, r#"{"worker": "someone-else"}"#).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let (status, body) = post(&server, "/v1/jobs/nope/release", r#"{"worker": "holder"}"#).await;
+    assert_eq!(status, 404, "{body}");
+    let j = job(&client, &jid).await.expect("job");
+    assert_eq!(
+        (j.state.as_str(), j.worker.as_str()),
+        ("running", "holder"),
+        "refusals change nothing"
+    );
+
+    let (status, body) = post(&server, &path, r#"{"worker": "holder"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"jid": jid.clone(), "state": "waiting"})
+    );
+    let j = job(&client, &jid).await.expect("job");
+    assert_eq!(
+        (j.state.as_str(), j.worker.as_str(), j.remaining),
+        ("waiting", "", 3)
+    );
+    assert_eq!(
+        history_whats(&j).last().map(String::as_str),
+        Some("released")
+    );
+
+    let (status, body) = post(&server, &path, r#"{"worker": "holder"}"#).await;
+    assert_eq!(status, 409, "no longer running: {body}");
+    server.stop().await;
+}

@@ -1,5 +1,5 @@
 //! Jobs: put, get, multiget, pop, peek, heartbeat, complete, fail, retry,
-//! cancel, dependencies, priority, timeout, log, tags, tracking.
+//! release, cancel, dependencies, priority, timeout, log, tags, tracking.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(complete))
         .routes(routes!(fail))
         .routes(routes!(retry))
+        .routes(routes!(release))
         .routes(routes!(depends_add))
         .routes(routes!(depends_remove))
         .routes(routes!(set_priority))
@@ -456,6 +457,39 @@ pub async fn retry(
     };
     let reply = run(&state, now, cmd).await?;
     Ok(Json(one("remaining", reply.to_json())))
+}
+
+/// Body of `POST /v1/jobs/{jid}/release`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// The worker holding the job.
+    pub worker: String,
+}
+
+/// Hands a running job back to the front of its queue without spending a
+/// retry or recording a failure (a clew extension, for a worker that stops
+/// now).
+#[utoipa::path(post, path = "/v1/jobs/{jid}/release", tag = "jobs",
+    params(("jid" = String, Path, description = "The job id")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "`{\"jid\", \"state\": \"waiting\"}`", body = Object),
+        (status = "4XX", description = "Refused (404: no such job; 409: not running, or held by another worker)", body = ErrorBody)))]
+pub async fn release(
+    State(state): State<AppState>,
+    now: RequestNow,
+    Path(jid): Path<String>,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<Json<Value>, ApiError> {
+    let cmd = Command::Release {
+        jid: jid.clone(),
+        worker: body.worker,
+    };
+    let reply = run(&state, now, cmd).await?;
+    Ok(Json(
+        serde_json::json!({"jid": jid, "state": reply.to_json()}),
+    ))
 }
 
 /// A list of job ids.
