@@ -20,7 +20,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -191,10 +191,40 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
     if config.name.trim().is_empty() {
         return Err(Error::invalid("--name: expected a non-empty name").into());
     }
+    if !args.shell && !runnable(program) {
+        return Err(Error::invalid(format!(
+            "--exec: expected a program to run, but {} is not an executable file{}",
+            program.to_string_lossy(),
+            if Path::new(program).components().count() > 1 {
+                ""
+            } else {
+                " on PATH"
+            }
+        ))
+        .into());
+    }
     let mut exec = ExecConfig::new(program.clone(), rest.iter().cloned());
     exec.shell = args.shell;
     exec.retry_exit_code = args.retry_exit_code;
     Ok((config, exec))
+}
+
+/// Whether `program` names an executable file (looked up on `PATH` when
+/// it is a bare name, as the handler will be).
+fn runnable(program: &std::ffi::OsStr) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    let path = Path::new(program);
+    if path.components().count() > 1 {
+        return executable(path);
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false)
 }
 
 /// Runs `clew work`.
@@ -319,6 +349,9 @@ fn describe(s: &WorkerStatus, control: &WorkerControl, concurrency: usize) -> (S
             "clew:paused".into(),
             format!("paused, {n}/{concurrency} running"),
         );
+    }
+    if s.state == WorkerState::Starting {
+        return ("clew:starting".into(), "starting".into());
     }
     if n == 0 {
         return ("clew:waiting".into(), "waiting for jobs".into());

@@ -663,11 +663,18 @@ fn bad_options_are_refused_with_a_clear_message() {
         (vec!["--reserver", "sideways"], "reserver"),
         (vec!["--timeout=-1"], "--timeout"),
         (vec!["--processes", "0"], "--processes"),
+        (vec!["--exec", "/nonexistent/handler"], "--exec"),
+        (vec!["--exec", "no-such-handler-program"], "on PATH"),
     ] {
+        let exec = if args.contains(&"--exec") {
+            vec![]
+        } else {
+            vec!["--exec", "true"]
+        };
         let out = clew()
             .args(["--db", "sqlite:unused.db", "work", "--queue", "q"])
             .args(&args)
-            .args(["--exec", "true"])
+            .args(exec)
             .output()
             .expect("run clew work");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
