@@ -15,8 +15,8 @@
 //! * stopping now: the job is released back to its queue (no retry spent).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clew_client::Client;
 use clew_core::command::CompleteParams;
@@ -40,8 +40,16 @@ const RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// Attempts at reporting an outcome when the store or server fails.
 const REPORT_ATTEMPTS: u32 = 3;
 
-/// The lock length assumed when the server's configuration cannot be read.
+/// qless's default lock length (`heartbeat` unset).
 const DEFAULT_LOCK: Duration = Duration::from_secs(60);
+
+/// The lock length assumed when the server's configuration cannot be read:
+/// short, so that jobs are heartbeaten often enough for most settings.
+const UNKNOWN_LOCK: Duration = Duration::from_secs(10);
+
+/// How long a lock length read from the server is used before it is read
+/// again (so that a changed `heartbeat` setting is picked up).
+const LOCK_TTL: Duration = Duration::from_secs(60);
 
 /// How a [`Worker`] runs.
 #[derive(Clone, Debug)]
@@ -72,8 +80,9 @@ pub struct WorkerConfig {
     /// (and [`WorkerControl::stop_now`] for releases). Defaults to 30 s.
     pub shutdown_grace: Duration,
     /// The lock length to assume, instead of asking the server
-    /// (`config.get <queue>-heartbeat`, then `heartbeat`) at start. Jobs are
-    /// heartbeaten every half of it.
+    /// (`config.get <queue>-heartbeat`, then `heartbeat`, read at start and
+    /// again every minute). Jobs are heartbeaten every half of it (at most
+    /// every 100 ms).
     pub lock_length: Option<Duration>,
 }
 
@@ -310,7 +319,7 @@ struct Shared {
     middleware: Vec<Arc<dyn Middleware>>,
     config: WorkerConfig,
     /// Lock length by queue.
-    locks: HashMap<String, Duration>,
+    locks: LockCache,
     /// Cancelled when running jobs must be released (stop now, or the grace
     /// period ran out).
     halt: CancellationToken,
@@ -337,8 +346,9 @@ impl Shared {
         self.backoff_for(job).delay(attempt, &mut rand::rng())
     }
 
-    fn beat_every(&self, queue: &str) -> Duration {
-        let lock = self.locks.get(queue).copied().unwrap_or(DEFAULT_LOCK);
+    /// How often to heartbeat a job of `queue`: half its lock length.
+    async fn beat_every(&self, queue: &str) -> Duration {
+        let lock = self.locks.get(&self.client, queue).await;
         (lock / 2).max(MIN_BEAT)
     }
 }
@@ -420,16 +430,19 @@ impl Worker {
             control,
         } = self;
         config.concurrency = config.concurrency.max(1);
-        let locks = lock_lengths(&client, &config).await;
         let shared = Arc::new(Shared {
             client,
             name: config.name.clone(),
             handler,
             middleware,
-            locks,
+            locks: LockCache::new(config.lock_length),
             halt: CancellationToken::new(),
             config,
         });
+        // Read the lock lengths once at start (and report problems early).
+        for q in &shared.config.queues {
+            shared.locks.get(&shared.client, q).await;
+        }
         let mut order = QueueOrder::new(shared.config.reserver, shared.config.queues.clone());
         let slots = Arc::new(Semaphore::new(shared.config.concurrency));
         let mut tasks: JoinSet<JobEnd> = JoinSet::new();
@@ -534,47 +547,80 @@ impl Worker {
     }
 }
 
-/// Asks the server for each queue's lock length (or uses the configured one).
-async fn lock_lengths(client: &Client, config: &WorkerConfig) -> HashMap<String, Duration> {
-    let mut out = HashMap::new();
-    if let Some(lock) = config.lock_length {
-        for q in &config.queues {
-            out.insert(q.clone(), lock);
-        }
-        return out;
-    }
-    let global = config_secs(client, "heartbeat")
-        .await
-        .unwrap_or(DEFAULT_LOCK);
-    for q in &config.queues {
-        let lock = config_secs(client, &format!("{q}-heartbeat"))
-            .await
-            .unwrap_or(global);
-        out.insert(q.clone(), lock);
-    }
-    out
+/// Lock lengths by queue, read from the server (`config.get
+/// <queue>-heartbeat`, then `heartbeat`) and read again once they are older
+/// than [`LOCK_TTL`], unless the configuration fixes one.
+#[derive(Debug)]
+struct LockCache {
+    fixed: Option<Duration>,
+    entries: Mutex<HashMap<String, (Duration, Instant)>>,
 }
 
-/// A numeric configuration value, in seconds (`None` when unset or unreadable).
-async fn config_secs(client: &Client, key: &str) -> Option<Duration> {
-    let v = match client
+impl LockCache {
+    fn new(fixed: Option<Duration>) -> LockCache {
+        LockCache {
+            fixed,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock length of jobs popped from `queue`.
+    async fn get(&self, client: &Client, queue: &str) -> Duration {
+        if let Some(d) = self.fixed {
+            return d;
+        }
+        let cached = self.entries().get(queue).copied();
+        if let Some((d, at)) = cached {
+            if at.elapsed() < LOCK_TTL {
+                return d;
+            }
+        }
+        match read_lock(client, queue).await {
+            Ok(d) => {
+                self.entries().insert(queue.to_owned(), (d, Instant::now()));
+                d
+            }
+            Err(e) => {
+                let d = cached.map_or(UNKNOWN_LOCK, |(d, _)| d);
+                tracing::warn!(queue, error = %e, assumed = ?d, "cannot read the lock length");
+                d
+            }
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Duration, Instant)>> {
+        // The map stays consistent even if a holder panicked (single
+        // inserts), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reads `queue`'s lock length from the server's configuration.
+async fn read_lock(client: &Client, queue: &str) -> Result<Duration, Error> {
+    if let Some(d) = config_secs(client, &format!("{queue}-heartbeat")).await? {
+        return Ok(d);
+    }
+    Ok(config_secs(client, "heartbeat")
+        .await?
+        .unwrap_or(DEFAULT_LOCK))
+}
+
+/// A numeric configuration value, in seconds (`None` when unset or not a
+/// positive number).
+async fn config_secs(client: &Client, key: &str) -> Result<Option<Duration>, Error> {
+    let v = client
         .execute(Command::ConfigGet {
             key: Some(key.to_owned()),
         })
-        .await
-    {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(key, error = %e, "cannot read the configuration");
-            return None;
-        }
-    };
+        .await?;
     let secs = match &v {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
-    }?;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+    };
+    Ok(secs
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64))
 }
 
 /// Pops up to `free` jobs, trying queues as `order` says.
@@ -759,7 +805,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, _slot: OwnedSemaphorePermit) -> 
             shared.client.clone(),
             job.jid.clone(),
             shared.name.clone(),
-            shared.beat_every(&job.queue),
+            shared.beat_every(&job.queue).await,
             lost.clone(),
         ))
         .abort_handle(),
@@ -1055,6 +1101,51 @@ mod tests {
     fn seconds_are_printed_short() {
         assert_eq!(trim_secs(0.25), "0.25");
         assert_eq!(trim_secs(2.0), "2");
+    }
+
+    #[tokio::test]
+    async fn lock_lengths_come_from_the_queue_then_the_global_setting() {
+        let (store, _dir) = clew_sqlite::testing::temp_store();
+        let client = Client::local(clew_core::Engine::new(store));
+        let set = |key: &str, value: &str| {
+            client.execute(Command::ConfigSet {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            })
+        };
+        assert_eq!(
+            LockCache::new(None).get(&client, "q").await,
+            DEFAULT_LOCK,
+            "qless's default"
+        );
+        set("heartbeat", "7").await.expect("set");
+        set("q-heartbeat", "3").await.expect("set");
+        set("r-heartbeat", "not a number").await.expect("set");
+        let cache = LockCache::new(None);
+        assert_eq!(cache.get(&client, "q").await, Duration::from_secs(3));
+        assert_eq!(cache.get(&client, "other").await, Duration::from_secs(7));
+        assert_eq!(cache.get(&client, "r").await, Duration::from_secs(7));
+        // Cached: a change shows only after the TTL.
+        set("q-heartbeat", "5").await.expect("set");
+        assert_eq!(cache.get(&client, "q").await, Duration::from_secs(3));
+        assert_eq!(
+            LockCache::new(None).get(&client, "q").await,
+            Duration::from_secs(5)
+        );
+        // A fixed length wins.
+        let fixed = LockCache::new(Some(Duration::from_secs(2)));
+        assert_eq!(fixed.get(&client, "q").await, Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_configuration_assumes_a_short_lock() {
+        // A port that was just free and is closed again: nothing listens.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let client = Client::remote(&format!("http://127.0.0.1:{port}"), None).expect("client");
+        assert_eq!(LockCache::new(None).get(&client, "q").await, UNKNOWN_LOCK);
     }
 
     #[test]
