@@ -48,7 +48,11 @@
 //! When the job must stop (its lock was lost, it timed out, the worker is
 //! stopping now), the whole process group is killed (`SIGKILL`), and so it
 //! is if the handler's future is dropped. When the program exits, anything
-//! it left running in its process group is killed too.
+//! it left running in its process group is killed too. A worker killed with
+//! `SIGKILL` cannot kill its programs: each gets `SIGPIPE` (or `EPIPE`) at
+//! its next write to stdout, and its job goes to another worker when the
+//! lock expires, so a long-running program should print now and then (any
+//! line, or `clew:progress`).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
