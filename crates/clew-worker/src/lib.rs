@@ -15,8 +15,6 @@
 //! # Example
 //!
 //! ```
-//! use std::sync::Arc;
-//!
 //! use async_trait::async_trait;
 //! use clew_client::Client;
 //! use clew_core::command::PutParams;
@@ -58,7 +56,6 @@
 //! control.stop_after_running();
 //! let report = running.await.expect("worker task");
 //! assert_eq!(report.completed, 1);
-//! # let _ = Arc::new(());
 //! # Ok(())
 //! # }
 //! ```
