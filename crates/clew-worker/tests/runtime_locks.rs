@@ -285,3 +285,51 @@ async fn a_handler_time_limit_overrides_the_worker_and_out_of_retries_fails() {
     assert_eq!(job.failure["message"], "timed out after 0.2 s");
     assert_eq!(report.failed, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_blocking_its_thread_past_the_limit_still_gives_its_slot_back() {
+    let (client, _dir) = store();
+    let blocker = put(&client, "q", "Blocker", 5).await;
+    let quick = put(&client, "q", "Quick", 5).await;
+    let (unblock, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Arc::new(Mutex::new(blocked));
+    let returned = Flag::default();
+    let handler = FnHandler({
+        let (blocked, returned) = (blocked.clone(), returned.clone());
+        move |job: Job, _ctx| {
+            let (blocked, returned) = (blocked.clone(), returned.clone());
+            async move {
+                if job.klass == "Blocker" && job.remaining == job.retries {
+                    // Blocks the runtime thread (no await point) until the
+                    // test lets it go.
+                    let _ = blocked.lock().expect("channel").recv_timeout(DEADLINE);
+                    returned.set();
+                }
+                Outcome::complete()
+            }
+        }
+    });
+    let mut cfg = config("w-blocked", &["q"]);
+    cfg.concurrency = 1;
+    cfg.timeout = Some(Duration::from_millis(200));
+    cfg.backoff = exact_backoff(Duration::ZERO, 1.0);
+    let (control, run) = start(Worker::new(client.clone(), handler, cfg));
+
+    wait_state(&client, &quick, "complete").await;
+    assert!(!returned.get(), "the blocked handler is still blocked");
+    let done = wait_state(&client, &blocker, "complete").await;
+    assert!(
+        !returned.get(),
+        "its retry completed while it was still blocked"
+    );
+    unblock.send(()).expect("unblock");
+    returned.wait("the blocked handler to return").await;
+    let report = finish(&control, run).await;
+    let whats = history_whats(&done);
+    assert_eq!(
+        whats.iter().filter(|w| *w == "popped").count(),
+        2,
+        "{whats:?}"
+    );
+    assert_eq!((report.retried, report.completed), (1, 2));
+}
