@@ -1131,6 +1131,7 @@ impl Cx<'_> {
         let remaining = rec.remaining;
         if remaining < 0 {
             let group = group
+                .filter(|g| !g.is_empty())
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("failed-retries-{queue}"));
             let message = message

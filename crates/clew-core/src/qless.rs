@@ -344,7 +344,9 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 Some(d) => non_negative("Retry", "delay", number("Retry", "delay", d)?)?,
                 None => 0.0,
             };
-            let group = a.next().map(str::to_owned);
+            // An empty group means "none" (so a message can be given
+            // without a group).
+            let group = a.next().filter(|g| !g.is_empty()).map(str::to_owned);
             let message = a.next().map(str::to_owned);
             a.done()?;
             Ok(Command::Retry {

@@ -317,3 +317,18 @@ pub fn retry_during_grace_clears_grace(t: &Harness) {
         vec!["put", "popped", "timed-out", "popped", "timed-out"]
     );
 }
+
+/// An empty group with a message means "no group": an exhausted retry fails
+/// into `failed-retries-<queue>` with the given message.
+pub fn retry_with_message_and_empty_group_uses_the_default_group(t: &Harness) {
+    t.ok("put", 0.0, &["w", "q", "j", "K", "{}", "0", "retries", "0"]);
+    assert_eq!(t.pop_one(0.0, "q", "w1").as_deref(), Some("j"));
+    assert_eq!(
+        t.ok("retry", 1.0, &["j", "q", "w1", "0", "", "it broke"]),
+        json!(-1)
+    );
+    let job = t.get("j");
+    assert_eq!(job["failure"]["group"], json!("failed-retries-q"));
+    assert_eq!(job["failure"]["message"], json!("it broke"));
+    assert_eq!(t.ok("failed", 1.0, &[]), json!({"failed-retries-q": 1}));
+}
