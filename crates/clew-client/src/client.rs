@@ -614,7 +614,7 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
             count,
         } => vec![s(queue), s(group), count.to_string()],
         Command::WorkerDeregister { workers } => workers.clone(),
-        Command::Workers { worker } => worker.iter().cloned().collect(),
+        Command::Workers { worker, .. } => worker.iter().cloned().collect(),
     };
     (command.name(), args)
 }
@@ -991,9 +991,21 @@ mod tests {
             Command::WorkerDeregister {
                 workers: v(&["w1", "w2"]),
             },
-            Command::Workers { worker: None },
+            Command::Workers {
+                worker: None,
+                detail: false,
+            },
+            Command::Workers {
+                worker: None,
+                detail: true,
+            },
             Command::Workers {
                 worker: Some("w".into()),
+                detail: false,
+            },
+            Command::Workers {
+                worker: Some("w".into()),
+                detail: true,
             },
         ]
     }

@@ -442,6 +442,9 @@ pub enum Command {
     Workers {
         /// One worker, or all when `None`.
         worker: Option<String>,
+        /// Also report each worker's last-seen time (`workers.detail`, a clew
+        /// extension; qless's `workers` leaves it out).
+        detail: bool,
     },
 }
 
@@ -489,6 +492,7 @@ impl Command {
             Command::Unpause { .. } => "unpause",
             Command::Unrecur { .. } => "unrecur",
             Command::WorkerDeregister { .. } => "worker.deregister",
+            Command::Workers { detail: true, .. } => "workers.detail",
             Command::Workers { .. } => "workers",
         }
     }
@@ -611,9 +615,24 @@ pub enum Reply {
         jobs: Vec<String>,
         /// Jids whose lock expired.
         stalled: Vec<String>,
+        /// When the worker was last seen (with `detail`; `None` if unknown).
+        last_seen: Option<Timestamp>,
     },
-    /// `workers` for all workers: name, running count, stalled count.
-    Workers(Vec<(String, i64, i64)>),
+    /// `workers` for all workers.
+    Workers(Vec<WorkerSummary>),
+}
+
+/// One worker in the `workers` listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerSummary {
+    /// The worker's name.
+    pub name: String,
+    /// Jobs it holds with a live lock.
+    pub jobs: i64,
+    /// Jobs it holds whose lock expired.
+    pub stalled: i64,
+    /// When it last popped or heartbeat (with `detail` only).
+    pub last_seen: Option<Timestamp>,
 }
 
 impl Reply {
@@ -657,12 +676,26 @@ impl Reply {
                 "jobs": jobs.iter().map(Job::to_json).collect::<Vec<_>>(),
                 "expired": expired,
             }),
-            Reply::WorkerJobs { jobs, stalled } => {
-                serde_json::json!({"jobs": jobs, "stalled": stalled})
+            Reply::WorkerJobs {
+                jobs,
+                stalled,
+                last_seen,
+            } => {
+                let mut v = serde_json::json!({"jobs": jobs, "stalled": stalled});
+                if let Some(t) = last_seen {
+                    v["last_seen"] = t.to_json();
+                }
+                v
             }
             Reply::Workers(v) => Value::Array(
                 v.iter()
-                    .map(|(n, j, s)| serde_json::json!({"name": n, "jobs": j, "stalled": s}))
+                    .map(|w| {
+                        let mut v = serde_json::json!({"name": w.name, "jobs": w.jobs, "stalled": w.stalled});
+                        if let Some(t) = w.last_seen {
+                            v["last_seen"] = t.to_json();
+                        }
+                        v
+                    })
                     .collect(),
             ),
         }

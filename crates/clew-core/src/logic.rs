@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::command::{
     Command, CompleteParams, DependsChange, JobsListing, PutParams, QueueCounts, RecurParams,
-    RecurUpdate, Reply, TimingReport,
+    RecurUpdate, Reply, TimingReport, WorkerSummary,
 };
 use crate::config;
 use crate::error::{Error, Result};
@@ -265,7 +265,7 @@ pub fn apply(
             }
             Ok(Reply::Nil)
         }
-        Command::Workers { worker } => cx.workers(worker.as_deref()),
+        Command::Workers { worker, detail } => cx.workers(worker.as_deref(), *detail),
     }
 }
 
@@ -1384,7 +1384,7 @@ impl Cx<'_> {
         Ok(Reply::Strings(jids))
     }
 
-    fn workers(&mut self, worker: Option<&str>) -> Result<Reply> {
+    fn workers(&mut self, worker: Option<&str>, detail: bool) -> Result<Reply> {
         let now = self.now;
         let age = self.config_num("max-worker-age", config::MAX_WORKER_AGE)?;
         let cutoff = now.add_secs(-age);
@@ -1394,9 +1394,16 @@ impl Cx<'_> {
                 self.tx.worker_remove(&name)?;
                 self.tx.job_worker_unlist_all(&name)?;
             } else {
-                alive.push(name);
+                alive.push((name, seen));
             }
         }
+        let seen_of = |name: &str| -> Option<Timestamp> {
+            alive
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .filter(|_| detail)
+        };
         match worker {
             Some(w) => {
                 let mut held = self.tx.job_worker_list(w)?;
@@ -1408,15 +1415,21 @@ impl Cx<'_> {
                 Ok(Reply::WorkerJobs {
                     jobs: held.into_iter().map(|(j, _)| j).collect(),
                     stalled: stalled.into_iter().map(|(j, _)| j).collect(),
+                    last_seen: seen_of(w),
                 })
             }
             None => {
                 let mut out = Vec::new();
-                for name in alive {
-                    let held = self.tx.job_worker_list(&name)?;
+                for (name, _) in &alive {
+                    let held = self.tx.job_worker_list(name)?;
                     let running = held.iter().filter(|(_, e)| *e > now).count() as i64;
                     let stalled = held.len() as i64 - running;
-                    out.push((name, running, stalled));
+                    out.push(WorkerSummary {
+                        name: name.clone(),
+                        jobs: running,
+                        stalled,
+                        last_seen: seen_of(name),
+                    });
                 }
                 Ok(Reply::Workers(out))
             }

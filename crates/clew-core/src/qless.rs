@@ -53,7 +53,7 @@ pub const COMMANDS: [&str; 37] = [
 ];
 
 /// Commands clew adds to qless-core's set (same calling convention).
-pub const EXTENSIONS: [&str; 1] = ["release"];
+pub const EXTENSIONS: [&str; 2] = ["release", "workers.detail"];
 
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
 pub const DEFAULT_PAGE: i64 = 25;
@@ -508,11 +508,12 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
         "queue.forget" => Ok(Command::QueueForget {
             queues: nonempty_list("Queue.forget", "queue", args)?,
         }),
-        "workers" => {
-            let mut a = Args::new("Workers", args);
+        "workers" | "workers.detail" => {
+            let detail = command == "workers.detail";
+            let mut a = Args::new(if detail { "Workers.detail" } else { "Workers" }, args);
             let worker = a.next().map(str::to_owned);
             a.done()?;
-            Ok(Command::Workers { worker })
+            Ok(Command::Workers { worker, detail })
         }
         "worker.deregister" => Ok(Command::WorkerDeregister {
             workers: nonempty_list("Worker.deregister", "worker", args)?,

@@ -63,12 +63,15 @@ async fn workers_and_deregister() {
     let s = start(true).await;
     s.put("q", json!({"jid": "a", "klass": "K"})).await;
     s.pop("q", "w1").await;
-    let all = s.get("/v1/workers").await;
+    let mut all = s.get("/v1/workers").await;
+    let seen = all[0]["last_seen"].take();
+    assert!(seen.as_f64().is_some_and(|t| t > 0.0), "last_seen {seen}");
+    all[0].as_object_mut().map(|o| o.remove("last_seen"));
     assert_eq!(all, json!([{"name": "w1", "jobs": 1, "stalled": 0}]));
-    assert_eq!(
-        s.get("/v1/workers/w1").await,
-        json!({"jobs": ["a"], "stalled": []})
-    );
+    let mut one = s.get("/v1/workers/w1").await;
+    assert_eq!(one["last_seen"], seen);
+    one.as_object_mut().map(|o| o.remove("last_seen"));
+    assert_eq!(one, json!({"jobs": ["a"], "stalled": []}));
     let v = s
         .expect(StatusCode::OK, Method::DELETE, "/v1/workers/w1", None)
         .await;

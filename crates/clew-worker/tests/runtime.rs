@@ -481,11 +481,16 @@ async fn workers_are_visible_idle_and_with_their_running_jobs() {
     // Idle on empty queues, it still shows in `workers`.
     wait_for("the idle worker to be listed", || async {
         let v = client
-            .execute(Command::Workers { worker: None })
+            .execute(Command::Workers {
+                worker: None,
+                detail: true,
+            })
             .await
             .expect("workers");
-        v.as_array()
-            .is_some_and(|ws| ws.iter().any(|w| w["name"] == "w-seen"))
+        v.as_array().is_some_and(|ws| {
+            ws.iter()
+                .any(|w| w["name"] == "w-seen" && w["last_seen"].as_f64().is_some_and(|t| t > 0.0))
+        })
     })
     .await;
 
@@ -494,10 +499,12 @@ async fn workers_are_visible_idle_and_with_their_running_jobs() {
     let v = client
         .execute(Command::Workers {
             worker: Some("w-seen".into()),
+            detail: true,
         })
         .await
         .expect("workers w-seen");
     assert_eq!(v["jobs"], serde_json::json!([jid.clone()]));
+    assert!(v["last_seen"].as_f64().is_some_and(|t| t > 0.0), "{v}");
     let status = control.status();
     assert_eq!(status.running, vec![jid.clone()]);
     assert_eq!(status.state, clew_worker::WorkerState::Busy);

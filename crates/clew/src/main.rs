@@ -1228,6 +1228,7 @@ impl Ctx {
         let v = self
             .exec(Command::Workers {
                 worker: name.clone(),
+                detail: true,
             })
             .await?;
         if self.json {
@@ -1235,10 +1236,15 @@ impl Ctx {
         }
         match name {
             None => {
-                let mut t = Table::new(["WORKER", "JOBS", "STALLED"]);
+                let mut t = Table::new(["WORKER", "JOBS", "STALLED", "LAST SEEN"]);
                 for w in v.as_array().map(Vec::as_slice).unwrap_or(&[]) {
                     let f = |k: &str| w.get(k).map(text_of).unwrap_or_default();
-                    t.row([f("name"), f("jobs"), f("stalled")]);
+                    let seen = w
+                        .get("last_seen")
+                        .and_then(Value::as_f64)
+                        .map(format_time)
+                        .unwrap_or_default();
+                    t.row([f("name"), f("jobs"), f("stalled"), seen]);
                 }
                 if t.is_empty() {
                     return print_str("no workers\n");
@@ -1252,6 +1258,9 @@ impl Ctx {
                 }
                 for j in strings(v.get("stalled").unwrap_or(&Value::Null)) {
                     t.row([j, "stalled".to_owned()]);
+                }
+                if let Some(seen) = v.get("last_seen").and_then(Value::as_f64) {
+                    print_str(&format!("worker {name}, last seen {}\n", format_time(seen)))?;
                 }
                 if t.is_empty() {
                     return print_str(&format!("worker {name} holds no jobs\n"));

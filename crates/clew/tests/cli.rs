@@ -256,11 +256,15 @@ fn round_trips(cli: &Cli) {
     // pop, workers, stats.
     let popped = cli.json(&["pop", "q", "--worker", "w1"]);
     assert_eq!(jids(&popped), vec!["job-b".to_owned()]);
-    let ws = cli.json(&["workers"]);
+    let mut ws = cli.json(&["workers"]);
+    let seen = ws[0]["last_seen"].take();
+    assert!(seen.as_f64().is_some_and(|t| t > 0.0), "last_seen {seen}");
+    ws[0].as_object_mut().map(|o| o.remove("last_seen"));
     assert_eq!(
         ws,
         serde_json::json!([{"name": "w1", "jobs": 1, "stalled": 0}])
     );
+    assert!(cli.ok(&["workers"]).contains("LAST SEEN"));
     assert_eq!(
         cli.json(&["workers", "w1"])["jobs"],
         serde_json::json!(["job-b"])

@@ -18,16 +18,25 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_worker, deregister))
 }
 
-/// Every known worker with its running and stalled job counts.
+/// Every known worker with its running and stalled job counts and when it
+/// was last seen (its last pop or heartbeat, in seconds).
 #[utoipa::path(get, path = "/v1/workers", tag = "workers",
     responses(
-        (status = 200, description = "`[{\"name\", \"jobs\", \"stalled\"}, ...]`", body = Vec<Object>),
+        (status = 200, description = "`[{\"name\", \"jobs\", \"stalled\", \"last_seen\"}, ...]`", body = Vec<Object>),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
 pub async fn list_workers(
     State(state): State<AppState>,
     now: RequestNow,
 ) -> Result<Json<Value>, ApiError> {
-    let reply = run(&state, now, Command::Workers { worker: None }).await?;
+    let reply = run(
+        &state,
+        now,
+        Command::Workers {
+            worker: None,
+            detail: true,
+        },
+    )
+    .await?;
     Ok(Json(natural(&reply)))
 }
 
@@ -35,7 +44,7 @@ pub async fn list_workers(
 #[utoipa::path(get, path = "/v1/workers/{worker}", tag = "workers",
     params(("worker" = String, Path, description = "The worker")),
     responses(
-        (status = 200, description = "`{\"jobs\": [jid...], \"stalled\": [jid...]}`", body = Object),
+        (status = 200, description = "`{\"jobs\": [jid...], \"stalled\": [jid...], \"last_seen\": seconds}` (`last_seen` absent for an unknown worker)", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
 pub async fn get_worker(
     State(state): State<AppState>,
@@ -47,6 +56,7 @@ pub async fn get_worker(
         now,
         Command::Workers {
             worker: Some(worker),
+            detail: true,
         },
     )
     .await?;

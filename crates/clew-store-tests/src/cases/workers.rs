@@ -254,3 +254,36 @@ pub fn workers_timeout_removes_job_from_worker(t: &Harness) {
         json!([{"name": "w", "jobs": 1, "stalled": 0}])
     );
 }
+
+/// `workers.detail` (a clew extension) adds each worker's last-seen time;
+/// plain `workers` keeps qless's shape without it.
+pub fn workers_detail_reports_last_seen(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.put(0.0, "q", "b");
+    assert_eq!(t.pop_one(5.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(t.pop_one(7.5, "q", "w2").as_deref(), Some("b"));
+    t.ok("heartbeat", 9.0, &["a", "w1"]);
+    assert_eq!(
+        t.ok("workers", 10.0, &[]),
+        json!([{"name": "w1", "jobs": 1, "stalled": 0}, {"name": "w2", "jobs": 1, "stalled": 0}])
+    );
+    assert_eq!(
+        t.ok("workers.detail", 10.0, &[]),
+        json!([
+            {"name": "w1", "jobs": 1, "stalled": 0, "last_seen": 9},
+            {"name": "w2", "jobs": 1, "stalled": 0, "last_seen": 7.5}
+        ])
+    );
+    assert_eq!(
+        t.ok("workers.detail", 10.0, &["w2"]),
+        json!({"jobs": ["b"], "stalled": [], "last_seen": 7.5})
+    );
+    assert_eq!(
+        t.ok("workers", 10.0, &["w2"]),
+        json!({"jobs": ["b"], "stalled": []})
+    );
+    assert_eq!(
+        t.ok("workers.detail", 10.0, &["nobody"]),
+        json!({"jobs": [], "stalled": []})
+    );
+}
