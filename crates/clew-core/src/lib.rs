@@ -9,6 +9,7 @@
 //! * [`tx`]: [`Tx`], the storage primitives a backend implements.
 //! * [`logic`]: qless semantics, once, over [`Tx`] ([`logic::apply`]).
 //! * [`store`]: [`Store`], the async seam the [`Engine`] calls.
+//! * [`lifecycle`]: resque-clues lifecycle events ([`LifecycleEvent`]).
 //! * [`event`]: [`Event`]s and the [`EventSink`] they are handed to.
 //! * [`engine`]: [`Engine`], the only door to a store.
 //! * [`qless`]: qless-core's string calling convention: argument parsing and
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod job;
+pub mod lifecycle;
 pub mod logic;
 pub mod qless;
 pub mod stats;
@@ -34,6 +36,7 @@ pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventSink, MemorySink, NullSink, PendingEvent};
 pub use job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurRecord};
+pub use lifecycle::{LifecycleError, LifecycleEvent, LifecycleKind, Origin};
 pub use store::Store;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use tx::Tx;
