@@ -222,6 +222,7 @@ impl Client {
                 .events_after(after, EVENTS_PAGE)
                 .await?
                 .into_iter()
+                .filter(clew_core::Event::is_qless)
                 .map(|e| EventView {
                     seq: e.seq,
                     channel: e.channel,

@@ -13,6 +13,7 @@ use crate::command::{Command, CompleteParams, PutParams, Reply};
 use crate::error::{Error, Result};
 use crate::event::{EventSink, NullSink};
 use crate::job::Job;
+use crate::lifecycle::Origin;
 use crate::store::Store;
 use crate::time::{Clock, SystemClock, Timestamp};
 
@@ -22,6 +23,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     sink: Arc<dyn EventSink>,
+    origin: Origin,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
             store,
             clock: Arc::new(SystemClock),
             sink: Arc::new(NullSink),
+            origin: Origin::this_process(),
         }
     }
 
@@ -44,6 +47,18 @@ impl Engine {
     pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Engine {
         self.sink = sink;
         self
+    }
+
+    /// Replaces the origin (host and process) that lifecycle events name.
+    /// Defaults to this process.
+    pub fn with_origin(mut self, origin: Origin) -> Engine {
+        self.origin = origin;
+        self
+    }
+
+    /// The origin lifecycle events of this engine's calls name.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// The store.
@@ -63,8 +78,22 @@ impl Engine {
 
     /// Runs a command at a caller-given time (test mode and qless clients).
     pub async fn execute_at(&self, now: Timestamp, command: Command) -> Result<Reply> {
+        self.execute_as(now, self.origin.clone(), command).await
+    }
+
+    /// Runs a command at `now` on behalf of a caller at `origin` (a server
+    /// passes its client's host and process).
+    pub async fn execute_as(
+        &self,
+        now: Timestamp,
+        origin: Origin,
+        command: Command,
+    ) -> Result<Reply> {
         let name = command.name();
-        let result = self.store.execute(now, command, self.sink.clone()).await;
+        let result = self
+            .store
+            .execute_from(now, origin, command, self.sink.clone())
+            .await;
         if let Err(e) = &result {
             tracing::debug!(command = name, error = %e, "command refused");
         }

@@ -26,6 +26,25 @@ pub struct Event {
     pub message: String,
 }
 
+impl Event {
+    /// Whether this is one of qless's pub/sub events (channel `ql:...`), as
+    /// opposed to clew's own (`clew:lifecycle`).
+    pub fn is_qless(&self) -> bool {
+        self.channel.starts_with("ql:")
+    }
+
+    /// The lifecycle event this carries, if it is one (its `seq` set from
+    /// the log).
+    pub fn lifecycle(&self) -> Option<crate::lifecycle::LifecycleEvent> {
+        if self.channel != crate::logic::LIFECYCLE_CHANNEL {
+            return None;
+        }
+        let mut ev: crate::lifecycle::LifecycleEvent = serde_json::from_str(&self.message).ok()?;
+        ev.seq = self.seq;
+        Some(ev)
+    }
+}
+
 /// An event emitted by the logic before the store has numbered it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingEvent {

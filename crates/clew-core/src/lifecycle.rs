@@ -62,6 +62,23 @@ pub struct Origin {
     pub process: u32,
 }
 
+impl Origin {
+    /// This process: the host name (from `/proc/sys/kernel/hostname`, then
+    /// `HOSTNAME`, else `localhost`) and the process id.
+    pub fn this_process() -> Origin {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "localhost".to_owned());
+        Origin {
+            hostname,
+            process: std::process::id(),
+        }
+    }
+}
+
 /// The error of a `failed` event.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleError {

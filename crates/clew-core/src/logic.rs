@@ -18,6 +18,7 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::event::PendingEvent;
 use crate::job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurRecord};
+use crate::lifecycle::{LifecycleError, LifecycleEvent, LifecycleKind, Origin};
 use crate::stats;
 use crate::time::Timestamp;
 use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
@@ -30,11 +31,17 @@ const ALL: i64 = i64::MAX;
 pub fn apply(
     tx: &mut dyn Tx,
     now: Timestamp,
+    origin: &Origin,
     command: &Command,
     events: &mut Vec<PendingEvent>,
 ) -> Result<Reply> {
     validate(command)?;
-    let mut cx = Cx { tx, now, events };
+    let mut cx = Cx {
+        tx,
+        now,
+        origin,
+        events,
+    };
     match command {
         Command::Cancel { jids } => cx.cancel(jids),
         Command::Complete(p) => cx.complete(p),
@@ -359,6 +366,20 @@ pub fn validate(command: &Command) -> Result<()> {
     Ok(())
 }
 
+/// A failure as a lifecycle error: the group is the class; the message's
+/// first line is the message and the rest, if any, the backtrace.
+fn split_error(group: &str, message: &str) -> LifecycleError {
+    let (first, rest) = match message.split_once('\n') {
+        Some((a, b)) if !b.trim().is_empty() => (a, Some(b.to_owned())),
+        _ => (message, None),
+    };
+    LifecycleError {
+        class: group.to_owned(),
+        message: first.to_owned(),
+        backtrace: rest,
+    }
+}
+
 fn dedup(items: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for i in items {
@@ -369,10 +390,15 @@ fn dedup(items: &[String]) -> Vec<String> {
     out
 }
 
+/// The channel of lifecycle events in the store's event log (not a qless
+/// channel: the qless events endpoint leaves it out).
+pub const LIFECYCLE_CHANNEL: &str = "clew:lifecycle";
+
 /// One command's working context.
 struct Cx<'a> {
     tx: &'a mut dyn Tx,
     now: Timestamp,
+    origin: &'a Origin,
     events: &'a mut Vec<PendingEvent>,
 }
 
@@ -390,6 +416,38 @@ impl Cx<'_> {
         self.events.push(PendingEvent {
             channel: channel.to_owned(),
             message: message.to_owned(),
+        });
+    }
+
+    /// Emits a resque-clues lifecycle event for `rec` in `queue`.
+    fn lifecycle(
+        &mut self,
+        kind: LifecycleKind,
+        rec: &JobRecord,
+        queue: &str,
+        time_in_queue: Option<f64>,
+        time_to_perform: Option<f64>,
+        error: Option<LifecycleError>,
+    ) {
+        let event = LifecycleEvent {
+            seq: 0,
+            kind,
+            at: self.now,
+            jid: rec.jid.clone(),
+            queue: queue.to_owned(),
+            klass: rec.klass.clone(),
+            args: serde_json::from_str(&rec.data).unwrap_or(Value::Null),
+            metadata: Map::new(),
+            origin: self.origin.clone(),
+            time_in_queue,
+            time_to_perform,
+            error,
+        };
+        // Serializing plain data cannot fail.
+        let message = serde_json::to_string(&event).unwrap_or_default();
+        self.events.push(PendingEvent {
+            channel: LIFECYCLE_CHANNEL.to_owned(),
+            message,
         });
     }
 
@@ -685,6 +743,7 @@ impl Cx<'_> {
         if self.tracked(&p.jid)? {
             self.emit_raw("ql:put", &p.jid);
         }
+        self.lifecycle(LifecycleKind::Enqueued, &rec, &p.queue, None, None, None);
         Ok(Reply::Str(p.jid.clone()))
     }
 
@@ -755,6 +814,20 @@ impl Cx<'_> {
                     json!({"jid": jid, "event": "failed", "group": group, "worker": old, "message": message}),
                 );
                 self.tx.job_save(&rec)?;
+                let ran = now.secs_since(rec.time).max(0.0);
+                let error = LifecycleError {
+                    class: group.clone(),
+                    message: message.clone(),
+                    backtrace: None,
+                };
+                self.lifecycle(
+                    LifecycleKind::Failed,
+                    &rec,
+                    queue,
+                    None,
+                    Some(ran),
+                    Some(error),
+                );
                 continue;
             }
             handed.push(rec);
@@ -785,6 +858,23 @@ impl Cx<'_> {
             )?;
             let waited = now.secs_since(rec.time);
             self.record_stat(queue, StatKind::Wait, waited)?;
+            let shown = rec.clone();
+            self.lifecycle(
+                LifecycleKind::Dequeued,
+                &shown,
+                queue,
+                Some(waited.max(0.0)),
+                None,
+                None,
+            );
+            self.lifecycle(
+                LifecycleKind::PerformStarted,
+                &shown,
+                queue,
+                None,
+                None,
+                None,
+            );
             rec.time = now;
             rec.worker = worker.to_owned();
             rec.worker_listed = true;
@@ -893,6 +983,8 @@ impl Cx<'_> {
                 )?;
                 self.place_work(&mut rec, score)?;
                 self.tx.job_save(&rec)?;
+                let q = rec.queue.clone();
+                self.lifecycle(LifecycleKind::Enqueued, &rec, &q, None, None, None);
                 score = Timestamp(score.0.saturating_add(step));
             }
             r.next_at = score;
@@ -975,6 +1067,14 @@ impl Cx<'_> {
         let ran = now.secs_since(rec.time);
         let queue = rec.queue.clone();
         self.record_stat(&queue, StatKind::Run, ran)?;
+        self.lifecycle(
+            LifecycleKind::PerformFinished,
+            &rec,
+            &queue,
+            None,
+            Some(ran.max(0.0)),
+            None,
+        );
         rec.time = now;
         rec.worker = String::new();
         rec.worker_listed = false;
@@ -1018,6 +1118,7 @@ impl Cx<'_> {
             };
             rec.state = state;
             self.tx.job_save(&rec)?;
+            self.lifecycle(LifecycleKind::Enqueued, &rec, next, None, None, None);
             return Ok(Reply::Str(state.as_str().to_owned()));
         }
 
@@ -1103,6 +1204,16 @@ impl Cx<'_> {
         if let Some(d) = data {
             rec.data = d.to_owned();
         }
+        let ran = self.now.secs_since(rec.time).max(0.0);
+        let queue = rec.queue.clone();
+        self.lifecycle(
+            LifecycleKind::Failed,
+            &rec,
+            &queue,
+            None,
+            Some(ran),
+            Some(split_error(group, message)),
+        );
         self.fail_into(&mut rec, group, message, worker)?;
         self.tx.job_save(&rec)?;
         Ok(Reply::Str(jid.to_owned()))
@@ -1129,6 +1240,22 @@ impl Cx<'_> {
         rec.grace = false;
         rec.worker_listed = false;
         let remaining = rec.remaining;
+        {
+            let ran = now.secs_since(rec.time).max(0.0);
+            let class = group
+                .filter(|g| !g.is_empty())
+                .map_or_else(|| format!("{}:retry", rec.klass), str::to_owned);
+            let error = split_error(&class, message.unwrap_or("retried"));
+            let q = rec.queue.clone();
+            self.lifecycle(
+                LifecycleKind::Failed,
+                &rec,
+                &q,
+                None,
+                Some(ran),
+                Some(error),
+            );
+        }
         if remaining < 0 {
             let group = group
                 .filter(|g| !g.is_empty())
@@ -1330,6 +1457,7 @@ impl Cx<'_> {
             rec.time = now;
             self.place_work(&mut rec, now)?;
             self.tx.job_save(&rec)?;
+            self.lifecycle(LifecycleKind::Enqueued, &rec, queue, None, None, None);
         }
         if n > 0 {
             self.tx.queue_register(queue, now)?;

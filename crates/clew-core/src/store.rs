@@ -18,19 +18,33 @@ use async_trait::async_trait;
 use crate::command::{Command, Reply};
 use crate::error::Result;
 use crate::event::{Event, EventSink};
+use crate::lifecycle::Origin;
 use crate::time::Timestamp;
 
 /// A backend. See the module doc.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
-    /// Runs `command` atomically at `now`; on success hands its events to
-    /// `sink` after the commit and before returning.
+    /// Runs `command` atomically at `now` for a caller at `origin` (the
+    /// host and process its lifecycle events name); on success hands its
+    /// events to `sink` after the commit and before returning.
+    async fn execute_from(
+        &self,
+        now: Timestamp,
+        origin: Origin,
+        command: Command,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Reply>;
+
+    /// [`Store::execute_from`] with an unknown origin.
     async fn execute(
         &self,
         now: Timestamp,
         command: Command,
         sink: Arc<dyn EventSink>,
-    ) -> Result<Reply>;
+    ) -> Result<Reply> {
+        self.execute_from(now, Origin::default(), command, sink)
+            .await
+    }
 
     /// Events with a sequence number greater than `after`, oldest first, at
     /// most `limit`.

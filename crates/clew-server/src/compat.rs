@@ -170,15 +170,29 @@ async fn events(
     let Query(q) = q.map_err(|e| {
         ApiError::invalid(format!("after: expected an integer ({})", e.body_text()))
     })?;
-    let events = state
-        .engine()
-        .store()
-        .events_after(q.after, EVENTS_PAGE)
-        .await?;
-    let list: Vec<Value> = events
-        .into_iter()
-        .map(|e| json!({"seq": e.seq, "channel": e.channel, "message": e.message}))
-        .collect();
+    // Only qless's channels: pages of clew's own events (lifecycle) are
+    // skipped until some qless events or the end of the log turn up.
+    let mut list: Vec<Value> = Vec::new();
+    let mut after = q.after;
+    loop {
+        let page = state
+            .engine()
+            .store()
+            .events_after(after, EVENTS_PAGE)
+            .await?;
+        let full = page.len() as i64 >= EVENTS_PAGE;
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        list.extend(
+            page.into_iter()
+                .filter(clew_core::Event::is_qless)
+                .map(|e| json!({"seq": e.seq, "channel": e.channel, "message": e.message})),
+        );
+        if !full || !list.is_empty() {
+            break;
+        }
+    }
     Ok(Json(json!({ "events": list })))
 }
 

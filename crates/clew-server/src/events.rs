@@ -154,8 +154,13 @@ pub fn event_type(ev: &Event) -> String {
 }
 
 impl Filter {
-    /// Whether `ev` passes every filter that is set.
+    /// Whether `ev` passes every filter that is set. The stream carries
+    /// qless's events (`ql:...` channels); clew's lifecycle events are read
+    /// by publishers from the same log.
     pub fn matches(&self, ev: &Event) -> bool {
+        if !ev.is_qless() {
+            return false;
+        }
         if self.queue.is_none()
             && self.jid.is_none()
             && self.worker.is_none()
@@ -463,9 +468,10 @@ mod tests {
         std::pin::Pin<Box<dyn std::future::Future<Output = clew_core::Result<T>> + Send + 'a>>;
 
     impl Store for Log {
-        fn execute<'a, 'b>(
+        fn execute_from<'a, 'b>(
             &'a self,
             _now: Timestamp,
+            _origin: clew_core::Origin,
             _command: clew_core::Command,
             _sink: std::sync::Arc<dyn clew_core::EventSink>,
         ) -> Fut<'b, clew_core::Reply>

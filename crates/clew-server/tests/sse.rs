@@ -332,15 +332,16 @@ async fn events_committed_elsewhere_are_found_and_the_default_start_is_the_log_e
         put(format!("old{i}")).await;
     }
     let mut stream = SseReader::open(&server.client, &server.url("/v1/events"), &[]).await;
+    // Each put logs two events: qless's `put` and the lifecycle `enqueued`.
     assert!(
-        stream.comments[0].ends_with(" after 37"),
+        stream.comments[0].ends_with(" after 74"),
         "starts at the log's end: {:?}",
         stream.comments
     );
     put("new".to_owned()).await;
     // Found by the stream's periodic read of the log.
     let m = stream.next().await;
-    assert_eq!(seq_of(&m), 38);
+    assert_eq!(seq_of(&m), 75);
     assert_eq!(payload(&m.json()).expect("payload")["jid"], "new");
     assert!(stream.next_within(QUIET).await.is_none());
     server.shutdown().await;

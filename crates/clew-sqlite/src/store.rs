@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clew_core::{
-    Command, Error, Event, EventSink, PendingEvent, Reply, Result, Store, Timestamp, Tx,
+    Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store, Timestamp, Tx,
 };
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
@@ -22,7 +22,8 @@ use crate::tx::{SqlResult, SqliteTx, TxCache};
 
 /// The semantic logic the writer runs for each command: normally
 /// [`clew_core::logic::apply`]; tests may substitute their own.
-pub type ApplyFn = fn(&mut dyn Tx, Timestamp, &Command, &mut Vec<PendingEvent>) -> Result<Reply>;
+pub type ApplyFn =
+    fn(&mut dyn Tx, Timestamp, &Origin, &Command, &mut Vec<PendingEvent>) -> Result<Reply>;
 
 /// Settings for [`SqliteStore::open`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,7 @@ enum Request {
 /// One command to run, with where its events and reply go.
 struct ExecuteRequest {
     now: Timestamp,
+    origin: Origin,
     command: Command,
     sink: Arc<dyn EventSink>,
     reply: oneshot::Sender<Result<Reply>>,
@@ -200,15 +202,17 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn execute(
+    async fn execute_from(
         &self,
         now: Timestamp,
+        origin: Origin,
         command: Command,
         sink: Arc<dyn EventSink>,
     ) -> Result<Reply> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Execute(Box::new(ExecuteRequest {
             now,
+            origin,
             command,
             sink,
             reply,
@@ -527,7 +531,13 @@ impl Writer {
         let mut tx = SqliteTx::new(&self.conn, &mut self.cache);
         let mut pending = Vec::new();
         let reply = catch_unwind(AssertUnwindSafe(|| {
-            apply(&mut tx, request.now, &request.command, &mut pending)
+            apply(
+                &mut tx,
+                request.now,
+                &request.origin,
+                &request.command,
+                &mut pending,
+            )
         }))
         .unwrap_or_else(|_| {
             tracing::error!(command = request.command.name(), "command logic panicked");

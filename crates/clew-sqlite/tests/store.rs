@@ -36,6 +36,7 @@ static GATE_TESTS: Mutex<()> = Mutex::new(());
 fn test_logic(
     tx: &mut dyn Tx,
     _now: Timestamp,
+    _origin: &clew_core::Origin,
     command: &Command,
     events: &mut Vec<PendingEvent>,
 ) -> Result<Reply> {

@@ -183,18 +183,43 @@ impl Harness {
 
     /// Events received by the sink so far (and clears them).
     pub fn take_events(&self) -> Vec<Event> {
-        self.sink.take()
+        self.sink
+            .take()
+            .into_iter()
+            .filter(Event::is_qless)
+            .collect()
     }
 
-    /// Events received by the sink so far.
+    /// qless events (channels `ql:...`) received by the sink so far.
     pub fn events(&self) -> Vec<Event> {
-        self.sink.events()
+        self.sink
+            .events()
+            .into_iter()
+            .filter(Event::is_qless)
+            .collect()
     }
 
-    /// Events in the store's durable log after `after`.
+    /// qless events in the store's durable log after `after`.
     pub fn logged_events(&self, after: i64) -> Vec<Event> {
+        self.all_logged_events(after)
+            .into_iter()
+            .filter(Event::is_qless)
+            .collect()
+    }
+
+    /// Every event in the store's durable log after `after` (qless and
+    /// lifecycle).
+    pub fn all_logged_events(&self, after: i64) -> Vec<Event> {
         self.block_on(self.engine.store().events_after(after, 1_000_000))
             .expect("events_after")
+    }
+
+    /// Lifecycle events in the store's durable log, oldest first.
+    pub fn lifecycle(&self) -> Vec<clew_core::LifecycleEvent> {
+        self.all_logged_events(0)
+            .iter()
+            .filter_map(Event::lifecycle)
+            .collect()
     }
 
     /// A JSON picture of everything observable about `jids` and `queues`

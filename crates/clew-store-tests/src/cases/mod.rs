@@ -11,6 +11,7 @@ pub mod get;
 pub mod heartbeat;
 pub mod history;
 pub mod jobs;
+pub mod lifecycle;
 pub mod log;
 pub mod ordering;
 pub mod peek;
