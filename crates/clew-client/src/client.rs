@@ -387,6 +387,13 @@ impl Remote {
     }
 
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        // Lifecycle events of this process's calls (dequeued, finished,
+        // failed...) name this host and process, not the server's.
+        let origin = clew_core::Origin::this_process();
+        let rb = rb.header(
+            "x-clew-origin",
+            format!("{}:{}", origin.hostname, origin.process),
+        );
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,

@@ -104,6 +104,18 @@ impl Engine {
     /// (`args` as qless-core takes them after `now`) and returns natural
     /// JSON. `now` (float seconds) overrides the clock when given.
     pub async fn qless(&self, command: &str, now: Option<f64>, args: &[String]) -> Result<Value> {
+        self.qless_from(command, now, self.origin.clone(), args)
+            .await
+    }
+
+    /// [`Engine::qless`] on behalf of a caller at `origin`.
+    pub async fn qless_from(
+        &self,
+        command: &str,
+        now: Option<f64>,
+        origin: Origin,
+        args: &[String],
+    ) -> Result<Value> {
         let now = match now {
             Some(n) => Timestamp::from_secs_f64(n).ok_or_else(|| {
                 Error::invalid(format!("now: expected a number of seconds, got {n}"))
@@ -111,7 +123,7 @@ impl Engine {
             None => self.clock.now(),
         };
         let cmd = crate::qless::parse(command, args)?;
-        Ok(self.execute_at(now, cmd).await?.to_json())
+        Ok(self.execute_as(now, origin, cmd).await?.to_json())
     }
 
     /// Puts a job; returns its jid. An empty `jid` gets a new one (a UUID

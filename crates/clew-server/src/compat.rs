@@ -130,8 +130,13 @@ fn kind_of(v: &Value) -> &'static str {
 
 async fn call(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let origin = match headers.get("x-clew-origin") {
+        Some(v) => crate::state::parse_origin(v.to_str().unwrap_or("\u{fffd}"))?,
+        None => state.engine().origin().clone(),
+    };
     let Json(body) = body.map_err(|e| body_error(&e, state.config().body_limit))?;
     let body = QlessCall::from_json(body)?;
     let args: Vec<String> = body.args.iter().map(arg_text).collect();
@@ -151,7 +156,10 @@ async fn call(
         }
         _ => None,
     };
-    let result = state.engine().qless(&body.command, now, &args).await?;
+    let result = state
+        .engine()
+        .qless_from(&body.command, now, origin, &args)
+        .await?;
     Ok(Json(json!({ "result": result })))
 }
 

@@ -117,10 +117,41 @@ impl AppState {
 }
 
 /// The time a request runs at: the caller's `X-Clew-Now` header (float
-/// seconds) in test mode, else the server's clock. Outside test mode the
-/// header is ignored.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestNow(pub Timestamp);
+/// seconds) in test mode, else the server's clock (outside test mode the
+/// header is ignored); and the caller's origin from `X-Clew-Origin:
+/// HOST:PID` (the host and process its lifecycle events name), if sent.
+#[derive(Clone, Debug)]
+pub struct RequestNow(pub Timestamp, pub Option<clew_core::Origin>);
+
+/// Parses an `X-Clew-Origin: HOST:PID` header value.
+pub fn parse_origin(text: &str) -> Result<clew_core::Origin, crate::error::ApiError> {
+    let bad = || {
+        crate::error::ApiError::invalid(format!(
+            "X-Clew-Origin: expected HOST:PID (a host name and a process id), got {text:?}"
+        ))
+    };
+    let (host, pid) = text.trim().rsplit_once(':').ok_or_else(bad)?;
+    let process = pid.parse::<u32>().map_err(|_| bad())?;
+    if host.is_empty()
+        || host.len() > 255
+        || host.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(bad());
+    }
+    Ok(clew_core::Origin {
+        hostname: host.to_owned(),
+        process,
+    })
+}
+
+fn request_origin(
+    parts: &axum::http::request::Parts,
+) -> Result<Option<clew_core::Origin>, crate::error::ApiError> {
+    match parts.headers.get("x-clew-origin") {
+        None => Ok(None),
+        Some(v) => parse_origin(v.to_str().unwrap_or("\u{fffd}")).map(Some),
+    }
+}
 
 impl axum::extract::FromRequestParts<AppState> for RequestNow {
     type Rejection = crate::error::ApiError;
@@ -142,9 +173,9 @@ impl axum::extract::FromRequestParts<AppState> for RequestNow {
                             "X-Clew-Now: expected a number of seconds, got {text:?}"
                         ))
                     })?;
-                return Ok(RequestNow(t));
+                return Ok(RequestNow(t, request_origin(parts)?));
             }
         }
-        Ok(RequestNow(state.now()))
+        Ok(RequestNow(state.now(), request_origin(parts)?))
     }
 }

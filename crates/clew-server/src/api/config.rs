@@ -95,7 +95,7 @@ pub async fn config_set(
     };
     run(
         &state,
-        now,
+        now.clone(),
         Command::ConfigSet {
             key: key.clone(),
             value,

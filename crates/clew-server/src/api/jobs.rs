@@ -345,7 +345,7 @@ pub async fn complete(
     let (queue, data) = match (body.queue, &body.data) {
         (Some(q), Some(d)) => (q, data_text(d)),
         (q, d) => {
-            let job = existing_job(&state, now, &jid).await?;
+            let job = existing_job(&state, now.clone(), &jid).await?;
             (
                 q.unwrap_or_else(|| job.record.queue.clone()),
                 d.as_deref()
@@ -445,7 +445,7 @@ pub async fn retry(
 ) -> Result<Json<Value>, ApiError> {
     let queue = match body.queue {
         Some(q) => q,
-        None => existing_job(&state, now, &jid).await?.record.queue,
+        None => existing_job(&state, now.clone(), &jid).await?.record.queue,
     };
     let cmd = Command::Retry {
         jid,

@@ -333,7 +333,9 @@ pub fn natural(reply: &Reply) -> Value {
 
 /// Runs a command at the request's time.
 pub async fn run(state: &AppState, now: RequestNow, cmd: Command) -> Result<Reply, ApiError> {
-    Ok(state.engine().execute_at(now.0, cmd).await?)
+    let engine = state.engine();
+    let origin = now.1.unwrap_or_else(|| engine.origin().clone());
+    Ok(engine.execute_as(now.0, origin, cmd).await?)
 }
 
 /// Reads a job (for defaults such as its queue), or 404.

@@ -110,13 +110,13 @@ pub async fn recur_list(
         offset: 0,
         count: i64::MAX,
     };
-    let jids = match run(&state, now, cmd).await? {
+    let jids = match run(&state, now.clone(), cmd).await? {
         Reply::Strings(v) => v,
         _ => Vec::new(),
     };
     let mut out = Vec::with_capacity(jids.len());
     for jid in jids {
-        let reply = run(&state, now, Command::RecurGet { jid }).await?;
+        let reply = run(&state, now.clone(), Command::RecurGet { jid }).await?;
         if let Reply::Recur(Some(_)) = reply {
             out.push(natural(&reply));
         }
@@ -199,7 +199,7 @@ pub async fn recur_update(
         jid: jid.clone(),
         update,
     };
-    match run(&state, now, cmd).await? {
+    match run(&state, now.clone(), cmd).await? {
         Reply::Bool(false) => Err(not_found(&jid)),
         _ => recur_get(State(state), now, Path(jid)).await,
     }
@@ -216,7 +216,9 @@ pub async fn recur_delete(
     now: RequestNow,
     Path(jid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Reply::Recur(None) = run(&state, now, Command::RecurGet { jid: jid.clone() }).await? {
+    if let Reply::Recur(None) =
+        run(&state, now.clone(), Command::RecurGet { jid: jid.clone() }).await?
+    {
         return Err(not_found(&jid));
     }
     run(&state, now, Command::Unrecur { jid: jid.clone() }).await?;
