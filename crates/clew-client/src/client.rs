@@ -294,6 +294,7 @@ impl Client {
             next: None,
             delay: 0.0,
             depends: Vec::new(),
+            metadata: None,
         })
         .await
     }
@@ -313,6 +314,7 @@ impl Client {
             group: group.to_owned(),
             message: message.to_owned(),
             data: None,
+            metadata: None,
         })
         .await
         .map(|_| ())
@@ -490,6 +492,9 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
                     a.extend([s("depends"), json_list(&p.depends)]);
                 }
             }
+            if let Some(m) = &p.metadata {
+                a.extend([s("metadata"), Value::Object(m.clone()).to_string()]);
+            }
             a
         }
         Command::ConfigGet { key } => key.iter().cloned().collect(),
@@ -516,9 +521,17 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
             group,
             message,
             data,
+            metadata,
         } => {
             let mut a = vec![s(jid), s(worker), s(group), s(message)];
-            a.extend(data.iter().cloned());
+            match (data, metadata) {
+                (d, Some(m)) => {
+                    a.push(d.clone().unwrap_or_default());
+                    a.push(Value::Object(m.clone()).to_string());
+                }
+                (Some(d), None) => a.push(d.clone()),
+                (None, None) => {}
+            }
             a
         }
         Command::Failed {
@@ -648,6 +661,9 @@ fn put_args(p: &PutParams) -> Vec<String> {
     if let Some(d) = &p.depends {
         a.extend(["depends".to_owned(), json_list(d)]);
     }
+    if let Some(m) = &p.metadata {
+        a.extend(["metadata".to_owned(), Value::Object(m.clone()).to_string()]);
+    }
     a
 }
 
@@ -713,6 +729,44 @@ mod tests {
         let mut log_data = Map::new();
         log_data.insert("k".into(), json!(1));
         vec![
+            Command::Put(PutParams {
+                jid: "m".into(),
+                metadata: Some(
+                    serde_json::json!({"customer": 7})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                ..PutParams::new("q", "K")
+            }),
+            Command::Fail {
+                jid: "j".into(),
+                worker: "w".into(),
+                group: "g".into(),
+                message: "m".into(),
+                data: None,
+                metadata: Some(
+                    serde_json::json!({"strategy": "fast"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            },
+            Command::Complete(CompleteParams {
+                jid: "j".into(),
+                worker: "w".into(),
+                queue: "q".into(),
+                data: "{}".into(),
+                next: None,
+                delay: 0.0,
+                depends: Vec::new(),
+                metadata: Some(
+                    serde_json::json!({"pages": 3})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            }),
             Command::Cancel {
                 jids: v(&["a", "b"]),
             },
@@ -724,6 +778,7 @@ mod tests {
                 next: None,
                 delay: 0.0,
                 depends: vec![],
+                metadata: None,
             }),
             Command::Complete(CompleteParams {
                 jid: "j".into(),
@@ -733,6 +788,7 @@ mod tests {
                 next: Some("q2".into()),
                 delay: 1.5,
                 depends: v(&["d1"]),
+                metadata: None,
             }),
             Command::ConfigGet { key: None },
             Command::ConfigGet {
@@ -763,6 +819,7 @@ mod tests {
                 group: "g".into(),
                 message: "boom".into(),
                 data: None,
+                metadata: None,
             },
             Command::Fail {
                 jid: "j".into(),
@@ -770,6 +827,7 @@ mod tests {
                 group: "g".into(),
                 message: "".into(),
                 data: Some("{}".into()),
+                metadata: None,
             },
             Command::Failed {
                 group: None,
@@ -883,6 +941,7 @@ mod tests {
                 retries: Some(2),
                 depends: Some(v(&["d"])),
                 must_exist: false,
+                metadata: None,
             }),
             Command::Put(PutParams {
                 worker: "w".into(),

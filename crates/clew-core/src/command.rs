@@ -38,6 +38,9 @@ pub struct PutParams {
     pub depends: Option<Vec<String>>,
     /// `requeue`: refuse if the job does not exist.
     pub must_exist: bool,
+    /// User metadata for the job's lifecycle events; `None` keeps the
+    /// existing job's (default none). Keys starting with `_` are dropped.
+    pub metadata: Option<Map<String, Value>>,
 }
 
 impl PutParams {
@@ -72,6 +75,9 @@ pub struct CompleteParams {
     pub delay: f64,
     /// With `next`: jobs it must wait for there.
     pub depends: Vec<String>,
+    /// Runtime metadata the handler adds (merged into the job's; keys
+    /// starting with `_` are dropped).
+    pub metadata: Option<Map<String, Value>>,
 }
 
 /// Arguments of `recur`.
@@ -207,6 +213,9 @@ pub enum Command {
         message: String,
         /// New payload (JSON text).
         data: Option<String>,
+        /// Runtime metadata the handler adds (merged into the job's; keys
+        /// starting with `_` are dropped).
+        metadata: Option<Map<String, Value>>,
     },
     /// Failure groups with counts, or one group's jids.
     Failed {

@@ -185,6 +185,7 @@ impl Engine {
             group: group.to_owned(),
             message: message.to_owned(),
             data: None,
+            metadata: None,
         };
         self.execute(cmd).await.map(|_| ())
     }

@@ -237,6 +237,10 @@ pub struct JobRecord {
     pub sort_time: Timestamp,
     /// Tie-breaker: placement sequence number (FIFO within equal times).
     pub seq: i64,
+    /// User metadata (resque-clues metadata: set at put, added to by a
+    /// running handler; keys starting with `_` are the system's and never
+    /// stored). Carried on the job's lifecycle events.
+    pub metadata: Map<String, Value>,
 }
 
 /// A recurring job template.
@@ -316,7 +320,7 @@ impl Job {
     /// `spawned_from_jid` is `null`, no failure is `{}`).
     pub fn to_json(&self) -> Value {
         let r = &self.record;
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "jid": r.jid,
             "klass": r.klass,
             "state": r.state.as_str(),
@@ -334,6 +338,11 @@ impl Job {
             "dependencies": self.dependencies,
             "dependents": self.dependents,
             "spawned_from_jid": r.spawned_from,
-        })
+        });
+        // Only when set, so a job without metadata keeps qless's exact shape.
+        if !r.metadata.is_empty() {
+            v["metadata"] = Value::Object(r.metadata.clone());
+        }
+        v
     }
 }

@@ -66,7 +66,15 @@ pub fn apply(
             group,
             message,
             data,
-        } => cx.fail(jid, worker, group, message, data.as_deref()),
+            metadata,
+        } => cx.fail(
+            jid,
+            worker,
+            group,
+            message,
+            data.as_deref(),
+            metadata.as_ref(),
+        ),
         Command::Failed {
             group,
             start,
@@ -366,6 +374,16 @@ pub fn validate(command: &Command) -> Result<()> {
     Ok(())
 }
 
+/// The user's part of `metadata`: keys starting with `_` are the system's
+/// and are dropped.
+fn user_metadata(metadata: &Map<String, Value>) -> Map<String, Value> {
+    metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// A failure as a lifecycle error: the group is the class; the message's
 /// first line is the message and the rest, if any, the backtrace.
 fn split_error(group: &str, message: &str) -> LifecycleError {
@@ -437,7 +455,7 @@ impl Cx<'_> {
             queue: queue.to_owned(),
             klass: rec.klass.clone(),
             args: serde_json::from_str(&rec.data).unwrap_or(Value::Null),
-            metadata: Map::new(),
+            metadata: rec.metadata.clone(),
             origin: self.origin.clone(),
             time_in_queue,
             time_to_perform,
@@ -670,6 +688,7 @@ impl Cx<'_> {
                 sort_prio: 0,
                 sort_time: now,
                 seq: 0,
+                metadata: Map::new(),
             },
         };
         self.emit(
@@ -707,6 +726,9 @@ impl Cx<'_> {
         rec.time = now;
         rec.grace = false;
         rec.scheduled = None;
+        if let Some(m) = &p.metadata {
+            rec.metadata = user_metadata(m);
+        }
 
         if let Some(deps) = &p.depends {
             let wanted = dedup(deps);
@@ -976,6 +998,7 @@ impl Cx<'_> {
                     sort_prio: 0,
                     sort_time: score,
                     seq: 0,
+                    metadata: Map::new(),
                 };
                 self.history(
                     &child,
@@ -1064,6 +1087,9 @@ impl Cx<'_> {
         let jid = p.jid.clone();
         self.history(&jid, HistoryEntry::new(now, "done"))?;
         rec.data = p.data.clone();
+        if let Some(m) = &p.metadata {
+            rec.metadata.extend(user_metadata(m));
+        }
         let ran = now.secs_since(rec.time);
         let queue = rec.queue.clone();
         self.record_stat(&queue, StatKind::Run, ran)?;
@@ -1186,6 +1212,7 @@ impl Cx<'_> {
         group: &str,
         message: &str,
         data: Option<&str>,
+        metadata: Option<&Map<String, Value>>,
     ) -> Result<Reply> {
         let mut rec = self.check_running("Fail", jid, worker)?;
         self.emit(
@@ -1203,6 +1230,9 @@ impl Cx<'_> {
         )?;
         if let Some(d) = data {
             rec.data = d.to_owned();
+        }
+        if let Some(m) = metadata {
+            rec.metadata.extend(user_metadata(m));
         }
         let ran = self.now.secs_since(rec.time).max(0.0);
         let queue = rec.queue.clone();

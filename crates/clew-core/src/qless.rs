@@ -194,6 +194,19 @@ pub fn json_text(cmd: &str, name: &str, v: &str) -> Result<String> {
     }
 }
 
+/// Parses a JSON object argument (metadata).
+pub fn json_object(cmd: &str, name: &str, v: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(v) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::invalid(format!(
+            "{cmd}(): Arg \"{name}\" not a JSON object: {v}"
+        ))),
+        Err(_) => Err(Error::invalid(format!(
+            "{cmd}(): Arg \"{name}\" not JSON: {v}"
+        ))),
+    }
+}
+
 /// Parses a JSON array of strings (tags, depends).
 pub fn string_list(cmd: &str, name: &str, v: &str) -> Result<Vec<String>> {
     let bad = || {
@@ -281,10 +294,12 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 next: None,
                 delay: 0.0,
                 depends: Vec::new(),
+                metadata: None,
             };
             let mut has_delay_or_depends = false;
-            for (k, v) in a.pairs(&["next", "delay", "depends"])? {
+            for (k, v) in a.pairs(&["next", "delay", "depends", "metadata"])? {
                 match k.as_str() {
+                    "metadata" => p.metadata = Some(json_object("Complete", "metadata", &v)?),
                     "next" => {
                         if v.is_empty() {
                             return Err(Error::invalid("Complete(): Arg \"next\" missing"));
@@ -315,8 +330,14 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
             let worker = a.name("worker")?;
             let group = a.name("group")?;
             let message = a.text("message")?;
+            // An empty data argument keeps the job's data (so metadata can
+            // follow without new data).
             let data = match a.next() {
+                Some("") | None => None,
                 Some(d) => Some(json_text("Fail", "data", d)?),
+            };
+            let metadata = match a.next() {
+                Some(m) => Some(json_object("Fail", "metadata", m)?),
                 None => None,
             };
             a.done()?;
@@ -326,6 +347,7 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 group,
                 message,
                 data,
+                metadata,
             })
         }
         "release" => {
@@ -664,9 +686,11 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         retries: None,
         depends: None,
         must_exist,
+        metadata: None,
     };
-    for (k, v) in a.pairs(&["priority", "tags", "retries", "depends"])? {
+    for (k, v) in a.pairs(&["priority", "tags", "retries", "depends", "metadata"])? {
         match k.as_str() {
+            "metadata" => p.metadata = Some(json_object(cmd, "metadata", &v)?),
             "priority" => p.priority = Some(int(cmd, "priority", &v)?),
             "tags" => p.tags = Some(string_list(cmd, "tags", &v)?),
             "retries" => p.retries = Some(non_negative_int(cmd, "retries", &v)?),

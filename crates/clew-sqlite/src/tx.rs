@@ -191,7 +191,7 @@ macro_rules! job_cols {
     () => {
         "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata"
     };
 }
 
@@ -234,6 +234,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         sort_prio: row.get(20)?,
         sort_time: Timestamp(row.get(21)?),
         seq: row.get(22)?,
+        metadata: json_col(row, 23)?,
     })
 }
 
@@ -541,13 +542,14 @@ impl Tx for SqliteTx<'_> {
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
         let tags = to_json_text(&job.tags)?;
+        let metadata = to_json_text(&job.metadata)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         self.exec(
             concat!(
                 "INSERT OR REPLACE INTO jobs (",
                 job_cols!(),
                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
             ),
             params![
                 job.jid,
@@ -573,6 +575,7 @@ impl Tx for SqliteTx<'_> {
                 job.sort_prio,
                 job.sort_time.0,
                 job.seq,
+                metadata,
             ],
         )?;
         Ok(())

@@ -942,6 +942,7 @@ async fn report_outcome(shared: &Shared, job: &Job, outcome: Outcome) -> JobEnd 
                 next: None,
                 delay: 0.0,
                 depends: Vec::new(),
+                metadata: None,
             };
             persist(|| shared.client.complete_with(params.clone()))
                 .await
@@ -961,6 +962,7 @@ async fn report_outcome(shared: &Shared, job: &Job, outcome: Outcome) -> JobEnd 
                 next: Some(queue),
                 delay,
                 depends,
+                metadata: None,
             };
             persist(|| shared.client.complete_with(params.clone()))
                 .await

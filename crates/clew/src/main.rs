@@ -814,6 +814,7 @@ impl Ctx {
                         next,
                         delay: 0.0,
                         depends: Vec::new(),
+                        metadata: None,
                     }))
                     .await?;
                 self.scalar_out(&v)
@@ -831,6 +832,7 @@ impl Ctx {
                         group,
                         message,
                         data: None,
+                        metadata: None,
                     })
                     .await?;
                 self.scalar_out(&v)
@@ -983,6 +985,7 @@ impl Ctx {
                 retries: p.retries,
                 depends: non_empty(p.depends),
                 must_exist: false,
+                metadata: None,
             })
             .await?;
         self.scalar_out(&Value::from(jid))
@@ -1376,6 +1379,7 @@ impl Ctx {
                     retries: Some(job.retries),
                     depends: None,
                     must_exist: true,
+                    metadata: None,
                 }))
                 .await?;
                 Ok(serde_json::json!({"jid": jid, "queue": job.queue, "action": "requeued"}))
@@ -1830,6 +1834,7 @@ async fn demo(engine: &Engine) -> anyhow::Result<()> {
             retries: None,
             depends: None,
             must_exist: false,
+            metadata: None,
         })
         .await?;
     println!("put      {jid} into queue demo");
@@ -1852,6 +1857,7 @@ async fn demo(engine: &Engine) -> anyhow::Result<()> {
             next: None,
             delay: 0.0,
             depends: Vec::new(),
+            metadata: None,
         })
         .await?;
     println!("complete {jid}: {state}");
@@ -1901,6 +1907,7 @@ async fn put_loop(
                         retries: None,
                         depends: None,
                         must_exist: false,
+                        metadata: None,
                     })
                     .await?;
                 // Printed only after the put has committed: every line is an

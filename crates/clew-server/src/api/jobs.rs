@@ -362,6 +362,7 @@ pub async fn complete(
         next: body.next,
         delay: body.delay.unwrap_or(0.0),
         depends: body.depends.unwrap_or_default(),
+        metadata: None,
     };
     let reply = run(&state, now, Command::Complete(params)).await?;
     Ok(Json(
@@ -404,6 +405,7 @@ pub async fn fail(
         group: body.group,
         message: body.message,
         data: body.data.as_deref().map(data_text),
+        metadata: None,
     };
     run(&state, now, cmd).await?;
     Ok(Json(one("jid", jid)))

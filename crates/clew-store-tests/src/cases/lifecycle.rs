@@ -210,3 +210,110 @@ pub fn origin_names_the_caller(t: &Harness) {
     assert_eq!(last.kind, LifecycleKind::PerformStarted);
     assert_eq!(last.origin, origin);
 }
+
+/// Metadata given at put rides on every lifecycle event of the job; keys
+/// starting with `_` are the system's and are dropped.
+pub fn put_metadata_rides_on_every_event(t: &Harness) {
+    t.ok(
+        "put",
+        0.0,
+        &[
+            "w",
+            "q",
+            "j",
+            "K",
+            "{}",
+            "0",
+            "metadata",
+            r#"{"customer":42,"_hostname":"spoof"}"#,
+        ],
+    );
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("j"));
+    t.ok("complete", 2.0, &["j", "w1", "q", "{}"]);
+    let mine: Vec<_> = t.lifecycle().into_iter().filter(|e| e.jid == "j").collect();
+    assert_eq!(mine.len(), 4, "{mine:?}");
+    for e in &mine {
+        assert_eq!(
+            serde_json::Value::Object(e.metadata.clone()),
+            json!({"customer": 42}),
+            "{:?}",
+            e.kind
+        );
+    }
+    assert_eq!(t.get("j")["metadata"], json!({"customer": 42}));
+}
+
+/// Runtime metadata given at complete or fail is added for the finishing
+/// event (the resque-clues runtime metadata).
+pub fn runtime_metadata_appears_on_the_finishing_event(t: &Harness) {
+    t.ok(
+        "put",
+        0.0,
+        &["w", "q", "a", "Pdf", "{}", "0", "metadata", r#"{"doc":1}"#],
+    );
+    t.put(0.0, "q", "b");
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("a"));
+    assert_eq!(t.pop_one(1.0, "q", "w1").as_deref(), Some("b"));
+    t.ok(
+        "complete",
+        3.0,
+        &[
+            "a",
+            "w1",
+            "q",
+            "{}",
+            "metadata",
+            r#"{"pdf_generation_strategy":"prince","_process":1}"#,
+        ],
+    );
+    t.ok(
+        "fail",
+        4.0,
+        &["b", "w1", "g", "boom", "", r#"{"attempt":"first"}"#],
+    );
+    let ev = t.lifecycle();
+    let done = ev
+        .iter()
+        .find(|e| e.jid == "a" && e.kind == LifecycleKind::PerformFinished)
+        .expect("finished");
+    assert_eq!(
+        serde_json::Value::Object(done.metadata.clone()),
+        json!({"doc": 1, "pdf_generation_strategy": "prince"})
+    );
+    let failed = ev
+        .iter()
+        .find(|e| e.jid == "b" && e.kind == LifecycleKind::Failed)
+        .expect("failed");
+    assert_eq!(
+        serde_json::Value::Object(failed.metadata.clone()),
+        json!({"attempt": "first"})
+    );
+    // An empty data argument kept b's data.
+    assert_eq!(t.get("b")["data"], json!("{}"));
+}
+
+/// A job without metadata keeps qless's exact job shape (no `metadata` key).
+pub fn jobs_without_metadata_have_no_metadata_key(t: &Harness) {
+    t.put(0.0, "q", "j");
+    let job = t.get("j");
+    assert!(job.get("metadata").is_none(), "{job}");
+}
+
+/// Metadata that is not a JSON object is refused, naming the argument.
+pub fn metadata_must_be_a_json_object(t: &Harness) {
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "j", "K", "{}", "0", "metadata", "[1]"],
+        ErrorKind::Invalid,
+        "Arg \"metadata\" not a JSON object",
+    );
+    t.err_with(
+        "put",
+        0.0,
+        &["w", "q", "j", "K", "{}", "0", "metadata", "{x"],
+        ErrorKind::Invalid,
+        "Arg \"metadata\" not JSON",
+    );
+    assert_eq!(t.get("j"), Value::Null);
+}

@@ -44,6 +44,7 @@ pub fn typed_lifecycle_uses_the_clock(t: &Harness) {
             next: None,
             delay: 0.0,
             depends: Vec::new(),
+            metadata: None,
         }))
         .expect("complete");
     assert_eq!(state, "complete");
