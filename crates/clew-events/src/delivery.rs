@@ -286,7 +286,8 @@ impl DeliveryHandle {
         &self.status
     }
 
-    /// Asks the loop to stop (after the line in flight).
+    /// Asks the loop to stop (a publish or flush in progress is abandoned;
+    /// its event is sent again by the next loop: at-least-once).
     pub fn stop(&self) {
         self.stop.cancel();
     }
@@ -423,7 +424,11 @@ impl Delivery {
             for event in events.iter().filter(|e| e.seq > start) {
                 let line = self.marshaller.marshal(event);
                 loop {
-                    match self.publisher.publish(&line).await {
+                    let published = tokio::select! {
+                        _ = self.handle.stop.cancelled() => return,
+                        r = self.publisher.publish(&line) => r,
+                    };
+                    match published {
                         Ok(()) => break,
                         Err(e) => {
                             status.failures.fetch_add(1, Ordering::SeqCst);
@@ -450,7 +455,11 @@ impl Delivery {
     /// succeed. Returns false when stopped first.
     async fn save(&self, cursor: i64, saved: &mut i64, backoff: &mut Duration) -> bool {
         loop {
-            let res = match self.publisher.flush().await {
+            let flushed = tokio::select! {
+                _ = self.handle.stop.cancelled() => return false,
+                r = self.publisher.flush() => r,
+            };
+            let res = match flushed {
                 Ok(()) => self
                     .cursors
                     .save(&self.name, cursor)
