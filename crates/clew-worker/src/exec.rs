@@ -29,7 +29,10 @@
 //!     last such line wins; a line that is not JSON is ignored with a
 //!     warning);
 //!   * `clew:next QUEUE` completes the job into QUEUE instead of finishing it
-//!     (on exit status 0).
+//!     (on exit status 0);
+//!   * `clew:meta JSON-OBJECT` adds runtime metadata (resque-clues): the keys
+//!     appear on the job's `perform_finished` or `failed` event (keys
+//!     starting with `_` are the system's and are ignored).
 //!
 //!   A line longer than [`ExecConfig::max_line`] is cut to that length, so
 //!   reading stdout takes bounded memory whatever the program prints.
@@ -224,6 +227,8 @@ pub enum Directive {
     Data(String),
     /// `clew:next QUEUE`.
     Next(String),
+    /// `clew:meta OBJECT`.
+    Meta(Map<String, Value>),
     /// A `clew:` line that is malformed: why.
     Invalid(String),
     /// Any other line.
@@ -274,6 +279,10 @@ pub fn parse_line(line: &str) -> Directive {
         "data" => match serde_json::from_str::<Value>(arg) {
             Ok(_) => Directive::Data(arg.to_owned()),
             Err(e) => Directive::Invalid(format!("clew:data: expected JSON ({e})")),
+        },
+        "meta" => match serde_json::from_str::<Value>(arg) {
+            Ok(Value::Object(map)) => Directive::Meta(map),
+            _ => Directive::Invalid(format!("clew:meta: expected a JSON object, got {arg:?}")),
         },
         "next" => {
             if arg.is_empty() || arg.contains(char::is_whitespace) {
@@ -481,6 +490,12 @@ impl Handler for ProcessHandler {
                             }
                             Directive::Data(d) => (None, Some(Directive::Data(d))),
                             Directive::Next(q) => (None, Some(Directive::Next(q))),
+                            Directive::Meta(m) => {
+                                for (k, v) in m {
+                                    ctx.add_metadata(&k, v);
+                                }
+                                (None, None)
+                            }
                             Directive::Invalid(why) => {
                                 tracing::warn!(%jid, "handler output ignored: {why}");
                                 (None, None)
@@ -587,6 +602,11 @@ mod tests {
             Directive::Invalid(_)
         ));
         assert_eq!(parse_line("clew:next q2\r"), Directive::Next("q2".into()));
+        let Directive::Meta(m) = parse_line(r#"clew:meta {"strategy": "prince"}"#) else {
+            panic!("meta")
+        };
+        assert_eq!(m["strategy"], "prince");
+        assert!(matches!(parse_line("clew:meta [1]"), Directive::Invalid(_)));
         assert!(matches!(parse_line("clew:next a b"), Directive::Invalid(_)));
         assert!(matches!(parse_line("clew:log"), Directive::Invalid(_)));
         assert_eq!(parse_line("clew:unknown x"), Directive::Other);

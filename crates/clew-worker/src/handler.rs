@@ -105,6 +105,7 @@ pub struct JobContext {
     worker: String,
     client: Client,
     cancel: CancellationToken,
+    metadata: std::sync::Arc<std::sync::Mutex<Map<String, Value>>>,
 }
 
 impl JobContext {
@@ -121,6 +122,7 @@ impl JobContext {
             worker,
             client,
             cancel,
+            metadata: Default::default(),
         }
     }
 
@@ -152,6 +154,27 @@ impl JobContext {
     /// The cancellation token (to hand to child tasks).
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.cancel
+    }
+
+    /// Adds runtime metadata (resque-clues): it appears on the job's
+    /// `perform_finished` or `failed` event and stays on the job. Keys
+    /// starting with `_` are the system's and are ignored.
+    pub fn add_metadata(&self, key: &str, value: impl Into<Value>) {
+        if key.starts_with('_') {
+            return;
+        }
+        if let Ok(mut m) = self.metadata.lock() {
+            m.insert(key.to_owned(), value.into());
+        }
+    }
+
+    /// The runtime metadata added so far (`None` when none).
+    pub fn added_metadata(&self) -> Option<Map<String, Value>> {
+        self.metadata
+            .lock()
+            .ok()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.clone())
     }
 
     /// Appends an entry to the job's history (`what` = `message`, with the

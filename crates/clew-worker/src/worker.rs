@@ -849,13 +849,16 @@ async fn run_job(shared: Arc<Shared>, job: Job, _slot: OwnedSemaphorePermit) -> 
 
     let jid = job.jid.as_str();
     match stopped {
-        Stopped::Outcome(outcome) => report_outcome(&shared, &job, outcome).await,
+        Stopped::Outcome(outcome) => {
+            report_outcome(&shared, &job, outcome, ctx.added_metadata()).await
+        }
         Stopped::Panicked(message) => {
             tracing::error!(jid, klass = %job.klass, %message, "handler panicked");
             report_outcome(
                 &shared,
                 &job,
                 Outcome::fail(format!("{}:panic", job.klass), message),
+                ctx.added_metadata(),
             )
             .await
         }
@@ -876,6 +879,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, _slot: OwnedSemaphorePermit) -> 
                         trim_secs(limit.as_secs_f64())
                     )),
                 },
+                ctx.added_metadata(),
             )
             .await
         }
@@ -929,7 +933,12 @@ fn lock_gone(e: &Error) -> bool {
 }
 
 /// Reports `outcome` for `job`.
-async fn report_outcome(shared: &Shared, job: &Job, outcome: Outcome) -> JobEnd {
+async fn report_outcome(
+    shared: &Shared,
+    job: &Job,
+    outcome: Outcome,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+) -> JobEnd {
     let jid = job.jid.as_str();
     let worker = shared.name.as_str();
     let result: Result<JobEnd, Error> = match outcome {
@@ -942,7 +951,7 @@ async fn report_outcome(shared: &Shared, job: &Job, outcome: Outcome) -> JobEnd 
                 next: None,
                 delay: 0.0,
                 depends: Vec::new(),
-                metadata: None,
+                metadata: metadata.clone(),
             };
             persist(|| shared.client.complete_with(params.clone()))
                 .await
@@ -962,7 +971,7 @@ async fn report_outcome(shared: &Shared, job: &Job, outcome: Outcome) -> JobEnd 
                 next: Some(queue),
                 delay,
                 depends,
-                metadata: None,
+                metadata: metadata.clone(),
             };
             persist(|| shared.client.complete_with(params.clone()))
                 .await
@@ -990,9 +999,17 @@ async fn report_outcome(shared: &Shared, job: &Job, outcome: Outcome) -> JobEnd 
                 })
         }
         Outcome::Fail { group, message } => {
-            persist(|| shared.client.fail(jid, worker, &group, &message))
+            let command = Command::Fail {
+                jid: jid.to_owned(),
+                worker: worker.to_owned(),
+                group,
+                message,
+                data: None,
+                metadata: metadata.clone(),
+            };
+            persist(|| shared.client.execute(command.clone()))
                 .await
-                .map(|()| JobEnd::Failed)
+                .map(|_| JobEnd::Failed)
         }
         Outcome::Cancel => {
             // `cancel` does not check the lock: make sure the job is still
