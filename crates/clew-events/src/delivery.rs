@@ -4,7 +4,9 @@
 //! A [`Delivery`] serves one named sink. It reads events after the sink's
 //! cursor from an [`EventSource`] (the store's lifecycle log), marshals and
 //! publishes each in order, flushes the sink, and only then saves the
-//! cursor through a [`CursorStore`]. A failing sink is retried with
+//! cursor through a [`CursorStore`] — held back by the sink's
+//! [`Publisher::unconfirmed`] lines (a TCP sink's buffer and replay window),
+//! so a restart sends them again rather than losing them. A failing sink is retried with
 //! exponential backoff from the same event: nothing is skipped, and after
 //! a crash or restart the loop resumes after the last saved cursor (events
 //! published but not yet saved are sent again — at-least-once).
@@ -13,7 +15,7 @@
 //! it through [`DeliveryHandle::wake`], so a slow sink never slows job
 //! processing. [`DeliveryStatus::lag`] is how far behind the sink is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -190,6 +192,9 @@ impl EventSource for MemorySource {
         Ok(Some(events.last().map_or(0, |e| e.seq)))
     }
 }
+
+/// Published seqs remembered to hold the saved cursor behind unconfirmed lines.
+const RECENT_MAX: usize = 65_536;
 
 /// Settings of a [`Delivery`].
 #[derive(Clone, Debug)]
@@ -379,6 +384,9 @@ impl Delivery {
             }
         };
         let mut saved = cursor;
+        // Seqs published since the loop started (bounded), to keep the saved
+        // cursor behind the sink's unconfirmed lines.
+        let mut recent: VecDeque<i64> = VecDeque::new();
         status.cursor.store(cursor, Ordering::SeqCst);
         status.see(cursor);
         backoff = self.options.backoff_min;
@@ -407,7 +415,7 @@ impl Delivery {
                 }
             };
             if events.is_empty() {
-                if saved != cursor && !self.save(cursor, &mut saved, &mut backoff).await {
+                if saved != cursor && !self.save(&recent, &mut saved, &mut backoff).await {
                     return;
                 }
                 tokio::select! {
@@ -442,39 +450,57 @@ impl Delivery {
                 }
                 backoff = self.options.backoff_min;
                 cursor = event.seq;
+                recent.push_back(cursor);
+                if recent.len() > RECENT_MAX {
+                    recent.pop_front();
+                }
                 status.published.fetch_add(1, Ordering::SeqCst);
                 status.cursor.store(cursor, Ordering::SeqCst);
             }
-            if !self.save(cursor, &mut saved, &mut backoff).await {
+            if !self.save(&recent, &mut saved, &mut backoff).await {
                 return;
             }
         }
     }
 
-    /// Flushes the sink and saves `cursor`, retrying with backoff until both
-    /// succeed. Returns false when stopped first.
-    async fn save(&self, cursor: i64, saved: &mut i64, backoff: &mut Duration) -> bool {
+    /// Flushes the sink and saves the cursor: the last published seq in
+    /// `recent`, minus the sink's [`Publisher::unconfirmed`] lines (never
+    /// moving backwards). A failed flush skips this save (the loop goes on
+    /// and saves later; the sink's own buffer bound pushes back through
+    /// `publish`); a failed cursor save is retried with backoff. Returns
+    /// false when stopped first.
+    async fn save(&self, recent: &VecDeque<i64>, saved: &mut i64, backoff: &mut Duration) -> bool {
+        let flushed = tokio::select! {
+            _ = self.handle.stop.cancelled() => return false,
+            r = self.publisher.flush() => r,
+        };
+        if let Err(e) = flushed {
+            self.handle.status.failures.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(sink = %self.name, error = %e, "flush failed; cursor not saved yet");
+            return true;
+        }
+        let held = self.publisher.unconfirmed();
+        let cursor = if held == 0 {
+            recent.back().copied().unwrap_or(*saved)
+        } else if held < recent.len() {
+            recent[recent.len() - 1 - held]
+        } else {
+            *saved
+        }
+        .max(*saved);
+        if cursor == *saved {
+            return true;
+        }
         loop {
-            let flushed = tokio::select! {
-                _ = self.handle.stop.cancelled() => return false,
-                r = self.publisher.flush() => r,
-            };
-            let res = match flushed {
-                Ok(()) => self
-                    .cursors
-                    .save(&self.name, cursor)
-                    .map_err(|e| format!("cannot save cursor: {e}")),
-                Err(e) => Err(format!("flush failed: {e}")),
-            };
-            match res {
+            match self.cursors.save(&self.name, cursor) {
                 Ok(()) => {
                     *saved = cursor;
                     *backoff = self.options.backoff_min;
                     return true;
                 }
-                Err(msg) => {
+                Err(e) => {
                     self.handle.status.failures.fetch_add(1, Ordering::SeqCst);
-                    tracing::warn!(sink = %self.name, cursor, "{msg}; retrying");
+                    tracing::warn!(sink = %self.name, cursor, error = %e, "cannot save cursor; retrying");
                     if !self.pause(*backoff).await {
                         return false;
                     }

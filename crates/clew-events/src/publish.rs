@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,6 +81,16 @@ pub trait Publisher: Send + Sync {
     /// a successful flush.
     async fn flush(&self) -> Result<(), PublishError> {
         Ok(())
+    }
+
+    /// How many of the lines taken most recently the sink cannot yet vouch
+    /// for: queued, or written where a receiver may not have read them (TCP
+    /// replays those after a break within this process). The delivery loop
+    /// keeps its saved cursor that many events back, so a restart sends
+    /// them again instead of losing them. 0 for sinks whose `flush` proves
+    /// delivery.
+    fn unconfirmed(&self) -> usize {
+        0
     }
 
     /// Reopens the sink's file (for logrotate; wired to SIGHUP). A no-op for
@@ -279,6 +289,14 @@ impl Publisher for CompositePublisher {
         self.each(|p| p.reopen()).await
     }
 
+    fn unconfirmed(&self) -> usize {
+        self.members
+            .iter()
+            .map(|m| m.unconfirmed())
+            .max()
+            .unwrap_or(0)
+    }
+
     fn name(&self) -> String {
         let names: Vec<String> = self.members.iter().map(|m| m.name()).collect();
         format!("composite[{}]", names.join(","))
@@ -327,6 +345,8 @@ struct TcpShared {
     drained: Notify,
     connected: AtomicBool,
     reconnects: AtomicU64,
+    /// Lines in the replay window.
+    replayable: AtomicUsize,
 }
 
 impl TcpShared {
@@ -339,7 +359,9 @@ impl TcpShared {
 /// Newline-delimited lines over TCP. `publish` only queues the line (never
 /// waits on the network); a background task writes it, reconnecting with
 /// exponential backoff while the receiver is down, and replays the last
-/// [`TcpOptions::replay`] lines on a new connection after a break.
+/// [`TcpOptions::replay`] lines on a new connection after a break. Those
+/// lines count as [`Publisher::unconfirmed`], so the delivery loop's saved
+/// cursor stays behind them and a restarted process sends them again.
 ///
 /// Must be created inside a tokio runtime; the writer task stops when the
 /// publisher is dropped.
@@ -366,6 +388,7 @@ impl TcpPublisher {
             drained: Notify::new(),
             connected: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
+            replayable: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
         tokio::spawn(tcp_writer(
@@ -482,6 +505,7 @@ async fn tcp_writer(
             while sent.len() > opt.replay {
                 sent.pop_front();
             }
+            shared.replayable.store(sent.len(), Ordering::SeqCst);
             shared.writing.store(false, Ordering::SeqCst);
         } else {
             tracing::debug!(sink = %shared.name, "connection lost; reconnecting");
@@ -506,6 +530,7 @@ fn requeue_sent(shared: &TcpShared, sent: &mut VecDeque<String>, current: Option
         while let Some(line) = sent.pop_back() {
             q.push_front(line);
         }
+        shared.replayable.store(0, Ordering::SeqCst);
     }
 }
 
@@ -551,6 +576,10 @@ impl Publisher for TcpPublisher {
                 });
             }
         }
+    }
+
+    fn unconfirmed(&self) -> usize {
+        self.shared.pending() + self.shared.replayable.load(Ordering::SeqCst)
     }
 
     fn name(&self) -> String {

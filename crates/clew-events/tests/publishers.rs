@@ -12,10 +12,8 @@ use clew_events::{
     CompositePublisher, FilePublisher, HttpOptions, HttpPublisher, JsonMarshaller, Marshaller,
     PublishError, Publisher, StdoutPublisher, TcpOptions, TcpPublisher, UdpPublisher,
 };
-use common::{numbered, wait_for};
-use serde_json::Value;
-use tokio::io::AsyncBufReadExt;
-use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use common::{first_occurrences, numbered, rebind, receiver, wait_for};
+use tokio::net::{TcpListener, UdpSocket};
 
 fn read_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -102,43 +100,6 @@ async fn composite_fans_out_and_reports_the_failing_member() {
     assert_eq!(read_lines(&a), ["event-1"]);
     assert_eq!(read_lines(&b), ["event-1"]);
     assert!(c.name().starts_with("composite[file:"));
-}
-
-/// A line receiver on `addr` that records the `args[0]` of each JSON line;
-/// with `stop_after`, it closes its connection and listener after that many.
-async fn receiver(listener: TcpListener, got: Arc<Mutex<Vec<i64>>>, stop_after: Option<usize>) {
-    let mut count = 0;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let mut lines = tokio::io::BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let v: Value = serde_json::from_str(&line).expect("JSON line");
-            got.lock().unwrap().push(v["args"][0].as_i64().unwrap());
-            count += 1;
-            if stop_after == Some(count) {
-                return; // drops the connection (unread data and all) and the listener
-            }
-        }
-    }
-}
-
-fn rebind(addr: SocketAddr) -> TcpListener {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
-    socket.bind(addr).unwrap();
-    socket.listen(128).unwrap()
-}
-
-fn first_occurrences(seen: &[i64]) -> Vec<i64> {
-    let mut out: Vec<i64> = Vec::new();
-    for &n in seen {
-        if !out.contains(&n) {
-            out.push(n);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

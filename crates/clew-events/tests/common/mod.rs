@@ -1,7 +1,12 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::net::{TcpListener, TcpSocket};
 
 use clew_core::{LifecycleError, LifecycleEvent, LifecycleKind, Origin, Timestamp};
 use serde_json::{json, Map, Value};
@@ -53,4 +58,41 @@ pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A line receiver on `addr` that records the `args[0]` of each JSON line;
+/// with `stop_after`, it closes its connection and listener after that many.
+pub async fn receiver(listener: TcpListener, got: Arc<Mutex<Vec<i64>>>, stop_after: Option<usize>) {
+    let mut count = 0;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&line).expect("JSON line");
+            got.lock().unwrap().push(v["args"][0].as_i64().unwrap());
+            count += 1;
+            if stop_after == Some(count) {
+                return; // drops the connection (unread data and all) and the listener
+            }
+        }
+    }
+}
+
+pub fn rebind(addr: SocketAddr) -> TcpListener {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(128).unwrap()
+}
+
+pub fn first_occurrences(seen: &[i64]) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::new();
+    for &n in seen {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
 }
