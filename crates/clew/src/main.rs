@@ -24,6 +24,7 @@ use clew_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod publish;
 mod work;
 
 /// clew: a background-job system with qless semantics.
@@ -77,6 +78,18 @@ enum Cmd {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 1024 * 1024)]
         body_limit: usize,
+        /// Publish every job's lifecycle events (resque-clues) to a sink;
+        /// repeatable: `stdout`, `file:PATH` (reopened on SIGHUP),
+        /// `tcp:HOST:PORT`, `udp:HOST:PORT`, `http:URL`.
+        #[arg(long = "publish", value_name = "SPEC")]
+        publish: Vec<String>,
+        /// Event format for --publish: `json` (resque-clues) or `logfmt`.
+        #[arg(long, default_value = "json")]
+        marshal: String,
+        /// Directory keeping each sink's cursor (so a restart resumes where
+        /// each sink stopped). Default: the store file's path + `.cursors`.
+        #[arg(long)]
+        cursor_dir: Option<std::path::PathBuf>,
     },
     /// Run one qless-core command, e.g. `clew call queues` or
     /// `clew call put me q jid1 Klass '{}' 0`; prints the JSON result.
@@ -632,16 +645,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ref listen,
             test_mode,
             body_limit,
+            ref publish,
+            ref marshal,
+            ref cursor_dir,
         } => {
             let engine = open(&cli)?;
+            let cursor_dir = cursor_dir.clone().unwrap_or_else(|| {
+                let db = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
+                std::path::PathBuf::from(format!("{db}.cursors"))
+            });
+            let publishing =
+                publish::Publishing::start(engine.store().clone(), publish, marshal, cursor_dir)
+                    .await?;
             let result = server(
                 engine.clone(),
                 listen,
                 cli.token.clone(),
                 test_mode,
                 body_limit,
+                &publishing,
             )
             .await;
+            publishing.stop().await;
             engine.close().await?;
             result
         }
@@ -1781,6 +1806,7 @@ async fn server(
     token: Option<String>,
     test_mode: bool,
     body_limit: usize,
+    publishing: &publish::Publishing,
 ) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -1809,11 +1835,43 @@ async fn server(
             body_limit,
         },
     );
+    // Signal handlers first: a SIGTERM right after the listening line must
+    // shut down gracefully, not kill the process.
+    let shutdown = clew_server::shutdown_signal();
+    // Wake the publishers whenever events are committed, and reopen their
+    // files on SIGHUP (logrotate).
+    let mut wakeups = state.event_wakeups();
+    let handles = publishing.handles();
+    let waker = tokio::spawn(async move {
+        while wakeups.changed().await.is_ok() {
+            let seq = *wakeups.borrow_and_update();
+            for h in &handles {
+                h.notify_seq(seq);
+            }
+        }
+    });
+    let publishers = publishing.publishers();
+    let reopener = tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            for p in &publishers {
+                if let Err(e) = p.reopen().await {
+                    tracing::warn!(error = %e, "reopening a publisher on SIGHUP");
+                }
+            }
+        }
+    });
     // Tests and scripts read this line to learn the port of --listen ...:0.
     println!("clew server listening on http://{addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, test_mode, "listening");
-    clew_server::serve(listener, state, clew_server::shutdown_signal()).await?;
+    let served = clew_server::serve(listener, state, shutdown).await;
+    waker.abort();
+    reopener.abort();
+    served?;
     tracing::info!("shut down");
     Ok(())
 }

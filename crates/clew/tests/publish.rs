@@ -1,0 +1,288 @@
+//! `clew server --publish`: lifecycle events reach sinks in resque-clues'
+//! JSON shape, and survive a sink outage and a server restart (each sink's
+//! cursor is durable; delivery is at-least-once and in order).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+use tokio::net::TcpListener;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(db: &std::path::Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--db".to_owned(),
+            format!("sqlite:{}", db.display()),
+            "server".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn clew server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listening line");
+        let url = line
+            .trim()
+            .strip_prefix("clew server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+
+    async fn qless(&self, command: &str, args: &[&str]) -> Value {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/qless", self.url))
+            .json(&json!({"command": command, "args": args}))
+            .send()
+            .await
+            .expect("request");
+        let v: Value = resp.json().await.expect("json");
+        v["result"].clone()
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "server exit {status}");
+    }
+}
+
+async fn wait_until<F: FnMut() -> bool>(what: &str, mut f: F) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_events_reach_a_file_in_resque_clues_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("clues.log");
+    let spec = format!("file:{}", out.display());
+    let server = Server::start(&dir.path().join("c.db"), &["--publish", &spec]);
+    server
+        .qless(
+            "put",
+            &[
+                "me",
+                "pdfs",
+                "j1",
+                "PdfJob",
+                r#"{"doc":7}"#,
+                "0",
+                "metadata",
+                r#"{"customer":"acme"}"#,
+            ],
+        )
+        .await;
+    server.qless("pop", &["pdfs", "w1", "1"]).await;
+    server
+        .qless(
+            "complete",
+            &[
+                "j1",
+                "w1",
+                "pdfs",
+                r#"{"doc":7}"#,
+                "metadata",
+                r#"{"pdf_generation_strategy":"prince"}"#,
+            ],
+        )
+        .await;
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    wait_until("four events in the file", || read().len() >= 4).await;
+    server.stop();
+    let events = read();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "enqueued",
+            "dequeued",
+            "perform_started",
+            "perform_finished"
+        ]
+    );
+    let hash = events[0]["metadata"]["_event_hash"].clone();
+    for e in &events {
+        // resque-clues' fields, exactly.
+        let mut keys: Vec<&str> = e
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec![
+                "args",
+                "event_type",
+                "metadata",
+                "queue",
+                "timestamp",
+                "worker_class"
+            ],
+            "{e}"
+        );
+        assert_eq!(e["queue"], "pdfs");
+        assert_eq!(e["worker_class"], "PdfJob");
+        assert_eq!(e["args"], json!({"doc": 7}));
+        assert_eq!(
+            e["metadata"]["_event_hash"], hash,
+            "one hash groups the job's events"
+        );
+        assert!(e["metadata"]["_hostname"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()));
+        assert!(e["metadata"]["_process"].as_u64().is_some());
+        assert_eq!(e["metadata"]["customer"], "acme");
+        let ts = e["timestamp"].as_str().expect("timestamp");
+        assert!(ts.ends_with('Z') && ts.len() == 20, "ISO-8601 UTC: {ts}");
+    }
+    assert!(
+        events[1]["metadata"]["time_in_queue"].as_f64().is_some(),
+        "{}",
+        events[1]
+    );
+    assert!(
+        events[3]["metadata"]["time_to_perform"].as_f64().is_some(),
+        "{}",
+        events[3]
+    );
+    assert_eq!(events[3]["metadata"]["pdf_generation_strategy"], "prince");
+}
+
+/// Reads lines from every connection accepted on `listener` into `lines`
+/// until `stop` fires.
+fn receiver(
+    listener: TcpListener,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut r = tokio::io::BufReader::new(sock).lines();
+                while let Ok(Some(l)) = r.next_line().await {
+                    if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                        if let Ok(mut g) = lines.lock() {
+                            g.push(v);
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_sink_outage_and_a_server_restart_lose_no_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let spec = format!("tcp:{addr}");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let rx = receiver(listener, lines.clone());
+    let enqueued = |lines: &std::sync::Arc<std::sync::Mutex<Vec<Value>>>| -> Vec<String> {
+        lines
+            .lock()
+            .map(|g| {
+                g.iter()
+                    .filter(|e| e["event_type"] == "enqueued")
+                    .map(|e| e["args"]["n"].to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let server = Server::start(&db, &["--publish", &spec]);
+    for n in 0..5 {
+        server
+            .qless(
+                "put",
+                &[
+                    "me",
+                    "q",
+                    &format!("a{n}"),
+                    "K",
+                    &format!(r#"{{"n":{n}}}"#),
+                    "0",
+                ],
+            )
+            .await;
+    }
+    wait_until("the first five events", || enqueued(&lines).len() >= 5).await;
+
+    // The receiver goes away; more jobs are put while it is down; then the
+    // server stops too.
+    rx.abort();
+    let _ = rx.await;
+    for n in 5..10 {
+        server
+            .qless(
+                "put",
+                &[
+                    "me",
+                    "q",
+                    &format!("a{n}"),
+                    "K",
+                    &format!(r#"{{"n":{n}}}"#),
+                    "0",
+                ],
+            )
+            .await;
+    }
+    server.stop();
+
+    // The receiver comes back on the same port, then the server.
+    let listener = TcpListener::bind(addr).await.expect("rebind");
+    let _rx = receiver(listener, lines.clone());
+    let server = Server::start(&db, &["--publish", &spec]);
+    wait_until("all ten events", || {
+        enqueued(&lines).into_iter().collect::<HashSet<_>>().len() >= 10
+    })
+    .await;
+    server.stop();
+
+    // Every event at least once, and first arrivals in put order.
+    let got = enqueued(&lines);
+    let mut first = Vec::new();
+    for n in got {
+        if !first.contains(&n) {
+            first.push(n);
+        }
+    }
+    assert_eq!(first, (0..10).map(|n| n.to_string()).collect::<Vec<_>>());
+}
