@@ -27,7 +27,7 @@ pub use marshal::{
     event_hash, iso8601, marshaller_from_name, JsonMarshaller, LogfmtMarshaller, Marshaller,
 };
 pub use publish::{
-    publisher_from_spec, publisher_from_spec_with, CompositePublisher, FilePublisher, HttpOptions,
-    HttpPublisher, PublishError, Publisher, SpecError, StdoutPublisher, TcpOptions, TcpPublisher,
-    UdpPublisher,
+    publisher_from_spec, publisher_from_spec_with, reopen_on_sighup, CompositePublisher,
+    FilePublisher, HttpOptions, HttpPublisher, PublishError, Publisher, SpecError, StdoutPublisher,
+    TcpOptions, TcpPublisher, UdpPublisher,
 };

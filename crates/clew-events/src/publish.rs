@@ -1,9 +1,12 @@
 //! Publishers: where marshalled lines go.
 //!
 //! Every publisher takes one line (no trailing newline) per event. Stream
-//! sinks (stdout, file, TCP) add the newline; UDP sends one datagram per
-//! line; HTTP POSTs one request per line. [`publisher_from_spec`] builds one
-//! from a `--publish` spec.
+//! sinks (stdout, file, TCP) add the newline, so a custom
+//! [`crate::Marshaller`] must not put newlines inside a line (the built-in
+//! ones escape them); UDP sends one datagram per line; HTTP POSTs one
+//! request per line. [`publisher_from_spec`] builds one from a `--publish`
+//! spec; [`reopen_on_sighup`] wires logrotate's signal to
+//! [`Publisher::reopen`].
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -591,7 +594,9 @@ impl Publisher for TcpPublisher {
 pub const DEFAULT_UDP_MAX: usize = 8 * 1024;
 
 /// One datagram per line. Lines longer than the cap (default 8 KiB) are
-/// dropped and counted ([`UdpPublisher::dropped`]), not retried.
+/// dropped and counted ([`UdpPublisher::dropped`]), not retried. A send
+/// error (for example an earlier datagram was refused by the port) is
+/// returned, so the delivery loop retries that event.
 pub struct UdpPublisher {
     addr: String,
     max: usize,
@@ -850,6 +855,26 @@ fn unknown_spec(spec: &str) -> SpecError {
     SpecError(format!(
         "invalid publish spec {spec:?}: expected stdout, file:PATH, tcp:HOST:PORT, udp:HOST:PORT or http:URL"
     ))
+}
+
+/// Calls [`Publisher::reopen`] on `publisher` each time the process gets
+/// SIGHUP (logrotate's `postrotate` signal), in a task of its own. The
+/// signal handler is installed before this returns. Errors of a reopen are
+/// logged; the task runs until the runtime shuts down.
+pub fn reopen_on_sighup(
+    publisher: Arc<dyn Publisher>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match publisher.reopen().await {
+                Ok(()) => tracing::info!(sink = %publisher.name(), "reopened on SIGHUP"),
+                Err(e) => {
+                    tracing::warn!(sink = %publisher.name(), error = %e, "reopen on SIGHUP failed")
+                }
+            }
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -356,3 +356,31 @@ async fn http_retries_connection_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn specs_build_working_publishers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.log");
+    let p = clew_events::publisher_from_spec(&format!("file:{}", path.display()))
+        .await
+        .unwrap();
+    p.publish("via spec").await.unwrap();
+    assert_eq!(read_lines(&path), ["via spec"]);
+
+    // HTTP sinks send the marshaller's content type.
+    let hook = Arc::new(Hook::default());
+    let addr = hook_server(hook.clone()).await;
+    let logfmt = clew_events::marshaller_from_name("logfmt").unwrap();
+    let p = clew_events::publisher_from_spec_with(
+        &format!("http:http://{addr}/hook"),
+        logfmt.content_type(),
+    )
+    .await
+    .unwrap();
+    let line = logfmt.marshal(&numbered(3));
+    p.publish(&line).await.unwrap();
+    assert_eq!(
+        *hook.bodies.lock().unwrap(),
+        [("text/plain; charset=utf-8".to_owned(), line)]
+    );
+}
