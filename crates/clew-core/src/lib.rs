@@ -16,7 +16,9 @@
 //!   error wording.
 //! * [`stats`]: histogram buckets and the reported statistics.
 //! * [`config`]: the configuration defaults.
+//! * [`analytics`]: search and statistics over the lifecycle history.
 
+pub mod analytics;
 pub mod command;
 pub mod config;
 pub mod engine;
@@ -32,7 +34,7 @@ pub mod time;
 pub mod tx;
 
 pub use command::{Command, Reply};
-pub use engine::Engine;
+pub use engine::{Engine, Preprocessor};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventSink, MemorySink, NullSink, PendingEvent};
 pub use job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurRecord};

@@ -1,0 +1,433 @@
+//! Search and statistics over the lifecycle history (no Splunk needed).
+//!
+//! * [`Filter`] selects lifecycle events by time range, queue, class, event
+//!   type, job id and metadata `key=value` pairs; [`matches`] applies it.
+//! * [`stats`] groups matching events ([`GroupBy`]: class, queue or one
+//!   metadata key) and summarises `time_in_queue` (carried by `dequeued`
+//!   events) and `time_to_perform` (carried by `perform_finished` and
+//!   `failed`) as count, p50, p95, p99, max and mean ([`Summary`]), plus an
+//!   SLA figure: the share of dequeues whose `time_in_queue` was at most N
+//!   seconds ([`Sla`]).
+//! * [`scan`] reads the whole lifecycle log of a store, in pages, keeping
+//!   the events a filter matches.
+//!
+//! # Percentiles
+//! Percentiles are exact, by the **nearest-rank** method: for `n` values
+//! sorted ascending, the p-th percentile is the value of rank
+//! `ceil(p / 100 * n)` (1-based, at least 1). It is always one of the
+//! observed values; for example the p50 of `[1, 2, 3, 4]` is `2`, and its
+//! p95 is `4`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::Result;
+use crate::lifecycle::{LifecycleEvent, LifecycleKind};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// Which lifecycle events to keep. Every set criterion must hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only events strictly before this time.
+    pub until: Option<Timestamp>,
+    /// Only events of this queue.
+    pub queue: Option<String>,
+    /// Only events of this job class.
+    pub klass: Option<String>,
+    /// Only events of this type.
+    pub kind: Option<LifecycleKind>,
+    /// Only events of this job.
+    pub jid: Option<String>,
+    /// Only events whose metadata has each `key` equal to `value` (see
+    /// [`meta_text`] for how a JSON value compares with the text).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Filter {
+    /// Parses a `key=value` or `key:value` metadata criterion (split at
+    /// the first `=`, else the first `:`); the key must not be empty.
+    pub fn parse_meta(text: &str) -> Option<(String, String)> {
+        let (k, v) = text.split_once('=').or_else(|| text.split_once(':'))?;
+        if k.is_empty() {
+            return None;
+        }
+        Some((k.to_owned(), v.to_owned()))
+    }
+}
+
+/// A metadata value as text for comparison and grouping: a JSON string is
+/// its content, anything else its JSON text (`true`, `3`, `null`, ...).
+pub fn meta_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `ev` passes every criterion of `f`.
+pub fn matches(f: &Filter, ev: &LifecycleEvent) -> bool {
+    if f.since.is_some_and(|t| ev.at < t) || f.until.is_some_and(|t| ev.at >= t) {
+        return false;
+    }
+    if f.queue.as_deref().is_some_and(|q| q != ev.queue)
+        || f.klass.as_deref().is_some_and(|k| k != ev.klass)
+        || f.jid.as_deref().is_some_and(|j| j != ev.jid)
+        || f.kind.is_some_and(|k| k != ev.kind)
+    {
+        return false;
+    }
+    f.metadata
+        .iter()
+        .all(|(k, v)| ev.metadata.get(k).is_some_and(|m| meta_text(m) == *v))
+}
+
+/// How many log entries [`scan`] reads at a time.
+pub const SCAN_PAGE: i64 = 10_000;
+
+/// Reads the store's whole event log after sequence `after`, in pages of
+/// [`SCAN_PAGE`], and returns the lifecycle events `f` matches, oldest
+/// first. This reads every event; it is linear in the size of the log.
+pub async fn scan(store: &dyn Store, f: &Filter, after: i64) -> Result<Vec<LifecycleEvent>> {
+    let mut cursor = after;
+    let mut out = Vec::new();
+    loop {
+        let page = store.events_after(cursor, SCAN_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        out.extend(
+            page.iter()
+                .filter_map(|e| e.lifecycle())
+                .filter(|ev| matches(f, ev)),
+        );
+        if (page.len() as i64) < SCAN_PAGE {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A lifecycle event as natural JSON: `seq`, `event_type`, `timestamp`
+/// (seconds), `jid`, `queue`, `klass`, `args`, `metadata`, `origin`,
+/// `time_in_queue`, `time_to_perform` and `error` (null when absent).
+pub fn event_json(ev: &LifecycleEvent) -> Value {
+    json!({
+        "seq": ev.seq,
+        "event_type": ev.kind.as_str(),
+        "timestamp": ev.at.as_secs_f64(),
+        "jid": ev.jid,
+        "queue": ev.queue,
+        "klass": ev.klass,
+        "args": ev.args,
+        "metadata": ev.metadata,
+        "origin": {"hostname": ev.origin.hostname, "process": ev.origin.process},
+        "time_in_queue": ev.time_in_queue,
+        "time_to_perform": ev.time_to_perform,
+        "error": ev.error.as_ref().map(|e| json!({
+            "class": e.class, "message": e.message, "backtrace": e.backtrace,
+        })),
+    })
+}
+
+/// How [`stats`] groups events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    /// One group for everything (its name is null).
+    All,
+    /// By job class.
+    Class,
+    /// By queue.
+    Queue,
+    /// By the value of one metadata key ([`meta_text`]); events without
+    /// the key form the group named null.
+    Meta(String),
+}
+
+impl GroupBy {
+    /// Parses `class`, `queue` or `meta:<key>` (also `metadata:<key>`).
+    pub fn parse(text: &str) -> Option<GroupBy> {
+        match text {
+            "class" | "klass" => Some(GroupBy::Class),
+            "queue" => Some(GroupBy::Queue),
+            _ => {
+                let key = text
+                    .strip_prefix("meta:")
+                    .or_else(|| text.strip_prefix("metadata:"))?;
+                (!key.is_empty()).then(|| GroupBy::Meta(key.to_owned()))
+            }
+        }
+    }
+
+    fn key(&self, ev: &LifecycleEvent) -> Option<String> {
+        match self {
+            GroupBy::All => None,
+            GroupBy::Class => Some(ev.klass.clone()),
+            GroupBy::Queue => Some(ev.queue.clone()),
+            GroupBy::Meta(k) => ev.metadata.get(k).map(meta_text),
+        }
+    }
+}
+
+/// Count, nearest-rank percentiles, max and mean of a set of durations
+/// (seconds). All but `count` are null when there are no values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// How many values.
+    pub count: u64,
+    /// 50th percentile (nearest rank).
+    pub p50: Option<f64>,
+    /// 95th percentile (nearest rank).
+    pub p95: Option<f64>,
+    /// 99th percentile (nearest rank).
+    pub p99: Option<f64>,
+    /// The largest value.
+    pub max: Option<f64>,
+    /// The arithmetic mean.
+    pub mean: Option<f64>,
+}
+
+/// The nearest-rank `p`-th percentile (0 < p <= 100) of values sorted
+/// ascending: the value of rank `ceil(p / 100 * n)` (at least 1); None if
+/// empty.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    let rank = ((p / 100.0) * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
+impl Summary {
+    /// Summarises `values` (any order).
+    pub fn of(mut values: Vec<f64>) -> Summary {
+        values.sort_by(f64::total_cmp);
+        let count = values.len() as u64;
+        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+        Summary {
+            count,
+            p50: percentile(&values, 50.0),
+            p95: percentile(&values, 95.0),
+            p99: percentile(&values, 99.0),
+            max: values.last().copied(),
+            mean,
+        }
+    }
+}
+
+/// The SLA figure: of the dequeues counted (`total`), how many waited at
+/// most the threshold in their queue (`within`), and the share (null when
+/// `total` is 0).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sla {
+    /// The threshold, seconds.
+    pub seconds: f64,
+    /// Dequeues whose `time_in_queue` was <= `seconds`.
+    pub within: u64,
+    /// Dequeues counted.
+    pub total: u64,
+    /// `within / total`.
+    pub share: Option<f64>,
+}
+
+/// The figures of one group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GroupStats {
+    /// The group's name (class, queue or metadata value); null for
+    /// [`GroupBy::All`] and for events without the metadata key.
+    pub group: Option<String>,
+    /// Matching events in the group (of every type).
+    pub count: u64,
+    /// `time_in_queue` of its `dequeued` events.
+    pub time_in_queue: Summary,
+    /// `time_to_perform` of its `perform_finished` and `failed` events.
+    pub time_to_perform: Summary,
+    /// The SLA figure, when a threshold was asked for.
+    pub sla: Option<Sla>,
+}
+
+/// Groups events and summarises each group; groups come sorted by name
+/// (null first). A job dequeued twice (a retry) counts twice.
+pub fn stats<'a>(
+    events: impl IntoIterator<Item = &'a LifecycleEvent>,
+    by: &GroupBy,
+    sla_seconds: Option<f64>,
+) -> Vec<GroupStats> {
+    #[derive(Default)]
+    struct Acc {
+        count: u64,
+        tiq: Vec<f64>,
+        ttp: Vec<f64>,
+    }
+    let mut groups: BTreeMap<Option<String>, Acc> = BTreeMap::new();
+    for ev in events {
+        let acc = groups.entry(by.key(ev)).or_default();
+        acc.count += 1;
+        if let Some(t) = ev.time_in_queue {
+            acc.tiq.push(t);
+        }
+        if let Some(t) = ev.time_to_perform {
+            acc.ttp.push(t);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(group, acc)| {
+            let sla = sla_seconds.map(|seconds| {
+                let total = acc.tiq.len() as u64;
+                let within = acc.tiq.iter().filter(|t| **t <= seconds).count() as u64;
+                Sla {
+                    seconds,
+                    within,
+                    total,
+                    share: (total > 0).then(|| within as f64 / total as f64),
+                }
+            });
+            GroupStats {
+                group,
+                count: acc.count,
+                time_in_queue: Summary::of(acc.tiq),
+                time_to_perform: Summary::of(acc.ttp),
+                sla,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Origin;
+    use serde_json::Map;
+
+    fn ev(
+        kind: LifecycleKind,
+        at: i64,
+        klass: &str,
+        tiq: Option<f64>,
+        ttp: Option<f64>,
+    ) -> LifecycleEvent {
+        let mut metadata = Map::new();
+        metadata.insert("strategy".into(), Value::String(format!("s-{klass}")));
+        metadata.insert("pages".into(), json!(3));
+        LifecycleEvent {
+            seq: at,
+            kind,
+            at: Timestamp::from_secs(at),
+            jid: format!("j{at}"),
+            queue: "q".into(),
+            klass: klass.into(),
+            args: json!([]),
+            metadata,
+            origin: Origin::default(),
+            time_in_queue: tiq,
+            time_to_perform: ttp,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(5.0));
+        assert_eq!(percentile(&v, 95.0), Some(10.0));
+        assert_eq!(percentile(&v, 99.0), Some(10.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), Some(2.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+        // 100 values 1..=100: p95 is the 95th, p99 the 99th.
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 95.0), Some(95.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        // 20 values: p95 rank ceil(19) = 19, p99 rank ceil(19.8) = 20.
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&v, 95.0), Some(19.0));
+        assert_eq!(percentile(&v, 99.0), Some(20.0));
+    }
+
+    #[test]
+    fn summary_of_unsorted_values() {
+        let s = Summary::of(vec![4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(s.count, 4);
+        assert_eq!(s.p50, Some(2.0));
+        assert_eq!(s.p95, Some(4.0));
+        assert_eq!(s.max, Some(4.0));
+        assert_eq!(s.mean, Some(2.5));
+        assert_eq!(Summary::of(vec![]), Summary::default());
+    }
+
+    #[test]
+    fn filter_criteria() {
+        let e = ev(LifecycleKind::Dequeued, 100, "A", Some(1.0), None);
+        assert!(matches(&Filter::default(), &e));
+        let f = |g: fn(&mut Filter)| {
+            let mut f = Filter::default();
+            g(&mut f);
+            matches(&f, &e)
+        };
+        assert!(f(|f| f.since = Some(Timestamp::from_secs(100))));
+        assert!(!f(|f| f.since = Some(Timestamp::from_secs(101))));
+        assert!(!f(|f| f.until = Some(Timestamp::from_secs(100))));
+        assert!(f(|f| f.until = Some(Timestamp::from_secs(101))));
+        assert!(!f(|f| f.queue = Some("other".into())));
+        assert!(f(|f| f.klass = Some("A".into())));
+        assert!(!f(|f| f.kind = Some(LifecycleKind::Enqueued)));
+        assert!(f(|f| f.jid = Some("j100".into())));
+        assert!(f(|f| f.metadata = vec![("strategy".into(), "s-A".into())]));
+        assert!(f(|f| f.metadata = vec![("pages".into(), "3".into())]));
+        assert!(!f(|f| f.metadata = vec![("pages".into(), "4".into())]));
+        assert!(!f(|f| f.metadata = vec![("missing".into(), "x".into())]));
+        assert_eq!(
+            Filter::parse_meta("a=b:c"),
+            Some(("a".into(), "b:c".into()))
+        );
+        assert_eq!(Filter::parse_meta("a:b"), Some(("a".into(), "b".into())));
+        assert_eq!(Filter::parse_meta("=b"), None);
+        assert_eq!(Filter::parse_meta("ab"), None);
+    }
+
+    #[test]
+    fn grouped_stats_and_sla() {
+        let events = vec![
+            ev(LifecycleKind::Enqueued, 1, "A", None, None),
+            ev(LifecycleKind::Dequeued, 2, "A", Some(1.0), None),
+            ev(LifecycleKind::Dequeued, 3, "A", Some(5.0), None),
+            ev(LifecycleKind::Dequeued, 4, "A", Some(2.0), None),
+            ev(LifecycleKind::PerformFinished, 5, "A", None, Some(0.5)),
+            ev(LifecycleKind::Dequeued, 6, "B", Some(10.0), None),
+            ev(LifecycleKind::Failed, 7, "B", None, Some(3.0)),
+        ];
+        let g = stats(&events, &GroupBy::Class, Some(2.0));
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].group.as_deref(), Some("A"));
+        assert_eq!(g[0].count, 5);
+        assert_eq!(g[0].time_in_queue.count, 3);
+        assert_eq!(g[0].time_in_queue.p50, Some(2.0));
+        assert_eq!(g[0].time_in_queue.max, Some(5.0));
+        assert_eq!(g[0].time_in_queue.mean, Some(8.0 / 3.0));
+        assert_eq!(g[0].time_to_perform.p99, Some(0.5));
+        let sla = g[0].sla.clone().expect("sla asked");
+        assert_eq!((sla.within, sla.total), (2, 3));
+        assert_eq!(sla.share, Some(2.0 / 3.0));
+        assert_eq!(g[1].group.as_deref(), Some("B"));
+        assert_eq!(g[1].sla.as_ref().map(|s| s.share), Some(Some(0.0)));
+        let all = stats(&events, &GroupBy::All, None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].group, None);
+        assert_eq!(all[0].count, 7);
+        assert_eq!(all[0].time_in_queue.p95, Some(10.0));
+        assert!(all[0].sla.is_none());
+        let m = stats(&events, &GroupBy::Meta("strategy".into()), None);
+        assert_eq!(
+            m.iter().map(|g| g.group.clone()).collect::<Vec<_>>(),
+            vec![Some("s-A".into()), Some("s-B".into())]
+        );
+        assert_eq!(GroupBy::parse("meta:x"), Some(GroupBy::Meta("x".into())));
+        assert_eq!(GroupBy::parse("meta:"), None);
+        assert_eq!(GroupBy::parse("nope"), None);
+    }
+}
