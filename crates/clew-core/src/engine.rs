@@ -18,12 +18,30 @@ use crate::store::Store;
 use crate::time::{Clock, SystemClock, Timestamp};
 
 /// The job engine: a store, a clock and an event sink.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     sink: Arc<dyn EventSink>,
     origin: Origin,
+    preprocessors: Vec<Preprocessor>,
+}
+
+/// A hook run on every put before it reaches the store (resque-clues' item
+/// preprocessor): it may add metadata (keys starting with `_` are dropped
+/// later) or adjust other put options.
+pub type Preprocessor = Arc<dyn Fn(&mut PutParams) + Send + Sync>;
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("sink", &self.sink)
+            .field("origin", &self.origin)
+            .field("preprocessors", &self.preprocessors.len())
+            .finish()
+    }
 }
 
 impl Engine {
@@ -34,6 +52,7 @@ impl Engine {
             clock: Arc::new(SystemClock),
             sink: Arc::new(NullSink),
             origin: Origin::this_process(),
+            preprocessors: Vec::new(),
         }
     }
 
@@ -53,6 +72,13 @@ impl Engine {
     /// Defaults to this process.
     pub fn with_origin(mut self, origin: Origin) -> Engine {
         self.origin = origin;
+        self
+    }
+
+    /// Adds a preprocessor, run (in the order added) on every put and
+    /// requeue before it reaches the store.
+    pub fn with_preprocessor(mut self, hook: Preprocessor) -> Engine {
+        self.preprocessors.push(hook);
         self
     }
 
@@ -87,8 +113,13 @@ impl Engine {
         &self,
         now: Timestamp,
         origin: Origin,
-        command: Command,
+        mut command: Command,
     ) -> Result<Reply> {
+        if let Command::Put(p) = &mut command {
+            for hook in &self.preprocessors {
+                hook(p);
+            }
+        }
         let name = command.name();
         let result = self
             .store

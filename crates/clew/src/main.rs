@@ -83,6 +83,12 @@ enum Cmd {
         /// `tcp:HOST:PORT`, `udp:HOST:PORT`, `http:URL`.
         #[arg(long = "publish", value_name = "SPEC")]
         publish: Vec<String>,
+        /// Metadata added to every job put through this server (the item
+        /// preprocessor), `KEY=VALUE`; repeatable. A value that parses as
+        /// JSON is kept as JSON, else as a string. Keys starting with `_` are
+        /// refused (they are the system's).
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
         /// Event format for --publish: `json` (resque-clues) or `logfmt`.
         #[arg(long, default_value = "json")]
         marshal: String,
@@ -648,8 +654,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ref publish,
             ref marshal,
             ref cursor_dir,
+            ref metadata,
         } => {
             let engine = open(&cli)?;
+            let engine = match static_metadata(metadata)? {
+                None => engine,
+                Some(extra) => engine.with_preprocessor(std::sync::Arc::new(move |p| {
+                    let m = p.metadata.get_or_insert_with(Default::default);
+                    for (k, v) in &extra {
+                        m.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                })),
+            };
             let cursor_dir = cursor_dir.clone().unwrap_or_else(|| {
                 let db = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
                 std::path::PathBuf::from(format!("{db}.cursors"))
@@ -1798,6 +1814,31 @@ fn job_table(jobs: &[JobView], with_failure: bool) -> String {
         t.row(row);
     }
     t.render()
+}
+
+/// Parses `--metadata KEY=VALUE` flags.
+fn static_metadata(
+    flags: &[String],
+) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut m = serde_json::Map::new();
+    for f in flags {
+        let (k, v) = f
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Error::invalid(format!("--metadata: expected KEY=VALUE, got {f:?}")))?;
+        if k.starts_with('_') {
+            return Err(Error::invalid(format!(
+                "--metadata: keys starting with _ are the system's, got {k:?}"
+            ))
+            .into());
+        }
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::from(v));
+        m.insert(k.to_owned(), value);
+    }
+    Ok(Some(m))
 }
 
 async fn server(

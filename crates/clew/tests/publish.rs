@@ -286,3 +286,66 @@ async fn a_tcp_sink_outage_and_a_server_restart_lose_no_event() {
     }
     assert_eq!(first, (0..10).map(|n| n.to_string()).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_server_metadata_is_added_to_every_put() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("m.log");
+    let spec = format!("file:{}", out.display());
+    let server = Server::start(
+        &dir.path().join("m.db"),
+        &[
+            "--publish",
+            &spec,
+            "--metadata",
+            "env=prod",
+            "--metadata",
+            "shard=3",
+        ],
+    );
+    server
+        .qless(
+            "put",
+            &[
+                "me",
+                "q",
+                "j",
+                "K",
+                "{}",
+                "0",
+                "metadata",
+                r#"{"env":"given"}"#,
+            ],
+        )
+        .await;
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    wait_until("the enqueued event", || !read().is_empty()).await;
+    server.stop();
+    let meta = &read()[0]["metadata"];
+    // The put's own value wins over the server's default.
+    assert_eq!(meta["env"], "given");
+    assert_eq!(meta["shard"], 3);
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_clew"))
+        .args([
+            "--db",
+            &format!("sqlite:{}", dir.path().join("x.db").display()),
+        ])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--metadata",
+            "_hostname=spoof",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--metadata"));
+}

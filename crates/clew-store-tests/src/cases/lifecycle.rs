@@ -317,3 +317,31 @@ pub fn metadata_must_be_a_json_object(t: &Harness) {
     );
     assert_eq!(t.get("j"), Value::Null);
 }
+
+/// An engine preprocessor (resque-clues' item preprocessor) runs on every
+/// put and can add metadata that rides on the job's events; explicit put
+/// metadata it does not touch is kept.
+pub fn preprocessor_adds_metadata_at_enqueue(t: &Harness) {
+    let engine = t
+        .engine()
+        .clone()
+        .with_preprocessor(std::sync::Arc::new(|p: &mut PutParams| {
+            let m = p.metadata.get_or_insert_with(Default::default);
+            m.insert("customer_id".into(), json!(42));
+            m.insert("_event_hash".into(), json!("spoof"));
+        }));
+    let mut p = PutParams::new("q", "K");
+    p.jid = "j".into();
+    p.metadata = Some(
+        json!({"region": "eu"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    t.block_on(engine.put(p)).expect("put");
+    let ev = t.lifecycle().pop().expect("enqueued");
+    assert_eq!(
+        serde_json::Value::Object(ev.metadata),
+        json!({"region": "eu", "customer_id": 42})
+    );
+}
