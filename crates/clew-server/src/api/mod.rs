@@ -37,6 +37,7 @@ use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
 
 pub mod config;
+pub mod events;
 pub mod failed;
 pub mod jobs;
 pub mod queues;
@@ -59,6 +60,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tags::routes())
         .merge(config::routes())
         .merge(recurring::routes())
+        .merge(events::routes())
         .split_for_parts()
 }
 

@@ -1,0 +1,236 @@
+//! Search and statistics over the lifecycle history:
+//! `GET /v1/events/search` and `GET /v1/events/stats` (see
+//! [`clew_core::analytics`]). Both read the whole lifecycle log and filter
+//! it in memory (linear in the size of the log).
+
+use axum::extract::{Query, State};
+use axum::Json;
+use clew_core::analytics::{self, Filter, GroupBy};
+use clew_core::LifecycleKind;
+use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{timestamp, ErrorBody};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The most events one search page returns.
+pub const MAX_LIMIT: usize = 10_000;
+/// The events a search page returns by default.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// The event search and statistics routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search_events))
+        .routes(routes!(event_stats))
+}
+
+/// The query parameters, parsed.
+#[derive(Default)]
+struct Params {
+    filter: Filter,
+    limit: Option<usize>,
+    after: Option<i64>,
+    before: Option<i64>,
+    newest_first: bool,
+    by: Option<GroupBy>,
+    sla: Option<f64>,
+}
+
+fn parse_secs(name: &str, v: &str) -> Result<f64, ApiError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| {
+            ApiError::invalid(format!("{name}: expected a number of seconds, got {v:?}"))
+        })
+}
+
+fn parse_int(name: &str, v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::invalid(format!("{name}: expected an integer >= 0, got {v:?}")))
+}
+
+fn nonempty(name: &str, v: &str) -> Result<String, ApiError> {
+    if v.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{name}: expected a non-empty value"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+/// Parses the query; `stats` says which extra parameters are allowed.
+fn parse(pairs: Vec<(String, String)>, stats: bool) -> Result<Params, ApiError> {
+    let mut p = Params::default();
+    for (k, v) in pairs {
+        let v = v.as_str();
+        match k.as_str() {
+            "since" => p.filter.since = Some(timestamp("since", parse_secs("since", v)?)?),
+            "until" => p.filter.until = Some(timestamp("until", parse_secs("until", v)?)?),
+            "queue" => p.filter.queue = Some(nonempty("queue", v)?),
+            "klass" | "class" => p.filter.klass = Some(nonempty("klass", v)?),
+            "jid" => p.filter.jid = Some(nonempty("jid", v)?),
+            "type" => {
+                p.filter.kind = Some(LifecycleKind::parse(v).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "type: expected enqueued, dequeued, perform_started, \
+                         perform_finished or failed, got {v:?}"
+                    ))
+                })?)
+            }
+            "meta" => p.filter.metadata.push(Filter::parse_meta(v).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "meta: expected key:value (or key=value), got {v:?}"
+                ))
+            })?),
+            "limit" if !stats => {
+                let n = parse_int("limit", v)? as usize;
+                if n == 0 || n > MAX_LIMIT {
+                    return Err(ApiError::invalid(format!(
+                        "limit: expected an integer from 1 to {MAX_LIMIT}, got {v:?}"
+                    )));
+                }
+                p.limit = Some(n);
+            }
+            "after" if !stats => p.after = Some(parse_int("after", v)?),
+            "before" if !stats => p.before = Some(parse_int("before", v)?),
+            "order" if !stats => {
+                p.newest_first = match v {
+                    "asc" | "oldest" => false,
+                    "desc" | "newest" => true,
+                    _ => {
+                        return Err(ApiError::invalid(format!(
+                            "order: expected asc or desc, got {v:?}"
+                        )))
+                    }
+                }
+            }
+            "by" if stats => {
+                p.by = Some(GroupBy::parse(v).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "by: expected class, queue or meta:<key>, got {v:?}"
+                    ))
+                })?)
+            }
+            "sla" if stats => {
+                let s = parse_secs("sla", v)?;
+                if s < 0.0 {
+                    return Err(ApiError::invalid(format!(
+                        "sla: expected a number of seconds >= 0, got {v:?}"
+                    )));
+                }
+                p.sla = Some(s);
+            }
+            other => {
+                let allowed = if stats {
+                    "since, until, queue, klass, type, jid, meta, by, sla"
+                } else {
+                    "since, until, queue, klass, type, jid, meta, limit, after, before, order"
+                };
+                return Err(ApiError::invalid(format!(
+                    "query string: unknown parameter {other:?}, expected one of {allowed}"
+                )));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn raw_pairs(
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))
+}
+
+/// Lifecycle events matching the filters, oldest first (or newest first
+/// with `order=desc`), a page at a time. Page on with `after` (ascending)
+/// or `before` (descending) set to the returned `next`.
+#[utoipa::path(get, path = "/v1/events/search", tag = "events",
+    params(
+        ("since" = Option<f64>, Query, description = "Events at or after this time (seconds)"),
+        ("until" = Option<f64>, Query, description = "Events before this time (seconds)"),
+        ("queue" = Option<String>, Query, description = "Only this queue"),
+        ("klass" = Option<String>, Query, description = "Only this job class"),
+        ("type" = Option<String>, Query, description = "Only this event type: enqueued, dequeued, perform_started, perform_finished, failed"),
+        ("jid" = Option<String>, Query, description = "Only this job"),
+        ("meta" = Option<Vec<String>>, Query, description = "key:value metadata criterion (repeatable; all must hold)"),
+        ("limit" = Option<i64>, Query, description = "At most this many events (default 100, at most 10000)"),
+        ("after" = Option<i64>, Query, description = "Only events with a sequence number above this"),
+        ("before" = Option<i64>, Query, description = "Only events with a sequence number below this"),
+        ("order" = Option<String>, Query, description = "asc (oldest first, default) or desc (newest first)")),
+    responses(
+        (status = 200, description = "`{\"events\": [...], \"next\": seq or null}`", body = Object),
+        (status = "4XX", description = "Refused", body = ErrorBody)))]
+pub async fn search_events(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = parse(raw_pairs(query)?, false)?;
+    let store = state.engine().store().clone();
+    let mut events = analytics::scan(store.as_ref(), &p.filter, p.after.unwrap_or(0)).await?;
+    if let Some(b) = p.before {
+        events.retain(|e| e.seq < b);
+    }
+    if p.newest_first {
+        events.reverse();
+    }
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    let more = events.len() > limit;
+    events.truncate(limit);
+    let next = if more {
+        events.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "events": events.iter().map(analytics::event_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+/// Statistics of the lifecycle events matching the filters, per group
+/// (`by`: class, queue or meta:<key>; one group if omitted): event count,
+/// `time_in_queue` (of dequeues) and `time_to_perform` (of finished and
+/// failed performs) as count, p50, p95, p99 (nearest rank), max and mean,
+/// and with `sla=N` the share of dequeues that waited at most N seconds.
+#[utoipa::path(get, path = "/v1/events/stats", tag = "events",
+    params(
+        ("since" = Option<f64>, Query, description = "Events at or after this time (seconds)"),
+        ("until" = Option<f64>, Query, description = "Events before this time (seconds)"),
+        ("queue" = Option<String>, Query, description = "Only this queue"),
+        ("klass" = Option<String>, Query, description = "Only this job class"),
+        ("type" = Option<String>, Query, description = "Only this event type"),
+        ("jid" = Option<String>, Query, description = "Only this job"),
+        ("meta" = Option<Vec<String>>, Query, description = "key:value metadata criterion (repeatable)"),
+        ("by" = Option<String>, Query, description = "Group by class, queue or meta:<key>"),
+        ("sla" = Option<f64>, Query, description = "SLA threshold in seconds")),
+    responses(
+        (status = 200, description = "`{\"by\", \"sla_seconds\", \"groups\": [{group, count, time_in_queue, time_to_perform, sla}]}`", body = Object),
+        (status = "4XX", description = "Refused", body = ErrorBody)))]
+pub async fn event_stats(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = parse(raw_pairs(query)?, true)?;
+    let store = state.engine().store().clone();
+    let events = analytics::scan(store.as_ref(), &p.filter, 0).await?;
+    let by = p.by.unwrap_or(GroupBy::All);
+    let groups = analytics::stats(&events, &by, p.sla);
+    let by_name = match &by {
+        GroupBy::All => Value::Null,
+        GroupBy::Class => json!("class"),
+        GroupBy::Queue => json!("queue"),
+        GroupBy::Meta(k) => json!(format!("meta:{k}")),
+    };
+    Ok(Json(json!({
+        "by": by_name,
+        "sla_seconds": p.sla,
+        "groups": groups,
+    })))
+}
