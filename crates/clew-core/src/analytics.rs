@@ -133,6 +133,33 @@ pub fn event_json(ev: &LifecycleEvent) -> Value {
     })
 }
 
+/// One page of a search: `events` (matching, oldest first, as [`scan`]
+/// returns them) restricted to sequence numbers below `before` (if set),
+/// reversed when `newest_first`, cut to `limit`. Returns the page and the
+/// cursor of the next page (the last event's seq, to pass as `after` or
+/// `before`), or None when this is the last page.
+pub fn page(
+    mut events: Vec<LifecycleEvent>,
+    before: Option<i64>,
+    newest_first: bool,
+    limit: usize,
+) -> (Vec<LifecycleEvent>, Option<i64>) {
+    if let Some(b) = before {
+        events.retain(|e| e.seq < b);
+    }
+    if newest_first {
+        events.reverse();
+    }
+    let more = events.len() > limit;
+    events.truncate(limit);
+    let next = if more {
+        events.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    (events, next)
+}
+
 /// How [`stats`] groups events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GroupBy {
@@ -159,6 +186,17 @@ impl GroupBy {
                     .or_else(|| text.strip_prefix("metadata:"))?;
                 (!key.is_empty()).then(|| GroupBy::Meta(key.to_owned()))
             }
+        }
+    }
+
+    /// The name [`GroupBy::parse`] reads (`class`, `queue`, `meta:<key>`),
+    /// or None for [`GroupBy::All`].
+    pub fn name(&self) -> Option<String> {
+        match self {
+            GroupBy::All => None,
+            GroupBy::Class => Some("class".to_owned()),
+            GroupBy::Queue => Some("queue".to_owned()),
+            GroupBy::Meta(k) => Some(format!("meta:{k}")),
         }
     }
 
@@ -429,5 +467,13 @@ mod tests {
         assert_eq!(GroupBy::parse("meta:x"), Some(GroupBy::Meta("x".into())));
         assert_eq!(GroupBy::parse("meta:"), None);
         assert_eq!(GroupBy::parse("nope"), None);
+        assert_eq!(GroupBy::Meta("x".into()).name().as_deref(), Some("meta:x"));
+        assert_eq!(GroupBy::All.name(), None);
+        let (p, next) = page(events.clone(), Some(7), true, 2);
+        assert_eq!(p.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![6, 5]);
+        assert_eq!(next, Some(5));
+        let (p, next) = page(events, None, false, 7);
+        assert_eq!(p.len(), 7);
+        assert_eq!(next, None);
     }
 }

@@ -173,21 +173,9 @@ pub async fn search_events(
 ) -> Result<Json<Value>, ApiError> {
     let p = parse(raw_pairs(query)?, false)?;
     let store = state.engine().store().clone();
-    let mut events = analytics::scan(store.as_ref(), &p.filter, p.after.unwrap_or(0)).await?;
-    if let Some(b) = p.before {
-        events.retain(|e| e.seq < b);
-    }
-    if p.newest_first {
-        events.reverse();
-    }
+    let events = analytics::scan(store.as_ref(), &p.filter, p.after.unwrap_or(0)).await?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    let more = events.len() > limit;
-    events.truncate(limit);
-    let next = if more {
-        events.last().map(|e| e.seq)
-    } else {
-        None
-    };
+    let (events, next) = analytics::page(events, p.before, p.newest_first, limit);
     Ok(Json(json!({
         "events": events.iter().map(analytics::event_json).collect::<Vec<_>>(),
         "next": next,
@@ -222,14 +210,8 @@ pub async fn event_stats(
     let events = analytics::scan(store.as_ref(), &p.filter, 0).await?;
     let by = p.by.unwrap_or(GroupBy::All);
     let groups = analytics::stats(&events, &by, p.sla);
-    let by_name = match &by {
-        GroupBy::All => Value::Null,
-        GroupBy::Class => json!("class"),
-        GroupBy::Queue => json!("queue"),
-        GroupBy::Meta(k) => json!(format!("meta:{k}")),
-    };
     Ok(Json(json!({
-        "by": by_name,
+        "by": by.name(),
         "sla_seconds": p.sla,
         "groups": groups,
     })))
