@@ -24,6 +24,7 @@ use clew_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod events_cmd;
 mod publish;
 mod work;
 
@@ -319,7 +320,8 @@ enum Cmd {
         count: i64,
     },
     /// Print events, one line each: `seq channel message` (with --json,
-    /// one JSON object per line).
+    /// one JSON object per line); `clew events search` and `clew events
+    /// stats` search and summarise the lifecycle history.
     Events {
         /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
@@ -327,6 +329,9 @@ enum Cmd {
         /// Keep printing new events as they are committed.
         #[arg(long)]
         follow: bool,
+        /// Search or summarise the lifecycle history instead.
+        #[command(subcommand)]
+        query: Option<events_cmd::EventsQuery>,
     },
     /// Run a program as the handler of jobs from queues: `clew work
     /// --queue a,b --exec PROGRAM [ARGS]...` (one worker process, or a
@@ -726,6 +731,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = Ctx {
                 client,
                 json: cli.json,
+                url: cli.url.clone().filter(|u| !u.is_empty()),
+                token: cli.token.clone(),
             };
             let result = ctx.dispatch(cli.command).await;
             ctx.client.close().await?;
@@ -738,6 +745,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 struct Ctx {
     client: Client,
     json: bool,
+    /// The server URL when talking to one.
+    url: Option<String>,
+    /// The API token for the server.
+    token: Option<String>,
 }
 
 /// Checks that a flag's value is JSON; names the flag when it is not.
@@ -980,7 +991,25 @@ impl Ctx {
                 }
                 print_str(&format!("moved {} job(s) into {queue}\n", text_of(&v)))
             }
-            Cmd::Events { after, follow } => self.events(after, follow).await,
+            Cmd::Events { query: Some(q), .. } => {
+                let remote = self.url.as_deref().map(|url| events_cmd::Remote {
+                    url,
+                    token: self.token.as_deref(),
+                });
+                let v = events_cmd::query(&self.client, remote, &q).await?;
+                if self.json {
+                    return print_json(&v);
+                }
+                print_str(&match q {
+                    events_cmd::EventsQuery::Search { .. } => events_cmd::search_table(&v),
+                    events_cmd::EventsQuery::Stats { .. } => events_cmd::stats_table(&v),
+                })
+            }
+            Cmd::Events {
+                after,
+                follow,
+                query: None,
+            } => self.events(after, follow).await,
         }
     }
 
