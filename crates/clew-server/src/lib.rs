@@ -11,6 +11,7 @@
 //! * [`api`]: the resource-style API under `/v1`.
 //! * [`events`]: the Server-Sent Events stream `GET /v1/events`.
 //! * [`auth`]: the bearer-token rule.
+//! * [`metrics`]: Prometheus metrics at `GET /metrics`.
 //!
 //! [`app`] builds the router (tests drive it without a socket); [`serve`]
 //! runs it on a bound listener until a shutdown future resolves, letting
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod openapi;
 pub mod state;
 
@@ -42,6 +44,11 @@ pub fn app(state: AppState) -> Router {
         .merge(compat::routes())
         .merge(api::routes())
         .merge(events::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::time_requests,
+        ))
+        .merge(metrics::routes())
         // Inside the token rule: an unknown route is a 401 without the
         // token, like every route but the health check.
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use clew_core::{Clock, Engine, Event, EventSink, Timestamp};
 use tokio::sync::watch;
 
+use crate::metrics::{Metrics, SinkLags};
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -34,21 +36,38 @@ impl Default for ServerConfig {
 
 /// The engine, the settings, the latest committed event number (which
 /// wakes event streams), and the shutdown flag (which ends them).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     engine: Engine,
     config: Arc<ServerConfig>,
     latest: watch::Receiver<i64>,
     shutdown: Arc<watch::Sender<bool>>,
+    metrics: Metrics,
+    sink_lags: Option<SinkLags>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("engine", &self.engine)
+            .field("config", &self.config)
+            .field("latest", &self.latest)
+            .field("shutdown", &self.shutdown)
+            .field("metrics", &self.metrics)
+            .field("sink_lags", &self.sink_lags.is_some())
+            .finish()
+    }
 }
 
 /// The sink the server's engine publishes to: it records the latest event
-/// number so that event streams wake up and read the durable log.
+/// number so that event streams wake up and read the durable log, and
+/// counts them into the server's [`Metrics`].
 #[derive(Debug)]
-struct WakeSink(watch::Sender<i64>);
+struct WakeSink(watch::Sender<i64>, Metrics);
 
 impl EventSink for WakeSink {
     fn publish(&self, events: &[Event]) {
+        self.1.observe(events);
         if let Some(last) = events.last() {
             self.0.send_if_modified(|seq| {
                 let newer = last.seq > *seq;
@@ -65,13 +84,33 @@ impl AppState {
     /// State for `engine` (whose event sink is replaced by the server's).
     pub fn new(engine: Engine, config: ServerConfig) -> AppState {
         let (tx, rx) = watch::channel(0);
-        let engine = engine.with_sink(Arc::new(WakeSink(tx)));
+        let metrics = Metrics::new();
+        let engine = engine.with_sink(Arc::new(WakeSink(tx, metrics.clone())));
         AppState {
             engine,
             config: Arc::new(config),
             latest: rx,
             shutdown: Arc::new(watch::channel(false).0),
+            metrics,
+            sink_lags: None,
         }
+    }
+
+    /// Sets the provider of `clew_sink_lag_events` figures: `(sink name,
+    /// events behind)` pairs read at every `/metrics` scrape.
+    pub fn with_sink_lags(mut self, provider: SinkLags) -> AppState {
+        self.sink_lags = Some(provider);
+        self
+    }
+
+    /// The sink lags (none unless [`AppState::with_sink_lags`] was called).
+    pub fn sink_lags(&self) -> Vec<(String, i64)> {
+        self.sink_lags.as_ref().map(|f| f()).unwrap_or_default()
+    }
+
+    /// The server's counters and histograms.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The engine.

@@ -1904,7 +1904,16 @@ async fn server(
             token,
             body_limit,
         },
-    );
+    )
+    .with_sink_lags({
+        let handles = publishing.handles();
+        std::sync::Arc::new(move || {
+            handles
+                .iter()
+                .map(|h| (h.name().to_owned(), h.status().lag()))
+                .collect()
+        })
+    });
     // Signal handlers first: a SIGTERM right after the listening line must
     // shut down gracefully, not kill the process.
     let shutdown = clew_server::shutdown_signal();

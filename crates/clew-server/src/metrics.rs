@@ -1,0 +1,399 @@
+//! Prometheus metrics: `GET /metrics` in the text exposition format 0.0.4.
+//!
+//! Two kinds of figures:
+//! * counted as events are committed through this server's engine (exact
+//!   for the jobs run through this server since it started; see
+//!   [`Metrics::observe`]): `clew_jobs_total{queue,outcome}`,
+//!   `clew_lifecycle_events_total{queue,kind}`, and the histograms
+//!   `clew_job_wait_seconds{queue}` (a job's time in the queue, from its
+//!   `dequeued` event) and `clew_job_run_seconds{queue}` (its time to
+//!   perform, from `perform_finished` and `failed`);
+//! * read from the store at scrape time: `clew_jobs{queue,state}` (waiting,
+//!   running, stalled, scheduled, depends, recurring), `clew_queue_paused`,
+//!   `clew_failed_jobs{group}`, `clew_workers`, and `clew_sink_lag_events`
+//!   (from the provider given to [`crate::AppState::with_sink_lags`]).
+//!
+//! `clew_store_latency_seconds{route}` is the time the server spends on
+//! each `/v1` request (each one makes engine calls: the store's work
+//! dominates it), labelled by the matched route pattern.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clew_core::{Command, Event, LifecycleKind, Reply};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Upper bounds of the job wait and run time histograms, in seconds.
+pub const JOB_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
+
+/// Upper bounds of the store latency histogram, in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A provider of sink lags: `(sink name, events behind)` pairs, read at
+/// every scrape.
+pub type SinkLags = Arc<dyn Fn() -> Vec<(String, i64)> + Send + Sync>;
+
+/// A cumulative histogram with fixed bucket bounds.
+#[derive(Clone, Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    /// Observations at most `bounds[i]` (not cumulative; summed on output).
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i] += 1;
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str, value: &str) {
+        let mut cumulative = 0;
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{label}=\"{}\",le=\"{}\"}} {cumulative}",
+                escape(value),
+                float(*b)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{label}=\"{}\",le=\"+Inf\"}} {}",
+            escape(value),
+            self.count
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{label}=\"{}\"}} {}",
+            escape(value),
+            float(self.sum)
+        );
+        let _ = writeln!(
+            out,
+            "{name}_count{{{label}=\"{}\"}} {}",
+            escape(value),
+            self.count
+        );
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// (queue, outcome) → count.
+    outcomes: BTreeMap<(String, &'static str), u64>,
+    /// (queue, lifecycle kind) → count.
+    kinds: BTreeMap<(String, &'static str), u64>,
+    wait: BTreeMap<String, Histogram>,
+    run: BTreeMap<String, Histogram>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// The server's counters and histograms (cheap to clone: shared).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Metrics {
+    /// Empty metrics.
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain counters behind: still
+        // usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts the events of one committed command.
+    ///
+    /// Outcomes (`clew_jobs_total{outcome}`): `completed` for each
+    /// `perform_finished` event; for each lifecycle `failed` event,
+    /// `failed` when the same command also logged the job's qless `failed`
+    /// event (the job landed in a failed group), else `retried` (a failed
+    /// attempt that will run again).
+    pub fn observe(&self, events: &[Event]) {
+        let failed_jids: Vec<String> = events
+            .iter()
+            .filter(|e| e.channel == "ql:log")
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.message).ok())
+            .filter(|v| v["event"] == "failed")
+            .filter_map(|v| v["jid"].as_str().map(str::to_owned))
+            .collect();
+        let mut inner = self.lock();
+        for ev in events.iter().filter_map(Event::lifecycle) {
+            *inner
+                .kinds
+                .entry((ev.queue.clone(), ev.kind.as_str()))
+                .or_default() += 1;
+            let outcome = match ev.kind {
+                LifecycleKind::PerformFinished => Some("completed"),
+                LifecycleKind::Failed if failed_jids.contains(&ev.jid) => Some("failed"),
+                LifecycleKind::Failed => Some("retried"),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                *inner
+                    .outcomes
+                    .entry((ev.queue.clone(), outcome))
+                    .or_default() += 1;
+            }
+            if let Some(t) = ev.time_in_queue {
+                inner
+                    .wait
+                    .entry(ev.queue.clone())
+                    .or_insert_with(|| Histogram::new(JOB_BUCKETS))
+                    .observe(t);
+            }
+            if let Some(t) = ev.time_to_perform {
+                inner
+                    .run
+                    .entry(ev.queue.clone())
+                    .or_insert_with(|| Histogram::new(JOB_BUCKETS))
+                    .observe(t);
+            }
+        }
+    }
+
+    /// Records the time of one request on `route`.
+    pub fn observe_latency(&self, route: &str, seconds: f64) {
+        self.lock()
+            .latency
+            .entry(route.to_owned())
+            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+            .observe(seconds);
+    }
+
+    /// The counted figures in the text format.
+    fn render_counted(&self, out: &mut String) {
+        let inner = self.lock();
+        header_line(
+            out,
+            "clew_jobs_total",
+            "counter",
+            "Jobs that finished an attempt through this server, by queue and outcome (completed, failed, retried).",
+        );
+        for ((queue, outcome), n) in &inner.outcomes {
+            let _ = writeln!(
+                out,
+                "clew_jobs_total{{queue=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(queue)
+            );
+        }
+        header_line(
+            out,
+            "clew_lifecycle_events_total",
+            "counter",
+            "Lifecycle events committed through this server, by queue and kind.",
+        );
+        for ((queue, kind), n) in &inner.kinds {
+            let _ = writeln!(
+                out,
+                "clew_lifecycle_events_total{{queue=\"{}\",kind=\"{kind}\"}} {n}",
+                escape(queue)
+            );
+        }
+        for (name, help, map) in [
+            (
+                "clew_job_wait_seconds",
+                "Time jobs spent in the queue before being handed to a worker.",
+                &inner.wait,
+            ),
+            (
+                "clew_job_run_seconds",
+                "Time jobs took to perform (finished or failed attempts).",
+                &inner.run,
+            ),
+        ] {
+            header_line(out, name, "histogram", help);
+            for (queue, h) in map {
+                h.render(out, name, "queue", queue);
+            }
+        }
+        header_line(
+            out,
+            "clew_store_latency_seconds",
+            "histogram",
+            "Time the server spent on /v1 requests (engine calls), by route.",
+        );
+        for (route, h) in &inner.latency {
+            h.render(out, "clew_store_latency_seconds", "route", route);
+        }
+    }
+}
+
+fn header_line(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A float in the text format (`+Inf`, `-Inf`, `NaN` spelled out).
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The `/metrics` route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+/// `GET /metrics`: every figure in the Prometheus text format.
+pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let mut out = String::new();
+
+    let queues = engine.execute(Command::Queues { queue: None }).await?;
+    header_line(
+        &mut out,
+        "clew_jobs",
+        "gauge",
+        "Jobs by queue and state (recurring: templates).",
+    );
+    let mut paused = String::new();
+    if let Reply::Queues(qs) = &queues {
+        for q in qs {
+            let name = escape(&q.name);
+            for (st, n) in [
+                ("waiting", q.counts.waiting),
+                ("running", q.counts.running),
+                ("stalled", q.counts.stalled),
+                ("scheduled", q.counts.scheduled),
+                ("depends", q.counts.depends),
+                ("recurring", q.recurring),
+            ] {
+                let _ = writeln!(out, "clew_jobs{{queue=\"{name}\",state=\"{st}\"}} {n}");
+            }
+            let _ = writeln!(
+                paused,
+                "clew_queue_paused{{queue=\"{name}\"}} {}",
+                u8::from(q.paused)
+            );
+        }
+    }
+    header_line(
+        &mut out,
+        "clew_queue_paused",
+        "gauge",
+        "1 when the queue is paused.",
+    );
+    out.push_str(&paused);
+
+    let failed = engine
+        .execute(Command::Failed {
+            group: None,
+            start: 0,
+            limit: 0,
+        })
+        .await?;
+    header_line(
+        &mut out,
+        "clew_failed_jobs",
+        "gauge",
+        "Failed jobs by failure group.",
+    );
+    if let Reply::FailedGroups(groups) = &failed {
+        for (group, n) in groups {
+            let _ = writeln!(out, "clew_failed_jobs{{group=\"{}\"}} {n}", escape(group));
+        }
+    }
+
+    let workers = engine
+        .execute(Command::Workers {
+            worker: None,
+            detail: false,
+        })
+        .await?;
+    header_line(&mut out, "clew_workers", "gauge", "Known workers.");
+    if let Reply::Workers(ws) = &workers {
+        let _ = writeln!(out, "clew_workers {}", ws.len());
+    }
+
+    header_line(
+        &mut out,
+        "clew_sink_lag_events",
+        "gauge",
+        "Lifecycle events each publishing sink is behind.",
+    );
+    for (sink, lag) in state.sink_lags() {
+        let _ = writeln!(
+            out,
+            "clew_sink_lag_events{{sink=\"{}\"}} {lag}",
+            escape(&sink)
+        );
+    }
+
+    state.metrics().render_counted(&mut out);
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+/// Middleware recording each request's time under its matched route.
+pub async fn time_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    if let Some(route) = route {
+        state
+            .metrics()
+            .observe_latency(&route, started.elapsed().as_secs_f64());
+    }
+    resp
+}
