@@ -429,3 +429,32 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[tokio::test]
+async fn a_retry_out_of_retries_counts_as_failed_not_retried() {
+    let s = start(None).await;
+    let jid = s.put(1000.0, "q", 0).await;
+    assert_eq!(s.pop(1001.0, "q").await, jid);
+    s.post(
+        1002.0,
+        &format!("/v1/jobs/{jid}/retry"),
+        json!({"worker": "w1"}),
+    )
+    .await;
+    let mx = parse(&s.metrics_text().await);
+    assert_eq!(
+        get(&mx, r#"clew_jobs_total{queue="q",outcome="failed"}"#),
+        1.0
+    );
+    assert!(
+        !mx.contains_key(r#"clew_jobs_total{queue="q",outcome="retried"}"#),
+        "{mx:?}"
+    );
+    assert_eq!(
+        get(&mx, r#"clew_failed_jobs{group="failed-retries-q"}"#),
+        1.0
+    );
+    assert_eq!(get(&mx, r#"clew_jobs{queue="q",state="waiting"}"#), 0.0);
+    // Nothing ran at the server's clock: no live workers.
+    assert_eq!(get(&mx, "clew_workers"), 0.0);
+}
