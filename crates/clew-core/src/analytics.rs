@@ -160,6 +160,75 @@ pub fn page(
     (events, next)
 }
 
+/// How much history to keep: events older than `max_age` seconds, and all
+/// but the newest `max_events` log entries, are dropped (unset = no limit).
+/// Both count the whole event log (qless events and lifecycle events share
+/// it).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Retention {
+    /// Keep events at most this many seconds old.
+    pub max_age: Option<f64>,
+    /// Keep at most this many events.
+    pub max_events: Option<u64>,
+}
+
+/// The sequence number below which [`Retention`] drops events at `now`, or
+/// None when nothing is to go. The log is read in sequence order; the age
+/// limit drops the prefix before the first event at or after
+/// `now - max_age`.
+pub async fn retention_cutoff(
+    store: &dyn Store,
+    now: Timestamp,
+    r: &Retention,
+) -> Result<Option<i64>> {
+    if r.max_age.is_none() && r.max_events.is_none() {
+        return Ok(None);
+    }
+    let oldest_kept = r.max_age.map(|a| now.add_secs(-a));
+    let mut seqs: Vec<i64> = Vec::new();
+    let mut age_cut: Option<i64> = None;
+    let mut age_done = oldest_kept.is_none();
+    let mut cursor = 0;
+    loop {
+        let page = store.events_after(cursor, SCAN_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        for e in &page {
+            if !age_done && oldest_kept.is_some_and(|t| e.at >= t) {
+                age_cut = Some(e.seq);
+                age_done = true;
+            }
+            seqs.push(e.seq);
+        }
+        if (page.len() as i64) < SCAN_PAGE {
+            break;
+        }
+    }
+    let Some(&latest) = seqs.last() else {
+        return Ok(None);
+    };
+    // Every event is older than the age limit: all go.
+    let age_cut = if age_done { age_cut } else { Some(latest + 1) };
+    let size_cut = r.max_events.and_then(|m| {
+        let len = seqs.len() as u64;
+        (len > m).then(|| {
+            let first_kept = (len - m) as usize;
+            seqs.get(first_kept).copied().unwrap_or(latest + 1)
+        })
+    });
+    let cut = age_cut.into_iter().chain(size_cut).max();
+    Ok(cut.filter(|c| seqs.first().is_some_and(|f| f < c)))
+}
+
+/// Applies a [`Retention`] at `now`: deletes the events it drops with
+/// [`Store::events_prune`]; returns how many went.
+pub async fn prune(store: &dyn Store, now: Timestamp, r: &Retention) -> Result<u64> {
+    match retention_cutoff(store, now, r).await? {
+        Some(cut) => store.events_prune(cut).await,
+        None => Ok(0),
+    }
+}
+
 /// How [`stats`] groups events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GroupBy {

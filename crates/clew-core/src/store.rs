@@ -55,6 +55,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// increasing across a flush, so a reader's cursor never misses events.
     async fn flush(&self) -> Result<()>;
 
+    /// Deletes the events with a sequence number below `before_seq` (history
+    /// retention) and returns how many were deleted. Later events keep their
+    /// numbers. The default refuses: a store that cannot prune its log.
+    async fn events_prune(&self, before_seq: i64) -> Result<u64> {
+        let _ = before_seq;
+        Err(crate::error::Error::invalid(
+            "this store cannot prune its event log",
+        ))
+    }
+
     /// Finishes pending work and closes the store. Later calls fail.
     async fn close(&self) -> Result<()>;
 }

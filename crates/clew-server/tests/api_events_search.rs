@@ -53,6 +53,19 @@ impl Server {
         v
     }
 
+    async fn prune(&self, now: f64, body: Value) -> (reqwest::StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/events/prune", self.base))
+            .header("x-clew-now", now.to_string())
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
     async fn refused(&self, path: &str, needle: &str) {
         let (s, v) = self.call(path).await;
         assert_eq!(s, reqwest::StatusCode::BAD_REQUEST, "GET {path}: {v}");
@@ -107,6 +120,11 @@ async fn complete(e: &Engine, t: f64, queue: &str, jid: &str) {
 
 /// Starts a server over a store holding the history of the module doc.
 async fn seeded() -> Server {
+    seeded_with_engine().await.0
+}
+
+/// Like [`seeded`], in test mode, also returning the engine.
+async fn seeded_with_engine() -> (Server, Engine) {
     let (store, dir) = clew_sqlite::testing::temp_store();
     let engine = Engine::new(store as Arc<dyn clew_core::Store>);
     let e = &engine;
@@ -135,7 +153,12 @@ async fn seeded() -> Server {
     .expect("fail");
     complete(e, 115.0, "pdf", "j2").await;
 
-    let state = AppState::new(engine, ServerConfig::default());
+    let kept = engine.clone();
+    let config = ServerConfig {
+        test_mode: true,
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(engine, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -147,12 +170,13 @@ async fn seeded() -> Server {
         })
         .await;
     });
-    Server {
+    let server = Server {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         _dir: dir,
         _stop: stop,
-    }
+    };
+    (server, kept)
 }
 
 fn field(events: &Value, name: &str) -> Vec<Value> {
@@ -361,4 +385,88 @@ async fn bad_parameters_are_refused_by_name() {
     s.refused("/v1/events/stats?sla=-1", "sla").await;
     s.refused("/v1/events/stats?limit=3", "limit").await;
     s.refused("/v1/events/stats?queue=", "queue").await;
+}
+
+/// Every (seq, at) in the store's event log.
+async fn log(e: &Engine) -> Vec<(i64, Timestamp)> {
+    e.store()
+        .events_after(0, 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|ev| (ev.seq, ev.at))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_by_size_then_age() {
+    let (s, e) = seeded_with_engine().await;
+    let before = log(&e).await;
+    assert!(
+        before.len() > 16,
+        "qless and lifecycle events: {}",
+        before.len()
+    );
+
+    // Refused bodies delete nothing.
+    for (body, needle) in [
+        (json!({}), "max_age or max_events"),
+        (json!({"max_age": -1}), "max_age"),
+        (json!({"max_events": "x"}), "max_events"),
+        (json!({"keep": 1}), "keep"),
+    ] {
+        let (st, v) = s.prune(secs(200.0), body).await;
+        assert_eq!(st, reqwest::StatusCode::BAD_REQUEST, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+    }
+    assert_eq!(log(&e).await, before);
+
+    // Size: keep the newest 20 log entries, whatever their channel.
+    let n = before.len();
+    let (st, v) = s.prune(secs(200.0), json!({"max_events": 20})).await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"deleted": n - 20}));
+    assert_eq!(log(&e).await, before[n - 20..].to_vec());
+    // Nothing more to do: 0 deleted.
+    let (_, v) = s.prune(secs(200.0), json!({"max_events": 20})).await;
+    assert_eq!(v, json!({"deleted": 0}));
+
+    // Age: at T0+115, keep 10 s: events at or after T0+105 stay.
+    let (st, v) = s.prune(secs(115.0), json!({"max_age": 10})).await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    let after = log(&e).await;
+    assert!(after.iter().all(|(_, t)| *t >= at(105.0)), "{after:?}");
+    let expected: Vec<(i64, Timestamp)> = before
+        .iter()
+        .filter(|(_, t)| *t >= at(105.0))
+        .copied()
+        .collect();
+    assert_eq!(after, expected);
+    let kept = s.get("/v1/events/search").await;
+    assert_eq!(
+        field(&kept, "jid"),
+        vec![
+            json!("j2"),
+            json!("j2"),
+            json!("j4"),
+            json!("j3"),
+            json!("j3"),
+            json!("j3"),
+            json!("j2")
+        ]
+    );
+    // The figures follow the kept history: dequeues 4 and 10 only.
+    let st = s.get("/v1/events/stats?type=dequeued").await;
+    assert_eq!(st["groups"][0]["time_in_queue"]["mean"], 7.0);
+
+    // New events keep counting up from where the log was.
+    put(&e, 120.0, "j9", "pdf", "Render", None).await;
+    let last = log(&e).await.last().map(|(s, _)| *s).unwrap_or(0);
+    assert!(last > before[n - 1].0);
+
+    // Everything older than the age goes, even the whole log.
+    let (_, v) = s.prune(secs(1000.0), json!({"max_age": 1})).await;
+    assert!(v["deleted"].as_u64().is_some_and(|d| d > 0), "{v}");
+    assert_eq!(log(&e).await, vec![]);
 }

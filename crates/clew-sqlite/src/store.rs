@@ -70,6 +70,11 @@ enum Request {
     },
     /// Delete all state (test mode).
     Flush { reply: oneshot::Sender<Result<()>> },
+    /// Delete events below a sequence number (history retention).
+    EventsPrune {
+        before: i64,
+        reply: oneshot::Sender<Result<u64>>,
+    },
     /// Finish and close the connection.
     Close { reply: oneshot::Sender<Result<()>> },
 }
@@ -236,6 +241,15 @@ impl Store for SqliteStore {
         rx.await.map_err(|_| closed())?
     }
 
+    async fn events_prune(&self, before_seq: i64) -> Result<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::EventsPrune {
+            before: before_seq,
+            reply,
+        })?;
+        rx.await.map_err(|_| closed())?
+    }
+
     /// Finishes queued requests, checkpoints the WAL, closes the file and
     /// stops the writer thread. Closing a closed store does nothing.
     async fn close(&self) -> Result<()> {
@@ -319,6 +333,9 @@ impl Writer {
                 Request::Flush { reply } => {
                     let _ = reply.send(self.flush());
                 }
+                Request::EventsPrune { before, reply } => {
+                    let _ = reply.send(self.events_prune(before));
+                }
                 Request::Close { reply } => {
                     // Requests queued behind the close are dropped with the
                     // receiver; their callers see "store is closed".
@@ -348,6 +365,16 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
             Error::store(format!("flushing the SQLite store: {e}"))
         })
+    }
+
+    /// Deletes the events below `before` (their sequence numbers are never
+    /// reused); returns how many.
+    fn events_prune(&mut self, before: i64) -> Result<u64> {
+        let n = self
+            .conn
+            .execute("DELETE FROM events WHERE seq < ?1", params![before])
+            .map_err(|e| Error::store(format!("pruning the event log: {e}")))?;
+        Ok(n as u64)
     }
 
     /// Checkpoints the WAL into the main file and closes the connection.

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{timestamp, ErrorBody};
+use super::{timestamp, ApiJson, ErrorBody};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, RequestNow};
 
 /// The most events one search page returns.
 pub const MAX_LIMIT: usize = 10_000;
@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(search_events))
         .routes(routes!(event_stats))
+        .routes(routes!(prune_events))
 }
 
 /// The query parameters, parsed.
@@ -215,4 +216,51 @@ pub async fn event_stats(
         "sla_seconds": p.sla,
         "groups": groups,
     })))
+}
+
+/// Body of `POST /v1/events/prune`: at least one limit.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneBody {
+    /// Drop events older than this many seconds.
+    #[serde(default)]
+    pub max_age: Option<f64>,
+    /// Keep at most this many events (the newest).
+    #[serde(default)]
+    pub max_events: Option<u64>,
+}
+
+/// History retention: deletes the events older than `max_age` seconds and
+/// all but the newest `max_events` (the whole event log counts: qless and
+/// lifecycle events). Answers `{"deleted": n}`. Publishers whose cursor is
+/// behind the cut lose the deleted events.
+#[utoipa::path(post, path = "/v1/events/prune", tag = "events",
+    request_body = PruneBody,
+    responses(
+        (status = 200, description = "`{\"deleted\": n}`", body = Object),
+        (status = "4XX", description = "Refused", body = ErrorBody)))]
+pub async fn prune_events(
+    State(state): State<AppState>,
+    now: RequestNow,
+    ApiJson(body): ApiJson<PruneBody>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(a) = body.max_age {
+        if !(a.is_finite() && a >= 0.0) {
+            return Err(ApiError::invalid(format!(
+                "max_age: expected a number of seconds >= 0, got {a}"
+            )));
+        }
+    }
+    if body.max_age.is_none() && body.max_events.is_none() {
+        return Err(ApiError::invalid(
+            "request body: expected max_age or max_events (or both)",
+        ));
+    }
+    let r = analytics::Retention {
+        max_age: body.max_age,
+        max_events: body.max_events,
+    };
+    let store = state.engine().store().clone();
+    let deleted = analytics::prune(store.as_ref(), now.0, &r).await?;
+    Ok(Json(json!({ "deleted": deleted })))
 }
