@@ -45,6 +45,41 @@ pub enum EventsQuery {
         #[arg(long)]
         sla: Option<f64>,
     },
+    /// History retention: delete events older than --max-age and all but
+    /// the newest --max-events (the whole event log counts). Publishers
+    /// whose cursor is behind the cut lose the deleted events.
+    Prune {
+        /// Drop events older than this: seconds, or with s, m, h or d.
+        #[arg(long)]
+        max_age: Option<String>,
+        /// Keep at most this many events (the newest).
+        #[arg(long)]
+        max_events: Option<u64>,
+    },
+}
+
+/// A duration: seconds, or a number with `s`, `m`, `h` or `d`.
+fn duration_arg(flag: &str, text: &str) -> Result<f64, Error> {
+    let (num, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let mult = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => f64::NAN,
+    };
+    num.parse::<f64>()
+        .ok()
+        .map(|n| n * mult)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{flag}: expected seconds or a number with s, m, h or d (e.g. 30d), got {text:?}"
+            ))
+        })
 }
 
 /// The filters both subcommands take.
@@ -148,9 +183,15 @@ pub struct Remote<'a> {
 
 async fn get(remote: &Remote<'_>, path: &str, query: &[(String, String)]) -> anyhow::Result<Value> {
     let http = reqwest::Client::new();
-    let mut req = http
-        .get(format!("{}{}", remote.url.trim_end_matches('/'), path))
-        .query(query);
+    let url = format!("{}{}", remote.url.trim_end_matches('/'), path);
+    send(remote, path, http.get(url).query(query)).await
+}
+
+async fn send(
+    remote: &Remote<'_>,
+    path: &str,
+    mut req: reqwest::RequestBuilder,
+) -> anyhow::Result<Value> {
     if let Some(t) = remote.token.filter(|t| !t.is_empty()) {
         req = req.bearer_auth(t);
     }
@@ -260,6 +301,47 @@ pub async fn query(
                 (None, None) => Err(Error::invalid("events: no store and no server").into()),
             }
         }
+        EventsQuery::Prune {
+            max_age,
+            max_events,
+        } => {
+            let max_age = match max_age {
+                Some(a) => Some(duration_arg("--max-age", a)?),
+                None => None,
+            };
+            if max_age.is_none() && max_events.is_none() {
+                return Err(
+                    Error::invalid("prune: expected --max-age or --max-events (or both)").into(),
+                );
+            }
+            match (remote, client.engine()) {
+                (Some(r), _) => {
+                    let http = reqwest::Client::new();
+                    let url = format!("{}/v1/events/prune", r.url.trim_end_matches('/'));
+                    let body = json!({"max_age": max_age, "max_events": max_events});
+                    send(&r, "/v1/events/prune", http.post(url).json(&body)).await
+                }
+                (None, Some(engine)) => {
+                    let retention = analytics::Retention {
+                        max_age,
+                        max_events: *max_events,
+                    };
+                    let deleted =
+                        analytics::prune(engine.store().as_ref(), engine.now(), &retention).await?;
+                    Ok(json!({ "deleted": deleted }))
+                }
+                (None, None) => Err(Error::invalid("events: no store and no server").into()),
+            }
+        }
+    }
+}
+
+/// The human output of a reply to `q`.
+pub fn render(q: &EventsQuery, v: &Value) -> String {
+    match q {
+        EventsQuery::Search { .. } => search_table(v),
+        EventsQuery::Stats { .. } => stats_table(v),
+        EventsQuery::Prune { .. } => format!("deleted {} event(s)\n", v["deleted"]),
     }
 }
 

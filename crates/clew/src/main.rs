@@ -1000,10 +1000,7 @@ impl Ctx {
                 if self.json {
                     return print_json(&v);
                 }
-                print_str(&match q {
-                    events_cmd::EventsQuery::Search { .. } => events_cmd::search_table(&v),
-                    events_cmd::EventsQuery::Stats { .. } => events_cmd::stats_table(&v),
-                })
+                print_str(&events_cmd::render(&q, &v))
             }
             Cmd::Events {
                 after,

@@ -316,3 +316,68 @@ fn search_and_stats_against_db_and_server() {
     let (_server, url) = start_server(dir.path(), &db);
     check_figures(dir.path(), &["--url".to_owned(), url]);
 }
+
+/// How many entries the store's event log holds.
+fn log_len(db: &Path) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = SqliteStore::open(db, SqliteOptions::default()).expect("open store");
+        let n = clew_core::Store::events_after(&store, 0, 100_000)
+            .await
+            .expect("events")
+            .len();
+        clew_core::Store::close(&store).await.expect("close");
+        n
+    })
+}
+
+#[test]
+fn prune_by_size_on_db_and_by_age_on_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path = dir.path().join("h.db");
+    seed(&db_path);
+    let db = format!("sqlite:{}", db_path.display());
+    let total = log_len(&db_path);
+    assert!(total > 12, "{total}");
+    let target = ["--db".to_owned(), db.clone()];
+
+    let (code, _, err) = run(dir.path(), &target, &["events", "prune"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--max-age or --max-events"), "{err}");
+    let (code, _, err) = run(dir.path(), &target, &["events", "prune", "--max-age", "3w"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--max-age"), "{err}");
+    assert_eq!(log_len(&db_path), total);
+
+    let v = json_of(
+        dir.path(),
+        &target,
+        &["--json", "events", "prune", "--max-events", "5"],
+    );
+    assert_eq!(v, json!({"deleted": total - 5}));
+    assert_eq!(log_len(&db_path), 5);
+    let (code, out, _) = run(
+        dir.path(),
+        &target,
+        &["events", "prune", "--max-events", "5"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, "deleted 0 event(s)\n");
+
+    // The history is from 2023: a 1-day age limit now drops all of it.
+    let (server, url) = start_server(dir.path(), &db);
+    let remote = ["--url".to_owned(), url];
+    let v = json_of(
+        dir.path(),
+        &remote,
+        &["--json", "events", "prune", "--max-age", "1d"],
+    );
+    assert_eq!(v, json!({"deleted": 5}));
+    let left = json_of(dir.path(), &remote, &["--json", "events", "search"]);
+    assert_eq!(left["events"], json!([]));
+    drop(server);
+    assert_eq!(log_len(&db_path), 0);
+}
