@@ -419,3 +419,60 @@ pub fn stats_table(v: &Value) -> String {
     }
     t.render()
 }
+
+/// Runs history retention `r` every `every` until the task is aborted.
+/// Never deletes events at or after `floor()` (the oldest event a
+/// publisher has not yet delivered), so retention loses nothing a sink
+/// still has to see.
+pub fn spawn_retention(
+    engine: clew_core::Engine,
+    r: analytics::Retention,
+    every: std::time::Duration,
+    floor: impl Fn() -> Option<i64> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let store = engine.store().clone();
+            match analytics::retention_cutoff(store.as_ref(), engine.now(), &r).await {
+                Ok(Some(cut)) => {
+                    let cut = floor().map_or(cut, |f| cut.min(f));
+                    match store.events_prune(cut).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "history retention"),
+                        Err(e) => tracing::warn!(error = %e, "history retention"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "history retention"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// The retention the server flags ask for, or None.
+pub fn server_retention(
+    max_age: Option<&str>,
+    max_events: Option<u64>,
+    check: f64,
+) -> Result<Option<(analytics::Retention, std::time::Duration)>, Error> {
+    let max_age = match max_age {
+        Some(a) => Some(duration_arg("--history-max-age", a)?),
+        None => None,
+    };
+    if max_age.is_none() && max_events.is_none() {
+        return Ok(None);
+    }
+    if !(check.is_finite() && check > 0.0) {
+        return Err(Error::invalid(format!(
+            "--history-check: expected a number of seconds > 0, got {check}"
+        )));
+    }
+    Ok(Some((
+        analytics::Retention {
+            max_age,
+            max_events,
+        },
+        std::time::Duration::from_secs_f64(check),
+    )))
+}

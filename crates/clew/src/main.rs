@@ -97,6 +97,17 @@ enum Cmd {
         /// each sink stopped). Default: the store file's path + `.cursors`.
         #[arg(long)]
         cursor_dir: Option<std::path::PathBuf>,
+        /// History retention: delete events older than this (seconds, or
+        /// with s, m, h or d, e.g. 30d). Events a --publish sink has not
+        /// delivered yet are kept.
+        #[arg(long, value_name = "DURATION")]
+        history_max_age: Option<String>,
+        /// History retention: keep at most this many events (the newest).
+        #[arg(long, value_name = "N")]
+        history_max_events: Option<u64>,
+        /// Seconds between history retention runs.
+        #[arg(long, default_value_t = 60.0)]
+        history_check: f64,
     },
     /// Run one qless-core command, e.g. `clew call queues` or
     /// `clew call put me q jid1 Klass '{}' 0`; prints the JSON result.
@@ -660,7 +671,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ref marshal,
             ref cursor_dir,
             ref metadata,
+            ref history_max_age,
+            history_max_events,
+            history_check,
         } => {
+            let retention = events_cmd::server_retention(
+                history_max_age.as_deref(),
+                history_max_events,
+                history_check,
+            )?;
             let engine = open(&cli)?;
             let engine = match static_metadata(metadata)? {
                 None => engine,
@@ -678,6 +697,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let publishing =
                 publish::Publishing::start(engine.store().clone(), publish, marshal, cursor_dir)
                     .await?;
+            let retention = retention.map(|(r, every)| {
+                let handles = publishing.handles();
+                events_cmd::spawn_retention(engine.clone(), r, every, move || {
+                    handles.iter().map(|h| h.status().cursor() + 1).min()
+                })
+            });
             let result = server(
                 engine.clone(),
                 listen,
@@ -687,6 +712,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &publishing,
             )
             .await;
+            if let Some(task) = retention {
+                task.abort();
+            }
             publishing.stop().await;
             engine.close().await?;
             result

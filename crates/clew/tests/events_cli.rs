@@ -136,8 +136,13 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path, db: &str) -> (Server, String) {
+    start_server_with(dir, db, &[])
+}
+
+fn start_server_with(dir: &Path, db: &str, extra: &[&str]) -> (Server, String) {
     let mut child = clew(dir)
         .args(["--db", db, "server", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("CLEW_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -380,4 +385,65 @@ fn prune_by_size_on_db_and_by_age_on_server() {
     assert_eq!(left["events"], json!([]));
     drop(server);
     assert_eq!(log_len(&db_path), 0);
+}
+
+/// Events visible through a server: lifecycle (search) plus qless (`clew
+/// events`).
+fn visible_events(dir: &Path, remote: &[String]) -> usize {
+    let lifecycle = json_of(dir, remote, &["--json", "events", "search"]);
+    let (code, out, err) = run(dir, remote, &["--json", "events"]);
+    assert_eq!(code, 0, "{err}");
+    lifecycle["events"].as_array().map_or(0, Vec::len) + out.lines().count()
+}
+
+#[test]
+fn server_applies_retention_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path = dir.path().join("h.db");
+    seed(&db_path);
+    let db = format!("sqlite:{}", db_path.display());
+    assert!(log_len(&db_path) > 4);
+
+    // Bad flags are refused, naming the flag.
+    for (args, needle) in [
+        (
+            vec!["--history-max-events", "3", "--history-check", "0"],
+            "--history-check",
+        ),
+        (vec!["--history-max-age", "soon"], "--history-max-age"),
+    ] {
+        let o = clew(dir.path())
+            .args(["--db", &db, "server", "--listen", "127.0.0.1:0"])
+            .args(&args)
+            .output()
+            .expect("run clew server");
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{err}");
+    }
+
+    let (server, url) = start_server_with(
+        dir.path(),
+        &db,
+        &["--history-max-events", "4", "--history-check", "0.05"],
+    );
+    let remote = ["--url".to_owned(), url];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while visible_events(dir.path(), &remote) > 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention did not run within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(server);
+    assert_eq!(log_len(&db_path), 4);
+    // The newest four survive: the last is j2's perform_finished.
+    let left = json_of(
+        dir.path(),
+        &["--db".to_owned(), db],
+        &["--json", "events", "search", "--newest", "--limit", "1"],
+    );
+    assert_eq!(left["events"][0]["jid"], "j2");
+    assert_eq!(left["events"][0]["event_type"], "perform_finished");
 }
