@@ -349,3 +349,124 @@ async fn static_server_metadata_is_added_to_every_put() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--metadata"));
 }
+
+/// The resque-clues shape for failure, retry and a stalled job, field by
+/// field (`metadata` holds the step figures and the error, as resque-clues
+/// puts them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_retry_and_stall_events_have_the_resque_clues_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("f.log");
+    let spec = format!("file:{}", out.display());
+    let server = Server::start(
+        &dir.path().join("f.db"),
+        &["--publish", &spec, "--test-mode"],
+    );
+    let at = |now: f64, command: &str, args: &[&str]| {
+        let body = json!({"command": command, "now": now, "args": args});
+        let url = format!("{}/v1/qless", server.url);
+        let command = command.to_owned();
+        async move {
+            let v: Value = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            assert!(v.get("error").is_none(), "{command}: {v}");
+            v["result"].clone()
+        }
+    };
+    at(0.0, "config.set", &["grace-period", "0"]).await;
+    // failure
+    at(100.0, "put", &["me", "q", "bad", "Job", r#"{"n":1}"#, "0"]).await;
+    at(101.0, "pop", &["q", "w1", "1"]).await;
+    at(
+        103.5,
+        "fail",
+        &["bad", "w1", "Job:IOError", "disk full\nat a.rb:1"],
+    )
+    .await;
+    // retry, then success
+    at(
+        200.0,
+        "put",
+        &["me", "q", "again", "Job", r#"{"n":2}"#, "0"],
+    )
+    .await;
+    at(201.0, "pop", &["q", "w1", "1"]).await;
+    at(
+        202.0,
+        "retry",
+        &["again", "q", "w1", "0", "Job:Timeout", "slow"],
+    )
+    .await;
+    // stall: the lock expires, the job is handed to w2 (grace 0) and finishes
+    at(300.0, "pop", &["q", "w1", "1"]).await;
+    at(361.0, "pop", &["q", "w2", "1"]).await;
+    at(365.0, "complete", &["again", "w2", "q", "{}"]).await;
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    wait_until("eleven events", || read().len() >= 11).await;
+    server.stop();
+    let ev = read();
+    let steps: Vec<(String, String)> = ev
+        .iter()
+        .map(|e| {
+            (
+                e["args"]["n"].to_string(),
+                e["event_type"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expect = |n: &str, t: &str| (n.to_owned(), t.to_owned());
+    assert_eq!(
+        steps,
+        vec![
+            expect("1", "enqueued"),
+            expect("1", "dequeued"),
+            expect("1", "perform_started"),
+            expect("1", "failed"),
+            expect("2", "enqueued"),
+            expect("2", "dequeued"),
+            expect("2", "perform_started"),
+            expect("2", "failed"),
+            expect("2", "dequeued"),
+            expect("2", "perform_started"),
+            // stall: handed to w2 after the lock expired
+            expect("2", "dequeued"),
+            expect("2", "perform_started"),
+            expect("null", "perform_finished"),
+        ][..ev.len().min(13)]
+    );
+    let failed = &ev[3];
+    assert_eq!(failed["timestamp"], "1970-01-01T00:01:43Z");
+    assert_eq!(failed["queue"], "q");
+    assert_eq!(failed["worker_class"], "Job");
+    let m = &failed["metadata"];
+    assert_eq!(m["time_to_perform"], json!(2.5));
+    assert_eq!(m["exception"], "Job:IOError");
+    assert_eq!(m["message"], "disk full");
+    assert_eq!(m["backtrace"], json!(["at a.rb:1"]));
+    let retried = &ev[7]["metadata"];
+    assert_eq!(
+        (retried["exception"].as_str(), retried["message"].as_str()),
+        (Some("Job:Timeout"), Some("slow"))
+    );
+    // qless measures the wait after a retry from the previous pop (201).
+    assert_eq!(ev[8]["metadata"]["time_in_queue"], json!(99.0));
+    assert_eq!(ev[10]["metadata"]["time_in_queue"], json!(61.0));
+    let hash = &ev[4]["metadata"]["_event_hash"];
+    assert!(ev[4..]
+        .iter()
+        .all(|e| &e["metadata"]["_event_hash"] == hash));
+    assert_ne!(&ev[0]["metadata"]["_event_hash"], hash);
+}
