@@ -1954,27 +1954,19 @@ async fn server(
             }
         }
     });
-    let publishers = publishing.publishers();
-    let reopener = tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            for p in &publishers {
-                if let Err(e) = p.reopen().await {
-                    tracing::warn!(error = %e, "reopening a publisher on SIGHUP");
-                }
-            }
-        }
-    });
+    let mut reopeners = Vec::new();
+    for p in publishing.publishers() {
+        reopeners.push(clew_events::reopen_on_sighup(p).context("installing the SIGHUP handler")?);
+    }
     // Tests and scripts read this line to learn the port of --listen ...:0.
     println!("clew server listening on http://{addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, test_mode, "listening");
     let served = clew_server::serve(listener, state, shutdown).await;
     waker.abort();
-    reopener.abort();
+    for r in reopeners {
+        r.abort();
+    }
     served?;
     tracing::info!("shut down");
     Ok(())

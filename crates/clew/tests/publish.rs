@@ -64,6 +64,15 @@ impl Server {
     }
 }
 
+/// The JSON lines written to `path` so far.
+fn read_json_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 async fn wait_until<F: FnMut() -> bool>(what: &str, mut f: F) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !f() {
@@ -107,13 +116,7 @@ async fn lifecycle_events_reach_a_file_in_resque_clues_shape() {
             ],
         )
         .await;
-    let read = || -> Vec<Value> {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
+    let read = || read_json_lines(&out);
     wait_until("four events in the file", || read().len() >= 4).await;
     server.stop();
     let events = read();
@@ -318,13 +321,7 @@ async fn static_server_metadata_is_added_to_every_put() {
             ],
         )
         .await;
-    let read = || -> Vec<Value> {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
+    let read = || read_json_lines(&out);
     wait_until("the enqueued event", || !read().is_empty()).await;
     server.stop();
     let meta = &read()[0]["metadata"];
@@ -408,13 +405,7 @@ async fn failure_retry_and_stall_events_have_the_resque_clues_shape() {
     at(300.0, "pop", &["q", "w1", "1"]).await;
     at(361.0, "pop", &["q", "w2", "1"]).await;
     at(365.0, "complete", &["again", "w2", "q", "{}"]).await;
-    let read = || -> Vec<Value> {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
+    let read = || read_json_lines(&out);
     wait_until("eleven events", || read().len() >= 11).await;
     server.stop();
     let ev = read();
