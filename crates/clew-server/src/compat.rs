@@ -156,10 +156,16 @@ async fn call(
         }
         _ => None,
     };
-    let result = state
-        .engine()
-        .qless_from(&body.command, now, origin, &args)
-        .await?;
+    let engine = state.engine();
+    let mut command = clew_core::qless::parse(&body.command, &args)?;
+    state.config().apply_header_metadata(&headers, &mut command);
+    let now = match now {
+        Some(secs) => Timestamp::from_secs_f64(secs).ok_or_else(|| {
+            ApiError::invalid(format!("now: expected a number of seconds, got {secs}"))
+        })?,
+        None => engine.now(),
+    };
+    let result = engine.execute_as(now, origin, command).await?.to_json();
     Ok(Json(json!({ "result": result })))
 }
 

@@ -22,6 +22,44 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     /// Defaults to 1 MiB.
     pub body_limit: usize,
+    /// Request headers whose values become metadata of every job put
+    /// through the server (resque-clues' item preprocessor, header-derived):
+    /// `(header name, metadata key)` pairs. The put's own metadata wins.
+    /// Defaults to none.
+    pub metadata_headers: Vec<(String, String)>,
+}
+
+impl ServerConfig {
+    /// The metadata that `headers` carry under [`ServerConfig::metadata_headers`].
+    pub fn header_metadata(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for (name, key) in &self.metadata_headers {
+            if let Some(v) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
+                m.insert(key.clone(), serde_json::Value::from(v.trim()));
+            }
+        }
+        m
+    }
+
+    /// Adds the header-derived metadata to a put (the put's own keys win).
+    pub fn apply_header_metadata(
+        &self,
+        headers: &axum::http::HeaderMap,
+        command: &mut clew_core::Command,
+    ) {
+        if let clew_core::Command::Put(p) = command {
+            let extra = self.header_metadata(headers);
+            if !extra.is_empty() {
+                let m = p.metadata.get_or_insert_with(Default::default);
+                for (k, v) in extra {
+                    m.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -30,6 +68,7 @@ impl Default for ServerConfig {
             test_mode: false,
             token: None,
             body_limit: 1024 * 1024,
+            metadata_headers: Vec::new(),
         }
     }
 }

@@ -90,6 +90,11 @@ enum Cmd {
         /// refused (they are the system's).
         #[arg(long = "metadata", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
+        /// A request header whose value becomes metadata of every job put
+        /// with it, `HEADER=KEY` (e.g. `X-Customer-Id=customer_id`);
+        /// repeatable. The put's own metadata wins.
+        #[arg(long = "metadata-header", value_name = "HEADER=KEY")]
+        metadata_header: Vec<String>,
         /// Event format for --publish: `json` (resque-clues) or `logfmt`.
         #[arg(long, default_value = "json")]
         marshal: String,
@@ -671,10 +676,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ref marshal,
             ref cursor_dir,
             ref metadata,
+            ref metadata_header,
             ref history_max_age,
             history_max_events,
             history_check,
         } => {
+            let metadata_headers = metadata_header
+                .iter()
+                .map(|f| {
+                    f.split_once('=')
+                        .filter(|(h, k)| {
+                            !h.is_empty() && !k.is_empty() && !k.starts_with('_') && header_name_ok(h)
+                        })
+                        .map(|(h, k)| (h.to_ascii_lowercase(), k.to_owned()))
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "--metadata-header: expected HEADER=KEY (a header name, a key not starting with _), got {f:?}"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let retention = events_cmd::server_retention(
                 history_max_age.as_deref(),
                 history_max_events,
@@ -710,6 +731,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 test_mode,
                 body_limit,
                 &publishing,
+                metadata_headers,
             )
             .await;
             if let Some(task) = retention {
@@ -1870,6 +1892,12 @@ fn job_table(jobs: &[JobView], with_failure: bool) -> String {
     t.render()
 }
 
+/// Whether `name` is a valid HTTP header name (token characters).
+fn header_name_ok(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Parses `--metadata KEY=VALUE` flags.
 fn static_metadata(
     flags: &[String],
@@ -1902,6 +1930,7 @@ async fn server(
     test_mode: bool,
     body_limit: usize,
     publishing: &publish::Publishing,
+    metadata_headers: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -1928,6 +1957,7 @@ async fn server(
             test_mode,
             token,
             body_limit,
+            metadata_headers,
         },
     )
     .with_sink_lags({

@@ -461,3 +461,68 @@ async fn failure_retry_and_stall_events_have_the_resque_clues_shape() {
         .all(|e| &e["metadata"]["_event_hash"] == hash));
     assert_ne!(&ev[0]["metadata"]["_event_hash"], hash);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_derived_metadata_is_added_to_puts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("h.log");
+    let spec = format!("file:{}", out.display());
+    let server = Server::start(
+        &dir.path().join("h.db"),
+        &[
+            "--publish",
+            &spec,
+            "--metadata-header",
+            "X-Customer-Id=customer",
+        ],
+    );
+    let http = reqwest::Client::new();
+    // The qless endpoint.
+    let resp = http
+        .post(format!("{}/v1/qless", server.url))
+        .header("x-customer-id", "acme")
+        .json(&json!({"command": "put", "args": ["me", "q", "a", "K", "{}", "0"]}))
+        .send()
+        .await
+        .expect("put a");
+    assert!(resp.status().is_success());
+    // The resource API, where the put's own metadata wins.
+    let resp = http
+        .post(format!("{}/v1/queues/q/jobs", server.url))
+        .header("x-customer-id", "acme")
+        .json(&json!({"jid": "b", "klass": "K", "metadata": {"customer": "given", "plan": "pro"}}))
+        .send()
+        .await
+        .expect("put b");
+    assert!(
+        resp.status().is_success(),
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    // No header: nothing added.
+    server.qless("put", &["me", "q", "c", "K", "{}", "0"]).await;
+    wait_until("three events", || read_json_lines(&out).len() >= 3).await;
+    server.stop();
+    let ev = read_json_lines(&out);
+    assert_eq!(ev[0]["metadata"]["customer"], "acme");
+    assert_eq!(ev[1]["metadata"]["customer"], "given");
+    assert_eq!(ev[1]["metadata"]["plan"], "pro");
+    assert!(ev[2]["metadata"].get("customer").is_none(), "{}", ev[2]);
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_clew"))
+        .args([
+            "--db",
+            &format!("sqlite:{}", dir.path().join("y.db").display()),
+        ])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--metadata-header",
+            "X-Bad",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--metadata-header"));
+}

@@ -80,6 +80,11 @@ pub struct PutJob {
     /// Refuse (404) unless a job with this `jid` exists (qless `requeue`).
     #[serde(default)]
     pub must_exist: bool,
+    /// User metadata for the job's lifecycle events (keys starting with `_`
+    /// are dropped); default none, or the existing job's.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
@@ -99,6 +104,7 @@ pub struct PutAnswer {
 pub async fn put_job(
     State(state): State<AppState>,
     now: RequestNow,
+    headers: axum::http::HeaderMap,
     Path(queue): Path<String>,
     ApiJson(body): ApiJson<PutJob>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -119,7 +125,10 @@ pub async fn put_job(
     p.retries = body.retries;
     p.depends = body.depends;
     p.must_exist = body.must_exist;
-    let reply = run(&state, now, Command::Put(p)).await?;
+    p.metadata = body.metadata;
+    let mut command = Command::Put(p);
+    state.config().apply_header_metadata(&headers, &mut command);
+    let reply = run(&state, now, command).await?;
     Ok((StatusCode::CREATED, Json(one("jid", reply.to_json()))))
 }
 
