@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::job::{Job, JobState, RecurRecord};
+use crate::job::{Job, RecurRecord};
 use crate::time::Timestamp;
 use crate::tx::LocCounts;
 
@@ -707,14 +707,6 @@ impl Reply {
                     })
                     .collect(),
             ),
-        }
-    }
-
-    /// The state name when this is a `complete` reply, for convenience.
-    pub fn as_state(&self) -> Option<JobState> {
-        match self {
-            Reply::Str(s) => JobState::parse(s),
-            _ => None,
         }
     }
 }

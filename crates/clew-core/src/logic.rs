@@ -880,23 +880,15 @@ impl Cx<'_> {
             )?;
             let waited = now.secs_since(rec.time);
             self.record_stat(queue, StatKind::Wait, waited)?;
-            let shown = rec.clone();
             self.lifecycle(
                 LifecycleKind::Dequeued,
-                &shown,
+                &rec,
                 queue,
                 Some(waited.max(0.0)),
                 None,
                 None,
             );
-            self.lifecycle(
-                LifecycleKind::PerformStarted,
-                &shown,
-                queue,
-                None,
-                None,
-                None,
-            );
+            self.lifecycle(LifecycleKind::PerformStarted, &rec, queue, None, None, None);
             rec.time = now;
             rec.worker = worker.to_owned();
             rec.worker_listed = true;

@@ -842,7 +842,7 @@ mod tests {
 
     #[test]
     fn every_command_name_is_known() {
-        for c in COMMANDS {
+        for c in COMMANDS.iter().chain(EXTENSIONS.iter()) {
             let e = parse(c, &[]);
             if let Err(e) = e {
                 assert!(!e.message().contains("Unknown command"), "{c}: {e}");

@@ -68,3 +68,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Finishes pending work and closes the store. Later calls fail.
     async fn close(&self) -> Result<()>;
 }
+
+/// Events after `after` that `keep` accepts, oldest first, reading the log
+/// in pages of `limit`. A page in which `keep` accepts nothing is skipped,
+/// so a reader filtering by channel never gets an empty answer while the
+/// log still holds later matches: it returns as soon as a page yields
+/// something, or at the end of the log.
+pub async fn events_after_matching(
+    store: &dyn Store,
+    after: i64,
+    limit: i64,
+    keep: impl Fn(&Event) -> bool,
+) -> Result<Vec<Event>> {
+    let limit = limit.max(1);
+    let mut after = after;
+    loop {
+        let page = store.events_after(after, limit).await?;
+        let full = page.len() as i64 >= limit;
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        let kept: Vec<Event> = page.into_iter().filter(|e| keep(e)).collect();
+        if !kept.is_empty() || !full {
+            return Ok(kept);
+        }
+    }
+}

@@ -184,29 +184,17 @@ async fn events(
     let Query(q) = q.map_err(|e| {
         ApiError::invalid(format!("after: expected an integer ({})", e.body_text()))
     })?;
-    // Only qless's channels: pages of clew's own events (lifecycle) are
-    // skipped until some qless events or the end of the log turn up.
-    let mut list: Vec<Value> = Vec::new();
-    let mut after = q.after;
-    loop {
-        let page = state
-            .engine()
-            .store()
-            .events_after(after, EVENTS_PAGE)
-            .await?;
-        let full = page.len() as i64 >= EVENTS_PAGE;
-        if let Some(last) = page.last() {
-            after = last.seq;
-        }
-        list.extend(
-            page.into_iter()
-                .filter(clew_core::Event::is_qless)
-                .map(|e| json!({"seq": e.seq, "channel": e.channel, "message": e.message})),
-        );
-        if !full || !list.is_empty() {
-            break;
-        }
-    }
+    // Only qless's channels (clew's lifecycle events share the log).
+    let list: Vec<Value> = clew_core::store::events_after_matching(
+        state.engine().store().as_ref(),
+        q.after,
+        EVENTS_PAGE,
+        clew_core::Event::is_qless,
+    )
+    .await?
+    .into_iter()
+    .map(|e| json!({"seq": e.seq, "channel": e.channel, "message": e.message}))
+    .collect();
     Ok(Json(json!({ "events": list })))
 }
 

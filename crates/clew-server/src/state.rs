@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use clew_core::{Clock, Engine, Event, EventSink, Timestamp};
+use clew_core::{Engine, Event, EventSink, Timestamp};
 use tokio::sync::watch;
 
 use crate::metrics::{Metrics, SinkLags};
@@ -184,13 +184,6 @@ impl AppState {
     /// The server clock's time.
     pub fn now(&self) -> Timestamp {
         self.engine.now()
-    }
-
-    /// The clock-independent engine handle with a given clock (unused in
-    /// production; kept for tests that need a manual clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> AppState {
-        self.engine = self.engine.with_clock(clock);
-        self
     }
 }
 

@@ -18,21 +18,11 @@ pub struct StoreSource(pub Arc<dyn Store>);
 #[async_trait]
 impl EventSource for StoreSource {
     async fn events_after(&self, seq: i64, limit: i64) -> clew_core::Result<Vec<LifecycleEvent>> {
-        // Skip pages holding only qless events until some lifecycle events
-        // or the end of the log turn up (so the cursor's reader never sees
-        // an empty page in the middle of the log).
-        let mut after = seq;
-        loop {
-            let page = self.0.events_after(after, limit.max(1)).await?;
-            let full = page.len() as i64 >= limit.max(1);
-            if let Some(last) = page.last() {
-                after = last.seq;
-            }
-            let out: Vec<LifecycleEvent> = page.iter().filter_map(Event::lifecycle).collect();
-            if !out.is_empty() || !full {
-                return Ok(out);
-            }
-        }
+        let events = clew_core::store::events_after_matching(self.0.as_ref(), seq, limit, |e| {
+            e.channel == clew_core::logic::LIFECYCLE_CHANNEL
+        })
+        .await?;
+        Ok(events.iter().filter_map(Event::lifecycle).collect())
     }
 }
 

@@ -64,6 +64,16 @@ impl Server {
     }
 }
 
+/// Puts jobs `a<n>` with data `{"n": n}` into queue `q`, one per n.
+async fn put_numbered(server: &Server, range: std::ops::Range<u32>) {
+    for n in range {
+        let (jid, data) = (format!("a{n}"), format!(r#"{{"n":{n}}}"#));
+        server
+            .qless("put", &["me", "q", &jid, "K", &data, "0"])
+            .await;
+    }
+}
+
 /// The JSON lines written to `path` so far.
 fn read_json_lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -231,42 +241,14 @@ async fn a_tcp_sink_outage_and_a_server_restart_lose_no_event() {
     };
 
     let server = Server::start(&db, &["--publish", &spec]);
-    for n in 0..5 {
-        server
-            .qless(
-                "put",
-                &[
-                    "me",
-                    "q",
-                    &format!("a{n}"),
-                    "K",
-                    &format!(r#"{{"n":{n}}}"#),
-                    "0",
-                ],
-            )
-            .await;
-    }
+    put_numbered(&server, 0..5).await;
     wait_until("the first five events", || enqueued(&lines).len() >= 5).await;
 
     // The receiver goes away; more jobs are put while it is down; then the
     // server stops too.
     rx.abort();
     let _ = rx.await;
-    for n in 5..10 {
-        server
-            .qless(
-                "put",
-                &[
-                    "me",
-                    "q",
-                    &format!("a{n}"),
-                    "K",
-                    &format!(r#"{{"n":{n}}}"#),
-                    "0",
-                ],
-            )
-            .await;
-    }
+    put_numbered(&server, 5..10).await;
     server.stop();
 
     // The receiver comes back on the same port, then the server.
