@@ -9,7 +9,10 @@
 //!   SLA figure: the share of dequeues whose `time_in_queue` was at most N
 //!   seconds ([`Sla`]).
 //! * [`scan`] reads the whole lifecycle log of a store, in pages, keeping
-//!   the events a filter matches.
+//!   the events a filter matches; [`scan_newest_first`] reads it backwards
+//!   from the newest event and stops when told to (a recent window, the
+//!   last event of some kind), without reading the older part.
+//! * [`series`] buckets events by time (and group) for charts.
 //!
 //! # Percentiles
 //! Percentiles are exact, by the **nearest-rank** method: for `n` values
@@ -19,11 +22,13 @@
 //! p95 is `4`.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::Result;
+use crate::event::Event;
 use crate::lifecycle::{LifecycleEvent, LifecycleKind};
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -57,6 +62,48 @@ impl Filter {
             return None;
         }
         Some((k.to_owned(), v.to_owned()))
+    }
+
+    /// Applies one query parameter of the HTTP API's filter vocabulary:
+    /// `since`, `until` (seconds), `queue`, `klass` (or `class`), `type`,
+    /// `jid`, `meta` (`key:value`, repeatable). Returns `Ok(false)` when
+    /// `key` is not one of them, and an error message naming the parameter
+    /// when its value is bad.
+    pub fn set_param(&mut self, key: &str, value: &str) -> std::result::Result<bool, String> {
+        let nonempty = |name: &str| {
+            if value.is_empty() {
+                Err(format!("{name}: expected a non-empty value"))
+            } else {
+                Ok(value.to_owned())
+            }
+        };
+        let time = |name: &str| {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(Timestamp::from_secs_f64)
+                .ok_or_else(|| format!("{name}: expected a number of seconds, got {value:?}"))
+        };
+        match key {
+            "since" => self.since = Some(time("since")?),
+            "until" => self.until = Some(time("until")?),
+            "queue" => self.queue = Some(nonempty("queue")?),
+            "klass" | "class" => self.klass = Some(nonempty("klass")?),
+            "jid" => self.jid = Some(nonempty("jid")?),
+            "type" => {
+                self.kind = Some(LifecycleKind::parse(value).ok_or_else(|| {
+                    format!(
+                        "type: expected enqueued, dequeued, perform_started, \
+                         perform_finished or failed, got {value:?}"
+                    )
+                })?)
+            }
+            "meta" => self.metadata.push(Filter::parse_meta(value).ok_or_else(|| {
+                format!("meta: expected key:value (or key=value), got {value:?}")
+            })?),
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
@@ -109,6 +156,69 @@ pub async fn scan(store: &dyn Store, f: &Filter, after: i64) -> Result<Vec<Lifec
         }
     }
     Ok(out)
+}
+
+/// The highest sequence number in the store's event log, or None when the
+/// log is empty. Found with `events_after(x, 1)` probes, galloping up from
+/// the oldest event and then bisecting: O(log n) small reads.
+pub async fn latest_seq(store: &dyn Store) -> Result<Option<i64>> {
+    let next_after = |x: i64| async move {
+        Ok::<_, crate::error::Error>(store.events_after(x, 1).await?.first().map(|e| e.seq))
+    };
+    let Some(mut lo) = next_after(0).await? else {
+        return Ok(None);
+    };
+    // Invariant: an event has seq `lo`; none has a seq above `hi`.
+    let mut step: i64 = 1;
+    let mut hi = loop {
+        let probe = lo.saturating_add(step);
+        match next_after(probe).await? {
+            Some(seq) => lo = seq,
+            None => break probe,
+        }
+        step = step.saturating_mul(2);
+    };
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match next_after(mid).await? {
+            Some(seq) => lo = seq,
+            None => hi = mid,
+        }
+    }
+    Ok(Some(lo))
+}
+
+/// Reads the store's event log newest first, in windows of `page`
+/// sequence numbers, handing each event to `visit` until it returns
+/// [`ControlFlow::Break`] or the log's oldest event has been visited.
+/// Events committed after the read began are not visited. Stopping early
+/// reads only the newer part of the log, so a caller that wants "the last
+/// hour" or "the latest event of some kind" does not read it all.
+pub async fn scan_newest_first(
+    store: &dyn Store,
+    page: i64,
+    mut visit: impl FnMut(&Event) -> ControlFlow<()>,
+) -> Result<()> {
+    let page = page.max(1);
+    let Some(oldest) = store.events_after(0, 1).await?.first().map(|e| e.seq) else {
+        return Ok(());
+    };
+    let Some(mut end) = latest_seq(store).await? else {
+        return Ok(());
+    };
+    while end >= oldest {
+        let start = end.saturating_sub(page).max(oldest - 1);
+        // (start, end] holds at most `page` sequence numbers, so one read
+        // returns all its events (and perhaps later ones, skipped here).
+        let events = store.events_after(start, page).await?;
+        for e in events.iter().rev().filter(|e| e.seq <= end) {
+            if visit(e).is_break() {
+                return Ok(());
+            }
+        }
+        end = start;
+    }
+    Ok(())
 }
 
 /// A lifecycle event as natural JSON: `seq`, `event_type`, `timestamp`
@@ -405,6 +515,100 @@ pub fn stats<'a>(
         .collect()
 }
 
+/// One time bucket of a [`Series`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Point {
+    /// The bucket's start, whole seconds since the epoch (a multiple of
+    /// the interval).
+    pub t: i64,
+    /// Matching events in the bucket (of every type).
+    pub count: u64,
+    /// `time_in_queue` of the bucket's `dequeued` events.
+    pub time_in_queue: Summary,
+    /// `time_to_perform` of the bucket's `perform_finished` and `failed`
+    /// events.
+    pub time_to_perform: Summary,
+}
+
+/// The points of one group, one per bucket of the range (empty buckets
+/// included, with count 0).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Series {
+    /// The group's name, as in [`GroupStats::group`].
+    pub group: Option<String>,
+    /// One point per bucket, oldest first.
+    pub points: Vec<Point>,
+}
+
+/// The start (micros) of the `interval`-second bucket holding `t`.
+fn bucket_start(t: Timestamp, interval: i64) -> i64 {
+    let width = interval.saturating_mul(1_000_000);
+    t.as_micros().div_euclid(width) * width
+}
+
+/// How many `interval`-second buckets (aligned on multiples of the
+/// interval since the epoch) cover `[from, to)`; 0 when the range is
+/// empty or the interval not positive.
+pub fn bucket_count(from: Timestamp, to: Timestamp, interval: i64) -> i64 {
+    if interval <= 0 || to <= from {
+        return 0;
+    }
+    let first = bucket_start(from, interval);
+    let last = bucket_start(Timestamp(to.as_micros() - 1), interval);
+    (last - first) / interval.saturating_mul(1_000_000) + 1
+}
+
+/// Buckets the events in `[from, to)` by time (`interval` seconds, aligned
+/// on multiples of the interval since the epoch) and groups them by `by`;
+/// each bucket of each group is summarised as [`stats`] does. Every group
+/// has a point for every bucket of the range; with [`GroupBy::All`] there
+/// is always one series, even without events. Groups come sorted by name
+/// (null first).
+pub fn series<'a>(
+    events: impl IntoIterator<Item = &'a LifecycleEvent>,
+    by: &GroupBy,
+    interval: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<Series> {
+    let n = bucket_count(from, to, interval) as usize;
+    if n == 0 {
+        return Vec::new();
+    }
+    let first = bucket_start(from, interval);
+    let width = interval * 1_000_000;
+    let mut buckets: Vec<Vec<&LifecycleEvent>> = vec![Vec::new(); n];
+    for ev in events {
+        if ev.at >= from && ev.at < to {
+            let i = ((bucket_start(ev.at, interval) - first) / width) as usize;
+            buckets[i].push(ev);
+        }
+    }
+    let empty_points = || -> Vec<Point> {
+        (0..n)
+            .map(|i| Point {
+                t: (first + i as i64 * width) / 1_000_000,
+                ..Point::default()
+            })
+            .collect()
+    };
+    let mut out: BTreeMap<Option<String>, Vec<Point>> = BTreeMap::new();
+    if *by == GroupBy::All {
+        out.insert(None, empty_points());
+    }
+    for (i, bucket) in buckets.iter().enumerate() {
+        for g in stats(bucket.iter().copied(), by, None) {
+            let points = out.entry(g.group).or_insert_with(empty_points);
+            points[i].count = g.count;
+            points[i].time_in_queue = g.time_in_queue;
+            points[i].time_to_perform = g.time_to_perform;
+        }
+    }
+    out.into_iter()
+        .map(|(group, points)| Series { group, points })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,5 +748,155 @@ mod tests {
         let (p, next) = page(events, None, false, 7);
         assert_eq!(p.len(), 7);
         assert_eq!(next, None);
+    }
+
+    #[test]
+    fn series_buckets_groups_and_fills_gaps() {
+        // Buckets of 10 s over [100, 130): 100, 110, 120.
+        let events = vec![
+            ev(LifecycleKind::Dequeued, 101, "A", Some(4.0), None),
+            ev(LifecycleKind::Dequeued, 105, "A", Some(1.0), None),
+            ev(LifecycleKind::Dequeued, 109, "B", Some(9.0), None),
+            ev(LifecycleKind::PerformFinished, 125, "A", None, Some(2.0)),
+            ev(LifecycleKind::Dequeued, 130, "A", Some(7.0), None), // outside
+        ];
+        let (from, to) = (Timestamp::from_secs(100), Timestamp::from_secs(130));
+        assert_eq!(bucket_count(from, to, 10), 3);
+        assert_eq!(bucket_count(Timestamp::from_secs(95), to, 10), 4);
+        assert_eq!(bucket_count(to, from, 10), 0);
+        let all = series(&events, &GroupBy::All, 10, from, to);
+        assert_eq!(all.len(), 1);
+        let p = &all[0].points;
+        assert_eq!(
+            p.iter().map(|p| p.t).collect::<Vec<_>>(),
+            vec![100, 110, 120]
+        );
+        assert_eq!(p.iter().map(|p| p.count).collect::<Vec<_>>(), vec![3, 0, 1]);
+        assert_eq!(p[0].time_in_queue, Summary::of(vec![4.0, 1.0, 9.0]));
+        assert_eq!(p[1].time_in_queue, Summary::default());
+        assert_eq!(p[2].time_to_perform.p50, Some(2.0));
+        let by = series(&events, &GroupBy::Class, 10, from, to);
+        assert_eq!(by.len(), 2);
+        assert_eq!(by[1].group.as_deref(), Some("B"));
+        assert_eq!(
+            by[1].points.iter().map(|p| p.count).collect::<Vec<_>>(),
+            vec![1, 0, 0]
+        );
+        assert_eq!(by[0].points[0].time_in_queue.p95, Some(4.0));
+        assert!(series(&[], &GroupBy::Class, 10, from, to).is_empty());
+        assert_eq!(series(&[], &GroupBy::All, 10, from, to)[0].points.len(), 3);
+    }
+
+    #[test]
+    fn filter_params() {
+        let mut f = Filter::default();
+        assert_eq!(f.set_param("since", "100.5"), Ok(true));
+        assert_eq!(f.set_param("class", "A"), Ok(true));
+        assert_eq!(f.set_param("type", "failed"), Ok(true));
+        assert_eq!(f.set_param("meta", "k:v"), Ok(true));
+        assert_eq!(f.set_param("interval", "60"), Ok(false));
+        assert_eq!(f.since, Some(Timestamp::from_secs_f64(100.5).unwrap()));
+        assert_eq!(f.klass.as_deref(), Some("A"));
+        assert_eq!(f.kind, Some(LifecycleKind::Failed));
+        assert_eq!(f.metadata, vec![("k".into(), "v".into())]);
+        for (k, v) in [
+            ("until", "soon"),
+            ("queue", ""),
+            ("type", "x"),
+            ("meta", "kv"),
+        ] {
+            let e = f.set_param(k, v).expect_err(k);
+            assert!(e.starts_with(&format!("{k}: ")), "{e}");
+        }
+    }
+
+    /// A store holding only an event log (with gaps in its numbers).
+    #[derive(Debug)]
+    struct LogOnly(Vec<Event>);
+
+    #[async_trait::async_trait]
+    impl Store for LogOnly {
+        async fn execute_from(
+            &self,
+            _: Timestamp,
+            _: Origin,
+            _: crate::Command,
+            _: std::sync::Arc<dyn crate::EventSink>,
+        ) -> Result<crate::Reply> {
+            Err(crate::Error::invalid("log only"))
+        }
+        async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit as usize)
+                .cloned()
+                .collect())
+        }
+        async fn flush(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn close(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs a future that never waits (the [`LogOnly`] store's).
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the log-only store never waits"),
+        }
+    }
+
+    fn log(seqs: &[i64]) -> LogOnly {
+        LogOnly(
+            seqs.iter()
+                .map(|&seq| Event {
+                    seq,
+                    at: Timestamp::from_secs(seq),
+                    channel: "ql:log".into(),
+                    message: String::new(),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn newest_first_reads_every_event_backwards_and_stops_early() {
+        assert_eq!(ready(latest_seq(&log(&[]))).unwrap(), None);
+        assert_eq!(ready(latest_seq(&log(&[7]))).unwrap(), Some(7));
+        // Gaps (pruned, flushed or rolled-back numbers) anywhere.
+        let seqs: Vec<i64> = (5..300)
+            .filter(|s| s % 7 != 0 && !(100..180).contains(s))
+            .collect();
+        let store = log(&seqs);
+        assert_eq!(ready(latest_seq(&store)).unwrap(), Some(299));
+        for page in [1, 3, 10, 1000] {
+            let mut seen = Vec::new();
+            ready(scan_newest_first(&store, page, |e| {
+                seen.push(e.seq);
+                ControlFlow::Continue(())
+            }))
+            .unwrap();
+            let mut want = seqs.clone();
+            want.reverse();
+            assert_eq!(seen, want, "page {page}");
+        }
+        let mut seen = Vec::new();
+        ready(scan_newest_first(&store, 10, |e| {
+            seen.push(e.seq);
+            if e.seq <= 290 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }))
+        .unwrap();
+        assert_eq!(seen, vec![299, 298, 297, 296, 295, 293, 292, 291, 290]);
+        ready(scan_newest_first(&log(&[]), 10, |_| panic!("no events"))).unwrap();
     }
 }
