@@ -12,6 +12,7 @@
 //! * [`events`]: the Server-Sent Events stream `GET /v1/events`.
 //! * [`auth`]: the bearer-token rule.
 //! * [`metrics`]: Prometheus metrics at `GET /metrics`.
+//! * [`ui`]: the web dashboard at `/`, its sessions and the CSRF rule.
 //!
 //! [`app`] builds the router (tests drive it without a socket); [`serve`]
 //! runs it on a bound listener until a shutdown future resolves, letting
@@ -32,6 +33,7 @@ pub mod events;
 pub mod metrics;
 pub mod openapi;
 pub mod state;
+pub mod ui;
 
 pub use error::ApiError;
 pub use state::{AppState, ServerConfig};
@@ -63,7 +65,13 @@ pub fn app(state: AppState) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({"ok": true})) }),
         )
+        .merge(ui::routes())
         .merge(v1)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::session::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn(ui::security_headers))
         .with_state(state)
 }
 

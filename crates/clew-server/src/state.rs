@@ -83,6 +83,7 @@ pub struct AppState {
     shutdown: Arc<watch::Sender<bool>>,
     metrics: Metrics,
     sink_lags: Option<SinkLags>,
+    session_key: crate::ui::session::SessionKey,
 }
 
 impl std::fmt::Debug for AppState {
@@ -125,6 +126,7 @@ impl AppState {
         let (tx, rx) = watch::channel(0);
         let metrics = Metrics::new();
         let engine = engine.with_sink(Arc::new(WakeSink(tx, metrics.clone())));
+        let session_key = crate::ui::session::SessionKey::for_token(config.token.as_deref());
         AppState {
             engine,
             config: Arc::new(config),
@@ -132,6 +134,7 @@ impl AppState {
             shutdown: Arc::new(watch::channel(false).0),
             metrics,
             sink_lags: None,
+            session_key,
         }
     }
 
@@ -145,6 +148,11 @@ impl AppState {
     /// The sink lags (none unless [`AppState::with_sink_lags`] was called).
     pub fn sink_lags(&self) -> Vec<(String, i64)> {
         self.sink_lags.as_ref().map(|f| f()).unwrap_or_default()
+    }
+
+    /// The key that signs dashboard sessions and CSRF tokens.
+    pub fn session_key(&self) -> &crate::ui::session::SessionKey {
+        &self.session_key
     }
 
     /// The server's counters and histograms.

@@ -1,0 +1,6 @@
+// Page: config (placeholder until built).
+import { h } from '../core.js';
+
+export default async function render(root) {
+  root.append(h('h1', 'config'), h('p', { class: 'muted' }, 'This page is being built.'));
+}

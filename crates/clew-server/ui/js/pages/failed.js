@@ -1,0 +1,6 @@
+// Page: failed (placeholder until built).
+import { h } from '../core.js';
+
+export default async function render(root) {
+  root.append(h('h1', 'failed'), h('p', { class: 'muted' }, 'This page is being built.'));
+}

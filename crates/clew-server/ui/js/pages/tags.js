@@ -1,0 +1,6 @@
+// Page: tags (placeholder until built).
+import { h } from '../core.js';
+
+export default async function render(root) {
+  root.append(h('h1', 'tags'), h('p', { class: 'muted' }, 'This page is being built.'));
+}
