@@ -68,6 +68,13 @@ impl Engine {
         self
     }
 
+    /// Replaces the store by `wrap(store)`: a decorator around it (the
+    /// server's metrics time every store call this way).
+    pub fn map_store(mut self, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Engine {
+        self.store = wrap(self.store);
+        self
+    }
+
     /// Replaces the origin (host and process) that lifecycle events name.
     /// Defaults to this process.
     pub fn with_origin(mut self, origin: Origin) -> Engine {

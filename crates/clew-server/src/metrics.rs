@@ -9,18 +9,24 @@
 //!   `dequeued` event) and `clew_job_run_seconds{queue}` (its time to
 //!   perform, from `perform_finished` and `failed`);
 //! * read from the store at scrape time: `clew_jobs{queue,state}` (waiting,
-//!   running, stalled, scheduled, depends, recurring), `clew_queue_paused`,
-//!   `clew_failed_jobs{group}`, `clew_workers`, and `clew_sink_lag_events`
-//!   (from the provider given to [`crate::AppState::with_sink_lags`]).
+//!   running, stalled, scheduled, depends, recurring, failed),
+//!   `clew_queue_paused`, `clew_failed_jobs{group}`, `clew_workers`, and
+//!   `clew_sink_lag_events` (from the provider given to
+//!   [`crate::AppState::with_sink_lags`]). The failed count per queue reads
+//!   every failed job's queue (linear in the number of failed jobs).
 //!
-//! `clew_store_latency_seconds{route}` is the time the server spends on
-//! each `/v1` request (each one makes engine calls: the store's work
-//! dominates it), labelled by the matched route pattern.
+//! Latency: `clew_store_seconds{command}` times each call into the store
+//! itself (one qless command, or `events_after` / `events_prune` /
+//! `flush`; [`Metrics::timed_store`] wraps the engine's store), and
+//! `clew_http_request_seconds{route}` each whole HTTP request, by matched
+//! route pattern.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+use async_trait::async_trait;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -28,7 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use clew_core::{Command, Event, LifecycleKind, Reply};
+use clew_core::{Command, Event, EventSink, LifecycleKind, Origin, Reply, Store, Timestamp};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -117,7 +123,10 @@ struct Inner {
     kinds: BTreeMap<(String, &'static str), u64>,
     wait: BTreeMap<String, Histogram>,
     run: BTreeMap<String, Histogram>,
+    /// Route → HTTP request time.
     latency: BTreeMap<String, Histogram>,
+    /// Store call (command name) → time.
+    store: BTreeMap<&'static str, Histogram>,
 }
 
 /// The server's counters and histograms (cheap to clone: shared).
@@ -188,6 +197,23 @@ impl Metrics {
         }
     }
 
+    /// Records the time of one store call.
+    pub fn observe_store(&self, call: &'static str, seconds: f64) {
+        self.lock()
+            .store
+            .entry(call)
+            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+            .observe(seconds);
+    }
+
+    /// `store`, with every call timed into `clew_store_seconds`.
+    pub fn timed_store(&self, store: Arc<dyn Store>) -> Arc<dyn Store> {
+        Arc::new(TimedStore {
+            inner: store,
+            metrics: self.clone(),
+        })
+    }
+
     /// Records the time of one request on `route`.
     pub fn observe_latency(&self, route: &str, seconds: f64) {
         self.lock()
@@ -245,14 +271,124 @@ impl Metrics {
         }
         header_line(
             out,
-            "clew_store_latency_seconds",
+            "clew_store_seconds",
             "histogram",
-            "Time the server spent on /v1 requests (engine calls), by route.",
+            "Time of each call into the store, by command.",
+        );
+        for (call, h) in &inner.store {
+            h.render(out, "clew_store_seconds", "command", call);
+        }
+        header_line(
+            out,
+            "clew_http_request_seconds",
+            "histogram",
+            "Time the server spent on each HTTP request, by route.",
         );
         for (route, h) in &inner.latency {
-            h.render(out, "clew_store_latency_seconds", "route", route);
+            h.render(out, "clew_http_request_seconds", "route", route);
         }
     }
+}
+
+/// A store whose every call is timed into [`Metrics`].
+#[derive(Debug)]
+struct TimedStore {
+    inner: Arc<dyn Store>,
+    metrics: Metrics,
+}
+
+impl TimedStore {
+    fn record<T>(&self, call: &'static str, started: Instant, r: T) -> T {
+        self.metrics
+            .observe_store(call, started.elapsed().as_secs_f64());
+        r
+    }
+}
+
+#[async_trait]
+impl Store for TimedStore {
+    async fn execute_from(
+        &self,
+        now: Timestamp,
+        origin: Origin,
+        command: Command,
+        sink: Arc<dyn EventSink>,
+    ) -> clew_core::Result<Reply> {
+        let (call, started) = (command.name(), Instant::now());
+        let r = self.inner.execute_from(now, origin, command, sink).await;
+        self.record(call, started, r)
+    }
+
+    async fn execute(
+        &self,
+        now: Timestamp,
+        command: Command,
+        sink: Arc<dyn EventSink>,
+    ) -> clew_core::Result<Reply> {
+        let (call, started) = (command.name(), Instant::now());
+        let r = self.inner.execute(now, command, sink).await;
+        self.record(call, started, r)
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> clew_core::Result<Vec<Event>> {
+        let started = Instant::now();
+        let r = self.inner.events_after(after, limit).await;
+        self.record("events_after", started, r)
+    }
+
+    async fn flush(&self) -> clew_core::Result<()> {
+        let started = Instant::now();
+        let r = self.inner.flush().await;
+        self.record("flush", started, r)
+    }
+
+    async fn events_prune(&self, before_seq: i64) -> clew_core::Result<u64> {
+        let started = Instant::now();
+        let r = self.inner.events_prune(before_seq).await;
+        self.record("events_prune", started, r)
+    }
+
+    async fn close(&self) -> clew_core::Result<()> {
+        self.inner.close().await
+    }
+}
+
+/// Failed jobs per queue: every failed group's jids, then their jobs'
+/// queues (a page of jids at a time).
+async fn failed_by_queue(
+    engine: &clew_core::Engine,
+    groups: &[(String, i64)],
+) -> Result<BTreeMap<String, u64>, ApiError> {
+    const PAGE: i64 = 500;
+    let mut out = BTreeMap::new();
+    for (group, _) in groups {
+        let mut start = 0;
+        loop {
+            let page = engine
+                .execute(Command::Failed {
+                    group: Some(group.clone()),
+                    start,
+                    limit: PAGE,
+                })
+                .await?;
+            let Reply::Page { jobs: jids, .. } = page else {
+                break;
+            };
+            let n = jids.len() as i64;
+            if n > 0 {
+                if let Reply::Jobs(jobs) = engine.execute(Command::MultiGet { jids }).await? {
+                    for job in jobs {
+                        *out.entry(job.record.queue.clone()).or_default() += 1;
+                    }
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+            start += n;
+        }
+    }
+    Ok(out)
 }
 
 fn header_line(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -290,6 +426,19 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
     let engine = state.engine();
     let mut out = String::new();
 
+    let failed = engine
+        .execute(Command::Failed {
+            group: None,
+            start: 0,
+            limit: 0,
+        })
+        .await?;
+    let groups = match failed {
+        Reply::FailedGroups(groups) => groups,
+        _ => Vec::new(),
+    };
+    let mut failed_in = failed_by_queue(engine, &groups).await?;
+
     let queues = engine.execute(Command::Queues { queue: None }).await?;
     header_line(
         &mut out,
@@ -301,6 +450,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
     if let Reply::Queues(qs) = &queues {
         for q in qs {
             let name = escape(&q.name);
+            let failed = failed_in.remove(&q.name).unwrap_or(0);
             for (st, n) in [
                 ("waiting", q.counts.waiting),
                 ("running", q.counts.running),
@@ -308,6 +458,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
                 ("scheduled", q.counts.scheduled),
                 ("depends", q.counts.depends),
                 ("recurring", q.recurring),
+                ("failed", failed as i64),
             ] {
                 let _ = writeln!(out, "clew_jobs{{queue=\"{name}\",state=\"{st}\"}} {n}");
             }
@@ -318,6 +469,14 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
             );
         }
     }
+    // Failed jobs of queues the queue list no longer shows.
+    for (queue, n) in failed_in {
+        let _ = writeln!(
+            out,
+            "clew_jobs{{queue=\"{}\",state=\"failed\"}} {n}",
+            escape(&queue)
+        );
+    }
     header_line(
         &mut out,
         "clew_queue_paused",
@@ -326,23 +485,14 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
     );
     out.push_str(&paused);
 
-    let failed = engine
-        .execute(Command::Failed {
-            group: None,
-            start: 0,
-            limit: 0,
-        })
-        .await?;
     header_line(
         &mut out,
         "clew_failed_jobs",
         "gauge",
         "Failed jobs by failure group.",
     );
-    if let Reply::FailedGroups(groups) = &failed {
-        for (group, n) in groups {
-            let _ = writeln!(out, "clew_failed_jobs{{group=\"{}\"}} {n}", escape(group));
-        }
+    for (group, n) in &groups {
+        let _ = writeln!(out, "clew_failed_jobs{{group=\"{}\"}} {n}", escape(group));
     }
 
     let workers = engine

@@ -125,7 +125,9 @@ impl AppState {
     pub fn new(engine: Engine, config: ServerConfig) -> AppState {
         let (tx, rx) = watch::channel(0);
         let metrics = Metrics::new();
-        let engine = engine.with_sink(Arc::new(WakeSink(tx, metrics.clone())));
+        let engine = engine
+            .map_store(|store| metrics.timed_store(store))
+            .with_sink(Arc::new(WakeSink(tx, metrics.clone())));
         let session_key = crate::ui::session::SessionKey::for_token(config.token.as_deref());
         AppState {
             engine,

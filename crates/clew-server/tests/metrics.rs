@@ -286,22 +286,99 @@ async fn metrics_match_the_jobs_run() {
         (m + 1) as f64
     );
 
-    // Store latency: one observation per request on the route.
+    // HTTP request time: one observation per request on the route.
     assert_eq!(
         q(
-            "clew_store_latency_seconds_count",
+            "clew_http_request_seconds_count",
             r#"route="/v1/queues/{queue}/pop""#
         ),
         (n + m + 2) as f64 // and the pop in `live`
     );
     assert_eq!(
         q(
-            "clew_store_latency_seconds_count",
+            "clew_http_request_seconds_count",
             r#"route="/v1/jobs/{jid}/complete""#
         ),
         n as f64
     );
     assert!(!text.contains(r#"route="/metrics""#));
+
+    // Store time: one observation per store call, by command. Puts: n + m
+    // + 1 + w in q, one in other, one in live.
+    let store = |command: &str| {
+        q(
+            "clew_store_seconds_count",
+            &format!("command=\"{command}\""),
+        )
+    };
+    assert_eq!(store("put"), (n + m + w + 3) as f64);
+    assert_eq!(store("pop"), (n + m + 2) as f64);
+    assert_eq!(store("complete"), n as f64);
+    assert_eq!(store("fail"), m as f64);
+    assert_eq!(store("retry"), 1.0);
+    for command in ["put", "pop", "complete"] {
+        let labels = format!("command=\"{command}\",le=\"+Inf\"");
+        assert_eq!(q("clew_store_seconds_bucket", &labels), store(command));
+        let sum = q("clew_store_seconds_sum", &format!("command=\"{command}\""));
+        assert!(sum > 0.0 && sum.is_finite(), "{command}: {sum}");
+    }
+}
+
+#[tokio::test]
+async fn failed_jobs_are_counted_per_queue() {
+    let s = start(None).await;
+    let t = 1000.0;
+    // Two failed in a (groups Boom and Bang), one in b, and a retried one
+    // that is not failed.
+    for (queue, group) in [("a", "Boom"), ("a", "Bang"), ("b", "Boom")] {
+        s.put(t, queue, 0).await;
+        let jid = s.pop(t + 1.0, queue).await;
+        s.post(
+            t + 2.0,
+            &format!("/v1/jobs/{jid}/fail"),
+            json!({"worker": "w1", "group": group, "message": "no"}),
+        )
+        .await;
+    }
+    s.put(t, "c", 5).await;
+    let mx = parse(&s.metrics_text().await);
+    let failed = |queue: &str| {
+        get(
+            &mx,
+            &format!("clew_jobs{{queue=\"{queue}\",state=\"failed\"}}"),
+        )
+    };
+    assert_eq!(failed("a"), 2.0);
+    assert_eq!(failed("b"), 1.0);
+    assert_eq!(failed("c"), 0.0);
+    assert_eq!(get(&mx, r#"clew_failed_jobs{group="Boom"}"#), 2.0);
+    assert_eq!(get(&mx, r#"clew_failed_jobs{group="Bang"}"#), 1.0);
+
+    // Retrying one of a's puts it back: a's failed count drops.
+    let page = s
+        .post(
+            t + 3.0,
+            "/v1/qless",
+            json!({"command": "failed", "args": ["Bang"]}),
+        )
+        .await;
+    let jid = page["result"]["jobs"][0]
+        .as_str()
+        .expect("a Bang job")
+        .to_owned();
+    s.post(
+        t + 3.0,
+        "/v1/qless",
+        json!({"command": "unfail", "args": ["a", "Bang", "10"]}),
+    )
+    .await;
+    let mx = parse(&s.metrics_text().await);
+    assert_eq!(
+        get(&mx, r#"clew_jobs{queue="a",state="failed"}"#),
+        1.0,
+        "{jid}"
+    );
+    assert_eq!(get(&mx, r#"clew_jobs{queue="a",state="waiting"}"#), 1.0);
 }
 
 /// A free port on 127.0.0.1 (bound, read, released).
@@ -401,6 +478,14 @@ async fn a_real_prometheus_scrapes_the_metrics() {
             (n + m + 1) as f64,
         ),
         (r#"clew_workers{job="clew"}"#, 1.0),
+        (
+            r#"clew_jobs{job="clew",queue="q",state="failed"}"#,
+            m as f64,
+        ),
+        (
+            r#"clew_store_seconds_count{job="clew",command="complete"}"#,
+            n as f64,
+        ),
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Vec::new();

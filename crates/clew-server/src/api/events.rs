@@ -151,7 +151,10 @@ fn raw_pairs(
 
 /// Lifecycle events matching the filters, oldest first (or newest first
 /// with `order=desc`), a page at a time. Page on with `after` (ascending)
-/// or `before` (descending) set to the returned `next`.
+/// or `before` (descending) set to the returned `next`. Oldest first, a
+/// page costs only the log it covers, so a reader can follow the log by
+/// sequence number (`after` = the last `seq` it took), as `clew work --url
+/// ... --publish` does.
 #[utoipa::path(get, path = "/v1/events/search", tag = "events",
     params(
         ("since" = Option<f64>, Query, description = "Events at or after this time (seconds)"),
@@ -174,13 +177,49 @@ pub async fn search_events(
 ) -> Result<Json<Value>, ApiError> {
     let p = parse(raw_pairs(query)?, false)?;
     let store = state.engine().store().clone();
-    let events = analytics::scan(store.as_ref(), &p.filter, p.after.unwrap_or(0)).await?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    let after = p.after.unwrap_or(0);
+    let events = if p.newest_first || p.before.is_some() {
+        analytics::scan(store.as_ref(), &p.filter, after).await?
+    } else {
+        // Oldest first: read only as far as the page (and one more, to
+        // know whether there is a next page) needs.
+        scan_forward(store.as_ref(), &p.filter, after, limit + 1).await?
+    };
     let (events, next) = analytics::page(events, p.before, p.newest_first, limit);
     Ok(Json(json!({
         "events": events.iter().map(analytics::event_json).collect::<Vec<_>>(),
         "next": next,
     })))
+}
+
+/// Up to `want` lifecycle events after `after` matching `filter`, oldest
+/// first, reading the log only as far as needed (a reader following the
+/// log page by page, such as a worker's publisher, costs what it reads).
+async fn scan_forward(
+    store: &dyn clew_core::Store,
+    filter: &Filter,
+    after: i64,
+    want: usize,
+) -> clew_core::Result<Vec<clew_core::LifecycleEvent>> {
+    const PAGE: i64 = 1_000;
+    let mut cursor = after;
+    let mut out = Vec::new();
+    while out.len() < want {
+        let page = store.events_after(cursor, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        out.extend(
+            page.iter()
+                .filter_map(|e| e.lifecycle())
+                .filter(|ev| analytics::matches(filter, ev)),
+        );
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    out.truncate(want);
+    Ok(out)
 }
 
 /// Statistics of the lifecycle events matching the filters, per group
