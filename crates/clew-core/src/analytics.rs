@@ -168,7 +168,8 @@ pub async fn latest_seq(store: &dyn Store) -> Result<Option<i64>> {
     let Some(mut lo) = next_after(0).await? else {
         return Ok(None);
     };
-    // Invariant: an event has seq `lo`; none has a seq above `hi`.
+    // Invariant: an event has seq `lo`; none has a seq above `hi`; so the
+    // latest is in `[lo, hi]`.
     let mut step: i64 = 1;
     let mut hi = loop {
         let probe = lo.saturating_add(step);
@@ -178,7 +179,7 @@ pub async fn latest_seq(store: &dyn Store) -> Result<Option<i64>> {
         }
         step = step.saturating_mul(2);
     };
-    while hi - lo > 1 {
+    while lo < hi {
         let mid = lo + (hi - lo) / 2;
         match next_after(mid).await? {
             Some(seq) => lo = seq,
@@ -869,6 +870,16 @@ mod tests {
     fn newest_first_reads_every_event_backwards_and_stops_early() {
         assert_eq!(ready(latest_seq(&log(&[]))).unwrap(), None);
         assert_eq!(ready(latest_seq(&log(&[7]))).unwrap(), Some(7));
+        for n in 1..=70 {
+            let dense: Vec<i64> = (1..=n).collect();
+            assert_eq!(ready(latest_seq(&log(&dense))).unwrap(), Some(n), "1..={n}");
+            let sparse: Vec<i64> = (1..=n).map(|s| s * 3 + 10).collect();
+            assert_eq!(
+                ready(latest_seq(&log(&sparse))).unwrap(),
+                Some(n * 3 + 10),
+                "sparse {n}"
+            );
+        }
         // Gaps (pruned, flushed or rolled-back numbers) anywhere.
         let seqs: Vec<i64> = (5..300)
             .filter(|s| s % 7 != 0 && !(100..180).contains(s))

@@ -37,6 +37,7 @@ use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
 
 pub mod config;
+pub mod dashboard;
 pub mod events;
 pub mod failed;
 pub mod jobs;
@@ -61,6 +62,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(config::routes())
         .merge(recurring::routes())
         .merge(events::routes())
+        .merge(dashboard::routes())
         .split_for_parts()
 }
 
