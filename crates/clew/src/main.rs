@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clew::table::{format_time, key_values, parse_date, Table};
 use clew::{Client, JobView};
 use clew_core::command::{
@@ -24,6 +24,7 @@ use clew_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod config_file;
 mod events_cmd;
 mod publish;
 mod work;
@@ -79,9 +80,16 @@ enum Cmd {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 1024 * 1024)]
         body_limit: usize,
+        /// Read options from this TOML file (keys named like the flags:
+        /// publish, marshal, cursor_dir, metadata, metadata_header,
+        /// history_max_age, ...); flags given here win.
+        #[arg(long, value_name = "PATH")]
+        config: Option<std::path::PathBuf>,
         /// Publish every job's lifecycle events (resque-clues) to a sink;
         /// repeatable: `stdout`, `file:PATH` (reopened on SIGHUP),
-        /// `tcp:HOST:PORT`, `udp:HOST:PORT`, `http:URL`.
+        /// `tcp:HOST:PORT`, `udp:HOST:PORT`, `http:URL`. The server and
+        /// `clew work --publish` read the same durable log: configure each
+        /// sink in one place only (here when there is a server).
         #[arg(long = "publish", value_name = "SPEC")]
         publish: Vec<String>,
         /// Metadata added to every job put through this server (the item
@@ -558,8 +566,17 @@ enum TagCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let cli = match parsed {
+        Ok((cli, matches)) => match config_file::apply(cli, &matches) {
+            Ok(cli) => cli,
+            Err(e) => {
+                eprintln!("clew: {}", format!("{e:#}").replace(['\n', '\r'], " "));
+                return ExitCode::from(exit_code(&e));
+            }
+        },
         Err(e) => {
             use clap::error::ErrorKind as K;
             if matches!(
@@ -669,6 +686,7 @@ fn print_str(s: &str) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Server {
+            config: _,
             ref listen,
             test_mode,
             body_limit,
@@ -715,9 +733,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let db = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
                 std::path::PathBuf::from(format!("{db}.cursors"))
             });
+            let source = Arc::new(publish::StoreSource(engine.store().clone()));
             let publishing =
-                publish::Publishing::start(engine.store().clone(), publish, marshal, cursor_dir)
-                    .await?;
+                publish::Publishing::start(source, publish, marshal, cursor_dir).await?;
             let retention = retention.map(|(r, every)| {
                 let handles = publishing.handles();
                 events_cmd::spawn_retention(engine.clone(), r, every, move || {

@@ -12,6 +12,11 @@
 //!   young), forwards those signals to them, and exits once they have all
 //!   exited after a stop signal.
 //!
+//! With `--publish SPEC`, the process (the pool's parent, never its
+//! children) also delivers lifecycle events to sinks, as `clew server
+//! --publish` does: from the store itself with `--db`, or from the
+//! server's log over HTTP with `--url` (see [`crate::publish`]).
+//!
 //! Each process shows its state as its name in `ps`/`top` (`clew:run 2/4`,
 //! `clew:waiting`, `clew:paused`, `clew:stopping`; `clew:pool 3/3` for the
 //! parent), and logs the full title (`clew-worker NAME: running 2/4 jobs
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use clew_core::Error;
+use clew_events::{DeliveryHandle, EventSource};
 use clew_worker::{
     default_worker_name, ExecConfig, ProcessHandler, Reserver, ShutdownReport, Worker,
     WorkerConfig, WorkerControl, WorkerState, WorkerStatus,
@@ -34,6 +40,8 @@ use clew_worker::{
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
+
+use crate::publish::{HttpSource, Publishing, StoreSource};
 
 /// Set in a supervised child's environment: its slot number (1..=N).
 const CHILD_ENV: &str = "CLEW_WORKER_CHILD";
@@ -53,8 +61,8 @@ const KILL_MARGIN: Duration = Duration::from_secs(10);
 #[derive(Debug, Args)]
 pub struct WorkArgs {
     /// The queues to work, comma-separated (or repeated), in order.
-    #[arg(long, short = 'q', value_delimiter = ',', required = true)]
-    queue: Vec<String>,
+    #[arg(long, short = 'q', value_delimiter = ',')]
+    pub(crate) queue: Vec<String>,
     /// The handler: PROGRAM and its ARGS; everything after --exec is passed
     /// to the program, so put clew's options before it. The job arrives as
     /// JSON on stdin and in CLEW_* variables; exit 0 completes, the retry
@@ -66,48 +74,71 @@ pub struct WorkArgs {
         allow_hyphen_values = true,
         value_name = "PROGRAM [ARGS]..."
     )]
-    exec: Vec<OsString>,
+    pub(crate) exec: Vec<OsString>,
     /// Run the handler through `sh -c` (PROGRAM is then a command line).
     #[arg(long)]
-    shell: bool,
+    pub(crate) shell: bool,
     /// Jobs run at once by each process.
     #[arg(long, short = 'c', default_value_t = 1)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// The order queues are popped in: ordered (drain the first queue
     /// before the next), round-robin or shuffled.
     #[arg(long, default_value = "ordered")]
-    reserver: String,
+    pub(crate) reserver: String,
     /// Time limit of each job, in seconds: past it the program is killed
     /// and the job retried.
     #[arg(long)]
-    timeout: Option<f64>,
+    pub(crate) timeout: Option<f64>,
     /// The exit status that retries a job.
     #[arg(long, default_value_t = clew_worker::exec::DEFAULT_RETRY_EXIT_CODE)]
-    retry_exit_code: i32,
+    pub(crate) retry_exit_code: i32,
     /// Delay of the first retry, in seconds (then doubling, with jitter).
     #[arg(long)]
-    backoff_base: Option<f64>,
+    pub(crate) backoff_base: Option<f64>,
     /// Longest retry delay, in seconds.
     #[arg(long)]
-    backoff_max: Option<f64>,
+    pub(crate) backoff_max: Option<f64>,
     /// The worker's name (default: host-pid). Supervised children add
     /// `-N` to a given name.
     #[arg(long)]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Keep this many worker processes running, restarting any that dies.
     #[arg(long)]
-    processes: Option<usize>,
+    pub(crate) processes: Option<usize>,
     /// Seconds a stopping worker waits for running jobs (QUIT) or for their
     /// release (TERM) before giving up on them.
     #[arg(long, default_value_t = 30.0)]
-    grace: f64,
+    pub(crate) grace: f64,
     /// Seconds an idle worker waits between pops.
     #[arg(long, default_value_t = 1.0)]
-    poll_interval: f64,
+    pub(crate) poll_interval: f64,
     /// Write the log here instead of stderr (reopened on SIGHUP, for log
     /// rotation).
     #[arg(long)]
-    log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
+    /// Read options from this TOML file (keys named like the flags: queue,
+    /// concurrency, publish, marshal, cursor_dir, ...); flags given here
+    /// win.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+    /// Publish lifecycle events (resque-clues) to a sink, as `clew server
+    /// --publish` does; repeatable: `stdout`, `file:PATH`, `tcp:HOST:PORT`,
+    /// `udp:HOST:PORT`, `http:URL`. With --db the events are read from the
+    /// store, with --url from the server's log. Both read the same durable
+    /// log: configure each sink in one place only (on the server when
+    /// there is one; on a worker when there is no server, or when the sink
+    /// is only reachable from the worker's host). A pool publishes once,
+    /// from its parent.
+    #[arg(long = "publish", value_name = "SPEC")]
+    pub(crate) publish: Vec<String>,
+    /// Event format for --publish: `json` (resque-clues) or `logfmt`.
+    #[arg(long, default_value = "json")]
+    pub(crate) marshal: String,
+    /// Directory keeping each sink's cursor, so a restart resumes where
+    /// each sink stopped. Default with --db: the store file's path +
+    /// `.cursors` (the server's default); required with --url.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cursor_dir: Option<PathBuf>,
 }
 
 /// Where `clew work` connects: the server or the store, as given on the
@@ -142,7 +173,10 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
         .filter(|q| !q.is_empty())
         .collect();
     if queues.is_empty() {
-        return Err(Error::invalid("--queue: expected one or more queue names").into());
+        return Err(Error::invalid(
+            "--queue: expected one or more queue names (or queue = [...] in --config)",
+        )
+        .into());
     }
     if args.concurrency == 0 {
         return Err(Error::invalid("--concurrency: expected 1 or more, got 0").into());
@@ -227,40 +261,152 @@ fn runnable(program: &std::ffi::OsStr) -> bool {
         .unwrap_or(false)
 }
 
+/// Where a worker connects, checked.
+enum Endpoint {
+    /// A server: `http://HOST:PORT`.
+    Server(String),
+    /// The embedded store at this path.
+    Store(String),
+}
+
+impl Endpoint {
+    fn of(target: &Target) -> anyhow::Result<Endpoint> {
+        if let Some(url) = target.url.as_deref().filter(|u| !u.is_empty()) {
+            if !url.starts_with("http://") {
+                return Err(
+                    Error::invalid(format!("--url: expected http://HOST:PORT, got {url}")).into(),
+                );
+            }
+            return Ok(Endpoint::Server(url.to_owned()));
+        }
+        let path = target.db.strip_prefix("sqlite:").unwrap_or(&target.db);
+        if path.is_empty() || path.contains("://") {
+            return Err(Error::invalid(format!(
+                "--db: expected sqlite:PATH, got {} (for a server use --url)",
+                target.db
+            ))
+            .into());
+        }
+        Ok(Endpoint::Store(path.to_owned()))
+    }
+}
+
+fn open_store(path: &str) -> anyhow::Result<Arc<dyn clew_core::Store>> {
+    let store = clew_sqlite::SqliteStore::open(path, clew_sqlite::SqliteOptions::default())
+        .with_context(|| format!("opening {path}"))?;
+    Ok(Arc::new(store))
+}
+
+/// Wakes the delivery loops whenever this process commits events.
+#[derive(Debug)]
+struct WakeOnCommit(Vec<DeliveryHandle>);
+
+impl clew_core::EventSink for WakeOnCommit {
+    fn publish(&self, events: &[clew_core::Event]) {
+        if let Some(seq) = events.iter().map(|e| e.seq).max() {
+            for h in &self.0 {
+                h.notify_seq(seq);
+            }
+        }
+    }
+}
+
+/// Starts `--publish` delivery on `endpoint`'s lifecycle log (`store`: the
+/// already opened store, if any).
+async fn start_publishing(
+    args: &WorkArgs,
+    endpoint: &Endpoint,
+    store: Option<Arc<dyn clew_core::Store>>,
+    token: Option<String>,
+) -> anyhow::Result<Publishing> {
+    if args.publish.is_empty() {
+        return Ok(Publishing::none());
+    }
+    let (source, default_dir): (Arc<dyn EventSource>, Option<PathBuf>) = match endpoint {
+        Endpoint::Server(url) => (Arc::new(HttpSource::new(url, token)?), None),
+        Endpoint::Store(path) => {
+            let store = match store {
+                Some(s) => s,
+                None => open_store(path)?,
+            };
+            (
+                Arc::new(StoreSource(store)),
+                Some(PathBuf::from(format!("{path}.cursors"))),
+            )
+        }
+    };
+    let cursor_dir = args.cursor_dir.clone().or(default_dir).ok_or_else(|| {
+        Error::invalid(
+            "--cursor-dir: required with --url and --publish (the directory keeping each sink's cursor)",
+        )
+    })?;
+    Publishing::start(source, &args.publish, &args.marshal, cursor_dir).await
+}
+
 /// Runs `clew work`.
 pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
     let (config, exec) = configure(args)?;
+    let endpoint = Endpoint::of(target)?;
     // Handlers first: a signal must never find the default action (exit)
     // once children or jobs exist.
     let signals = Signals::new()?;
     let log = LogSink::open(args.log_file.clone())?;
     log.install();
     let supervised_child = std::env::var_os(CHILD_ENV).is_some();
-    match args.processes {
-        Some(n) if !supervised_child => supervise(n, args.grace, &log, signals).await,
-        _ => work(config, exec, target, &log, signals).await,
+    let pool = args.processes.filter(|_| !supervised_child);
+    // The store, when this process works jobs from it.
+    let store = match (&endpoint, pool) {
+        (Endpoint::Store(path), None) => Some(open_store(path)?),
+        _ => None,
+    };
+    // A pool's children never publish: the parent does, once.
+    let publishing = if supervised_child {
+        Publishing::none()
+    } else {
+        start_publishing(args, &endpoint, store.clone(), target.token.clone()).await?
+    };
+    let mut reopeners = Vec::new();
+    for p in publishing.publishers() {
+        reopeners.push(clew_events::reopen_on_sighup(p).context("installing the SIGHUP handler")?);
     }
+    let result = match pool {
+        Some(n) => supervise(n, args.grace, &log, signals).await,
+        None => {
+            let client = match (&endpoint, store) {
+                (Endpoint::Server(url), _) => {
+                    clew_client::Client::connect_with_token(url, target.token.clone())?
+                }
+                (Endpoint::Store(_), Some(store)) => {
+                    let wake = Arc::new(WakeOnCommit(publishing.handles()));
+                    clew_client::Client::local(clew_core::Engine::new(store).with_sink(wake))
+                }
+                (Endpoint::Store(path), None) => {
+                    clew_client::Client::local(clew_core::Engine::new(open_store(path)?))
+                }
+            };
+            let worked = work(config, exec, &client, &log, signals).await;
+            publishing.stop().await;
+            client.close().await?;
+            for r in reopeners {
+                r.abort();
+            }
+            return worked;
+        }
+    };
+    publishing.stop().await;
+    for r in reopeners {
+        r.abort();
+    }
+    result
 }
 
 async fn work(
     config: WorkerConfig,
     exec: ExecConfig,
-    target: &Target,
+    client: &clew_client::Client,
     log: &LogSink,
     mut signals: Signals,
 ) -> anyhow::Result<()> {
-    let url = match target.url.as_deref().filter(|u| !u.is_empty()) {
-        Some(url) => {
-            if !url.starts_with("http://") {
-                return Err(
-                    Error::invalid(format!("--url: expected http://HOST:PORT, got {url}")).into(),
-                );
-            }
-            url.to_owned()
-        }
-        None => target.db.clone(),
-    };
-    let client = clew_client::Client::connect_with_token(&url, target.token.clone())?;
     let name = config.name.clone();
     let queues = config.queues.join(",");
     let concurrency = config.concurrency;
@@ -334,7 +480,6 @@ async fn work(
     };
     set_comm("clew:stopped");
     print_report(&name, &report, log);
-    client.close().await?;
     Ok(())
 }
 

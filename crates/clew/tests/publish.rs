@@ -3,93 +3,15 @@
 //! cursor is durable; delivery is at-least-once and in order).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 
-struct Server {
-    child: Child,
-    url: String,
-}
+mod common;
 
-impl Server {
-    fn start(db: &std::path::Path, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "--db".to_owned(),
-            format!("sqlite:{}", db.display()),
-            "server".to_owned(),
-            "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn clew server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let url = line
-            .trim()
-            .strip_prefix("clew server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
-
-    async fn qless(&self, command: &str, args: &[&str]) -> Value {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/v1/qless", self.url))
-            .json(&json!({"command": command, "args": args}))
-            .send()
-            .await
-            .expect("request");
-        let v: Value = resp.json().await.expect("json");
-        v["result"].clone()
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "server exit {status}");
-    }
-}
-
-/// Puts jobs `a<n>` with data `{"n": n}` into queue `q`, one per n.
-async fn put_numbered(server: &Server, range: std::ops::Range<u32>) {
-    for n in range {
-        let (jid, data) = (format!("a{n}"), format!(r#"{{"n":{n}}}"#));
-        server
-            .qless("put", &["me", "q", &jid, "K", &data, "0"])
-            .await;
-    }
-}
-
-/// The JSON lines written to `path` so far.
-fn read_json_lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-async fn wait_until<F: FnMut() -> bool>(what: &str, mut f: F) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use common::{put_numbered, read_json_lines, wait_until, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_events_reach_a_file_in_resque_clues_shape() {
