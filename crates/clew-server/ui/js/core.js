@@ -325,7 +325,8 @@ export function lineChart(series, opts = {}) {
   const pts = series.flatMap((sr) => sr.points.filter((p) => p[1] !== null && p[1] !== undefined));
   const wrap = h('figure', { class: 'chart' }, opts.title ? h('figcaption', opts.title) : null);
   if (!pts.length) { wrap.appendChild(h('p', { class: 'muted' }, 'No data in this range.')); return wrap; }
-  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  // Gaps (y null) still span the x axis: a range with few data shows as such.
+  const xs = series.flatMap((sr) => sr.points.map((p) => p[0])), ys = pts.map((p) => p[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs) || x0 + 1;
   const y1 = Math.max(...ys, 0) || 1;
   const X = (x) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
