@@ -7,13 +7,19 @@ import { h, mount, api, enc, stat, table, queueLink, badge, lineChart, fmtDur, h
 const WINDOW = 3600;
 const INTERVAL = 120;
 
-// Each render registers its live listener once per page visit (ctx lives
-// as long as the route; refresh() re-runs render with the same ctx).
+// Live refresh, registered once per visit of the page (render runs again
+// on each refresh with the same ctx). The SSE stream carries qless's
+// events, but not every change has one (a pop of an untracked job, a lock
+// expiring, a scheduled job coming due), so the page also polls every
+// POLL_MS while it is shown, until the route changes.
+const POLL_MS = 5000;
 const live = new WeakSet();
 function liveOnce(ctx, fn) {
   if (live.has(ctx)) return;
   live.add(ctx);
   ctx.onLive(fn);
+  const timer = setInterval(() => { if (!document.hidden) fn(); }, POLL_MS);
+  window.addEventListener('hashchange', () => clearInterval(timer), { once: true });
 }
 
 const pct = (r) => (r === null || r === undefined ? '—' : `${(r * 100).toFixed(r > 0 && r < 0.1 ? 1 : 0)}%`);

@@ -10,11 +10,19 @@ import {
 const PAGE = 25;
 const STATES = ['waiting', 'scheduled', 'running', 'stalled', 'depends', 'recurring'];
 
+// Live refresh, registered once per visit of the page (render runs again
+// on each refresh with the same ctx). The SSE stream carries qless's
+// events, but not every change has one (a pop of an untracked job, a lock
+// expiring, a scheduled job coming due), so the page also polls every
+// POLL_MS while it is shown, until the route changes.
+const POLL_MS = 5000;
 const live = new WeakSet();
 function liveOnce(ctx, fn) {
   if (live.has(ctx)) return;
   live.add(ctx);
   ctx.onLive(fn);
+  const timer = setInterval(() => { if (!document.hidden) fn(); }, POLL_MS);
+  window.addEventListener('hashchange', () => clearInterval(timer), { once: true });
 }
 
 /** The last history entry of a kind (`put`, `popped`, ...), or null. */
