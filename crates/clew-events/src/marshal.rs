@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use clew_core::{LifecycleEvent, LifecycleKind, Timestamp};
+use clew_core::{LifecycleEvent, LifecycleKind};
 use serde_json::{Map, Value};
 
 use crate::publish::SpecError;
@@ -43,34 +43,7 @@ pub fn event_hash(jid: &str) -> String {
     crate::md5::md5_hex(jid.as_bytes())
 }
 
-/// `t` as ISO-8601 UTC with seconds precision, e.g. `2013-06-04T20:59:58Z`
-/// (resque-clues' form). Fractions of a second are dropped (floored).
-pub fn iso8601(t: Timestamp) -> String {
-    let secs = t.floor_secs();
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-since-epoch → proleptic Gregorian (y, m, d).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use clew_core::time::iso8601;
 
 /// A float as JSON (non-finite values become `null`).
 fn num(x: f64) -> Value {
@@ -227,6 +200,7 @@ pub fn marshaller_from_name(name: &str) -> Result<Arc<dyn Marshaller>, SpecError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clew_core::Timestamp;
 
     #[test]
     fn iso8601_matches_the_seed_form() {

@@ -354,12 +354,17 @@ impl Store for TimedStore {
 }
 
 /// Failed jobs per queue: every failed group's jids, then their jobs'
-/// queues (a page of jids at a time).
-async fn failed_by_queue(
+/// queues (a page of jids at a time). `None` when more than `max` jobs are
+/// failed in all (the cost grows with the number of failed jobs).
+pub(crate) async fn failed_by_queue(
     engine: &clew_core::Engine,
     groups: &[(String, i64)],
-) -> Result<BTreeMap<String, u64>, ApiError> {
+    max: Option<i64>,
+) -> Result<Option<BTreeMap<String, u64>>, ApiError> {
     const PAGE: i64 = 500;
+    if max.is_some_and(|max| groups.iter().map(|(_, n)| n).sum::<i64>() > max) {
+        return Ok(None);
+    }
     let mut out = BTreeMap::new();
     for (group, _) in groups {
         let mut start = 0;
@@ -388,7 +393,7 @@ async fn failed_by_queue(
             start += n;
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn header_line(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -437,7 +442,9 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
         Reply::FailedGroups(groups) => groups,
         _ => Vec::new(),
     };
-    let mut failed_in = failed_by_queue(engine, &groups).await?;
+    let mut failed_in = failed_by_queue(engine, &groups, None)
+        .await?
+        .unwrap_or_default();
 
     let queues = engine.execute(Command::Queues { queue: None }).await?;
     header_line(

@@ -22,6 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use clew_core::analytics::{self, Filter, GroupBy};
 use clew_core::command::QueueCounts;
+use clew_core::time::iso8601;
 use clew_core::{Command, Job, JobState, LifecycleEvent, LifecycleKind, Reply, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -53,34 +54,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 // --- times in words ----------------------------------------------------
-
-/// `t` as ISO-8601 UTC to the second, e.g. `2023-11-14T22:13:20Z`.
-pub fn iso8601(t: Timestamp) -> String {
-    let secs = t.as_micros().div_euclid(1_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
 
 /// A duration in words: `42s`, `5m 3s`, `2h 10m`, `3d 4h`.
 fn span(secs: f64) -> String {
@@ -512,45 +485,6 @@ impl Outcomes {
 /// (reading each one's queue); beyond, per-queue `failed` is null.
 pub const FAILED_BY_QUEUE_MAX: i64 = 10_000;
 
-/// Failed jobs per queue, reading every failed group's jids and their
-/// jobs' queues a page at a time; None when there are more than
-/// [`FAILED_BY_QUEUE_MAX`].
-async fn failed_by_queue(
-    state: &AppState,
-    now: &RequestNow,
-    groups: &[(String, i64)],
-) -> Result<Option<BTreeMap<String, i64>>, ApiError> {
-    const PAGE: i64 = 500;
-    if groups.iter().map(|(_, n)| n).sum::<i64>() > FAILED_BY_QUEUE_MAX {
-        return Ok(None);
-    }
-    let mut out = BTreeMap::new();
-    for (group, _) in groups {
-        let mut start = 0;
-        loop {
-            let cmd = Command::Failed {
-                group: Some(group.clone()),
-                start,
-                limit: PAGE,
-            };
-            let Reply::Page { jobs: jids, .. } = run(state, now.clone(), cmd).await? else {
-                break;
-            };
-            let n = jids.len() as i64;
-            if let Reply::Jobs(jobs) = run(state, now.clone(), Command::MultiGet { jids }).await? {
-                for job in jobs {
-                    *out.entry(job.record.queue).or_default() += 1;
-                }
-            }
-            if n < PAGE {
-                break;
-            }
-            start += n;
-        }
-    }
-    Ok(Some(out))
-}
-
 /// Outcomes per queue in `[since, now]`, one backwards pass over the log.
 async fn outcomes_since(
     state: &AppState,
@@ -621,7 +555,8 @@ pub async fn overview(
         Reply::Workers(v) => v,
         _ => Vec::new(),
     };
-    let failed_in = failed_by_queue(&state, &now, &groups).await?;
+    let failed_in =
+        crate::metrics::failed_by_queue(state.engine(), &groups, Some(FAILED_BY_QUEUE_MAX)).await?;
     let since = now.0.add_secs(-OVERVIEW_WINDOW_SECS);
     let outcomes = outcomes_since(&state, since, now.0).await?;
 

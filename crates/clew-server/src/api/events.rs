@@ -6,12 +6,11 @@
 use axum::extract::{Query, State};
 use axum::Json;
 use clew_core::analytics::{self, Filter, GroupBy};
-use clew_core::LifecycleKind;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{timestamp, ApiJson, ErrorBody};
+use super::{ApiJson, ErrorBody};
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
 
@@ -56,39 +55,15 @@ fn parse_int(name: &str, v: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid(format!("{name}: expected an integer >= 0, got {v:?}")))
 }
 
-fn nonempty(name: &str, v: &str) -> Result<String, ApiError> {
-    if v.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "{name}: expected a non-empty value"
-        )));
-    }
-    Ok(v.to_owned())
-}
-
 /// Parses the query; `stats` says which extra parameters are allowed.
 fn parse(pairs: Vec<(String, String)>, stats: bool) -> Result<Params, ApiError> {
     let mut p = Params::default();
     for (k, v) in pairs {
         let v = v.as_str();
+        if p.filter.set_param(&k, v).map_err(ApiError::invalid)? {
+            continue;
+        }
         match k.as_str() {
-            "since" => p.filter.since = Some(timestamp("since", parse_secs("since", v)?)?),
-            "until" => p.filter.until = Some(timestamp("until", parse_secs("until", v)?)?),
-            "queue" => p.filter.queue = Some(nonempty("queue", v)?),
-            "klass" | "class" => p.filter.klass = Some(nonempty("klass", v)?),
-            "jid" => p.filter.jid = Some(nonempty("jid", v)?),
-            "type" => {
-                p.filter.kind = Some(LifecycleKind::parse(v).ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "type: expected enqueued, dequeued, perform_started, \
-                         perform_finished or failed, got {v:?}"
-                    ))
-                })?)
-            }
-            "meta" => p.filter.metadata.push(Filter::parse_meta(v).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "meta: expected key:value (or key=value), got {v:?}"
-                ))
-            })?),
             "limit" if !stats => {
                 let n = parse_int("limit", v)? as usize;
                 if n == 0 || n > MAX_LIMIT {
