@@ -341,7 +341,8 @@ export function lineChart(series, opts = {}) {
   }
   for (let i = 0; i <= 4; i++) {
     const v = x0 + ((x1 - x0) * i) / 4;
-    svgEl.appendChild(s('text', { x: X(v), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, xf(v)));
+    const anchor = i === 0 ? 'start' : i === 4 ? 'end' : 'middle';
+    svgEl.appendChild(s('text', { x: X(v), y: H - 8, 'text-anchor': anchor, class: 'axis' }, xf(v)));
   }
   series.forEach((sr, i) => {
     const color = PALETTE[i % PALETTE.length];

@@ -47,9 +47,9 @@ test('every queue with its counts, totals, outcomes and charts', async ({ page }
   await open(page, '#/');
   await page.waitForSelector('table.queues tbody tr[data-key="ov-a"]');
   const expect = {
-    'ov-a': { waiting: '2', scheduled: '1', running: '1', stalled: '0', depends: '1', recurring: '1', completed: '0', failed: '0', failure_rate: '—' },
-    'ov-b': { waiting: '0', scheduled: '0', running: '0', stalled: '0', depends: '0', recurring: '0', completed: '1', failed: '1', failure_rate: '50%' },
-    [XSS_QUEUE]: { waiting: '1', scheduled: '0', running: '0', stalled: '0', depends: '0', recurring: '0', completed: '0', failed: '0', failure_rate: '—' },
+    'ov-a': { waiting: '2', scheduled: '1', running: '1', stalled: '0', depends: '1', recurring: '1', failed: '0', completed: '0', failed_1h: '0', failure_rate: '—' },
+    'ov-b': { waiting: '0', scheduled: '0', running: '0', stalled: '0', depends: '0', recurring: '0', failed: '1', completed: '1', failed_1h: '1', failure_rate: '50%' },
+    [XSS_QUEUE]: { waiting: '1', scheduled: '0', running: '0', stalled: '0', depends: '0', recurring: '0', failed: '0', completed: '0', failed_1h: '0', failure_rate: '—' },
   };
   for (const [q, cols] of Object.entries(expect)) {
     for (const [c, v] of Object.entries(cols)) {
@@ -59,7 +59,7 @@ test('every queue with its counts, totals, outcomes and charts', async ({ page }
   // The API agrees with what the page shows.
   const ov = await api('GET', '/v1/overview');
   for (const q of ov.queues) {
-    for (const s of ['waiting', 'scheduled', 'running', 'stalled', 'depends', 'recurring']) {
+    for (const s of ['waiting', 'scheduled', 'running', 'stalled', 'depends', 'recurring', 'failed']) {
       assert.equal(await cell(page, q.name, s), String(q[s]), `${q.name} ${s} vs API`);
     }
   }

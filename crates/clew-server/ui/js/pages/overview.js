@@ -34,14 +34,23 @@ function countCell(q, state) {
   }, String(n));
 }
 
+/** Failed jobs now (the server leaves it null when there are too many to count per queue). */
+function failedCell(q) {
+  if (q.failed === null || q.failed === undefined) {
+    return h('a', { href: '#/failed', class: 'count', 'data-col': 'failed', title: 'too many failed jobs to count per queue' }, '—');
+  }
+  return h('a', { href: '#/failed', class: q.failed ? 'count bad' : 'count zero', 'data-col': 'failed' }, String(q.failed));
+}
+
 function queueTable(queues) {
   const cols = [
     { title: 'Queue', cell: (q) => h('span', { class: 'qname' }, queueLink(q.name), q.paused ? [' ', badge('paused')] : null) },
     ...['waiting', 'scheduled', 'running', 'stalled', 'depends', 'recurring'].map((s) => ({
       title: s, class: 'num', cell: (q) => countCell(q, s),
     })),
+    { title: 'failed', class: 'num', cell: failedCell },
     { title: 'Done (1 h)', class: 'num', cell: (q) => h('span', { 'data-col': 'completed' }, String(q.last_hour.completed)) },
-    { title: 'Failed (1 h)', class: 'num', cell: (q) => h('span', { 'data-col': 'failed', class: q.last_hour.failed ? 'bad' : null }, String(q.last_hour.failed)) },
+    { title: 'Failed (1 h)', class: 'num', cell: (q) => h('span', { 'data-col': 'failed_1h', class: q.last_hour.failed ? 'bad' : null }, String(q.last_hour.failed)) },
     { title: 'Failure rate', class: 'num', cell: (q) => h('span', { 'data-col': 'failure_rate' }, pct(q.last_hour.failure_rate)) },
   ];
   return table(cols, queues, { key: (q) => q.name, class: 'queues', empty: 'No queues yet: put a job to create one.' });
