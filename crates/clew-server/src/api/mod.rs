@@ -279,6 +279,8 @@ pub struct RecurDoc {
     pub tags: Vec<String>,
     /// Catch-up cap (0 = none).
     pub backlog: i64,
+    /// When the next child is due (seconds since the epoch).
+    pub next_run: f64,
 }
 
 /// Counts of one queue.
@@ -326,7 +328,13 @@ pub fn natural(reply: &Reply) -> Value {
     match reply {
         Reply::Job(Some(j)) => job_json(j),
         Reply::Jobs(v) => Value::Array(v.iter().map(job_json).collect()),
-        Reply::Recur(Some(r)) => parse_data(r.to_json()),
+        Reply::Recur(Some(r)) => {
+            let mut doc = parse_data(r.to_json());
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("next_run".into(), r.next_at.to_json());
+            }
+            doc
+        }
         Reply::Tracked { jobs, expired } => serde_json::json!({
             "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
             "expired": expired,
