@@ -21,7 +21,12 @@
 //! * `type`: events whose type is T: the payload's `event` field (`put`,
 //!   `popped`, `completed`, `failed`, `canceled`, `lock_lost`,
 //!   `config_set`...), the channel's suffix for the tracking channels
-//!   (`ql:track` → `track`), or the channel's full name (`ql:log`).
+//!   (`ql:track` → `track`), or the channel's full name (`ql:log`);
+//! * `lifecycle=true`: clew's lifecycle events as well (channel
+//!   `clew:lifecycle`, type `enqueued`, `dequeued`, `perform_started`,
+//!   `perform_finished` or `failed`; the message is the event as JSON). A
+//!   pop sends no qless event unless the job is tracked, so a view that
+//!   must follow pops (the dashboard) asks for these.
 //!
 //! Several filters must all match; an empty value is no filter.
 //!
@@ -92,6 +97,10 @@ pub struct EventsQuery {
     /// Only events of this type (or on this channel).
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// Also send clew's lifecycle events (`event: clew:lifecycle`, type
+    /// `enqueued`, `dequeued`, ...); default false.
+    #[serde(default)]
+    pub lifecycle: Option<bool>,
 }
 
 /// Which events a stream sends.
@@ -105,6 +114,9 @@ pub struct Filter {
     pub worker: Option<String>,
     /// The event's type or channel.
     pub kind: Option<String>,
+    /// Whether clew's lifecycle events (channel `clew:lifecycle`: enqueued,
+    /// dequeued, perform_started, perform_finished, failed) are sent too.
+    pub lifecycle: bool,
 }
 
 /// What a filter looks at in one event.
@@ -125,7 +137,13 @@ impl Facts {
         let channel_worker = ev.channel.strip_prefix("ql:w:").map(str::to_owned);
         match serde_json::from_str::<Value>(&ev.message) {
             Ok(payload) if payload.is_object() => Facts {
-                kind: str_field(&payload, "event").unwrap_or_else(|| ev.channel.clone()),
+                kind: str_field(&payload, "event")
+                    .or_else(|| {
+                        (ev.channel == clew_core::logic::LIFECYCLE_CHANNEL)
+                            .then(|| str_field(&payload, "kind"))
+                            .flatten()
+                    })
+                    .unwrap_or_else(|| ev.channel.clone()),
                 jid: str_field(&payload, "jid"),
                 queues: ["queue", "to"]
                     .iter()
@@ -155,10 +173,11 @@ pub fn event_type(ev: &Event) -> String {
 
 impl Filter {
     /// Whether `ev` passes every filter that is set. The stream carries
-    /// qless's events (`ql:...` channels); clew's lifecycle events are read
-    /// by publishers from the same log.
+    /// qless's events (`ql:...` channels), and clew's lifecycle events when
+    /// [`Filter::lifecycle`] is set.
     pub fn matches(&self, ev: &Event) -> bool {
-        if !ev.is_qless() {
+        let lifecycle = ev.channel == clew_core::logic::LIFECYCLE_CHANNEL;
+        if !(ev.is_qless() || (self.lifecycle && lifecycle)) {
             return false;
         }
         if self.queue.is_none()
@@ -369,6 +388,7 @@ async fn events(
             jid: q.jid.filter(|v| !v.is_empty()),
             worker: q.worker.filter(|v| !v.is_empty()),
             kind: q.kind.filter(|v| !v.is_empty()),
+            lifecycle: q.lifecycle.unwrap_or(false),
         },
         ready: VecDeque::new(),
         wake,

@@ -346,3 +346,24 @@ async fn events_committed_elsewhere_are_found_and_the_default_start_is_the_log_e
     assert!(stream.next_within(QUIET).await.is_none());
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_true_adds_the_lifecycle_events_such_as_an_untracked_pop() {
+    let server = TestServer::start(test_mode()).await;
+    server.ok(NOW, "put", &put_args("q", "j1")).await;
+    let mut plain = SseReader::open(&server.client, &server.url("/v1/events"), &[]).await;
+    let url = server.url("/v1/events?lifecycle=true&queue=q");
+    let mut with = SseReader::open(&server.client, &url, &[]).await;
+    server.ok(NOW + 2.0, "pop", &["q", "w1", "1"]).await;
+    // An untracked pop writes no qless event: the plain stream stays quiet.
+    assert!(plain.next_within(QUIET).await.is_none());
+    let m = with.next().await;
+    assert_eq!(m.event.as_deref(), Some("clew:lifecycle"));
+    let data = m.json();
+    assert_eq!(data["type"], "dequeued");
+    let event: Value =
+        serde_json::from_str(data["message"].as_str().expect("message")).expect("event JSON");
+    assert_eq!(event["jid"], "j1");
+    assert_eq!(event["time_in_queue"].as_f64(), Some(2.0));
+    server.shutdown().await;
+}

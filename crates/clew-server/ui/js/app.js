@@ -84,9 +84,26 @@ async function route() {
     location.hash = '#/login';
     return;
   }
+  const liveFns = new Set();
+  // Refreshes are spaced by at least three times the last render's time
+  // (and a second), so a busy server is not asked for slow pages (the
+  // overview reads the last hour of the event log) back to back.
+  let lastTook = 0;
+  let lastDone = 0;
+  let pending = null;
   const ctx = {
-    refresh: () => { if (my === generation) render(); },
-    onLive: (fn) => { cleanups.push(onLive(() => { if (my === generation) fn(); })); },
+    refresh: () => {
+      if (my !== generation || pending) return;
+      const wait = Math.max(0, lastDone + Math.max(1000, 3 * lastTook) - Date.now());
+      pending = setTimeout(() => { pending = null; if (my === generation) render(); }, wait);
+    },
+    // Registering the same function again (a page that calls
+    // ctx.onLive(ctx.refresh) on every render) adds no second listener.
+    onLive: (fn) => {
+      if (liveFns.has(fn)) return;
+      liveFns.add(fn);
+      cleanups.push(onLive(() => { if (my === generation) fn(); }));
+    },
     setTitle: (t) => { document.title = `${t} · clew`; },
   };
   let busy = false;
@@ -94,6 +111,7 @@ async function route() {
   async function render() {
     if (busy) { again = true; return; }
     busy = true;
+    const started = Date.now();
     try {
       const mod = found.page === 'login' ? { default: loginPage } : await import(`./pages/${found.page}.js`);
       if (my !== generation) return;
@@ -104,6 +122,8 @@ async function route() {
     } catch (e) {
       if (my === generation) mount(root, errorBox(e));
     } finally {
+      lastDone = Date.now();
+      lastTook = lastDone - started;
       busy = false;
       if (again && my === generation) { again = false; render(); }
     }

@@ -397,12 +397,14 @@ let liveTimer = null;
 export function startLive() {
   if (source) return;
   const dot = document.getElementById('live');
-  // ql:log carries one event per job change (put, popped, completed,
-  // failed, canceled, ...): enough to know when to refresh.
-  source = new EventSource('/v1/events?type=ql:log', { withCredentials: true });
+  // ql:log carries one event per job change (put, completed, failed,
+  // canceled, ...); a pop of an untracked job writes none, so the stream
+  // also carries the lifecycle events (dequeued, perform_started, ...).
+  source = new EventSource('/v1/events?lifecycle=true', { withCredentials: true });
   source.onopen = () => { dot.className = 'live on'; dot.title = 'Live: updates arrive as jobs change'; };
   source.onerror = () => { dot.className = 'live off'; dot.title = 'Live updates disconnected; retrying'; };
   source.addEventListener('ql:log', (ev) => fire(ev));
+  source.addEventListener('clew:lifecycle', (ev) => fire(ev));
 }
 
 function fire(ev) {
