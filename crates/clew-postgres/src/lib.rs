@@ -1,0 +1,72 @@
+//! clew-postgres: clew's shared store, one PostgreSQL schema that any
+//! number of processes can use at once.
+//!
+//! [`PostgresStore`] implements [`clew_core::Store`]. The qless semantics are
+//! not here: they live once in [`clew_core::logic`], written against the
+//! [`clew_core::Tx`] primitives, which [`PgTx`] implements as prepared
+//! statements on this crate's schema (`migrations/`).
+//!
+//! # Design
+//! * **One schema.** Every clew object lives in one schema (default
+//!   [`DEFAULT_SCHEMA`]; `postgres://…/db?schema=name` or
+//!   [`PostgresOptions::schema`]). Connections set `search_path` to it, so
+//!   the SQL names no schema. Text columns that order a listing use
+//!   `COLLATE "C"`, so listings sort by bytes like the SQLite store, whatever
+//!   the database's collation. Times are `BIGINT` microseconds
+//!   ([`clew_core::Timestamp`]); job data is `TEXT`, kept byte for byte.
+//! * **Migrations** are embedded and run at open, in one transaction, under
+//!   an advisory lock derived from the schema name, with the applied
+//!   versions in the schema's `clew_migrations` table: several processes
+//!   starting at once migrate exactly once.
+//! * **A small pool of threads, one connection each** (at most
+//!   [`PostgresOptions::pool_size`], default 4, opened as concurrent calls
+//!   need them). The [`clew_core::Tx`] trait is synchronous, so the store
+//!   uses the synchronous `postgres` driver on dedicated threads rather than
+//!   `tokio-postgres` behind a blocking bridge: a command's logic makes many
+//!   small round trips in a row, each a plain blocking call on a thread that
+//!   owns its connection, and async callers only await a oneshot reply (as
+//!   with the SQLite store's writer thread). No async runtime is blocked,
+//!   and the store works under any runtime, current-thread included.
+//! * **Each command in its own transaction, serialized (first step).** A
+//!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
+//!   the key derived from the schema name, and holds it until its commit.
+//!   So commands on one schema run one at a time across every process
+//!   sharing the database, atomic and serial as they were in Redis, and the
+//!   event log's sequence numbers (an identity column, taken under the
+//!   lock) commit in increasing order: a reader paging the log by sequence
+//!   number never sees an event appear below one it has already read. This
+//!   is deliberately the simplest correct scheme; later work relaxes it
+//!   (pops claiming rows with `FOR UPDATE SKIP LOCKED`, so workers on
+//!   different queues stop waiting for each other) while keeping the log's
+//!   ordering rule.
+//! * **Events** are appended in the command's transaction; after the commit
+//!   each command hands its numbered events to its sink and replies, and
+//!   within one process sinks see commits in commit order (a turn taken
+//!   under the lock orders publication). A refused command rolls its whole
+//!   transaction back and publishes nothing.
+//! * **Connections** are plain TCP or Unix sockets (`NoTls`); a lost
+//!   connection is reopened on the next request of its thread.
+//!
+//! # Example
+//! ```no_run
+//! use std::sync::Arc;
+//! use clew_postgres::{PostgresOptions, PostgresStore};
+//!
+//! let store = PostgresStore::open(
+//!     "postgres://clew@db.internal:5432/jobs?schema=clew",
+//!     PostgresOptions::default(),
+//! )?;
+//! let engine = clew_core::Engine::new(Arc::new(store));
+//! # Ok::<(), clew_core::Error>(())
+//! ```
+
+mod config;
+mod schema;
+mod store;
+pub mod testing;
+mod tx;
+
+pub use config::{PostgresOptions, SchemaName, DEFAULT_SCHEMA};
+pub use schema::SCHEMA_VERSION;
+pub use store::{ApplyFn, PostgresStore};
+pub use tx::{PgTx, StatementCache};

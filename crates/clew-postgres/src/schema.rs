@@ -1,0 +1,106 @@
+//! Connections and schema migrations.
+//!
+//! Every connection sets `search_path` to the store's schema, so the SQL of
+//! this crate names no schema. Migrations run at open in one transaction
+//! under an advisory lock derived from the schema name: processes that open
+//! the same schema at once wait for each other, the first one migrates, and
+//! the others find the schema current. The applied versions are rows of
+//! `clew_migrations` in the schema; a crash mid-migration rolls the whole
+//! transaction back (PostgreSQL's DDL is transactional).
+
+use clew_core::{Error, Result};
+use postgres::{Client, NoTls};
+
+use crate::config::{redact_config, SchemaName};
+use crate::tx::pg_err;
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens a connection whose `search_path` is `schema`.
+pub(crate) fn connect(config: &postgres::Config, schema: &SchemaName) -> Result<Client> {
+    let mut client = config.connect(NoTls).map_err(|e| {
+        Error::store(format!(
+            "connecting to PostgreSQL at {}: {}",
+            redact_config(config),
+            pg_err(e).message()
+        ))
+    })?;
+    client
+        .batch_execute(&format!("SET search_path TO {}", schema.quoted()))
+        .map_err(|e| Error::store(format!("setting search_path: {}", pg_err(e).message())))?;
+    Ok(client)
+}
+
+/// Creates the schema if needed and applies every migration it lacks, in one
+/// transaction under the schema's migration lock.
+pub(crate) fn migrate(client: &mut Client, schema: &SchemaName) -> Result<()> {
+    let context = |e: postgres::Error| {
+        Error::store(format!(
+            "migrating PostgreSQL schema {}: {}",
+            schema.quoted(),
+            pg_err(e).message()
+        ))
+    };
+    let mut tx = client.transaction().map_err(context)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&schema.migration_lock_key()],
+    )
+    .map_err(context)?;
+    // CREATE SCHEMA needs the CREATE privilege on the database even with IF
+    // NOT EXISTS, so a role that may only use an existing schema skips it.
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+            &[&schema.as_str()],
+        )
+        .map_err(context)?
+        .is_some();
+    let mut setup = String::new();
+    if !exists {
+        setup.push_str(&format!("CREATE SCHEMA {};", schema.quoted()));
+    }
+    setup.push_str(
+        "CREATE TABLE IF NOT EXISTS clew_migrations (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         );",
+    );
+    tx.batch_execute(&setup).map_err(context)?;
+    let version: i64 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM clew_migrations", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(context)?;
+    check_version(version)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = index as i64 + 1;
+        tx.batch_execute(sql).map_err(|e| {
+            Error::store(format!(
+                "migrating PostgreSQL schema {} to version {next}: {}",
+                schema.quoted(),
+                pg_err(e).message()
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO clew_migrations (version) VALUES ($1)",
+            &[&next],
+        )
+        .map_err(context)?;
+    }
+    tx.commit().map_err(context)
+}
+
+/// Refuses schemas written by a newer clew.
+fn check_version(version: i64) -> Result<()> {
+    if !(0..=SCHEMA_VERSION).contains(&version) {
+        return Err(Error::store(format!(
+            "PostgreSQL schema version {version} is not supported (this build knows 0 to \
+             {SCHEMA_VERSION}); was it written by a newer clew?"
+        )));
+    }
+    Ok(())
+}

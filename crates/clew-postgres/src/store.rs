@@ -1,0 +1,645 @@
+//! [`PostgresStore`]: the [`Store`] over one PostgreSQL schema, served by a
+//! small pool of threads that each own one connection.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use clew_core::{
+    Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store, Timestamp, Tx,
+};
+use postgres::{Client, Statement};
+use tokio::sync::oneshot;
+
+use crate::config::{PostgresOptions, SchemaName, Target};
+use crate::schema::{connect, migrate};
+use crate::tx::{PgResult, PgTx, StatementCache};
+
+/// The semantic logic the pool runs for each command: normally
+/// [`clew_core::logic::apply`]; tests may substitute their own.
+pub type ApplyFn =
+    fn(&mut dyn Tx, Timestamp, &Origin, &Command, &mut Vec<PendingEvent>) -> Result<Reply>;
+
+/// A request to the pool.
+enum Request {
+    /// Run a command (boxed: a command is large, the other variants small).
+    Execute(Box<ExecuteRequest>),
+    /// Read the event log.
+    EventsAfter {
+        after: i64,
+        limit: i64,
+        reply: oneshot::Sender<Result<Vec<Event>>>,
+    },
+    /// Delete all state (test mode).
+    Flush { reply: oneshot::Sender<Result<()>> },
+    /// Delete events below a sequence number (history retention).
+    EventsPrune {
+        before: i64,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+}
+
+/// One command to run, with where its events and reply go.
+struct ExecuteRequest {
+    now: Timestamp,
+    origin: Origin,
+    command: Command,
+    sink: Arc<dyn EventSink>,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// Hands out turns in commit order and lets each command publish its events
+/// only when every earlier turn is done, so a sink sees this process's
+/// commits in the order they were made.
+///
+/// A turn is taken right after the command's advisory lock is granted; the
+/// lock is held until the commit, so turns follow commit order.
+#[derive(Debug, Default)]
+struct PublishOrder {
+    next: AtomicU64,
+    done: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl PublishOrder {
+    /// Takes the next turn.
+    fn take(self: &Arc<PublishOrder>) -> Turn {
+        Turn {
+            order: self.clone(),
+            ticket: self.next.fetch_add(1, Ordering::SeqCst),
+            finished: false,
+        }
+    }
+}
+
+/// One command's place in [`PublishOrder`]; dropping it unused (on an
+/// error path) still lets the next turn go.
+struct Turn {
+    order: Arc<PublishOrder>,
+    ticket: u64,
+    finished: bool,
+}
+
+impl Turn {
+    /// Waits for every earlier turn, runs `publish`, and lets the next go.
+    fn finish(&mut self, publish: impl FnOnce()) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let order = &self.order;
+        let mut done = order
+            .done
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *done != self.ticket {
+            done = order
+                .changed
+                .wait(done)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        publish();
+        *done += 1;
+        order.changed.notify_all();
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.finish(|| ());
+    }
+}
+
+/// What the pool threads share.
+struct Shared {
+    target: Target,
+    apply: ApplyFn,
+    pool_size: usize,
+    /// The request queue; each idle thread waits on it in turn.
+    receiver: Mutex<mpsc::Receiver<Request>>,
+    /// Threads waiting for a request.
+    idle: AtomicUsize,
+    order: Arc<PublishOrder>,
+    /// Commands run so far (committed or refused).
+    commands: AtomicU64,
+}
+
+/// The pool: the sending end of the queue and the threads.
+struct Pool {
+    sender: Option<mpsc::Sender<Request>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// The shared store: every clew object in one PostgreSQL schema, commands
+/// run by a small pool of threads, one connection each. See the crate doc.
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+    options: PostgresOptions,
+    pool: Mutex<Pool>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.shared.target.schema.as_str())
+            .field("options", &self.options)
+            .field("commands", &self.shared.commands.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// The error of every call on a closed store.
+fn closed() -> Error {
+    Error::store("store is closed")
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`,
+    /// with an optional `?schema=name`), creates and migrates the schema if
+    /// needed, and starts the pool. Blocks until the first connection is
+    /// ready; safe to call from inside an async runtime (the connection is
+    /// made on the pool's first thread).
+    pub fn open(url: &str, options: PostgresOptions) -> Result<PostgresStore> {
+        PostgresStore::open_with_logic(url, options, clew_core::logic::apply)
+    }
+
+    /// Like [`PostgresStore::open`] but the pool runs `apply` instead of
+    /// [`clew_core::logic::apply`] (used by tests of the store itself).
+    pub fn open_with_logic(
+        url: &str,
+        options: PostgresOptions,
+        apply: ApplyFn,
+    ) -> Result<PostgresStore> {
+        let target = Target::parse(url, &options)?;
+        let (sender, receiver) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            target,
+            apply,
+            pool_size: options.pool_size.max(1),
+            receiver: Mutex::new(receiver),
+            idle: AtomicUsize::new(0),
+            order: Arc::default(),
+            commands: AtomicU64::new(0),
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let first = {
+            let shared = shared.clone();
+            spawn_worker(move || {
+                let conn = Conn::open(&shared.target).and_then(|mut conn| {
+                    migrate(&mut conn.client, &shared.target.schema)?;
+                    Ok(conn)
+                });
+                match conn {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Worker::new(shared, Some(conn)).run();
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })?
+        };
+        let ready = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(Error::store("the PostgreSQL pool thread died at start")));
+        if let Err(e) = ready {
+            let _ = first.join();
+            return Err(e);
+        }
+        Ok(PostgresStore {
+            shared,
+            options,
+            pool: Mutex::new(Pool {
+                sender: Some(sender),
+                threads: vec![first],
+            }),
+        })
+    }
+
+    /// The schema the store lives in.
+    pub fn schema(&self) -> &str {
+        self.shared.target.schema.as_str()
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &PostgresOptions {
+        &self.options
+    }
+
+    /// Commands committed or refused so far by this store.
+    pub fn commands_run(&self) -> u64 {
+        self.shared.commands.load(Ordering::Relaxed)
+    }
+
+    /// Connections (threads) the pool has opened so far.
+    pub fn pool_threads(&self) -> usize {
+        self.pool.lock().map(|p| p.threads.len()).unwrap_or(0)
+    }
+
+    /// Queues a request, starting another pool thread when none is idle and
+    /// the pool is not full.
+    fn send(&self, request: Request) -> Result<()> {
+        let mut pool = self.pool.lock().map_err(|_| closed())?;
+        let sender = pool.sender.as_ref().ok_or_else(closed)?;
+        sender.send(request).map_err(|_| closed())?;
+        if self.shared.idle.load(Ordering::SeqCst) == 0
+            && pool.threads.len() < self.shared.pool_size
+        {
+            let shared = self.shared.clone();
+            match spawn_worker(move || Worker::new(shared, None).run()) {
+                Ok(thread) => pool.threads.push(thread),
+                // The request is queued: a running thread will serve it.
+                Err(e) => tracing::warn!(error = %e, "growing the PostgreSQL pool"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops taking requests; returns the threads to join (they finish the
+    /// queued requests first).
+    fn stop(&self) -> Vec<JoinHandle<()>> {
+        match self.pool.lock() {
+            Ok(mut pool) => {
+                pool.sender = None;
+                std::mem::take(&mut pool.threads)
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Joins pool threads, unless called on one of them.
+fn join_all(threads: Vec<JoinHandle<()>>) {
+    let me = std::thread::current().id();
+    for thread in threads {
+        if thread.thread().id() != me {
+            // A panic on a pool thread was reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts a pool thread.
+fn spawn_worker(body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("clew-postgres".into())
+        .spawn(body)
+        .map_err(|e| Error::store(format!("starting a PostgreSQL pool thread: {e}")))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn execute_from(
+        &self,
+        now: Timestamp,
+        origin: Origin,
+        command: Command,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Reply> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Execute(Box::new(ExecuteRequest {
+            now,
+            origin,
+            command,
+            sink,
+            reply,
+        })))?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::EventsAfter {
+            after,
+            limit,
+            reply,
+        })?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Flush { reply })?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn events_prune(&self, before_seq: i64) -> Result<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::EventsPrune {
+            before: before_seq,
+            reply,
+        })?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Finishes queued requests, closes every connection and stops the pool
+    /// threads. Closing a closed store does nothing.
+    async fn close(&self) -> Result<()> {
+        let threads = self.stop();
+        if threads.is_empty() {
+            return Ok(());
+        }
+        let (done, rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("clew-postgres-close".into())
+            .spawn(move || {
+                join_all(threads);
+                let _ = done.send(());
+            })
+            .map_err(|e| Error::store(format!("closing the PostgreSQL store: {e}")))?;
+        rx.await
+            .map_err(|_| Error::store("closing the PostgreSQL store: joiner thread died"))
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        join_all(self.stop());
+    }
+}
+
+/// One pool connection with its prepared statements.
+struct Conn {
+    client: Client,
+    statements: StatementCache,
+    /// `SELECT pg_advisory_xact_lock($1)`, prepared once.
+    lock: Option<Statement>,
+}
+
+impl Conn {
+    /// Connects with `search_path` set to the store's schema.
+    fn open(target: &Target) -> Result<Conn> {
+        Ok(Conn {
+            client: connect(&target.config, &target.schema)?,
+            statements: StatementCache::new(),
+            lock: None,
+        })
+    }
+}
+
+/// One pool thread: serves queued requests on its connection, reconnecting
+/// when the connection is lost.
+struct Worker {
+    shared: Arc<Shared>,
+    conn: Option<Conn>,
+}
+
+/// A command's outcome, ready to publish after its commit.
+struct Outcome {
+    result: Result<Reply>,
+    events: Vec<Event>,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, conn: Option<Conn>) -> Worker {
+        Worker { shared, conn }
+    }
+
+    /// Serves requests until the store closes. A thread counts as idle
+    /// from just before it answers, so a caller's next request does not
+    /// start another thread for nothing.
+    fn run(mut self) {
+        self.shared.idle.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let request = match self.shared.receiver.lock() {
+                Ok(receiver) => receiver.recv(),
+                Err(_) => break,
+            };
+            self.shared.idle.fetch_sub(1, Ordering::SeqCst);
+            let Ok(request) = request else {
+                // The store was closed or dropped and the queue is empty.
+                break;
+            };
+            let answer = self.serve(request);
+            self.shared.idle.fetch_add(1, Ordering::SeqCst);
+            answer();
+        }
+    }
+
+    /// Serves one request; returns how to answer it.
+    fn serve(&mut self, request: Request) -> Box<dyn FnOnce()> {
+        match request {
+            Request::Execute(request) => self.execute(*request),
+            Request::EventsAfter {
+                after,
+                limit,
+                reply,
+            } => {
+                let result = self.with_conn(|conn| events_after(conn, after, limit));
+                Box::new(move || {
+                    let _ = reply.send(result);
+                })
+            }
+            Request::Flush { reply } => {
+                let schema = self.shared.target.schema.clone();
+                let result = self.with_conn(|conn| flush(conn, &schema));
+                Box::new(move || {
+                    let _ = reply.send(result);
+                })
+            }
+            Request::EventsPrune { before, reply } => {
+                let result = self.with_conn(|conn| events_prune(conn, before));
+                Box::new(move || {
+                    let _ = reply.send(result);
+                })
+            }
+        }
+    }
+
+    /// Runs `f` on the connection, opening one first if there is none (or
+    /// the last one was lost); forgets a connection that `f` found broken.
+    fn with_conn<T>(&mut self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        if self.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.conn = Some(Conn::open(&self.shared.target)?);
+        }
+        let conn = self.conn.as_mut().ok_or_else(closed)?;
+        let result = f(conn);
+        if conn.client.is_closed() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Runs one command in its own transaction; the answer publishes its
+    /// events (in commit order) and replies.
+    fn execute(&mut self, request: ExecuteRequest) -> Box<dyn FnOnce()> {
+        let shared = self.shared.clone();
+        let mut turn = None;
+        let outcome = self.with_conn(|conn| run_command(conn, &shared, &request, &mut turn));
+        shared.commands.fetch_add(1, Ordering::Relaxed);
+        let (result, events) = match outcome {
+            Ok(Outcome { result, events }) => (result, events),
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    command = request.command.name(),
+                    "PostgreSQL command failed"
+                );
+                (Err(e), Vec::new())
+            }
+        };
+        Box::new(move || {
+            let publish = || {
+                if !events.is_empty() {
+                    let sink = &request.sink;
+                    if catch_unwind(AssertUnwindSafe(|| sink.publish(&events))).is_err() {
+                        tracing::error!("an event sink panicked; its events were dropped");
+                    }
+                }
+            };
+            match turn {
+                Some(mut turn) => turn.finish(publish),
+                None => publish(),
+            }
+            let _ = request.reply.send(result);
+        })
+    }
+}
+
+/// The command's transaction: `BEGIN`, the schema's advisory lock, the
+/// logic, the events, `COMMIT`. The outer `Err` is a database failure (the
+/// transaction is rolled back); the inner result is the command's own (a
+/// refused command is rolled back too).
+fn run_command(
+    conn: &mut Conn,
+    shared: &Shared,
+    request: &ExecuteRequest,
+    turn: &mut Option<Turn>,
+) -> Result<Outcome> {
+    let lock = match &conn.lock {
+        Some(statement) => statement.clone(),
+        None => {
+            let statement = conn
+                .client
+                .prepare("SELECT pg_advisory_xact_lock($1)")
+                .pg()?;
+            conn.lock = Some(statement.clone());
+            statement
+        }
+    };
+    let mut tx = conn.client.transaction().pg()?;
+    tx.execute(&lock, &[&shared.target.schema.command_lock_key()])
+        .pg()?;
+    *turn = Some(shared.order.take());
+    let mut pg = PgTx::new(&mut tx, &mut conn.statements);
+    match apply_logic(&mut pg, shared.apply, request) {
+        Ok((reply, events)) => {
+            drop(pg);
+            tx.commit().pg()?;
+            Ok(Outcome {
+                result: Ok(reply),
+                events,
+            })
+        }
+        Err(e) => {
+            drop(pg);
+            tx.rollback().pg()?;
+            Ok(Outcome {
+                result: Err(e),
+                events: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Runs the logic and appends its events; any error means roll back.
+fn apply_logic(
+    tx: &mut PgTx<'_, '_>,
+    apply: ApplyFn,
+    request: &ExecuteRequest,
+) -> Result<(Reply, Vec<Event>)> {
+    let mut pending = Vec::new();
+    let reply = catch_unwind(AssertUnwindSafe(|| {
+        apply(
+            tx,
+            request.now,
+            &request.origin,
+            &request.command,
+            &mut pending,
+        )
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!(command = request.command.name(), "command logic panicked");
+        Err(Error::store(format!(
+            "internal error: the {} command panicked",
+            request.command.name()
+        )))
+    })?;
+    let mut events = Vec::with_capacity(pending.len());
+    for PendingEvent { channel, message } in pending {
+        let seq = tx.event_append(request.now, &channel, &message)?;
+        events.push(Event {
+            seq,
+            at: request.now,
+            channel,
+            message,
+        });
+    }
+    Ok((reply, events))
+}
+
+/// Reads the event log (one statement: a consistent snapshot of committed
+/// events; commands commit one at a time, so no lower number can appear
+/// later).
+fn events_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<Event>> {
+    let rows = conn
+        .client
+        .query(
+            "SELECT seq, at, channel, message FROM events WHERE seq > $1
+             ORDER BY seq LIMIT $2",
+            &[&after, &limit.max(0)],
+        )
+        .pg()?;
+    rows.iter()
+        .map(|r| {
+            Ok(Event {
+                seq: r.try_get(0).pg()?,
+                at: Timestamp(r.try_get(1).pg()?),
+                channel: r.try_get(2).pg()?,
+                message: r.try_get(3).pg()?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes every row of every table (not the sequences), under the command
+/// lock, in one transaction.
+fn flush(conn: &mut Conn, schema: &SchemaName) -> Result<()> {
+    let context = |e: postgres::Error| {
+        Error::store(format!(
+            "flushing the PostgreSQL store: {}",
+            crate::tx::pg_err(e).message()
+        ))
+    };
+    let mut tx = conn.client.transaction().map_err(context)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&schema.command_lock_key()],
+    )
+    .map_err(context)?;
+    tx.batch_execute(
+        "DELETE FROM jobs; DELETE FROM history; DELETE FROM deps; DELETE FROM tags;
+         DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
+         DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
+         DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;",
+    )
+    .map_err(context)?;
+    tx.commit().map_err(context)
+}
+
+/// Deletes the events below `before` (their numbers are never reused).
+fn events_prune(conn: &mut Conn, before: i64) -> Result<u64> {
+    conn.client
+        .execute("DELETE FROM events WHERE seq < $1", &[&before])
+        .map_err(|e| {
+            Error::store(format!(
+                "pruning the event log: {}",
+                crate::tx::pg_err(e).message()
+            ))
+        })
+}
