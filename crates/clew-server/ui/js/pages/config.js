@@ -1,6 +1,135 @@
-// Page: config (placeholder until built).
-import { h } from '../core.js';
+// Page: config (#/config): every config value with its default and what
+// it does; edit a value (PUT), reset it to its default (DELETE, after a
+// confirmation), or set another key (such as QUEUE-heartbeat).
+import { h, mount, api, enc, table, actionButton, toast, stat } from '../core.js';
 
-export default async function render(root) {
-  root.append(h('h1', 'config'), h('p', { class: 'muted' }, 'This page is being built.'));
+// Live refresh (config changes have no SSE event: polls), not while the
+// user types in a form.
+const POLL_MS = 5000;
+const live = new WeakSet();
+function liveOnce(ctx, fn) {
+  if (live.has(ctx)) return;
+  live.add(ctx);
+  const quiet = () => { if (!document.querySelector('#main form :focus')) fn(); };
+  ctx.onLive(quiet);
+  const timer = setInterval(() => { if (!document.hidden) quiet(); }, POLL_MS);
+  window.addEventListener('hashchange', () => clearInterval(timer), { once: true });
+}
+
+// The keys clew knows (clew_core::config): the default and what it does.
+// `reported` keys are listed by GET /v1/config even when unset.
+const KNOWN = {
+  application: { def: 'qless', reported: true, text: 'The application name (shown as a title).' },
+  heartbeat: { def: 60, reported: true, unit: 's', text: 'Seconds a worker holds a job between heartbeats before the job stalls.' },
+  'grace-period': { def: 10, reported: true, unit: 's', text: 'Extra seconds after a lock expires before the job is handed to another worker.' },
+  'stats-history': { def: 30, reported: true, unit: 'd', text: 'Days of per-queue daily statistics kept.' },
+  'histogram-history': { def: 7, reported: true, unit: 'd', text: 'Days of wait/run histograms kept.' },
+  'jobs-history-count': { def: 50000, reported: true, text: 'Most completed jobs kept.' },
+  'jobs-history': { def: 604800, reported: true, unit: 's', text: 'Seconds a completed job is kept.' },
+  'max-job-history': { def: 100, reported: false, text: 'History entries kept per job (0 or less keeps all).' },
+  'max-worker-age': { def: 86400, reported: false, unit: 's', text: 'Seconds after which a silent worker is forgotten.' },
+};
+
+/** What a key not in KNOWN does (per-queue keys), or null. */
+function patternText(key) {
+  if (key.endsWith('-heartbeat')) return `Heartbeat (seconds) for queue ${key.slice(0, -'-heartbeat'.length)}, instead of heartbeat.`;
+  if (key.endsWith('-max-concurrency')) return `Most jobs of queue ${key.slice(0, -'-max-concurrency'.length)} running at once (0: no limit).`;
+  return null;
+}
+
+const isNumeric = (key) => (KNOWN[key] ? typeof KNOWN[key].def === 'number' : patternText(key) !== null);
+
+/**
+ * The rows: every reported key, every other known key, every stored key.
+ * GET /v1/config reports defaults as JSON numbers and stored values as
+ * strings, so a string value of a numeric key is a stored one.
+ */
+function rowsOf(cfg) {
+  const keys = [...new Set([...Object.keys(KNOWN), ...Object.keys(cfg)])];
+  return keys.map((key) => {
+    const known = KNOWN[key];
+    const present = Object.prototype.hasOwnProperty.call(cfg, key);
+    const value = present ? cfg[key] : known.def;
+    let set;
+    if (!known) set = true;
+    else if (!present) set = false;
+    else if (typeof known.def === 'number') set = typeof value === 'string';
+    else set = String(value) !== String(known.def);
+    return { key, value, def: known ? known.def : null, set, text: known ? known.text : patternText(key) };
+  }).sort((a, b) => Number(!!KNOWN[b.key]) - Number(!!KNOWN[a.key]) || a.key.localeCompare(b.key));
+}
+
+/** Checks a value for a key; returns the error text or null. */
+function invalid(key, value) {
+  if (value === '') return `${key}: expected a value`;
+  if (isNumeric(key) && !Number.isFinite(Number(value))) return `${key}: expected a number, got "${value}"`;
+  return null;
+}
+
+async function save(key, value, after) {
+  const bad = invalid(key, value);
+  if (bad) { toast(bad, 'error'); return; }
+  const r = await api.put(`/v1/config/${enc(key)}`, { value });
+  toast(`${key} set to ${r.value}`, 'ok');
+  await after();
+}
+
+/** The inline editor of one value. */
+function editor(row, after) {
+  const input = h('input', { name: 'value', value: String(row.value), 'aria-label': `Value of ${row.key}`, class: isNumeric(row.key) ? 'num-input' : 'text-input' });
+  const form = h('form', { class: 'inline config-edit', 'data-form': 'config-edit' }, input, h('button', { type: 'submit' }, 'Save'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const btn = form.querySelector('button');
+    btn.disabled = true;
+    try { await save(row.key, input.value.trim(), after); } catch (e) { toast(`Save ${row.key}: ${e.message}`, 'error'); } finally { btn.disabled = false; }
+  });
+  return form;
+}
+
+function defaultCell(row) {
+  if (row.def === null) return h('span', { class: 'muted' }, 'none');
+  const unit = KNOWN[row.key] && KNOWN[row.key].unit;
+  return h('span', { class: 'default' }, h('code', String(row.def)), unit ? h('span', { class: 'muted' }, ` ${unit}`) : null);
+}
+
+/** The form that sets any key (per-queue keys, or keys clew does not list). */
+function addForm(after) {
+  const key = h('input', { name: 'key', placeholder: 'key, e.g. reports-heartbeat', 'aria-label': 'Key', required: true });
+  const value = h('input', { name: 'value', placeholder: 'value', 'aria-label': 'Value', required: true });
+  const form = h('form', { class: 'inline config-add', 'data-form': 'config-add' }, key, value, h('button', { type: 'submit', class: 'primary' }, 'Set'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const k = key.value.trim();
+    if (!k) { toast('Key: expected a name', 'error'); return; }
+    try { await save(k, value.value.trim(), after); } catch (e) { toast(`Set ${k}: ${e.message}`, 'error'); }
+  });
+  return form;
+}
+
+export default async function render(root, params, query, ctx) {
+  ctx.setTitle('Config');
+  liveOnce(ctx, ctx.refresh);
+  const rows = rowsOf(await api.get('/v1/config'));
+  const cols = [
+    { title: 'Key', cell: (r) => h('div', h('code', { class: 'config-key' }, r.key), r.text ? h('div', { class: 'muted small' }, r.text) : null) },
+    { title: 'Value', cell: (r) => h('span', { 'data-col': 'value', class: r.set ? 'value set' : 'value' }, String(r.value)) },
+    { title: 'Default', cell: defaultCell },
+    { title: 'Status', cell: (r) => h('span', { 'data-col': 'status', class: `badge ${r.set ? 'config-set' : 'config-default'}` }, r.set ? 'set' : 'default') },
+    { title: 'Edit', cell: (r) => h('div', { class: 'actions row-actions' }, editor(r, ctx.refresh),
+      r.set ? actionButton(r.def === null ? 'Delete' : 'Reset', () => api.del(`/v1/config/${enc(r.key)}`), {
+        name: 'reset',
+        confirm: r.def === null ? `Delete config key ${r.key}?` : `Reset ${r.key} to its default (${r.def})?`,
+        done: r.def === null ? `${r.key} deleted` : `${r.key} reset to ${r.def}`, after: ctx.refresh,
+      }) : null) },
+  ];
+  const changed = rows.filter((r) => r.set).length;
+  mount(root,
+    h('div', { class: 'page-head' }, h('h1', 'Config')),
+    h('div', { class: 'cards' }, stat('Keys', rows.length), stat('Changed from default', changed)),
+    table(cols, rows, { key: (r) => r.key, class: 'config' }),
+    h('section', { class: 'panel config-more' },
+      h('h2', 'Set another key'),
+      h('p', { class: 'muted' }, 'Per-queue keys: ', h('code', 'QUEUE-heartbeat'), ', ', h('code', 'QUEUE-max-concurrency'), '.'),
+      addForm(ctx.refresh)));
 }

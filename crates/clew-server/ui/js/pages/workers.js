@@ -35,9 +35,9 @@ function seen(secs) {
   return h('span', { class: 'seen' }, time(secs), h('span', { class: 'muted ago' }, ` ${fmtAgo(secs)}`));
 }
 
-function removeButton(name, after) {
+function removeButton(name, after, cls = 'quiet-danger') {
   return actionButton('Remove', () => api.del(`/v1/workers/${enc(name)}`), {
-    name: 'remove', class: 'danger',
+    name: 'remove', class: cls,
     confirm: `Remove worker "${name}"? It is forgotten until it next asks for work; its jobs are not touched.`,
     done: `Worker ${name} removed`, after,
   });
@@ -120,7 +120,7 @@ async function workerPage(root, name, query, ctx) {
   mount(root,
     h('div', { class: 'page-head' },
       h('h1', h('a', { href: '#/workers' }, 'Workers'), ' / ', h('span', { class: 'name' }, name)),
-      known ? h('div', { class: 'actions' }, removeButton(name, () => { location.hash = '#/workers'; })) : null),
+      known ? h('div', { class: 'actions' }, removeButton(name, () => { location.hash = '#/workers'; }, 'danger')) : null),
     known ? null : h('div', { class: 'why' }, 'This worker is not known (never seen, or removed).'),
     h('div', { class: 'cards' },
       stat('Running', w.jobs.length, w.jobs.length ? 'ok' : null),
