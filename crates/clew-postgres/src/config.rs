@@ -25,6 +25,11 @@ pub struct PostgresOptions {
     /// How long to wait for a connection when the URL sets no
     /// `connect_timeout` (default 10 s).
     pub connect_timeout: Duration,
+    /// Whether a commit waits for its WAL record to reach the disk
+    /// (PostgreSQL's `synchronous_commit`; default `true`). `false` keeps
+    /// every guarantee but durability: a server crash may lose the last
+    /// commits (never half of one). The test helpers use `false`.
+    pub synchronous_commit: bool,
 }
 
 impl Default for PostgresOptions {
@@ -33,6 +38,7 @@ impl Default for PostgresOptions {
             schema: None,
             pool_size: 4,
             connect_timeout: Duration::from_secs(10),
+            synchronous_commit: true,
         }
     }
 }
@@ -103,6 +109,7 @@ fn fnv1a64(prefix: &str, name: &str) -> i64 {
 pub(crate) struct Target {
     pub(crate) config: postgres::Config,
     pub(crate) schema: SchemaName,
+    pub(crate) synchronous_commit: bool,
 }
 
 impl Target {
@@ -127,6 +134,7 @@ impl Target {
         Ok(Target {
             config,
             schema: SchemaName::new(&name)?,
+            synchronous_commit: options.synchronous_commit,
         })
     }
 }

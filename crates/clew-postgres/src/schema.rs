@@ -11,7 +11,7 @@
 use clew_core::{Error, Result};
 use postgres::{Client, NoTls};
 
-use crate::config::{redact_config, SchemaName};
+use crate::config::{redact_config, SchemaName, Target};
 use crate::tx::pg_err;
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
@@ -20,18 +20,22 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Opens a connection whose `search_path` is `schema`.
-pub(crate) fn connect(config: &postgres::Config, schema: &SchemaName) -> Result<Client> {
-    let mut client = config.connect(NoTls).map_err(|e| {
+/// Opens a connection to `target` with `search_path` set to its schema.
+pub(crate) fn connect(target: &Target) -> Result<Client> {
+    let mut client = target.config.connect(NoTls).map_err(|e| {
         Error::store(format!(
             "connecting to PostgreSQL at {}: {}",
-            redact_config(config),
+            redact_config(&target.config),
             pg_err(e).message()
         ))
     })?;
+    let mut setup = format!("SET search_path TO {};", target.schema.quoted());
+    if !target.synchronous_commit {
+        setup.push_str("SET synchronous_commit TO off;");
+    }
     client
-        .batch_execute(&format!("SET search_path TO {}", schema.quoted()))
-        .map_err(|e| Error::store(format!("setting search_path: {}", pg_err(e).message())))?;
+        .batch_execute(&setup)
+        .map_err(|e| Error::store(format!("setting up a connection: {}", pg_err(e).message())))?;
     Ok(client)
 }
 
@@ -45,7 +49,13 @@ pub(crate) fn migrate(client: &mut Client, schema: &SchemaName) -> Result<()> {
             pg_err(e).message()
         ))
     };
-    let mut tx = client.transaction().map_err(context)?;
+    // READ COMMITTED: after waiting for the lock, see what another
+    // process's migration committed meanwhile.
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .map_err(context)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
         &[&schema.migration_lock_key()],
@@ -53,24 +63,32 @@ pub(crate) fn migrate(client: &mut Client, schema: &SchemaName) -> Result<()> {
     .map_err(context)?;
     // CREATE SCHEMA needs the CREATE privilege on the database even with IF
     // NOT EXISTS, so a role that may only use an existing schema skips it.
-    let exists = tx
-        .query_opt(
-            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+                    to_regclass(quote_ident($1) || '.clew_migrations') IS NOT NULL",
             &[&schema.as_str()],
         )
-        .map_err(context)?
-        .is_some();
+        .map_err(context)?;
+    let (schema_exists, table_exists): (bool, bool) = (
+        row.try_get(0).map_err(context)?,
+        row.try_get(1).map_err(context)?,
+    );
     let mut setup = String::new();
-    if !exists {
+    if !schema_exists {
         setup.push_str(&format!("CREATE SCHEMA {};", schema.quoted()));
     }
-    setup.push_str(
-        "CREATE TABLE IF NOT EXISTS clew_migrations (
-             version    BIGINT PRIMARY KEY,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         );",
-    );
-    tx.batch_execute(&setup).map_err(context)?;
+    if !table_exists {
+        setup.push_str(
+            "CREATE TABLE clew_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             );",
+        );
+    }
+    if !setup.is_empty() {
+        tx.batch_execute(&setup).map_err(context)?;
+    }
     let version: i64 = tx
         .query_one("SELECT COALESCE(MAX(version), 0) FROM clew_migrations", &[])
         .and_then(|row| row.try_get(0))

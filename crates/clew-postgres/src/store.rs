@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use clew_core::{
     Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store, Timestamp, Tx,
 };
-use postgres::{Client, Statement};
+use postgres::Client;
 use tokio::sync::oneshot;
 
 use crate::config::{PostgresOptions, SchemaName, Target};
@@ -121,11 +121,14 @@ struct Shared {
     pool_size: usize,
     /// The request queue; each idle thread waits on it in turn.
     receiver: Mutex<mpsc::Receiver<Request>>,
-    /// Threads waiting for a request.
+    /// Threads waiting for a request that no call has claimed yet (an
+    /// estimate once the pool is full and calls queue up).
     idle: AtomicUsize,
     order: Arc<PublishOrder>,
     /// Commands run so far (committed or refused).
     commands: AtomicU64,
+    /// What begins a command's transaction: `BEGIN` and the command lock.
+    begin: String,
 }
 
 /// The pool: the sending end of the queue and the threads.
@@ -177,13 +180,20 @@ impl PostgresStore {
         let target = Target::parse(url, &options)?;
         let (sender, receiver) = mpsc::channel();
         let shared = Arc::new(Shared {
-            target,
             apply,
             pool_size: options.pool_size.max(1),
             receiver: Mutex::new(receiver),
             idle: AtomicUsize::new(0),
             order: Arc::default(),
             commands: AtomicU64::new(0),
+            // READ COMMITTED whatever the server's default: each statement
+            // then sees every commit made before the lock was granted (a
+            // snapshot taken by the lock statement would predate them).
+            begin: format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({});",
+                target.schema.command_lock_key()
+            ),
+            target,
         });
         let (ready_tx, ready_rx) = mpsc::channel();
         let first = {
@@ -195,6 +205,9 @@ impl PostgresStore {
                 });
                 match conn {
                     Ok(conn) => {
+                        // Idle before the store is handed out, so its first
+                        // call does not start a second thread.
+                        shared.idle.fetch_add(1, Ordering::SeqCst);
                         let _ = ready_tx.send(Ok(()));
                         Worker::new(shared, Some(conn)).run();
                     }
@@ -241,23 +254,26 @@ impl PostgresStore {
         self.pool.lock().map(|p| p.threads.len()).unwrap_or(0)
     }
 
-    /// Queues a request, starting another pool thread when none is idle and
-    /// the pool is not full.
+    /// Queues a request. It claims an idle pool thread if there is one,
+    /// else starts another thread if the pool is not full, else waits for
+    /// the first thread to finish its call.
     fn send(&self, request: Request) -> Result<()> {
         let mut pool = self.pool.lock().map_err(|_| closed())?;
-        let sender = pool.sender.as_ref().ok_or_else(closed)?;
-        sender.send(request).map_err(|_| closed())?;
-        if self.shared.idle.load(Ordering::SeqCst) == 0
-            && pool.threads.len() < self.shared.pool_size
-        {
+        let sender = pool.sender.clone().ok_or_else(closed)?;
+        let claimed = self
+            .shared
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !claimed && pool.threads.len() < self.shared.pool_size {
             let shared = self.shared.clone();
             match spawn_worker(move || Worker::new(shared, None).run()) {
                 Ok(thread) => pool.threads.push(thread),
-                // The request is queued: a running thread will serve it.
+                // The request still goes to a running thread.
                 Err(e) => tracing::warn!(error = %e, "growing the PostgreSQL pool"),
             }
         }
-        Ok(())
+        sender.send(request).map_err(|_| closed())
     }
 
     /// Stops taking requests; returns the threads to join (they finish the
@@ -367,17 +383,14 @@ impl Drop for PostgresStore {
 struct Conn {
     client: Client,
     statements: StatementCache,
-    /// `SELECT pg_advisory_xact_lock($1)`, prepared once.
-    lock: Option<Statement>,
 }
 
 impl Conn {
     /// Connects with `search_path` set to the store's schema.
     fn open(target: &Target) -> Result<Conn> {
         Ok(Conn {
-            client: connect(&target.config, &target.schema)?,
+            client: connect(target)?,
             statements: StatementCache::new(),
-            lock: None,
         })
     }
 }
@@ -401,16 +414,15 @@ impl Worker {
     }
 
     /// Serves requests until the store closes. A thread counts as idle
-    /// from just before it answers, so a caller's next request does not
-    /// start another thread for nothing.
+    /// (claimable by the next call, see [`PostgresStore::send`]) from just
+    /// before it answers, so a caller's next call does not start another
+    /// thread for nothing.
     fn run(mut self) {
-        self.shared.idle.fetch_add(1, Ordering::SeqCst);
         loop {
             let request = match self.shared.receiver.lock() {
                 Ok(receiver) => receiver.recv(),
                 Err(_) => break,
             };
-            self.shared.idle.fetch_sub(1, Ordering::SeqCst);
             let Ok(request) = request else {
                 // The store was closed or dropped and the queue is empty.
                 break;
@@ -501,44 +513,64 @@ impl Worker {
     }
 }
 
-/// The command's transaction: `BEGIN`, the schema's advisory lock, the
-/// logic, the events, `COMMIT`. The outer `Err` is a database failure (the
-/// transaction is rolled back); the inner result is the command's own (a
-/// refused command is rolled back too).
+/// An open transaction on a pool connection: rolled back when dropped
+/// unless committed, so no path leaves the connection inside a transaction.
+struct OpenTx<'a> {
+    client: &'a mut Client,
+    open: bool,
+}
+
+impl<'a> OpenTx<'a> {
+    /// Sends `begin` (`BEGIN` and the lock, one round trip).
+    fn begin(client: &'a mut Client, begin: &str) -> Result<OpenTx<'a>> {
+        let tx = OpenTx { client, open: true };
+        tx.client.batch_execute(begin).pg()?;
+        Ok(tx)
+    }
+
+    /// Ends the transaction with `COMMIT` or `ROLLBACK`.
+    fn end(mut self, sql: &str) -> Result<()> {
+        self.open = false;
+        self.client.batch_execute(sql).pg()
+    }
+}
+
+impl Drop for OpenTx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.client.is_closed() {
+            if let Err(e) = self.client.batch_execute("ROLLBACK") {
+                tracing::warn!(error = %crate::tx::pg_err(e), "rolling back a failed command");
+            }
+        }
+    }
+}
+
+/// The command's transaction: `BEGIN` and the schema's advisory lock (one
+/// round trip), the logic, the events, `COMMIT`. The outer `Err` is a
+/// database failure (the transaction is rolled back); the inner result is
+/// the command's own (a refused command is rolled back too).
 fn run_command(
     conn: &mut Conn,
     shared: &Shared,
     request: &ExecuteRequest,
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
-    let lock = match &conn.lock {
-        Some(statement) => statement.clone(),
-        None => {
-            let statement = conn
-                .client
-                .prepare("SELECT pg_advisory_xact_lock($1)")
-                .pg()?;
-            conn.lock = Some(statement.clone());
-            statement
-        }
-    };
-    let mut tx = conn.client.transaction().pg()?;
-    tx.execute(&lock, &[&shared.target.schema.command_lock_key()])
-        .pg()?;
+    let tx = OpenTx::begin(&mut conn.client, &shared.begin)?;
     *turn = Some(shared.order.take());
-    let mut pg = PgTx::new(&mut tx, &mut conn.statements);
-    match apply_logic(&mut pg, shared.apply, request) {
+    let outcome = {
+        let mut pg = PgTx::new(&mut *tx.client, &mut conn.statements);
+        apply_logic(&mut pg, shared.apply, request)
+    };
+    match outcome {
         Ok((reply, events)) => {
-            drop(pg);
-            tx.commit().pg()?;
+            tx.end("COMMIT")?;
             Ok(Outcome {
                 result: Ok(reply),
                 events,
             })
         }
         Err(e) => {
-            drop(pg);
-            tx.rollback().pg()?;
+            tx.end("ROLLBACK")?;
             Ok(Outcome {
                 result: Err(e),
                 events: Vec::new(),
@@ -549,7 +581,7 @@ fn run_command(
 
 /// Runs the logic and appends its events; any error means roll back.
 fn apply_logic(
-    tx: &mut PgTx<'_, '_>,
+    tx: &mut PgTx<'_, Client>,
     apply: ApplyFn,
     request: &ExecuteRequest,
 ) -> Result<(Reply, Vec<Event>)> {
@@ -607,6 +639,13 @@ fn events_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<Event>> {
         .collect()
 }
 
+/// Deletes every row of every clew table (the sequences keep counting).
+pub(crate) const DELETE_ALL: &str = "
+    DELETE FROM jobs; DELETE FROM history; DELETE FROM deps; DELETE FROM tags;
+    DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
+    DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
+    DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;";
+
 /// Deletes every row of every table (not the sequences), under the command
 /// lock, in one transaction.
 fn flush(conn: &mut Conn, schema: &SchemaName) -> Result<()> {
@@ -616,19 +655,18 @@ fn flush(conn: &mut Conn, schema: &SchemaName) -> Result<()> {
             crate::tx::pg_err(e).message()
         ))
     };
-    let mut tx = conn.client.transaction().map_err(context)?;
+    let mut tx = conn
+        .client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .map_err(context)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
         &[&schema.command_lock_key()],
     )
     .map_err(context)?;
-    tx.batch_execute(
-        "DELETE FROM jobs; DELETE FROM history; DELETE FROM deps; DELETE FROM tags;
-         DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
-         DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
-         DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;",
-    )
-    .map_err(context)?;
+    tx.batch_execute(DELETE_ALL).map_err(context)?;
     tx.commit().map_err(context)
 }
 

@@ -12,7 +12,7 @@ use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
 use postgres::types::ToSql;
-use postgres::{Row, Statement, Transaction};
+use postgres::{GenericClient, Row, Statement};
 use serde_json::{Map, Value};
 
 /// Turns a driver error into clew's store error, with the server's message,
@@ -102,18 +102,19 @@ impl StatementCache {
     }
 }
 
-/// The [`Tx`] primitives inside one open transaction.
+/// The [`Tx`] primitives on a client (a [`postgres::Client`] or
+/// [`postgres::Transaction`]) inside a transaction the caller has begun.
 ///
 /// Config values read or written are remembered for the transaction's
 /// lifetime: the command holds the store's advisory lock, so nobody else
 /// changes them meanwhile.
-pub struct PgTx<'t, 'c> {
-    tx: &'t mut Transaction<'c>,
+pub struct PgTx<'t, C: GenericClient> {
+    client: &'t mut C,
     statements: &'t mut StatementCache,
     config: HashMap<String, Option<String>>,
 }
 
-impl std::fmt::Debug for PgTx<'_, '_> {
+impl<C: GenericClient> std::fmt::Debug for PgTx<'_, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTx")
             .field("prepared", &self.statements.statements.len())
@@ -121,19 +122,19 @@ impl std::fmt::Debug for PgTx<'_, '_> {
     }
 }
 
-impl<'t, 'c> PgTx<'t, 'c> {
-    /// Primitives inside `tx`, preparing statements into `statements`.
-    pub fn new(tx: &'t mut Transaction<'c>, statements: &'t mut StatementCache) -> PgTx<'t, 'c> {
+impl<'t, C: GenericClient> PgTx<'t, C> {
+    /// Primitives on `client`, preparing statements into `statements`.
+    pub fn new(client: &'t mut C, statements: &'t mut StatementCache) -> PgTx<'t, C> {
         PgTx {
-            tx,
+            client,
             statements,
             config: HashMap::new(),
         }
     }
 
-    /// The transaction.
-    pub fn transaction(&mut self) -> &mut Transaction<'c> {
-        self.tx
+    /// The client.
+    pub fn client(&mut self) -> &mut C {
+        self.client
     }
 
     /// The prepared statement for `sql`, preparing it on first use.
@@ -141,7 +142,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
         if let Some(statement) = self.statements.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.prepare(sql).pg()?;
+        let statement = self.client.prepare(sql).pg()?;
         self.statements.statements.insert(sql, statement.clone());
         Ok(statement)
     }
@@ -149,19 +150,19 @@ impl<'t, 'c> PgTx<'t, 'c> {
     /// Runs a statement returning nothing; returns the number of changed rows.
     fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.prepared(sql)?;
-        self.tx.execute(&statement, params).pg()
+        self.client.execute(&statement, params).pg()
     }
 
     /// Runs a query.
     fn rows(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.prepared(sql)?;
-        self.tx.query(&statement, params).pg()
+        self.client.query(&statement, params).pg()
     }
 
     /// Runs a query returning at most one row.
     fn row(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let statement = self.prepared(sql)?;
-        self.tx.query_opt(&statement, params).pg()
+        self.client.query_opt(&statement, params).pg()
     }
 
     /// Runs a query returning one column of strings.
@@ -179,7 +180,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
     /// Runs a query returning one integer (`COUNT(*)` and the like).
     fn int(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<i64> {
         let statement = self.prepared(sql)?;
-        self.tx
+        self.client
             .query_one(&statement, params)
             .and_then(|r| r.try_get::<_, i64>(0))
             .pg()
@@ -266,7 +267,7 @@ fn recur_from_row(row: &Row) -> Result<RecurRecord> {
     })
 }
 
-impl Tx for PgTx<'_, '_> {
+impl<C: GenericClient> Tx for PgTx<'_, C> {
     // --- configuration -------------------------------------------------
 
     fn config_all(&mut self) -> Result<Vec<(String, String)>> {
