@@ -53,9 +53,9 @@ fn main() {
         writeln!(body, "        }}").unwrap();
     }
     let mut out = String::new();
-    out.push_str("/// Expands to one `#[test]` per conformance case, each on a fresh store made by `$factory` (a `fn() -> clew_store_tests::TestStore`).\n");
+    out.push_str("/// Expands to one `#[test]` per conformance case, each on a fresh store made by `$factory` (a `fn() -> clew_store_tests::TestStore`, or `Option<TestStore>` where `None` skips the case).\n");
     out.push_str("#[macro_export]\nmacro_rules! store_conformance {\n    ($factory:path) => {\n");
-    out.push_str("        fn __clew_store_factory() -> $crate::TestStore { $factory() }\n");
+    out.push_str("        fn __clew_store_factory() -> Option<$crate::TestStore> { $crate::IntoTestStore::into_test_store($factory()) }\n");
     out.push_str(&body);
     out.push_str("    };\n}\n");
     let out_dir = std::env::var("OUT_DIR").expect("OUT_DIR");

@@ -45,9 +45,32 @@ pub struct TestStore {
     pub guard: Box<dyn Any + Send>,
 }
 
-/// Runs one case on a fresh store.
-pub fn run_case(factory: fn() -> TestStore, case: fn(&Harness)) {
-    let h = Harness::new(factory());
+/// What a store factory returns: a store, or `None` when the store's
+/// service is unavailable and the case is to be skipped (the factory says
+/// why on stderr).
+pub trait IntoTestStore {
+    /// The store, or `None` to skip.
+    fn into_test_store(self) -> Option<TestStore>;
+}
+
+impl IntoTestStore for TestStore {
+    fn into_test_store(self) -> Option<TestStore> {
+        Some(self)
+    }
+}
+
+impl IntoTestStore for Option<TestStore> {
+    fn into_test_store(self) -> Option<TestStore> {
+        self
+    }
+}
+
+/// Runs one case on a fresh store (nothing when the factory skips).
+pub fn run_case(factory: fn() -> Option<TestStore>, case: fn(&Harness)) {
+    let Some(store) = factory() else {
+        return;
+    };
+    let h = Harness::new(store);
     case(&h);
     h.close();
 }
