@@ -243,3 +243,22 @@ async fn with_a_token_the_browser_logs_in_and_its_session_passes_the_token_rule(
         .unwrap()
         .contains("Max-Age=0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_keys_describe_every_default_the_config_reports() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let (_, keys) = json_of(s.client.get(s.url("/v1/config-keys")).send().await.unwrap()).await;
+    let (_, config) = json_of(s.client.get(s.url("/v1/config")).send().await.unwrap()).await;
+    let keys = keys["keys"].as_array().expect("keys");
+    let reported: Vec<&Value> = keys.iter().filter(|k| k["reported"] == true).collect();
+    // Every key GET /v1/config lists unset is described, with its default.
+    assert_eq!(reported.len(), config.as_object().unwrap().len());
+    for k in reported {
+        let key = k["key"].as_str().unwrap();
+        assert_eq!(config[key], k["default"], "{key}");
+        assert!(!k["description"].as_str().unwrap().is_empty());
+    }
+    assert!(keys
+        .iter()
+        .any(|k| k["key"] == "max-job-history" && k["default"] == 100));
+}

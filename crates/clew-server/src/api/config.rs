@@ -17,6 +17,7 @@ use crate::state::{AppState, RequestNow};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(config_all))
+        .routes(routes!(config_keys))
         .routes(routes!(config_get, config_set, config_unset))
 }
 
@@ -31,6 +32,34 @@ pub async fn config_all(
 ) -> Result<Json<Value>, ApiError> {
     let reply = run(&state, now, Command::ConfigGet { key: None }).await?;
     Ok(Json(natural(&reply)))
+}
+
+/// The keys clew honours: default, unit, whether `GET /v1/config` lists it
+/// when unset, and what it does; and the per-queue key suffixes.
+#[utoipa::path(get, path = "/v1/config-keys", tag = "config",
+    responses(
+        (status = 200, description = "`{\"keys\": [{key, default, unit, reported, description}], \"queue_keys\": [{suffix, unit, description}]}`", body = Object)))]
+pub async fn config_keys() -> Json<Value> {
+    use clew_core::config::{KNOWN, QUEUE_KEYS};
+    let keys: Vec<Value> = KNOWN
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "key": k.key,
+                "default": k.default.to_json(),
+                "unit": k.unit,
+                "reported": k.reported,
+                "description": k.description,
+            })
+        })
+        .collect();
+    let queue_keys: Vec<Value> = QUEUE_KEYS
+        .iter()
+        .map(|(suffix, unit, description)| {
+            serde_json::json!({"suffix": suffix, "unit": unit, "description": description})
+        })
+        .collect();
+    Json(serde_json::json!({"keys": keys, "queue_keys": queue_keys}))
 }
 
 /// One config value (its default when not set); 404 for an unknown key

@@ -16,25 +16,23 @@ function liveOnce(ctx, fn) {
   window.addEventListener('hashchange', () => clearInterval(timer), { once: true });
 }
 
-// The keys clew knows (clew_core::config): the default and what it does.
-// `reported` keys are listed by GET /v1/config even when unset.
-const KNOWN = {
-  application: { def: 'qless', reported: true, text: 'The application name (shown as a title).' },
-  heartbeat: { def: 60, reported: true, unit: 's', text: 'Seconds a worker holds a job between heartbeats before the job stalls.' },
-  'grace-period': { def: 10, reported: true, unit: 's', text: 'Extra seconds after a lock expires before the job is handed to another worker.' },
-  'stats-history': { def: 30, reported: true, unit: 'd', text: 'Days of per-queue daily statistics kept.' },
-  'histogram-history': { def: 7, reported: true, unit: 'd', text: 'Days of wait/run histograms kept.' },
-  'jobs-history-count': { def: 50000, reported: true, text: 'Most completed jobs kept.' },
-  'jobs-history': { def: 604800, reported: true, unit: 's', text: 'Seconds a completed job is kept.' },
-  'max-job-history': { def: 100, reported: false, text: 'History entries kept per job (0 or less keeps all).' },
-  'max-worker-age': { def: 86400, reported: false, unit: 's', text: 'Seconds after which a silent worker is forgotten.' },
-};
+// The keys clew knows, from GET /v1/config-keys (clew_core::config): the
+// default, the unit and what it does. `reported` keys are listed by
+// GET /v1/config even when unset. Loaded once per page load.
+let KNOWN = null;
+let QUEUE_KEYS = [];
+
+async function loadKnown() {
+  if (KNOWN) return;
+  const meta = await api.get('/v1/config-keys');
+  KNOWN = Object.fromEntries(meta.keys.map((k) => [k.key, { def: k.default, reported: k.reported, unit: k.unit, text: k.description }]));
+  QUEUE_KEYS = meta.queue_keys;
+}
 
 /** What a key not in KNOWN does (per-queue keys), or null. */
 function patternText(key) {
-  if (key.endsWith('-heartbeat')) return `Heartbeat (seconds) for queue ${key.slice(0, -'-heartbeat'.length)}, instead of heartbeat.`;
-  if (key.endsWith('-max-concurrency')) return `Most jobs of queue ${key.slice(0, -'-max-concurrency'.length)} running at once (0: no limit).`;
-  return null;
+  const q = QUEUE_KEYS.find((k) => key.endsWith(k.suffix) && key.length > k.suffix.length);
+  return q ? `${q.description.replace('the queue', `queue ${key.slice(0, -q.suffix.length)}`)}` : null;
 }
 
 const isNumeric = (key) => (KNOWN[key] ? typeof KNOWN[key].def === 'number' : patternText(key) !== null);
@@ -110,6 +108,7 @@ function addForm(after) {
 export default async function render(root, params, query, ctx) {
   ctx.setTitle('Config');
   liveOnce(ctx, ctx.refresh);
+  await loadKnown();
   const rows = rowsOf(await api.get('/v1/config'));
   const cols = [
     { title: 'Key', cell: (r) => h('div', h('code', { class: 'config-key' }, r.key), r.text ? h('div', { class: 'muted small' }, r.text) : null) },
