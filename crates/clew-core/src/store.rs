@@ -11,6 +11,7 @@
 //! defined by the conformance suite; it may change freely.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -67,6 +68,87 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Finishes pending work and closes the store. Later calls fail.
     async fn close(&self) -> Result<()>;
+
+    /// Whether the store keeps publisher cursors itself
+    /// ([`Store::cursor_load`], [`Store::cursor_save`]), shared by every
+    /// process using it. The default (`false`): callers keep cursors
+    /// elsewhere (files next to an embedded store).
+    fn shared_cursors(&self) -> bool {
+        false
+    }
+
+    /// The saved cursor of publishing sink `name` (the sequence number of
+    /// the last event it took), or `None` if none was ever saved. The
+    /// default refuses: see [`Store::shared_cursors`].
+    async fn cursor_load(&self, name: &str) -> Result<Option<i64>> {
+        let _ = name;
+        Err(crate::error::Error::invalid(
+            "this store does not keep publisher cursors",
+        ))
+    }
+
+    /// Saves the cursor of publishing sink `name`. A store may refuse to
+    /// move a cursor backwards (two processes that both delivered an event
+    /// must not undo each other's progress). The default refuses: see
+    /// [`Store::shared_cursors`].
+    async fn cursor_save(&self, name: &str, seq: i64) -> Result<()> {
+        let _ = (name, seq);
+        Err(crate::error::Error::invalid(
+            "this store does not keep publisher cursors",
+        ))
+    }
+
+    /// Tries to become the one process (of all those sharing the store)
+    /// that performs duty `name`, for example delivering one publishing
+    /// sink. `Some(guard)`: this process leads until the guard is dropped
+    /// or [`LeaderGuard::is_held`] turns false (its session was lost);
+    /// `None`: another process (or another caller in this one) leads now,
+    /// try again later. The default: a store used by one process only,
+    /// where the caller always leads.
+    async fn try_lead(&self, name: &str) -> Result<Option<LeaderGuard>> {
+        let _ = name;
+        Ok(Some(LeaderGuard::always()))
+    }
+}
+
+/// Held while this process leads a duty among the processes sharing a
+/// store (see [`Store::try_lead`]). Dropping it gives the leadership up.
+pub struct LeaderGuard {
+    held: Arc<AtomicBool>,
+    _release: Option<Box<dyn Send + Sync>>,
+}
+
+impl LeaderGuard {
+    /// A guard that is held until dropped (a store with a single user).
+    pub fn always() -> LeaderGuard {
+        LeaderGuard {
+            held: Arc::new(AtomicBool::new(true)),
+            _release: None,
+        }
+    }
+
+    /// A guard held while `held` is true; `release` is dropped with the
+    /// guard (its own `Drop` gives the leadership up).
+    pub fn new(held: Arc<AtomicBool>, release: impl Send + Sync + 'static) -> LeaderGuard {
+        LeaderGuard {
+            held,
+            _release: Some(Box::new(release)),
+        }
+    }
+
+    /// Whether this process still leads (false once the store lost the
+    /// session that held the leadership).
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for LeaderGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaderGuard")
+            .field("held", &self.is_held())
+            .finish()
+    }
 }
 
 /// Events after `after` that `keep` accepts, oldest first, reading the log

@@ -61,6 +61,7 @@
 //! ```
 
 mod config;
+mod cursors;
 mod schema;
 mod store;
 pub mod testing;

@@ -18,6 +18,7 @@ use crate::tx::pg_err;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_outbox.sql"),
+    include_str!("../migrations/0003_cursors.sql"),
 ];
 
 /// The schema version this build writes and understands.

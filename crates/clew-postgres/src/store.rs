@@ -143,6 +143,8 @@ pub struct PostgresStore {
     shared: Arc<Shared>,
     options: PostgresOptions,
     pool: Mutex<Pool>,
+    /// Publisher cursors and leadership (`cursors.rs`).
+    coordinator: crate::cursors::Coordinator,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -225,6 +227,7 @@ impl PostgresStore {
             return Err(e);
         }
         Ok(PostgresStore {
+            coordinator: crate::cursors::Coordinator::new(shared.target.clone()),
             shared,
             options,
             pool: Mutex::new(Pool {
@@ -353,9 +356,26 @@ impl Store for PostgresStore {
         rx.await.map_err(|_| closed())?
     }
 
+    fn shared_cursors(&self) -> bool {
+        true
+    }
+
+    async fn cursor_load(&self, name: &str) -> Result<Option<i64>> {
+        self.coordinator.cursor_load(name).await
+    }
+
+    async fn cursor_save(&self, name: &str, seq: i64) -> Result<()> {
+        self.coordinator.cursor_save(name, seq).await
+    }
+
+    async fn try_lead(&self, name: &str) -> Result<Option<clew_core::store::LeaderGuard>> {
+        self.coordinator.try_lead(name).await
+    }
+
     /// Finishes queued requests, closes every connection and stops the pool
     /// threads. Closing a closed store does nothing.
     async fn close(&self) -> Result<()> {
+        self.coordinator.close();
         let threads = self.stop();
         if threads.is_empty() {
             return Ok(());

@@ -206,6 +206,7 @@ fn reset_schema(admin: &mut Client, schema: &SchemaName) -> Result<()> {
     let sql = format!(
         "BEGIN; SET LOCAL search_path TO {};
          {DELETE_ALL}
+         DELETE FROM publisher_cursors;
          SELECT setval('placement_seq', 1, false);
          SELECT setval(pg_get_serial_sequence('events', 'seq'), 1, false);
          SELECT setval(pg_get_serial_sequence('history', 'id'), 1, false);

@@ -1,11 +1,13 @@
 //! `clew`: the command line of the clew job system.
 //!
 //! Every operation of the engine, against a server (`--url`, `CLEW_URL`) or
-//! directly against a store (`--db`, default `sqlite:clew.db`), printed as
+//! directly against a store (`--db`, default `sqlite:clew.db`, or
+//! `postgres://...`; see [`store_url`]), printed as
 //! human-readable tables or, with `--json`, as JSON for scripts.
 //! `clew server` serves the HTTP/JSON API, `clew call COMMAND ARGS...` runs
 //! any of qless-core's 37 commands, and `clew demo` walks one job through its
-//! life. `server`, `demo` and the hidden `put-loop` always use `--db`.
+//! life. `server`, `migrate`, `demo` and the hidden `put-loop` always use
+//! `--db`.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -20,23 +22,31 @@ use clew_core::command::{
     CompleteParams, DependsChange, JobsListing, PutParams, RecurParams, RecurUpdate,
 };
 use clew_core::{Command, Engine, Error, ErrorKind, Timestamp};
-use clew_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 mod config_file;
 mod events_cmd;
 mod publish;
+mod store_url;
 mod work;
 
 /// clew: a background-job system with qless semantics.
 #[derive(Debug, Parser)]
 #[command(name = "clew", version, about)]
 struct Cli {
-    /// The store: `sqlite:PATH` (or a bare path). Used when --url is not set,
-    /// and always by `server`, `demo` and `put-loop`.
+    /// The store: `sqlite:PATH` (or a bare path), or
+    /// `postgres://USER@HOST:PORT/DB?schema=NAME` (shared by any number of
+    /// servers and workers; `pool=N` sets its connection pool). Used when
+    /// --url is not set, and always by `server`, `migrate`, `demo` and
+    /// `put-loop`.
     #[arg(long, global = true, env = "CLEW_DB", default_value = "sqlite:clew.db")]
     db: String,
+
+    /// PostgreSQL only: the most connections this process opens to the
+    /// database (default 4; wins over the URL's `pool=N`).
+    #[arg(long, global = true, env = "CLEW_PG_POOL", value_name = "N")]
+    pg_pool: Option<usize>,
 
     /// A clew server to talk to instead of the store, e.g.
     /// `http://127.0.0.1:7400`.
@@ -52,8 +62,8 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// SQLite durability: `normal` survives a process crash, `full` also a
-    /// power loss, `off` neither.
+    /// SQLite durability (SQLite only): `normal` survives a process crash,
+    /// `full` also a power loss, `off` neither.
     #[arg(
         long,
         global = true,
@@ -108,6 +118,8 @@ enum Cmd {
         marshal: String,
         /// Directory keeping each sink's cursor (so a restart resumes where
         /// each sink stopped). Default: the store file's path + `.cursors`.
+        /// Not used with PostgreSQL, which keeps the cursors in the
+        /// database (shared by every server on it).
         #[arg(long)]
         cursor_dir: Option<std::path::PathBuf>,
         /// History retention: delete events older than this (seconds, or
@@ -122,6 +134,9 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0)]
         history_check: f64,
     },
+    /// Create or upgrade the store's schema (`--db`) and print its version.
+    /// Servers migrate on start too; several at once are safe.
+    Migrate,
     /// Run one qless-core command, e.g. `clew call queues` or
     /// `clew call put me q jid1 Klass '{}' 0`; prints the JSON result.
     Call {
@@ -632,32 +647,41 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-fn open(cli: &Cli) -> anyhow::Result<Engine> {
-    let path = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
-    if path.contains("://") {
-        return Err(Error::invalid(format!(
-            "--db: expected sqlite:PATH, got {} (for a server use --url)",
-            cli.db
-        ))
-        .into());
+/// The parsed `--db`.
+fn store_url(cli: &Cli) -> anyhow::Result<store_url::StoreUrl> {
+    store_url::StoreUrl::parse(&cli.db)
+}
+
+/// How `--db` is opened (`--synchronous`, `--pg-pool`).
+fn open_options(cli: &Cli) -> store_url::StoreOptions {
+    store_url::StoreOptions {
+        synchronous: Some(cli.synchronous.clone()),
+        pg_pool: cli.pg_pool,
     }
-    let synchronous = match cli.synchronous.as_str() {
-        "normal" => Synchronous::Normal,
-        "full" => Synchronous::Full,
-        "off" => Synchronous::Off,
-        other => {
-            return Err(Error::invalid(format!(
-                "--synchronous: expected normal, full or off, got {other}"
-            ))
-            .into())
-        }
+}
+
+/// An engine on `--db`.
+fn open(cli: &Cli) -> anyhow::Result<Engine> {
+    let store = store_url(cli)?.open(&open_options(cli))?;
+    Ok(Engine::new(store))
+}
+
+/// `clew migrate`: opens the store, which migrates it (under a lock, so
+/// several at once are safe), and reports the version.
+async fn migrate(cli: &Cli) -> anyhow::Result<()> {
+    let url = store_url(cli)?;
+    let store = url.open(&open_options(cli))?;
+    store.close().await?;
+    let version = url.schema_version();
+    let kind = if url.is_shared() {
+        "postgres"
+    } else {
+        "sqlite"
     };
-    let options = SqliteOptions {
-        synchronous,
-        ..SqliteOptions::default()
-    };
-    let store = SqliteStore::open(path, options).with_context(|| format!("opening {path}"))?;
-    Ok(Engine::new(Arc::new(store)))
+    if cli.json {
+        return print_json(&serde_json::json!({ "store": kind, "schema_version": version }));
+    }
+    print_str(&format!("{kind} store at schema version {version}\n"))
 }
 
 fn worker_name() -> String {
@@ -729,13 +753,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 })),
             };
-            let cursor_dir = cursor_dir.clone().unwrap_or_else(|| {
-                let db = cli.db.strip_prefix("sqlite:").unwrap_or(&cli.db);
-                std::path::PathBuf::from(format!("{db}.cursors"))
-            });
+            let cursors = publish::Cursors::for_store(
+                engine.store(),
+                cursor_dir
+                    .clone()
+                    .or_else(|| store_url(&cli).ok()?.default_cursor_dir()),
+            )
+            .ok_or_else(|| Error::invalid("--cursor-dir: required with --publish"))?;
             let source = Arc::new(publish::StoreSource(engine.store().clone()));
-            let publishing =
-                publish::Publishing::start(source, publish, marshal, cursor_dir).await?;
+            let publishing = publish::Publishing::start(source, publish, marshal, cursors).await?;
             let retention = retention.map(|(r, every)| {
                 let handles = publishing.handles();
                 events_cmd::spawn_retention(engine.clone(), r, every, move || {
@@ -764,9 +790,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 url: cli.url.clone(),
                 db: cli.db.clone(),
                 token: cli.token.clone(),
+                open: open_options(&cli),
             };
             work::run(args, &target).await
         }
+        Cmd::Migrate => migrate(&cli).await,
         Cmd::Demo => {
             let engine = open(&cli)?;
             let result = demo(&engine).await;
@@ -879,7 +907,7 @@ impl Ctx {
 
     async fn dispatch(&self, command: Cmd) -> anyhow::Result<()> {
         match command {
-            Cmd::Server { .. } | Cmd::Work(_) | Cmd::Demo | Cmd::PutLoop { .. } => {
+            Cmd::Server { .. } | Cmd::Work(_) | Cmd::Migrate | Cmd::Demo | Cmd::PutLoop { .. } => {
                 unreachable!("handled in run")
             }
             Cmd::Call { command, args } => {

@@ -41,7 +41,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::publish::{HttpSource, Publishing, StoreSource};
+use crate::publish::{Cursors, HttpSource, Publishing, StoreSource};
+use crate::store_url::{StoreOptions, StoreUrl};
 
 /// Set in a supervised child's environment: its slot number (1..=N).
 const CHILD_ENV: &str = "CLEW_WORKER_CHILD";
@@ -151,6 +152,8 @@ pub struct Target {
     pub db: String,
     /// `--token` / `CLEW_TOKEN`.
     pub token: Option<String>,
+    /// How to open `db` (`--synchronous`, `--pg-pool`).
+    pub open: StoreOptions,
 }
 
 fn seconds(flag: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -265,8 +268,8 @@ fn runnable(program: &std::ffi::OsStr) -> bool {
 enum Endpoint {
     /// A server: `http://HOST:PORT`.
     Server(String),
-    /// The embedded store at this path.
-    Store(String),
+    /// A store (`--db`), opened with these options.
+    Store(StoreUrl, StoreOptions),
 }
 
 impl Endpoint {
@@ -279,22 +282,11 @@ impl Endpoint {
             }
             return Ok(Endpoint::Server(url.to_owned()));
         }
-        let path = target.db.strip_prefix("sqlite:").unwrap_or(&target.db);
-        if path.is_empty() || path.contains("://") {
-            return Err(Error::invalid(format!(
-                "--db: expected sqlite:PATH, got {} (for a server use --url)",
-                target.db
-            ))
-            .into());
-        }
-        Ok(Endpoint::Store(path.to_owned()))
+        Ok(Endpoint::Store(
+            StoreUrl::parse(&target.db)?,
+            target.open.clone(),
+        ))
     }
-}
-
-fn open_store(path: &str) -> anyhow::Result<Arc<dyn clew_core::Store>> {
-    let store = clew_sqlite::SqliteStore::open(path, clew_sqlite::SqliteOptions::default())
-        .with_context(|| format!("opening {path}"))?;
-    Ok(Arc::new(store))
 }
 
 /// Wakes the delivery loops whenever this process commits events.
@@ -322,25 +314,29 @@ async fn start_publishing(
     if args.publish.is_empty() {
         return Ok(Publishing::none());
     }
-    let (source, default_dir): (Arc<dyn EventSource>, Option<PathBuf>) = match endpoint {
-        Endpoint::Server(url) => (Arc::new(HttpSource::new(url, token)?), None),
-        Endpoint::Store(path) => {
+    let (source, cursors): (Arc<dyn EventSource>, Option<Cursors>) = match endpoint {
+        Endpoint::Server(url) => (
+            Arc::new(HttpSource::new(url, token)?),
+            args.cursor_dir.clone().map(Cursors::Files),
+        ),
+        Endpoint::Store(url, options) => {
             let store = match store {
                 Some(s) => s,
-                None => open_store(path)?,
+                None => url.open(options)?,
             };
+            let dir = args.cursor_dir.clone().or(url.default_cursor_dir());
             (
-                Arc::new(StoreSource(store)),
-                Some(PathBuf::from(format!("{path}.cursors"))),
+                Arc::new(StoreSource(store.clone())),
+                Cursors::for_store(&store, dir),
             )
         }
     };
-    let cursor_dir = args.cursor_dir.clone().or(default_dir).ok_or_else(|| {
+    let cursors = cursors.ok_or_else(|| {
         Error::invalid(
             "--cursor-dir: required with --url and --publish (the directory keeping each sink's cursor)",
         )
     })?;
-    Publishing::start(source, &args.publish, &args.marshal, cursor_dir).await
+    Publishing::start(source, &args.publish, &args.marshal, cursors).await
 }
 
 /// Runs `clew work`.
@@ -356,7 +352,7 @@ pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
     let pool = args.processes.filter(|_| !supervised_child);
     // The store, when this process works jobs from it.
     let store = match (&endpoint, pool) {
-        (Endpoint::Store(path), None) => Some(open_store(path)?),
+        (Endpoint::Store(url, options), None) => Some(url.open(options)?),
         _ => None,
     };
     // A pool's children never publish: the parent does, once.
@@ -376,12 +372,12 @@ pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
                 (Endpoint::Server(url), _) => {
                     clew_client::Client::connect_with_token(url, target.token.clone())?
                 }
-                (Endpoint::Store(_), Some(store)) => {
+                (Endpoint::Store(..), Some(store)) => {
                     let wake = Arc::new(WakeOnCommit(publishing.handles()));
                     clew_client::Client::local(clew_core::Engine::new(store).with_sink(wake))
                 }
-                (Endpoint::Store(path), None) => {
-                    clew_client::Client::local(clew_core::Engine::new(open_store(path)?))
+                (Endpoint::Store(url, options), None) => {
+                    clew_client::Client::local(clew_core::Engine::new(url.open(options)?))
                 }
             };
             let worked = work(config, exec, &client, &log, signals).await;
