@@ -56,6 +56,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// increasing across a flush, so a reader's cursor never misses events.
     async fn flush(&self) -> Result<()>;
 
+    /// A receiver of the latest committed event sequence number, changing
+    /// whenever *any* process sharing the store commits events (a store
+    /// shared through a database that announces commits, such as
+    /// PostgreSQL's `LISTEN/NOTIFY`). Readers of the log (event streams,
+    /// publishers) wait on it instead of polling. The value is a hint: read
+    /// the log to see what was committed. The default (`None`): the store
+    /// announces nothing beyond what its own sinks see, so readers that must
+    /// see other processes' commits poll.
+    fn subscribe_commits(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
+
     /// Deletes the events with a sequence number below `before_seq` (history
     /// retention) and returns how many were deleted. Later events keep their
     /// numbers. The default refuses: a store that cannot prune its log.

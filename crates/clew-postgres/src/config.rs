@@ -30,6 +30,14 @@ pub struct PostgresOptions {
     /// every guarantee but durability: a server crash may lose the last
     /// commits (never half of one). The test helpers use `false`.
     pub synchronous_commit: bool,
+    /// Whether the store keeps one more connection that `LISTEN`s on the
+    /// schema's channel (default `true`): other processes' commits then
+    /// wake [`clew_core::Store::subscribe_commits`] at once, and jobs that
+    /// applications put through the outbox (see [`crate::outbox`]) are
+    /// drained as soon as their transaction commits, even with no other
+    /// traffic. Without it, such jobs appear at the next command. The test
+    /// helpers turn it off (one connection less per test store).
+    pub listen: bool,
 }
 
 impl Default for PostgresOptions {
@@ -39,6 +47,7 @@ impl Default for PostgresOptions {
             pool_size: 4,
             connect_timeout: Duration::from_secs(10),
             synchronous_commit: true,
+            listen: true,
         }
     }
 }

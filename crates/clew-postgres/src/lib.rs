@@ -62,12 +62,15 @@
 
 mod config;
 mod cursors;
+mod listen;
+pub mod outbox;
 mod schema;
 mod store;
 pub mod testing;
 mod tx;
 
 pub use config::{PostgresOptions, SchemaName, DEFAULT_SCHEMA};
+pub use outbox::{put_in, put_in_async};
 pub use schema::SCHEMA_VERSION;
 pub use store::{ApplyFn, PostgresStore};
 pub use tx::{PgTx, StatementCache};

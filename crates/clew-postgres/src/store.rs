@@ -3,17 +3,18 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use clew_core::{
-    Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store, Timestamp, Tx,
+    Clock, Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store,
+    SystemClock, Timestamp, Tx,
 };
 use postgres::Client;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::{PostgresOptions, SchemaName, Target};
 use crate::schema::{connect, migrate};
@@ -127,8 +128,50 @@ struct Shared {
     order: Arc<PublishOrder>,
     /// Commands run so far (committed or refused).
     commands: AtomicU64,
-    /// What begins a command's transaction: `BEGIN` and the command lock.
+    /// What begins a command's transaction: `BEGIN`, the command lock and
+    /// the first page of the outbox drain (one round trip).
     begin: String,
+    /// The schema's notification channel (set once migrated).
+    channel: OnceLock<String>,
+    /// Whether a listener runs ([`PostgresOptions::listen`]).
+    listening: bool,
+    /// The latest committed event number known (this store's commits and,
+    /// with a listener, every process's).
+    commits: watch::Sender<i64>,
+    /// The sink of the last command: where drains that no command asked for
+    /// (the listener's) publish their events.
+    last_sink: Mutex<Option<Arc<dyn EventSink>>>,
+    /// The clock of drains that no command asked for.
+    clock: RwLock<Arc<dyn Clock>>,
+    /// Set when the store closes (stops the listener).
+    stopped: Arc<AtomicBool>,
+    /// The listener thread, if any.
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// Records that events up to `seq` are committed.
+    fn note_commit(&self, seq: i64) {
+        self.commits.send_if_modified(|latest| {
+            let newer = seq > *latest;
+            if newer {
+                *latest = seq;
+            }
+            newer
+        });
+    }
+
+    /// Publishes `events` to `sink` (a panicking sink is logged) and notes
+    /// the commit.
+    fn publish(&self, sink: &dyn EventSink, events: &[Event]) {
+        let Some(last) = events.last() else {
+            return;
+        };
+        if catch_unwind(AssertUnwindSafe(|| sink.publish(events))).is_err() {
+            tracing::error!("an event sink panicked; its events were dropped");
+        }
+        self.note_commit(last.seq);
+    }
 }
 
 /// The pool: the sending end of the queue and the threads.
@@ -192,9 +235,17 @@ impl PostgresStore {
             // then sees every commit made before the lock was granted (a
             // snapshot taken by the lock statement would predate them).
             begin: format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({});",
-                target.schema.command_lock_key()
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({}); {};",
+                target.schema.command_lock_key(),
+                crate::outbox::DRAIN_SQL
             ),
+            channel: OnceLock::new(),
+            listening: options.listen,
+            commits: watch::channel(0).0,
+            last_sink: Mutex::new(None),
+            clock: RwLock::new(Arc::new(SystemClock)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            listener: Mutex::new(None),
             target,
         });
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -203,6 +254,7 @@ impl PostgresStore {
             spawn_worker(move || {
                 let conn = Conn::open(&shared.target).and_then(|mut conn| {
                     migrate(&mut conn.client, &shared.target.schema)?;
+                    let _ = shared.channel.set(notify_channel(&mut conn.client)?);
                     Ok(conn)
                 });
                 match conn {
@@ -225,6 +277,14 @@ impl PostgresStore {
         if let Err(e) = ready {
             let _ = first.join();
             return Err(e);
+        }
+        if shared.listening {
+            if let Err(e) = start_listener(&shared) {
+                shared.stopped.store(true, Ordering::SeqCst);
+                drop(sender);
+                let _ = first.join();
+                return Err(e);
+            }
         }
         Ok(PostgresStore {
             coordinator: crate::cursors::Coordinator::new(shared.target.clone()),
@@ -250,6 +310,15 @@ impl PostgresStore {
     /// Commands committed or refused so far by this store.
     pub fn commands_run(&self) -> u64 {
         self.shared.commands.load(Ordering::Relaxed)
+    }
+
+    /// Sets the clock of the drains the listener runs when applications put
+    /// jobs through the outbox and no command follows (default: the system
+    /// clock; commands drain at their own `now`). See [`crate::outbox`].
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        if let Ok(mut c) = self.shared.clock.write() {
+            *c = clock;
+        }
     }
 
     /// Connections (threads) the pool has opened so far.
@@ -282,13 +351,17 @@ impl PostgresStore {
     /// Stops taking requests; returns the threads to join (they finish the
     /// queued requests first).
     fn stop(&self) -> Vec<JoinHandle<()>> {
-        match self.pool.lock() {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        let listener = self.shared.listener.lock().ok().and_then(|mut l| l.take());
+        let mut threads = match self.pool.lock() {
             Ok(mut pool) => {
                 pool.sender = None;
                 std::mem::take(&mut pool.threads)
             }
             Err(_) => Vec::new(),
-        }
+        };
+        threads.extend(listener);
+        threads
     }
 }
 
@@ -300,6 +373,81 @@ fn join_all(threads: Vec<JoinHandle<()>>) {
             // A panic on a pool thread was reported by the panic hook.
             let _ = thread.join();
         }
+    }
+}
+
+/// The schema's notification channel, as its SQL function names it.
+fn notify_channel(client: &mut Client) -> Result<String> {
+    client
+        .query_one("SELECT notify_channel()", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| {
+            Error::store(format!(
+                "reading the notification channel: {}",
+                crate::tx::pg_err(e).message()
+            ))
+        })
+}
+
+/// Starts the listener thread (see [`crate::listen`]): commits announced by
+/// any process wake [`Store::subscribe_commits`]; puts waiting in the
+/// outbox are drained on the listener's connection.
+fn start_listener(shared: &Arc<Shared>) -> Result<()> {
+    let channel = shared
+        .channel
+        .get()
+        .cloned()
+        .ok_or_else(|| Error::store("the PostgreSQL notification channel is unknown"))?;
+    let on_commit = {
+        let shared = shared.clone();
+        move |seq| shared.note_commit(seq)
+    };
+    let on_put = {
+        let shared = shared.clone();
+        move |conn: &mut Conn| drain_idle(conn, &shared)
+    };
+    let thread = crate::listen::Listener {
+        target: shared.target.clone(),
+        channel,
+        stop: shared.stopped.clone(),
+        on_commit,
+        on_put,
+    }
+    .spawn()?;
+    if let Ok(mut listener) = shared.listener.lock() {
+        *listener = Some(thread);
+    }
+    Ok(())
+}
+
+/// Drains the outbox in a transaction of its own (no command asked for it)
+/// at the store's clock; publishes the events to the last command's sink.
+fn drain_idle(conn: &mut Conn, shared: &Shared) {
+    let now = match shared.clock.read() {
+        Ok(clock) => clock.now(),
+        Err(_) => SystemClock.now(),
+    };
+    let mut turn = None;
+    let outcome = run_command(conn, shared, now, None, &mut turn);
+    let events = match outcome {
+        Ok(outcome) => outcome.events,
+        Err(e) => {
+            tracing::error!(error = %e, "draining the PostgreSQL put outbox");
+            Vec::new()
+        }
+    };
+    let sink = shared.last_sink.lock().ok().and_then(|s| s.clone());
+    let publish = || match &sink {
+        Some(sink) => shared.publish(sink.as_ref(), &events),
+        None => {
+            if let Some(last) = events.last() {
+                shared.note_commit(last.seq);
+            }
+        }
+    };
+    match turn {
+        Some(mut turn) => turn.finish(publish),
+        None => publish(),
     }
 }
 
@@ -320,6 +468,11 @@ impl Store for PostgresStore {
         command: Command,
         sink: Arc<dyn EventSink>,
     ) -> Result<Reply> {
+        if let Ok(mut last) = self.shared.last_sink.lock() {
+            if !last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &sink)) {
+                *last = Some(sink.clone());
+            }
+        }
         let (reply, rx) = oneshot::channel();
         self.send(Request::Execute(Box::new(ExecuteRequest {
             now,
@@ -345,6 +498,15 @@ impl Store for PostgresStore {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Flush { reply })?;
         rx.await.map_err(|_| closed())?
+    }
+
+    /// With a listener ([`PostgresOptions::listen`]): the latest event
+    /// number committed by any process on the schema, announced by
+    /// `NOTIFY`.
+    fn subscribe_commits(&self) -> Option<watch::Receiver<i64>> {
+        self.shared
+            .listening
+            .then(|| self.shared.commits.subscribe())
     }
 
     async fn events_prune(&self, before_seq: i64) -> Result<u64> {
@@ -399,15 +561,15 @@ impl Drop for PostgresStore {
     }
 }
 
-/// One pool connection with its prepared statements.
-struct Conn {
-    client: Client,
-    statements: StatementCache,
+/// One connection with its prepared statements.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    pub(crate) statements: StatementCache,
 }
 
 impl Conn {
     /// Connects with `search_path` set to the store's schema.
-    fn open(target: &Target) -> Result<Conn> {
+    pub(crate) fn open(target: &Target) -> Result<Conn> {
         Ok(Conn {
             client: connect(target)?,
             statements: StatementCache::new(),
@@ -502,7 +664,10 @@ impl Worker {
     fn execute(&mut self, request: ExecuteRequest) -> Box<dyn FnOnce()> {
         let shared = self.shared.clone();
         let mut turn = None;
-        let outcome = self.with_conn(|conn| run_command(conn, &shared, &request, &mut turn));
+        let outcome = self.with_conn(|conn| {
+            let job = Some((&request.origin, &request.command));
+            run_command(conn, &shared, request.now, job, &mut turn)
+        });
         shared.commands.fetch_add(1, Ordering::Relaxed);
         let (result, events) = match outcome {
             Ok(Outcome { result, events }) => (result, events),
@@ -516,14 +681,7 @@ impl Worker {
             }
         };
         Box::new(move || {
-            let publish = || {
-                if !events.is_empty() {
-                    let sink = &request.sink;
-                    if catch_unwind(AssertUnwindSafe(|| sink.publish(&events))).is_err() {
-                        tracing::error!("an event sink panicked; its events were dropped");
-                    }
-                }
-            };
+            let publish = || shared.publish(request.sink.as_ref(), &events);
             match turn {
                 Some(mut turn) => turn.finish(publish),
                 None => publish(),
@@ -533,22 +691,33 @@ impl Worker {
     }
 }
 
-/// An open transaction on a pool connection: rolled back when dropped
-/// unless committed, so no path leaves the connection inside a transaction.
+/// An open transaction on a connection: rolled back when dropped unless
+/// committed, so no path leaves the connection inside a transaction.
 struct OpenTx<'a> {
     client: &'a mut Client,
     open: bool,
 }
 
 impl<'a> OpenTx<'a> {
-    /// Sends `begin` (`BEGIN` and the lock, one round trip).
-    fn begin(client: &'a mut Client, begin: &str) -> Result<OpenTx<'a>> {
+    /// Sends `begin` (`BEGIN`, the lock and the first drain page, one round
+    /// trip); returns the outbox rows it took.
+    fn begin(
+        client: &'a mut Client,
+        begin: &str,
+    ) -> Result<(OpenTx<'a>, Vec<crate::outbox::OutboxRow>)> {
         let tx = OpenTx { client, open: true };
-        tx.client.batch_execute(begin).pg()?;
-        Ok(tx)
+        let messages = tx.client.simple_query(begin).pg()?;
+        let rows = crate::outbox::drained_rows(&messages)?;
+        Ok((tx, rows))
     }
 
-    /// Ends the transaction with `COMMIT` or `ROLLBACK`.
+    /// Runs `sql` (a savepoint statement) inside the transaction.
+    fn run(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).pg()
+    }
+
+    /// Ends the transaction with `COMMIT` or `ROLLBACK` (`sql` may notify
+    /// before it).
     fn end(mut self, sql: &str) -> Result<()> {
         self.open = false;
         self.client.batch_execute(sql).pg()
@@ -565,69 +734,93 @@ impl Drop for OpenTx<'_> {
     }
 }
 
-/// The command's transaction: `BEGIN` and the schema's advisory lock (one
-/// round trip), the logic, the events, `COMMIT`. The outer `Err` is a
+/// A command's transaction: `BEGIN`, the schema's advisory lock and the
+/// outbox drain (one round trip, then the drained puts, see
+/// [`crate::outbox`]), the command's logic and events (none for a drain
+/// alone), the commit notification and `COMMIT`. The outer `Err` is a
 /// database failure (the transaction is rolled back); the inner result is
-/// the command's own (a refused command is rolled back too).
+/// the command's own. A refused command is rolled back: all of it when
+/// nothing was drained, else back to a savepoint after the drain, so the
+/// drained puts still commit.
 fn run_command(
     conn: &mut Conn,
     shared: &Shared,
-    request: &ExecuteRequest,
+    now: Timestamp,
+    job: Option<(&Origin, &Command)>,
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
-    let tx = OpenTx::begin(&mut conn.client, &shared.begin)?;
+    let (mut tx, drained) = OpenTx::begin(&mut conn.client, &shared.begin)?;
     *turn = Some(shared.order.take());
-    let outcome = {
-        let mut pg = PgTx::new(&mut *tx.client, &mut conn.statements);
-        apply_logic(&mut pg, shared.apply, request)
-    };
-    match outcome {
-        Ok((reply, events)) => {
-            tx.end("COMMIT")?;
-            Ok(Outcome {
-                result: Ok(reply),
-                events,
-            })
+    let mut events = Vec::new();
+    let drained = crate::outbox::drain(
+        tx.client,
+        &mut conn.statements,
+        shared.apply,
+        now,
+        drained,
+        &mut events,
+    )?;
+    let mut result = Ok(Reply::Nil);
+    if let Some((origin, command)) = job {
+        if drained > 0 {
+            tx.run("SAVEPOINT clew_command")?;
         }
-        Err(e) => {
-            tx.end("ROLLBACK")?;
-            Ok(Outcome {
-                result: Err(e),
-                events: Vec::new(),
-            })
+        let outcome = {
+            let mut pg = PgTx::new(&mut *tx.client, &mut conn.statements);
+            apply_logic(&mut pg, shared.apply, now, origin, command)
+        };
+        match outcome {
+            Ok((reply, command_events)) => {
+                events.extend(command_events);
+                result = Ok(reply);
+            }
+            Err(e) if drained == 0 => {
+                tx.end("ROLLBACK")?;
+                return Ok(Outcome {
+                    result: Err(e),
+                    events: Vec::new(),
+                });
+            }
+            Err(e) => {
+                tx.run("ROLLBACK TO SAVEPOINT clew_command")?;
+                result = Err(e);
+            }
         }
     }
+    let channel = shared.channel.get().map(String::as_str);
+    tx.end(&crate::outbox::commit_sql(
+        channel,
+        events.last().map(|e| e.seq),
+    ))?;
+    Ok(Outcome { result, events })
 }
 
-/// Runs the logic and appends its events; any error means roll back.
-fn apply_logic(
+/// Runs the logic for `command` and appends its events to the log; any
+/// error means roll back (the transaction or a savepoint).
+pub(crate) fn apply_logic(
     tx: &mut PgTx<'_, Client>,
     apply: ApplyFn,
-    request: &ExecuteRequest,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
 ) -> Result<(Reply, Vec<Event>)> {
     let mut pending = Vec::new();
     let reply = catch_unwind(AssertUnwindSafe(|| {
-        apply(
-            tx,
-            request.now,
-            &request.origin,
-            &request.command,
-            &mut pending,
-        )
+        apply(tx, now, origin, command, &mut pending)
     }))
     .unwrap_or_else(|_| {
-        tracing::error!(command = request.command.name(), "command logic panicked");
+        tracing::error!(command = command.name(), "command logic panicked");
         Err(Error::store(format!(
             "internal error: the {} command panicked",
-            request.command.name()
+            command.name()
         )))
     })?;
     let mut events = Vec::with_capacity(pending.len());
     for PendingEvent { channel, message } in pending {
-        let seq = tx.event_append(request.now, &channel, &message)?;
+        let seq = tx.event_append(now, &channel, &message)?;
         events.push(Event {
             seq,
-            at: request.now,
+            at: now,
             channel,
             message,
         });
@@ -664,7 +857,8 @@ pub(crate) const DELETE_ALL: &str = "
     DELETE FROM jobs; DELETE FROM history; DELETE FROM deps; DELETE FROM tags;
     DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
     DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
-    DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;";
+    DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;
+    DELETE FROM put_outbox; DELETE FROM put_rejected;";
 
 /// Deletes every row of every table (not the sequences), under the command
 /// lock, in one transaction.

@@ -210,6 +210,8 @@ fn reset_schema(admin: &mut Client, schema: &SchemaName) -> Result<()> {
          SELECT setval('placement_seq', 1, false);
          SELECT setval(pg_get_serial_sequence('events', 'seq'), 1, false);
          SELECT setval(pg_get_serial_sequence('history', 'id'), 1, false);
+         SELECT setval(pg_get_serial_sequence('put_outbox', 'id'), 1, false);
+         SELECT setval(pg_get_serial_sequence('put_rejected', 'id'), 1, false);
          COMMIT;",
         schema.quoted()
     );
@@ -255,11 +257,13 @@ impl TempSchema {
     }
 
     /// The test options for this schema: it selected, commits not waiting
-    /// for the disk.
+    /// for the disk, no listener connection (tests of notifications and
+    /// idle drains turn [`PostgresOptions::listen`] back on).
     pub fn options(&self) -> PostgresOptions {
         PostgresOptions {
             schema: Some(self.name.clone()),
             synchronous_commit: false,
+            listen: false,
             ..PostgresOptions::default()
         }
     }

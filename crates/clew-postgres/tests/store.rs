@@ -101,7 +101,11 @@ fn migrating_twice_and_from_two_threads_at_once_applies_each_version_once() {
         )
         .expect("tables")
         .get(0);
-    assert_eq!(tables, 15, "the 14 clew tables and clew_migrations");
+    assert_eq!(
+        tables, 18,
+        "the 14 tables of 0001, put_outbox and put_rejected (0002), publisher_cursors (0003) \
+         and clew_migrations"
+    );
 }
 
 #[test]
