@@ -314,6 +314,23 @@ impl EventSource for LeadSource {
     }
 }
 
+/// Wakes `handles` whenever any process sharing the store commits
+/// ([`Store::subscribe_commits`]), so a leader delivers other servers'
+/// events at once rather than at its next poll.
+fn wake_on_commits(
+    mut commits: tokio::sync::watch::Receiver<i64>,
+    handles: Vec<DeliveryHandle>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while commits.changed().await.is_ok() {
+            let seq = *commits.borrow_and_update();
+            for h in &handles {
+                h.notify_seq(seq);
+            }
+        }
+    })
+}
+
 /// One sink's running loop.
 struct Loop {
     handle: DeliveryHandle,
@@ -328,6 +345,9 @@ pub struct Publishing {
     publishers: Vec<Arc<dyn clew_events::Publisher>>,
     cursors: Option<Keeper>,
     source: Option<Arc<dyn EventSource>>,
+    /// Wakes the loops on other processes' commits (a shared store that
+    /// announces them).
+    waker: Option<JoinHandle<()>>,
 }
 
 /// Where [`Publishing`] keeps and reads back saved cursors.
@@ -369,6 +389,7 @@ impl Publishing {
             publishers: Vec::new(),
             cursors: None,
             source: None,
+            waker: None,
         }
     }
 
@@ -411,11 +432,18 @@ impl Publishing {
             let (handle, task) = delivery.spawn();
             loops.push(Loop { handle, task, lead });
         }
+        let waker = match &keeper {
+            Keeper::Store(store) => store.subscribe_commits().map(|commits| {
+                wake_on_commits(commits, loops.iter().map(|l| l.handle.clone()).collect())
+            }),
+            Keeper::Files(_) => None,
+        };
         Ok(Publishing {
             loops,
             publishers,
             cursors: Some(keeper),
             source: Some(source),
+            waker,
         })
     }
 
@@ -483,6 +511,9 @@ impl Publishing {
         }
         for l in &self.loops {
             l.handle.stop();
+        }
+        if let Some(waker) = &self.waker {
+            waker.abort();
         }
         for l in self.loops {
             let _ = l.task.await;
