@@ -348,6 +348,10 @@ impl Store for TimedStore {
         self.record("events_prune", started, r)
     }
 
+    fn subscribe_commits(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        self.inner.subscribe_commits()
+    }
+
     async fn close(&self) -> clew_core::Result<()> {
         self.inner.close().await
     }

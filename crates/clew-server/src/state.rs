@@ -120,10 +120,40 @@ impl EventSink for WakeSink {
     }
 }
 
+/// Wakes event streams when any process sharing the store commits (a
+/// store that announces commits: [`clew_core::Store::subscribe_commits`]),
+/// rather than at their next poll. Needs a Tokio runtime (without one,
+/// streams poll); ends with the store's announcements or the server state.
+fn forward_commits(mut commits: watch::Receiver<i64>, wake: watch::Sender<i64>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!("no Tokio runtime: event streams poll for other processes' commits");
+        return;
+    };
+    runtime.spawn(async move {
+        loop {
+            tokio::select! {
+                changed = commits.changed() => if changed.is_err() { return },
+                () = wake.closed() => return,
+            }
+            let seq = *commits.borrow_and_update();
+            wake.send_if_modified(|latest| {
+                let newer = seq > *latest;
+                if newer {
+                    *latest = seq;
+                }
+                newer
+            });
+        }
+    });
+}
+
 impl AppState {
     /// State for `engine` (whose event sink is replaced by the server's).
     pub fn new(engine: Engine, config: ServerConfig) -> AppState {
         let (tx, rx) = watch::channel(0);
+        if let Some(commits) = engine.store().subscribe_commits() {
+            forward_commits(commits, tx.clone());
+        }
         let metrics = Metrics::new();
         let engine = engine
             .map_store(|store| metrics.timed_store(store))

@@ -1,0 +1,151 @@
+//! LISTEN/NOTIFY on a real PostgreSQL: a store's commits reach another
+//! store on the same schema through `Store::subscribe_commits` (and a
+//! server built on it wakes its event streams); a job put through the SQL
+//! function appears with no other traffic, drained by the listener.
+//!
+//! Waits are bounded (a deadline for failure, never a timing assertion).
+//! Each test uses its own temporary schema of the test database
+//! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL they print why and pass,
+//! unless `CI=true`.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clew_core::command::PutParams;
+use clew_core::{Engine, MemorySink, NullSink, Store};
+use clew_postgres::testing::{self, TempSchema};
+use clew_postgres::{PostgresOptions, PostgresStore, SchemaName};
+use tokio::sync::watch;
+
+/// How long a notification may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// True (after printing the reason) when the test must skip.
+fn skip() -> bool {
+    match testing::skip_reason() {
+        Some(line) => {
+            // Past the harness's capture, so the skip shows.
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// A store on `schema` with its listener on.
+fn listening(schema: &TempSchema) -> Arc<PostgresStore> {
+    let options = PostgresOptions {
+        listen: true,
+        ..schema.options()
+    };
+    Arc::new(schema.open(options).expect("open"))
+}
+
+/// Waits until `rx` shows at least `seq`.
+async fn until_at_least(rx: &mut watch::Receiver<i64>, seq: i64, what: &str) {
+    tokio::time::timeout(DEADLINE, rx.wait_for(|latest| *latest >= seq))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no notification of seq {seq} within {DEADLINE:?}"))
+        .expect("the store is gone");
+}
+
+#[tokio::test]
+async fn a_second_store_sees_the_first_stores_commits() {
+    if skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let first = listening(&schema);
+    let second = listening(&schema);
+    let quiet = Arc::new(schema.open(schema.options()).expect("open"));
+    assert!(
+        quiet.subscribe_commits().is_none(),
+        "no listener, no announcements"
+    );
+    let mut rx = second
+        .subscribe_commits()
+        .expect("a listening store announces commits");
+
+    let engine = Engine::new(first.clone()).with_sink(Arc::new(NullSink));
+    for i in 0..3 {
+        let jid = engine
+            .put(PutParams::new("q", format!("K{i}")))
+            .await
+            .expect("put");
+        let latest = first.events_after(0, 1_000).await.expect("events");
+        let seq = latest.last().expect("the put's events").seq;
+        until_at_least(&mut rx, seq, &jid).await;
+    }
+
+    // A server over the second store wakes its event streams too.
+    let state = clew_server::AppState::new(
+        Engine::new(second.clone()),
+        clew_server::ServerConfig::default(),
+    );
+    let mut wake = state.event_wakeups();
+    engine.put(PutParams::new("q", "K")).await.expect("put");
+    let seq = first
+        .events_after(0, 1_000)
+        .await
+        .expect("events")
+        .last()
+        .expect("events")
+        .seq;
+    until_at_least(&mut wake, seq, "the server's wake-ups").await;
+    for store in [first, second, quiet] {
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test]
+async fn a_put_through_sql_appears_with_no_other_traffic() {
+    if skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = listening(&schema);
+    let sink = Arc::new(MemorySink::default());
+    let engine = Engine::new(store.clone()).with_sink(sink.clone());
+    // One command, so the store knows the engine's sink.
+    engine.get("nothing").await.expect("get");
+    let mut rx = store.subscribe_commits().expect("announces commits");
+
+    let name = SchemaName::new(schema.name()).expect("schema").quoted();
+    // The synchronous driver must not run on a runtime's thread.
+    let jid = std::thread::spawn(move || {
+        let mut app = postgres::Client::connect(&testing::test_url(), postgres::NoTls)
+            .expect("app connection");
+        let mut tx = app.transaction().expect("begin");
+        let jid: String = tx
+            .query_one(&format!("SELECT {name}.put('q', 'K', '{{\"n\": 1}}')"), &[])
+            .expect("put")
+            .get(0);
+        tx.commit().expect("commit");
+        jid
+    })
+    .join()
+    .expect("app thread");
+
+    // No command runs: the listener drains and announces the events.
+    until_at_least(&mut rx, 2, "the drain").await;
+    let log = store.events_after(0, 100).await.expect("events");
+    let enqueued = log
+        .iter()
+        .find_map(clew_core::Event::lifecycle)
+        .expect("the enqueued event");
+    assert_eq!(enqueued.jid, jid);
+    assert_eq!(enqueued.args["n"], 1);
+    // The engine's sink got the drained events as well.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while sink.events() != log {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sink missed the drain"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let job = engine.get(&jid).await.expect("get").expect("the job");
+    assert_eq!(job.history.len(), 1);
+    store.close().await.expect("close");
+}
