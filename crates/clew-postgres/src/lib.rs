@@ -46,6 +46,32 @@
 //!   transaction back and publishes nothing.
 //! * **Connections** are plain TCP or Unix sockets (`NoTls`); a lost
 //!   connection is reopened on the next request of its thread.
+//! * **Transactional enqueue** ([`outbox`], migration 0002). Applications
+//!   put jobs inside their own transaction through the SQL function
+//!   `<schema>.put(queue, klass, data jsonb, options jsonb)` or [`put_in`]
+//!   / [`put_in_async`], which only insert a row into `put_outbox`. The
+//!   qless rules are not written again in PL/pgSQL: every command's
+//!   transaction begins (same round trip as `BEGIN` and the lock) by
+//!   deleting the committed outbox rows and running each as a real
+//!   [`clew_core::Command::Put`] through [`clew_core::logic::apply`], in a
+//!   savepoint, at the command's `now`. So the job exists if and only if
+//!   the application's transaction committed, a command issued after that
+//!   commit always sees it, and it is a normal put in every respect
+//!   (history, events, the lifecycle `enqueued` event). A row the logic
+//!   refuses moves to `put_rejected` (logged) and blocks nothing; a refused
+//!   command after a drain rolls back to a savepoint, so the drained puts
+//!   still commit.
+//! * **LISTEN/NOTIFY** ([`PostgresOptions::listen`], on by default). A
+//!   command that committed events sends `pg_notify(<channel>, <latest
+//!   seq>)` in its transaction (channel `clew_<schema>`, from the schema's
+//!   `notify_channel()`); the SQL `put` sends `put`. One more connection
+//!   per store listens: sequence numbers feed
+//!   [`clew_core::Store::subscribe_commits`] (servers wake their event
+//!   streams and publishers on any process's commit instead of polling),
+//!   and `put` makes it drain the outbox in a transaction of its own, at
+//!   the store's clock ([`PostgresStore::set_clock`]), publishing to the
+//!   last command's sink, so jobs put through SQL appear without other
+//!   traffic.
 //!
 //! # Example
 //! ```no_run
