@@ -264,6 +264,33 @@ impl Client {
         decode("pop", v)
     }
 
+    /// Waits up to `timeout` until one of `queues` has a job a pop would
+    /// hand out; returns whether one does. On a server this is one request
+    /// answered as soon as a commit makes a job available (`POST /v1/wait`),
+    /// so idle workers need not poll. On a local store, which other
+    /// processes may write without telling this one, it sleeps `timeout`
+    /// and returns false (the caller then pops, as when polling).
+    pub async fn wait_for_jobs(
+        &self,
+        queues: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<bool> {
+        match &self.backend {
+            Backend::Local(_) => {
+                tokio::time::sleep(timeout).await;
+                Ok(false)
+            }
+            Backend::Remote(r) => {
+                let body = serde_json::json!({
+                    "queues": queues,
+                    "timeout": timeout.as_secs_f64().min(30.0),
+                });
+                let v = r.send(r.post("/v1/wait").json(&body)).await?;
+                Ok(v.get("ready").and_then(Value::as_bool).unwrap_or(false))
+            }
+        }
+    }
+
     /// Renews `worker`'s lock on `jid`; returns the new expiry (seconds).
     pub async fn heartbeat(&self, jid: &str, worker: &str) -> Result<i64> {
         let v = self

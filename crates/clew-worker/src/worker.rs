@@ -64,7 +64,11 @@ pub struct WorkerConfig {
     /// Jobs run at once. Defaults to 1 (0 counts as 1).
     pub concurrency: usize,
     /// How long an idle worker waits before popping again. Defaults to 1 s.
-    /// An idle worker keeps popping, so it stays in the `workers` list.
+    /// On a server the wait ends as soon as a job is ready (`POST /v1/wait`
+    /// answers on the commit that makes one available), so this bounds how
+    /// often an idle worker asks, not how late it starts a job; on a local
+    /// store it is a plain sleep. An idle worker keeps popping, so it stays
+    /// in the `workers` list.
     pub poll_interval: Duration,
     /// Time limit of every job. Defaults to none.
     pub timeout: Option<Duration>,
@@ -459,6 +463,12 @@ impl Worker {
             "worker started"
         );
 
+        // `woke`: the last idle wait ended because a job was ready; if the
+        // pop that follows gets nothing (another worker was first, or the
+        // queue is paused or at its concurrency limit), the next wait is a
+        // plain sleep, so a job that stays visible but not poppable cannot
+        // make the loop spin.
+        let mut woke = false;
         while !stop_now.is_cancelled() && !stop_after.is_cancelled() {
             let paused = *paused_rx.borrow_and_update();
             let mut popped = 0;
@@ -481,6 +491,7 @@ impl Worker {
                 }
             }
             publish(&control, &running, paused, false);
+            let woke_for_nothing = std::mem::take(&mut woke) && popped == 0;
             if popped > 0 && !paused && slots.available_permits() > 0 {
                 // More may be waiting: pop again at once.
                 continue;
@@ -493,7 +504,10 @@ impl Worker {
                     tally(&mut report, &mut running, ended, false);
                 }
                 _ = paused_rx.changed() => {}
-                _ = tokio::time::sleep(shared.config.poll_interval) => {}
+                ready = idle_wait(&shared, !paused && slots.available_permits() > 0 && !woke_for_nothing) => {
+                    woke = ready;
+                    continue;
+                }
             }
         }
 
@@ -621,6 +635,31 @@ async fn config_secs(client: &Client, key: &str) -> Result<Option<Duration>, Err
     Ok(secs
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64))
+}
+
+/// Waits while idle: with `watch`, until a job is ready in one of the
+/// worker's queues (on a server, answered as soon as a commit makes one
+/// available; at most `poll_interval`), else a plain `poll_interval` sleep.
+/// Returns whether a job was reported ready.
+async fn idle_wait(shared: &Shared, watch: bool) -> bool {
+    let interval = shared.config.poll_interval;
+    if !watch {
+        tokio::time::sleep(interval).await;
+        return false;
+    }
+    let started = tokio::time::Instant::now();
+    match shared
+        .client
+        .wait_for_jobs(&shared.config.queues, interval)
+        .await
+    {
+        Ok(ready) => ready,
+        Err(e) => {
+            tracing::warn!(worker = %shared.name, error = %e, "waiting for jobs failed");
+            tokio::time::sleep_until(started + interval).await;
+            false
+        }
+    }
 }
 
 /// Pops up to `free` jobs, trying queues as `order` says.

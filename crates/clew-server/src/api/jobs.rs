@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(put_job))
         .routes(routes!(pop))
         .routes(routes!(peek))
+        .routes(routes!(wait_for_jobs))
         .routes(routes!(get_job, cancel_job))
         .routes(routes!(multiget, cancel_jobs))
         .routes(routes!(heartbeat))
@@ -168,6 +169,91 @@ pub async fn pop(
     )
     .await?;
     Ok(Json(natural(&reply)))
+}
+
+/// Body of `POST /v1/wait`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitBody {
+    /// The queues to watch (1 to 100).
+    pub queues: Vec<String>,
+    /// Longest wait in seconds (0 to 30).
+    pub timeout: f64,
+}
+
+/// The longest `POST /v1/wait` may wait.
+pub const MAX_WAIT_SECS: f64 = 30.0;
+
+/// How often a waiting request looks again even without a commit (jobs
+/// whose delay ends, locks that expire, and commits by other processes on
+/// a store that does not announce them).
+pub const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits until one of the queues has a job a pop would hand out, or the
+/// timeout passes: `{"ready": true, "queue": name}` or `{"ready": false}`.
+/// Idle workers call it instead of polling: the request is answered as
+/// soon as a commit makes a job available. It hands out nothing itself
+/// (another worker may pop the job first).
+#[utoipa::path(post, path = "/v1/wait", tag = "jobs",
+    request_body = WaitBody,
+    responses(
+        (status = 200, description = "`{\"ready\": bool, \"queue\": name}`", body = Object),
+        (status = "4XX", description = "Refused", body = ErrorBody)))]
+pub async fn wait_for_jobs(
+    State(state): State<AppState>,
+    now: RequestNow,
+    ApiJson(body): ApiJson<WaitBody>,
+) -> Result<Json<Value>, ApiError> {
+    if body.queues.is_empty() || body.queues.len() > 100 {
+        return Err(ApiError::invalid(format!(
+            "queues: expected 1 to 100 queue names, got {}",
+            body.queues.len()
+        )));
+    }
+    if !(body.timeout.is_finite() && (0.0..=MAX_WAIT_SECS).contains(&body.timeout)) {
+        return Err(ApiError::invalid(format!(
+            "timeout: expected seconds from 0 to {MAX_WAIT_SECS}, got {}",
+            body.timeout
+        )));
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(body.timeout);
+    let mut commits = state.event_wakeups();
+    let mut stopping = state.shutting_down();
+    loop {
+        commits.borrow_and_update();
+        for queue in &body.queues {
+            let peek = Command::Peek {
+                queue: queue.clone(),
+                count: 1,
+            };
+            // The request's time, moved on by how long it has waited.
+            let at = RequestNow(
+                now.0
+                    .add_secs((body.timeout - remaining(deadline)).max(0.0)),
+                now.1.clone(),
+            );
+            if let clew_core::Reply::Jobs(jobs) = run(&state, at, peek).await? {
+                if !jobs.is_empty() {
+                    return Ok(Json(serde_json::json!({"ready": true, "queue": queue})));
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline || *stopping.borrow() {
+            return Ok(Json(serde_json::json!({"ready": false})));
+        }
+        let tick = deadline.min(tokio::time::Instant::now() + WAIT_RECHECK);
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = stopping.changed() => {}
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+    }
+}
+
+fn remaining(deadline: tokio::time::Instant) -> f64 {
+    deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .as_secs_f64()
 }
 
 fn count_arg(count: Option<i64>, default: i64) -> Result<i64, ApiError> {
