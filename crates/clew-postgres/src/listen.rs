@@ -11,8 +11,11 @@
 //!   event streams at once instead of polling the log;
 //! * `put`: an application committed a put into the outbox. The listener
 //!   runs `on_put` on its own connection, which drains the outbox (see
-//!   [`crate::outbox`]), so the job appears without other traffic.
-//!   Notifications that arrive together cause one drain.
+//!   [`crate::outbox`]), so the job appears without other traffic. Drains
+//!   are spaced by at least [`DRAIN_SPACING`]: a lone put is drained at
+//!   once, a stream of them about ten times a second (every listening
+//!   process drains, and each drain takes the command lock; commands drain
+//!   the outbox anyway).
 //!
 //! The connection is reopened when lost (then `on_put` runs once, to catch
 //! up with puts whose notification was missed). The thread checks its stop
@@ -21,7 +24,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clew_core::{Error, Result};
 use postgres::fallible_iterator::FallibleIterator;
@@ -33,6 +36,9 @@ use crate::store::Conn;
 /// How long the listener waits for a notification before checking its stop
 /// flag (bounds how long closing the store waits for the thread).
 pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// Least time between two drains started by notifications.
+pub(crate) const DRAIN_SPACING: Duration = Duration::from_millis(100);
 
 /// Longest wait between attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -93,13 +99,16 @@ where
     fn run(mut self) {
         let mut conn: Option<Conn> = None;
         let mut backoff = TICK;
+        // A put notification not yet drained, and when the last drain began.
+        let mut put_pending = false;
+        let mut last_drain: Option<Instant> = None;
         while !self.stopped() {
             let Some(c) = conn.as_mut().filter(|c| !c.client.is_closed()) else {
                 match self.connect() {
-                    Ok(mut c) => {
+                    Ok(c) => {
                         backoff = TICK;
                         // Puts committed while nobody listened.
-                        (self.on_put)(&mut c);
+                        put_pending = true;
                         conn = Some(c);
                     }
                     Err(e) => {
@@ -110,14 +119,22 @@ where
                 }
                 continue;
             };
-            match wait(c) {
+            let next_drain = last_drain.map_or(Duration::ZERO, |at| {
+                DRAIN_SPACING.saturating_sub(at.elapsed())
+            });
+            if put_pending && next_drain.is_zero() {
+                put_pending = false;
+                last_drain = Some(Instant::now());
+                (self.on_put)(c);
+                continue;
+            }
+            let timeout = if put_pending { next_drain } else { TICK };
+            match wait(c, timeout) {
                 Ok(w) => {
                     if let Some(seq) = w.latest {
                         (self.on_commit)(seq);
                     }
-                    if w.put && !self.stopped() {
-                        (self.on_put)(c);
-                    }
+                    put_pending |= w.put;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "PostgreSQL listener lost its connection");
@@ -153,13 +170,13 @@ where
     }
 }
 
-/// Waits up to [`TICK`] for a notification, then takes every one already
+/// Waits up to `timeout` for a notification, then takes every one already
 /// received.
-fn wait(conn: &mut Conn) -> Result<Wakeups> {
+fn wait(conn: &mut Conn, timeout: Duration) -> Result<Wakeups> {
     let mut wakeups = Wakeups::default();
     let mut notifications = conn.client.notifications();
     let first = notifications
-        .timeout_iter(TICK)
+        .timeout_iter(timeout)
         .next()
         .map_err(crate::tx::pg_err)?;
     if let Some(n) = first {

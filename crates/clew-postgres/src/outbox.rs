@@ -545,6 +545,14 @@ mod tests {
     }
 
     #[test]
+    fn the_drain_statement_takes_pages_of_drain_page_rows() {
+        assert!(
+            DRAIN_SQL.contains(&format!("LIMIT {DRAIN_PAGE})")),
+            "{DRAIN_SQL}"
+        );
+    }
+
+    #[test]
     fn commit_notifies_only_with_events() {
         assert_eq!(commit_sql(Some("c'x"), None), "COMMIT");
         assert_eq!(

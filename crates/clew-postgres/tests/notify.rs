@@ -149,3 +149,49 @@ async fn a_put_through_sql_appears_with_no_other_traffic() {
     assert_eq!(job.history.len(), 1);
     store.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_burst_of_sql_puts_is_drained_completely_with_no_other_traffic() {
+    if skip() {
+        return;
+    }
+    const PUTS: usize = 25;
+    let schema = TempSchema::new();
+    let store = listening(&schema);
+    let mut rx = store.subscribe_commits().expect("announces commits");
+    let name = SchemaName::new(schema.name()).expect("schema").quoted();
+    // The synchronous driver must not run on a runtime's thread.
+    let jids: Vec<String> = std::thread::spawn(move || {
+        let mut app = postgres::Client::connect(&testing::test_url(), postgres::NoTls)
+            .expect("app connection");
+        (0..PUTS)
+            .map(|i| {
+                let mut tx = app.transaction().expect("begin");
+                let jid: String = tx
+                    .query_one(
+                        &format!("SELECT {name}.put('q', 'K', '{{\"i\": {i}}}')"),
+                        &[],
+                    )
+                    .expect("put")
+                    .get(0);
+                tx.commit().expect("commit");
+                jid
+            })
+            .collect()
+    })
+    .join()
+    .expect("app thread");
+
+    // Each put makes two events (the qless `put` and `enqueued`).
+    until_at_least(&mut rx, 2 * PUTS as i64, "the drains").await;
+    let enqueued: Vec<String> = store
+        .events_after(0, 1_000)
+        .await
+        .expect("events")
+        .iter()
+        .filter_map(clew_core::Event::lifecycle)
+        .map(|l| l.jid)
+        .collect();
+    assert_eq!(enqueued, jids, "every put, once, in commit order");
+    store.close().await.expect("close");
+}
