@@ -352,6 +352,25 @@ impl Store for TimedStore {
         self.inner.subscribe_commits()
     }
 
+    fn shared_cursors(&self) -> bool {
+        self.inner.shared_cursors()
+    }
+
+    async fn cursor_load(&self, name: &str) -> clew_core::Result<Option<i64>> {
+        self.inner.cursor_load(name).await
+    }
+
+    async fn cursor_save(&self, name: &str, seq: i64) -> clew_core::Result<()> {
+        self.inner.cursor_save(name, seq).await
+    }
+
+    async fn try_lead(
+        &self,
+        name: &str,
+    ) -> clew_core::Result<Option<clew_core::store::LeaderGuard>> {
+        self.inner.try_lead(name).await
+    }
+
     async fn close(&self) -> clew_core::Result<()> {
         self.inner.close().await
     }
