@@ -8,11 +8,11 @@
 //! except under `CI=true`, where they fail. Screenshots go to
 //! `target/tmp/dashboard-screenshots/`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
-use std::time::Duration;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+mod common;
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -61,48 +61,6 @@ fn check_prerequisites() -> Result<PathBuf, String> {
     Ok(chromium)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(db: &Path, extra: &[&str]) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
-        .arg("--db")
-        .arg(db)
-        .args(["server", "--listen", "127.0.0.1:0", "--test-mode"])
-        .args(extra)
-        .env("CLEW_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn clew server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let server = Server(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server printed its address within 20 s");
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .trim()
-        .to_owned();
-    (server, url)
-}
-
 /// Runs `tests/browser/<name>.test.mjs` against a fresh server started
 /// with `extra` flags (`token`: the server's API token, if any).
 fn run(name: &str, token: Option<&str>) {
@@ -116,11 +74,12 @@ fn run(name: &str, token: Option<&str>) {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("clew.db");
-    let mut extra = Vec::new();
+    let mut extra = vec!["--test-mode"];
     if let Some(t) = token {
         extra.extend(["--token", t]);
     }
-    let (_server, url) = start_server(&db, &extra);
+    let server = common::Server::start(&db, &extra);
+    let url = server.url.clone();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     let mut cmd = Command::new("node");
     cmd.arg(browser_dir().join(format!("{name}.test.mjs")))

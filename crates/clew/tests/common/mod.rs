@@ -79,13 +79,22 @@ impl Server {
         v["result"].clone()
     }
 
-    /// Stops it with SIGTERM; it must exit successfully.
+    /// Stops it with SIGTERM; it must exit successfully (dropping it
+    /// instead kills it).
     pub fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "server exit {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // After `stop` the process is gone and these do nothing.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
