@@ -222,15 +222,29 @@ class Client:
         the given arguments (strings; numbers, lists and dicts are turned into
         their text) and returns the decoded ``result``."""
         body = json.dumps({"command": command, "args": [_arg(a) for a in args]})
-        return self._post("/v1/qless", body.encode("utf-8"))["result"]
+        decoded = self._post("/v1/qless", body.encode("utf-8"))
+        if "result" not in decoded:
+            raise _error_for(200, "bad_response", "unexpected answer (HTTP 200): no result")
+        return decoded["result"]
 
-    def _post(self, path, body):
+    def wait_for_jobs(self, queues, timeout=1.0):
+        """Waits up to ``timeout`` seconds (at most 30) until one of
+        ``queues`` has a job a pop would hand out; returns the queue's name,
+        or None. The server answers on the commit that makes a job ready, so
+        an idle worker calls this instead of sleeping between pops."""
+        if isinstance(queues, str):
+            queues = [queues]
+        body = json.dumps({"queues": list(queues), "timeout": min(float(timeout), 30.0)})
+        decoded = self._post("/v1/wait", body.encode("utf-8"), read_timeout=self.timeout + timeout)
+        return decoded.get("queue") if decoded.get("ready") else None
+
+    def _post(self, path, body, read_timeout=None):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
         request = urllib.request.Request(self.url + path, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=read_timeout or self.timeout) as response:
                 status = response.status
                 text = response.read()
         except urllib.error.HTTPError as e:
@@ -244,7 +258,7 @@ class Client:
             decoded = json.loads(text.decode("utf-8")) if text else None
         except ValueError:
             decoded = None
-        if 200 <= status < 300 and isinstance(decoded, dict) and "result" in decoded:
+        if 200 <= status < 300 and isinstance(decoded, dict):
             return decoded
         error = decoded.get("error") if isinstance(decoded, dict) else None
         if isinstance(error, dict):

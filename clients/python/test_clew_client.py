@@ -340,6 +340,16 @@ class ServerTest(unittest.TestCase):
         self.assertIn('"data" not JSON', ctx.exception.message)
         self.assertEqual(self.client.queues(self.q)["waiting"], 0)  # nothing was put
 
+    def test_wait_for_jobs_answers_when_a_job_is_ready(self):
+        queue = "wait-" + uuid.uuid4().hex[:8]
+        started = time.monotonic()
+        self.assertIsNone(self.client.wait_for_jobs([queue], 0.2))
+        self.assertGreaterEqual(time.monotonic() - started, 0.2)
+        self.client.put(queue, "Klass", {})
+        self.assertEqual(self.client.wait_for_jobs(queue, 5), queue)
+        with self.assertRaises(InvalidArgument):
+            self.client.wait_for_jobs([], 1)
+
     def test_generic_call(self):
         with self.assertRaises(InvalidArgument) as ctx:
             self.client.call("frobnicate")

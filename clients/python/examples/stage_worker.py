@@ -62,7 +62,12 @@ def main(argv=None):
             print("stage_worker: pop failed: %s" % e, file=sys.stderr)
             return 1
         if not jobs:
-            time.sleep(args.poll)
+            # Answered as soon as a job is ready (no polling interval).
+            try:
+                client.wait_for_jobs([args.queue], args.poll)
+            except ClewError as e:
+                print("stage_worker: wait failed: %s" % e, file=sys.stderr)
+                time.sleep(args.poll)
             continue
         for job in jobs:
             try:
