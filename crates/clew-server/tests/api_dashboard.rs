@@ -688,3 +688,45 @@ async fn series_refuses_bad_parameters_by_name() {
         assert_error(&body, "invalid_argument", needle);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overview_series_equals_the_series_endpoint_over_the_same_hour() {
+    let s = seeded_series().await;
+    let ov = s.get("/v1/overview?interval=60").await;
+    let now = T0 + 100.0;
+    let since = now - 3600.0;
+    let until = now + 0.000_001;
+    let direct = s
+        .get(&series_path(&format!(
+            "since={since}&until={until}&interval=60"
+        )))
+        .await;
+    assert_eq!(ov["series"]["interval"], 60);
+    let a = ov["series"]["series"][0]["points"]
+        .as_array()
+        .expect("points");
+    let b = direct["series"][0]["points"].as_array().expect("points");
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.len(), 61, "an hour of 60 s buckets, the last one partial");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x["t"], y["t"]);
+        assert_eq!(x["time_in_queue"], y["time_in_queue"]);
+        assert_eq!(x["time_to_perform"], y["time_to_perform"]);
+    }
+    // The seeded history: 25 waits (j1-j5 and 20 bulk jobs) and 5 runs
+    // (j1, j2, j4, j5 finished, j3 failed).
+    let waits: u64 = a
+        .iter()
+        .map(|p| p["time_in_queue"]["count"].as_u64().unwrap())
+        .sum();
+    let runs: u64 = a
+        .iter()
+        .map(|p| p["time_to_perform"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!((waits, runs), (25, 5));
+    // Without interval, no series; a bad one is refused.
+    assert!(s.get("/v1/overview").await.get("series").is_none());
+    let (status, bad) = s.call(Method::GET, "/v1/overview?interval=5", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&bad, "invalid_argument", "interval");
+}

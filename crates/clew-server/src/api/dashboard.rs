@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{run, ErrorBody};
+use super::{run, ApiQuery, ErrorBody};
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
 
@@ -490,22 +490,42 @@ async fn outcomes_since(
     state: &AppState,
     since: Timestamp,
     now: Timestamp,
-) -> Result<BTreeMap<String, Outcomes>, ApiError> {
+) -> Result<(BTreeMap<String, Outcomes>, Vec<LifecycleEvent>), ApiError> {
     let store = state.engine().store().clone();
     let mut per_queue: BTreeMap<String, Outcomes> = BTreeMap::new();
+    let mut timed = Vec::new();
     analytics::scan_newest_first(store.as_ref(), LOG_PAGE, |e| {
         if e.at < since {
             return ControlFlow::Break(());
         }
         if e.at <= now {
-            if let Some(ev) = e.lifecycle() {
-                per_queue.entry(ev.queue).or_default().add(ev.kind);
+            if let Some(mut ev) = e.lifecycle() {
+                per_queue.entry(ev.queue.clone()).or_default().add(ev.kind);
+                if ev.time_in_queue.is_some() || ev.time_to_perform.is_some() {
+                    // Only the timings are summarised: drop the payload.
+                    ev.args = Value::Null;
+                    ev.metadata.clear();
+                    timed.push(ev);
+                }
             }
         }
         ControlFlow::Continue(())
     })
     .await?;
-    Ok(per_queue)
+    Ok((per_queue, timed))
+}
+
+/// Query of `GET /v1/overview`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OverviewQuery {
+    /// With this bucket width (seconds, 10 to 3600), the answer also holds
+    /// `series`: the window's wait and run time percentiles per bucket, as
+    /// `/v1/events/series` gives them (counting dequeues and performs), read
+    /// in the same pass over the log.
+    #[serde(default)]
+    pub interval: Option<i64>,
 }
 
 /// The dashboard's home page in one call: every known queue with its
@@ -517,13 +537,22 @@ async fn outcomes_since(
 /// counted by reading the failed jobs, so it is null when more than 10000
 /// jobs are failed in all; `failed.groups` is always exact.
 #[utoipa::path(get, path = "/v1/overview", tag = "queues",
+    params(OverviewQuery),
     responses(
-        (status = 200, description = "`{\"now\", \"window\", \"queues\": [...], \"failed\": {\"total\", \"groups\"}, \"workers\": {\"count\", \"names\", \"list\"}, \"totals\": {...}}`", body = Object),
+        (status = 200, description = "`{\"now\", \"window\", \"queues\": [...], \"failed\": {\"total\", \"groups\"}, \"workers\": {\"count\", \"names\", \"list\"}, \"totals\": {...}, \"series\" (with interval)}`", body = Object),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
 pub async fn overview(
     State(state): State<AppState>,
     now: RequestNow,
+    ApiQuery(q): ApiQuery<OverviewQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(i) = q.interval {
+        if !(10..=3600).contains(&i) {
+            return Err(ApiError::invalid(format!(
+                "interval: expected whole seconds from 10 to 3600, got {i}"
+            )));
+        }
+    }
     let queues = match run(&state, now.clone(), Command::Queues { queue: None }).await? {
         Reply::Queues(v) => v,
         _ => Vec::new(),
@@ -558,7 +587,14 @@ pub async fn overview(
     let failed_in =
         crate::metrics::failed_by_queue(state.engine(), &groups, Some(FAILED_BY_QUEUE_MAX)).await?;
     let since = now.0.add_secs(-OVERVIEW_WINDOW_SECS);
-    let outcomes = outcomes_since(&state, since, now.0).await?;
+    let (outcomes, timed) = outcomes_since(&state, since, now.0).await?;
+    let series = q.interval.map(|interval| {
+        let to = now.0.add_secs(1e-6);
+        json!({
+            "interval": interval,
+            "series": analytics::series(&timed, &GroupBy::All, interval, since, to),
+        })
+    });
 
     let mut totals = [0i64; 6];
     let mut paused = 0;
@@ -592,7 +628,7 @@ pub async fn overview(
         all.failed += o.failed;
     }
     let failed_total: i64 = groups.iter().map(|(_, n)| n).sum();
-    Ok(Json(json!({
+    let mut doc = json!({
         "now": now.0.to_json(),
         "window": clew_core::time::secs_json(OVERVIEW_WINDOW_SECS),
         "queues": queue_docs,
@@ -620,7 +656,11 @@ pub async fn overview(
             "failed": failed_total,
             "last_hour": all.json(),
         },
-    })))
+    });
+    if let Some(series) = series {
+        doc["series"] = series;
+    }
+    Ok(Json(doc))
 }
 
 // --- GET /v1/events/series -------------------------------------------------
