@@ -38,6 +38,12 @@ pub struct PostgresOptions {
     /// traffic. Without it, such jobs appear at the next command. The test
     /// helpers turn it off (one connection less per test store).
     pub listen: bool,
+    /// Whether pops run concurrently with each other (default `true`): a
+    /// pop takes the schema's command lock in shared mode and claims the
+    /// rows it changes with `FOR UPDATE SKIP LOCKED`, while every other
+    /// command still takes it exclusively. `false`: every command,
+    /// pops included, runs alone. See the crate doc.
+    pub concurrent_pops: bool,
 }
 
 impl Default for PostgresOptions {
@@ -48,6 +54,7 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(10),
             synchronous_commit: true,
             listen: true,
+            concurrent_pops: true,
         }
     }
 }
@@ -93,6 +100,13 @@ impl SchemaName {
     /// schema run one at a time, across every process.
     pub fn command_lock_key(&self) -> i64 {
         fnv1a64("clew:commands:", &self.name)
+    }
+
+    /// The advisory lock a concurrent pop takes, exclusively, right before
+    /// writing its events and holds to its commit: event-writing commits
+    /// then follow sequence order (see the crate doc).
+    pub fn event_lock_key(&self) -> i64 {
+        fnv1a64("clew:events:", &self.name)
     }
 
     /// The advisory lock held while migrating the schema.
@@ -311,6 +325,8 @@ mod tests {
         let t = SchemaName::new("clew").unwrap();
         assert_ne!(s.command_lock_key(), t.command_lock_key());
         assert_ne!(t.command_lock_key(), t.migration_lock_key());
+        assert_ne!(t.command_lock_key(), t.event_lock_key());
+        assert_ne!(t.event_lock_key(), t.migration_lock_key());
         assert_eq!(t.command_lock_key(), fnv1a64("clew:commands:", "clew"));
     }
 }

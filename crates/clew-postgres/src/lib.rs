@@ -27,18 +27,30 @@
 //!   owns its connection, and async callers only await a oneshot reply (as
 //!   with the SQLite store's writer thread). No async runtime is blocked,
 //!   and the store works under any runtime, current-thread included.
-//! * **Each command in its own transaction, serialized (first step).** A
+//! * **Each command in its own transaction, serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.
 //!   So commands on one schema run one at a time across every process
 //!   sharing the database, atomic and serial as they were in Redis, and the
 //!   event log's sequence numbers (an identity column, taken under the
 //!   lock) commit in increasing order: a reader paging the log by sequence
-//!   number never sees an event appear below one it has already read. This
-//!   is deliberately the simplest correct scheme; later work relaxes it
-//!   (pops claiming rows with `FOR UPDATE SKIP LOCKED`, so workers on
-//!   different queues stop waiting for each other) while keeping the log's
-//!   ordering rule.
+//!   number never sees an event appear below one it has already read.
+//! * **Concurrent pops** ([`PostgresOptions::concurrent_pops`], on by
+//!   default). A pop takes that lock in *shared* mode
+//!   (`pg_advisory_xact_lock_shared`), so pops run next to each other but
+//!   never next to any other command, and claims every row it may change as
+//!   it selects it ([`PgTx::claiming`]): stalled locks, due scheduled jobs,
+//!   the work list and due recurring templates `FOR UPDATE SKIP LOCKED`,
+//!   timing statistics `FOR UPDATE`, counters incremented in SQL, and a
+//!   capped queue's running count under a per-queue advisory lock. Just
+//!   before writing its events it takes a second, exclusive advisory lock
+//!   (`SchemaName::event_lock_key`) held to its commit, so event-writing
+//!   commits still follow sequence order while the pops' selection work
+//!   overlaps. A pop that finds committed puts waiting in the outbox takes
+//!   the lock exclusively and drains them first, like any command; a pop
+//!   that loses a deadlock to another pop is run again. Pops of different
+//!   queues gain most: pops of one queue still queue up on that queue's
+//!   statistics rows from their first handed-out job to their commit.
 //! * **Events** are appended in the command's transaction; after the commit
 //!   each command hands its numbered events to its sink and replies, and
 //!   within one process sinks see commits in commit order (a turn taken

@@ -7,7 +7,9 @@
 //! effect when, and only if, the application's transaction commits.
 //!
 //! The store **drains** the outbox at the start of every command's
-//! transaction, right after taking the command lock: it deletes the
+//! transaction, right after taking the command lock (a concurrent pop
+//! first checks whether committed rows wait, and if so takes the lock
+//! exclusively and drains like any command): it deletes the
 //! committed rows (in `id` order) and runs each as a real put through the
 //! same logic as every other put ([`clew_core::logic::apply`] with
 //! [`Command::Put`]) at the command's `now`. So the job, its history, its
@@ -240,7 +242,14 @@ fn drain_one(
     client.batch_execute("SAVEPOINT clew_put").pg()?;
     let outcome = row.put_params().and_then(|params| {
         let mut pg = PgTx::new(&mut *client, statements);
-        apply_logic(&mut pg, apply, now, &row.origin(), &Command::Put(params))
+        apply_logic(
+            &mut pg,
+            apply,
+            now,
+            &row.origin(),
+            &Command::Put(params),
+            &mut |_| Ok(()),
+        )
     });
     match outcome {
         Ok((_, put_events)) => {

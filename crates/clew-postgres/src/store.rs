@@ -131,6 +131,11 @@ struct Shared {
     /// What begins a command's transaction: `BEGIN`, the command lock and
     /// the first page of the outbox drain (one round trip).
     begin: String,
+    /// What begins a concurrent pop's transaction ([`POP_BEGIN`]), when
+    /// pops run concurrently ([`PostgresOptions::concurrent_pops`]).
+    pop_begin: Option<String>,
+    /// The lock a concurrent pop takes before writing its events.
+    event_lock: i64,
     /// The schema's notification channel (set once migrated).
     channel: OnceLock<String>,
     /// Whether a listener runs ([`PostgresOptions::listen`]).
@@ -239,6 +244,10 @@ impl PostgresStore {
                 target.schema.command_lock_key(),
                 crate::outbox::DRAIN_SQL
             ),
+            pop_begin: options
+                .concurrent_pops
+                .then(|| POP_BEGIN.replace("{key}", &target.schema.command_lock_key().to_string())),
+            event_lock: target.schema.event_lock_key(),
             channel: OnceLock::new(),
             listening: options.listen,
             commits: watch::channel(0).0,
@@ -711,6 +720,21 @@ impl<'a> OpenTx<'a> {
         Ok((tx, rows))
     }
 
+    /// Sends a concurrent pop's `begin` ([`POP_BEGIN`], one round trip);
+    /// returns whether it holds the command lock exclusively (puts wait in
+    /// the outbox) rather than shared.
+    fn begin_pop(client: &'a mut Client, begin: &str) -> Result<(OpenTx<'a>, bool)> {
+        let tx = OpenTx { client, open: true };
+        let messages = tx.client.simple_query(begin).pg()?;
+        let exclusive = messages.iter().any(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => {
+                row.get(0).is_some_and(|mode| mode.starts_with('x'))
+            }
+            _ => false,
+        });
+        Ok((tx, exclusive))
+    }
+
     /// Runs `sql` (a savepoint statement) inside the transaction.
     fn run(&mut self, sql: &str) -> Result<()> {
         self.client.batch_execute(sql).pg()
@@ -741,7 +765,8 @@ impl Drop for OpenTx<'_> {
 /// database failure (the transaction is rolled back); the inner result is
 /// the command's own. A refused command is rolled back: all of it when
 /// nothing was drained, else back to a savepoint after the drain, so the
-/// drained puts still commit.
+/// drained puts still commit. A pop, when pops run concurrently, goes
+/// through [`run_pop`] instead.
 fn run_command(
     conn: &mut Conn,
     shared: &Shared,
@@ -749,12 +774,32 @@ fn run_command(
     job: Option<(&Origin, &Command)>,
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
-    let (mut tx, drained) = OpenTx::begin(&mut conn.client, &shared.begin)?;
+    if let (Some((origin, command)), Some(begin)) = (job, &shared.pop_begin) {
+        if matches!(command, Command::Pop { .. }) {
+            return run_pop(conn, shared, begin, now, origin, command, turn);
+        }
+    }
+    let Conn { client, statements } = conn;
+    let (tx, drained) = OpenTx::begin(client, &shared.begin)?;
+    run_exclusive(tx, statements, shared, now, drained, job, turn)
+}
+
+/// The rest of a command's transaction once it holds the command lock
+/// exclusively and took the outbox's first page (see [`run_command`]).
+fn run_exclusive(
+    mut tx: OpenTx<'_>,
+    statements: &mut StatementCache,
+    shared: &Shared,
+    now: Timestamp,
+    drained: Vec<crate::outbox::OutboxRow>,
+    job: Option<(&Origin, &Command)>,
+    turn: &mut Option<Turn>,
+) -> Result<Outcome> {
     *turn = Some(shared.order.take());
     let mut events = Vec::new();
     let drained = crate::outbox::drain(
         tx.client,
-        &mut conn.statements,
+        statements,
         shared.apply,
         now,
         drained,
@@ -766,8 +811,8 @@ fn run_command(
             tx.run("SAVEPOINT clew_command")?;
         }
         let outcome = {
-            let mut pg = PgTx::new(&mut *tx.client, &mut conn.statements);
-            apply_logic(&mut pg, shared.apply, now, origin, command)
+            let mut pg = PgTx::new(&mut *tx.client, statements);
+            apply_logic(&mut pg, shared.apply, now, origin, command, &mut |_| Ok(()))
         };
         match outcome {
             Ok((reply, command_events)) => {
@@ -795,14 +840,117 @@ fn run_command(
     Ok(Outcome { result, events })
 }
 
-/// Runs the logic for `command` and appends its events to the log; any
-/// error means roll back (the transaction or a savepoint).
+/// What begins a concurrent pop's transaction, in one statement: the
+/// command lock in **shared** mode, so pops run next to each other but
+/// never next to any other command, unless committed puts wait in the
+/// outbox: those are drained by a command holding the lock exclusively, so
+/// the pop takes it exclusively and drains first (as every command did
+/// before). `{key}` is the schema's command lock key.
+const POP_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED;
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
+                THEN 'x' || pg_advisory_xact_lock({key})::text
+                ELSE 's' || pg_advisory_xact_lock_shared({key})::text
+           END AS command_lock";
+
+/// How many times a concurrent pop that lost a deadlock (with another pop)
+/// is run again before its error is returned.
+const POP_ATTEMPTS: u32 = 8;
+
+/// A pop while pops run concurrently ([`PostgresOptions::concurrent_pops`]).
+///
+/// It holds the command lock in shared mode (see [`POP_BEGIN`]) and claims
+/// what it changes as it selects it ([`PgTx::claiming`]). Event numbers
+/// must still commit in increasing order (a reader paging the log by number
+/// must never see an event appear below one it has read): just before
+/// writing its events, the pop takes a second, exclusive advisory lock
+/// ([`crate::SchemaName::event_lock_key`]) and holds it to its commit, so
+/// the pops that write events commit one at a time, in number order, while
+/// their selection work overlaps; its publication turn is taken there too.
+/// A pop that writes no events takes neither. A pop that lost a deadlock
+/// to another pop is rolled back and run again.
+fn run_pop(
+    conn: &mut Conn,
+    shared: &Shared,
+    begin: &str,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
+    turn: &mut Option<Turn>,
+) -> Result<Outcome> {
+    let mut attempt = 1;
+    loop {
+        let Conn { client, statements } = &mut *conn;
+        let (tx, exclusive) = OpenTx::begin_pop(client, begin)?;
+        if exclusive {
+            let messages = tx.client.simple_query(crate::outbox::DRAIN_SQL).pg()?;
+            let drained = crate::outbox::drained_rows(&messages)?;
+            return run_exclusive(
+                tx,
+                statements,
+                shared,
+                now,
+                drained,
+                Some((origin, command)),
+                turn,
+            );
+        }
+        let (outcome, retryable) = {
+            let mut pg =
+                PgTx::new(&mut *tx.client, statements).claiming(shared.target.schema.as_str());
+            let mut before_events = |pg: &mut PgTx<'_, Client>| {
+                pg.advisory_lock(shared.event_lock)?;
+                *turn = Some(shared.order.take());
+                Ok(())
+            };
+            let outcome = apply_logic(
+                &mut pg,
+                shared.apply,
+                now,
+                origin,
+                command,
+                &mut before_events,
+            );
+            (outcome, pg.retryable())
+        };
+        match outcome {
+            Ok((reply, events)) => {
+                let channel = shared.channel.get().map(String::as_str);
+                tx.end(&crate::outbox::commit_sql(
+                    channel,
+                    events.last().map(|e| e.seq),
+                ))?;
+                return Ok(Outcome {
+                    result: Ok(reply),
+                    events,
+                });
+            }
+            Err(e) => {
+                tx.end("ROLLBACK")?;
+                *turn = None;
+                if retryable && attempt < POP_ATTEMPTS {
+                    tracing::debug!(error = %e, attempt, "a concurrent pop lost a deadlock; running it again");
+                    attempt += 1;
+                    continue;
+                }
+                return Ok(Outcome {
+                    result: Err(e),
+                    events: Vec::new(),
+                });
+            }
+        }
+    }
+}
+
+/// Runs the logic for `command` and appends its events to the log
+/// (calling `before_events` first when there are any); any error means
+/// roll back (the transaction or a savepoint).
 pub(crate) fn apply_logic(
     tx: &mut PgTx<'_, Client>,
     apply: ApplyFn,
     now: Timestamp,
     origin: &Origin,
     command: &Command,
+    before_events: &mut dyn FnMut(&mut PgTx<'_, Client>) -> Result<()>,
 ) -> Result<(Reply, Vec<Event>)> {
     let mut pending = Vec::new();
     let reply = catch_unwind(AssertUnwindSafe(|| {
@@ -815,6 +963,9 @@ pub(crate) fn apply_logic(
             command.name()
         )))
     })?;
+    if !pending.is_empty() {
+        before_events(tx)?;
+    }
     let mut events = Vec::with_capacity(pending.len());
     for PendingEvent { channel, message } in pending {
         let seq = tx.event_append(now, &channel, &message)?;

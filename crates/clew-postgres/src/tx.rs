@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row, Statement};
 use serde_json::{Map, Value};
@@ -106,12 +107,36 @@ impl StatementCache {
 /// [`postgres::Transaction`]) inside a transaction the caller has begun.
 ///
 /// Config values read or written are remembered for the transaction's
-/// lifetime: the command holds the store's advisory lock, so nobody else
+/// lifetime: the command holds the store's advisory lock (exclusively, or
+/// shared by concurrent pops, none of which writes config), so nobody else
 /// changes them meanwhile.
+///
+/// **Claiming** ([`PgTx::claiming`], for a pop holding the lock in shared
+/// mode next to other pops): every row the pop may change is locked as it
+/// is selected, so two concurrent pops never act on the same row.
+/// * the job lists a pop takes jobs from (stalled locks, due scheduled
+///   jobs, the work list) and the due recurring templates are selected
+///   `FOR UPDATE SKIP LOCKED`: a row another pop holds is skipped, and a
+///   row another pop changed and committed meanwhile is re-checked against
+///   the query's conditions on its new version (READ COMMITTED), so a job
+///   it took is never handed out again and a template it advanced is not
+///   spawned twice; what is read after the claim (`job_get`, `recur_get`)
+///   is the latest committed row;
+/// * the queue's running count (read for `max-concurrency`) is taken under
+///   a per-queue exclusive advisory lock held to the commit, so pops of a
+///   capped queue count one after another;
+/// * a timing statistic, read then written back by the logic (Welford's
+///   update), is read `FOR UPDATE` (its row created first if missing), so
+///   concurrent updates queue up instead of losing one; counters and
+///   histogram buckets are incremented in SQL.
 pub struct PgTx<'t, C: GenericClient> {
     client: &'t mut C,
     statements: &'t mut StatementCache,
     config: HashMap<String, Option<String>>,
+    /// The schema name when claiming rows (see above).
+    claims: Option<String>,
+    /// The SQLSTATE of the last statement that failed.
+    failed: Option<SqlState>,
 }
 
 impl<C: GenericClient> std::fmt::Debug for PgTx<'_, C> {
@@ -129,7 +154,40 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
             client,
             statements,
             config: HashMap::new(),
+            claims: None,
+            failed: None,
         }
+    }
+
+    /// Claims the rows a pop may change as it selects them (see the type
+    /// doc); `schema` names the per-queue locks.
+    pub fn claiming(mut self, schema: &str) -> PgTx<'t, C> {
+        self.claims = Some(schema.to_owned());
+        self
+    }
+
+    /// Whether the last failed statement failed only because of concurrent
+    /// transactions (a deadlock or serialization failure): the whole
+    /// transaction can be rolled back and run again.
+    pub fn retryable(&self) -> bool {
+        self.failed.as_ref().is_some_and(|code| {
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        })
+    }
+
+    /// Takes a transaction-level exclusive advisory lock.
+    pub fn advisory_lock(&mut self, key: i64) -> Result<()> {
+        self.exec("SELECT pg_advisory_xact_lock($1)", &[&key])?;
+        Ok(())
+    }
+
+    /// Records a failed statement's SQLSTATE and turns the error into a
+    /// store error.
+    fn failure(&mut self, e: postgres::Error) -> Error {
+        if let Some(code) = e.code() {
+            self.failed = Some(code.clone());
+        }
+        pg_err(e)
     }
 
     /// The client.
@@ -142,7 +200,8 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         if let Some(statement) = self.statements.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql).pg()?;
+        let prepared = self.client.prepare(sql);
+        let statement = prepared.map_err(|e| self.failure(e))?;
         self.statements.statements.insert(sql, statement.clone());
         Ok(statement)
     }
@@ -150,19 +209,22 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// Runs a statement returning nothing; returns the number of changed rows.
     fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.prepared(sql)?;
-        self.client.execute(&statement, params).pg()
+        let result = self.client.execute(&statement, params);
+        result.map_err(|e| self.failure(e))
     }
 
     /// Runs a query.
     fn rows(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.prepared(sql)?;
-        self.client.query(&statement, params).pg()
+        let result = self.client.query(&statement, params);
+        result.map_err(|e| self.failure(e))
     }
 
     /// Runs a query returning at most one row.
     fn row(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let statement = self.prepared(sql)?;
-        self.client.query_opt(&statement, params).pg()
+        let result = self.client.query_opt(&statement, params);
+        result.map_err(|e| self.failure(e))
     }
 
     /// Runs a query returning one column of strings.
@@ -180,10 +242,29 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// Runs a query returning one integer (`COUNT(*)` and the like).
     fn int(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<i64> {
         let statement = self.prepared(sql)?;
-        self.client
+        let result = self
+            .client
             .query_one(&statement, params)
-            .and_then(|r| r.try_get::<_, i64>(0))
-            .pg()
+            .and_then(|r| r.try_get::<_, i64>(0));
+        result.map_err(|e| self.failure(e))
+    }
+
+    /// Reads a timing statistic `FOR UPDATE`, creating its (empty) row
+    /// first if there is none, so the row stays locked until the commit and
+    /// the logic's read-then-write cannot lose a concurrent pop's update.
+    fn claim_timing(&mut self, queue: &str, day: Timestamp, kind: StatKind) -> Result<Option<Row>> {
+        const SELECT: &str = "SELECT count, mean, vk FROM stats_timing
+             WHERE queue = $1 AND day = $2 AND kind = $3 FOR UPDATE";
+        let params: [&(dyn ToSql + Sync); 3] = [&queue, &day.0, &kind.as_str()];
+        if let Some(row) = self.row(SELECT, &params)? {
+            return Ok(Some(row));
+        }
+        self.exec(
+            "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
+             VALUES ($1, $2, $3, 0, 0, 0) ON CONFLICT DO NOTHING",
+            &params,
+        )?;
+        self.row(SELECT, &params)
     }
 
     /// Runs a query returning (string, integer) pairs.
@@ -424,6 +505,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     // --- jobs ----------------------------------------------------------
 
     fn job_count(&mut self, queue: &str, loc: Loc, range: TimeRange) -> Result<i64> {
+        if let Some(schema) = self.claims.clone() {
+            // A pop counts a capped queue's running jobs: pops of the queue
+            // count (and take jobs) one after another from here.
+            self.exec(
+                "SELECT pg_advisory_xact_lock(hashtext('clew:queue:' || $1), hashtext($2))",
+                &[&schema, &queue],
+            )?;
+        }
         let (min, max) = bounds(range);
         self.int(
             "SELECT COUNT(*) FROM jobs
@@ -438,7 +527,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
-        // No FOR UPDATE yet: every command holds the store's advisory lock.
+        // No FOR UPDATE: a command holding the store's lock exclusively is
+        // alone, and a claiming pop locked the row when it listed it.
         self.row(
             concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = $1"),
             &[&jid],
@@ -457,14 +547,29 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         lim: i64,
     ) -> Result<Vec<String>> {
         let (min, max) = bounds(range);
-        let sql = if loc == Loc::Work {
-            "SELECT jid FROM jobs
-             WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-             ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
-        } else {
-            "SELECT jid FROM jobs
-             WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-             ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
+        let sql = match (loc == Loc::Work, self.claims.is_some()) {
+            (true, false) => {
+                "SELECT jid FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
+            }
+            (true, true) => {
+                "SELECT jid FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5
+                 FOR UPDATE SKIP LOCKED"
+            }
+            (false, false) => {
+                "SELECT jid FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
+            }
+            (false, true) => {
+                "SELECT jid FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5
+                 FOR UPDATE SKIP LOCKED"
+            }
         };
         self.strings(
             sql,
@@ -673,11 +778,17 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         lim: i64,
     ) -> Result<Vec<String>> {
         let (min, max) = bounds(range);
-        self.strings(
+        let sql = if self.claims.is_some() {
+            // A template another pop is spawning is skipped: that pop
+            // spawns it (and a committed advance is re-checked here).
             "SELECT jid FROM recurring WHERE queue = $1 AND next_at BETWEEN $2 AND $3
-             ORDER BY next_at, jid LIMIT $5 OFFSET $4",
-            &[&queue, &min, &max, &offset(off), &limit(lim)],
-        )
+             ORDER BY next_at, jid LIMIT $5 OFFSET $4
+             FOR UPDATE SKIP LOCKED"
+        } else {
+            "SELECT jid FROM recurring WHERE queue = $1 AND next_at BETWEEN $2 AND $3
+             ORDER BY next_at, jid LIMIT $5 OFFSET $4"
+        };
+        self.strings(sql, &[&queue, &min, &max, &offset(off), &limit(lim)])
     }
 
     fn recur_save(&mut self, recur: &RecurRecord) -> Result<()> {
@@ -787,11 +898,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn stats_timing(&mut self, queue: &str, day: Timestamp, kind: StatKind) -> Result<TimingStat> {
-        let row = self.row(
-            "SELECT count, mean, vk FROM stats_timing
-             WHERE queue = $1 AND day = $2 AND kind = $3",
-            &[&queue, &day.0, &kind.as_str()],
-        )?;
+        let row = if self.claims.is_some() {
+            self.claim_timing(queue, day, kind)?
+        } else {
+            self.row(
+                "SELECT count, mean, vk FROM stats_timing
+                 WHERE queue = $1 AND day = $2 AND kind = $3",
+                &[&queue, &day.0, &kind.as_str()],
+            )?
+        };
         match row {
             None => Ok(TimingStat::default()),
             Some(r) => Ok(TimingStat {

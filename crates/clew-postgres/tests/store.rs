@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
 use clew_core::{Engine, Event, NullSink, Store, Timestamp};
@@ -422,4 +423,288 @@ async fn flush_empties_the_store_and_prune_drops_old_events_keeping_numbers() {
     let after = whole_log(&*store, 100).await;
     assert!(after[0].seq > log.last().expect("events").seq);
     store.close().await.expect("close");
+}
+
+/// What one popping thread of the stress test did.
+#[derive(Default)]
+struct WorkerLog {
+    /// Every jid a pop handed out, in order.
+    handed: Vec<String>,
+    /// Jids whose `complete` succeeded.
+    completed: Vec<String>,
+    /// Jids left running on purpose.
+    kept: Vec<String>,
+}
+
+/// The numeric part of a stress-test jid (`j0042` → 42).
+fn jid_number(jid: &str) -> usize {
+    jid[1..].parse().expect("numbered jid")
+}
+
+/// One popping thread: pops four at a time until the mutator is done and
+/// the queue is empty; completes every job but every 50th (kept running).
+fn stress_worker(engine: Engine, worker: String, mutator_done: Arc<AtomicBool>) -> WorkerLog {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let mut log = WorkerLog::default();
+        loop {
+            let finishing = mutator_done.load(Ordering::SeqCst);
+            let popped = ok(&engine, "pop", 2.0, &["q", &worker, "4"]).await;
+            let jobs = popped.as_array().cloned().unwrap_or_default();
+            if jobs.is_empty() {
+                if finishing {
+                    return log;
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
+            for job in jobs {
+                let jid = job["jid"].as_str().expect("jid").to_owned();
+                log.handed.push(jid.clone());
+                if jid_number(&jid).is_multiple_of(50) {
+                    log.kept.push(jid);
+                    continue;
+                }
+                // A job cancelled while it ran refuses the completion.
+                if call(&engine, "complete", 3.0, &[&jid, &worker, "q", "{}"])
+                    .await
+                    .is_ok()
+                {
+                    log.completed.push(jid);
+                }
+            }
+        }
+    })
+}
+
+/// The stress test's third party: puts 400 more jobs, cancels 400 of the
+/// first ones and changes the priority of 400 others (from the back of the
+/// queue, so many are still waiting), interleaved; returns the jids it put.
+fn stress_mutator(engine: Engine, done: Arc<AtomicBool>) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let added = runtime.block_on(async move {
+        let mut added = Vec::new();
+        for i in 0..400 {
+            let jid = format!("x{i:04}");
+            let priority = (i % 3).to_string();
+            ok(
+                &engine,
+                "put",
+                1.5,
+                &["m", "q", &jid, "k", "{}", "0", "priority", &priority],
+            )
+            .await;
+            added.push(jid);
+            ok(&engine, "cancel", 1.5, &[&format!("j{:04}", 1996 - i * 5)]).await;
+            let priority = ((i % 7) as i64 - 3).to_string();
+            ok(
+                &engine,
+                "priority",
+                1.5,
+                &[&format!("j{:04}", 1998 - i * 5), &priority],
+            )
+            .await;
+        }
+        added
+    });
+    done.store(true, Ordering::SeqCst);
+    added
+}
+
+/// 2,000 jobs on one queue popped by eight threads through two stores while
+/// a third store puts, cancels and re-prioritizes jobs, and a reader pages
+/// the event log: no job is handed out twice, every job ends in exactly one
+/// place (complete, running, or gone because cancelled), the queue counts
+/// match the listings, the stats count every pop and completion, and the
+/// reader saw exactly the final log. Prints the pop throughput.
+#[test]
+fn eight_threads_on_two_stores_pop_each_job_at_most_once_under_concurrent_changes() {
+    if skip() {
+        return;
+    }
+    const JOBS: usize = 2_000;
+    let schema = TempSchema::new();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let open = || Arc::new(schema.open(schema.options()).expect("store"));
+    let (a, b, c) = (open(), open(), open());
+    let (ea, eb, ec) = (engine(a.clone()), engine(b.clone()), engine(c.clone()));
+    let originals: Vec<String> = (0..JOBS).map(|i| format!("j{i:04}")).collect();
+    runtime.block_on(async {
+        for jid in &originals {
+            ok(&ea, "put", 1.0, &["m", "q", jid, "k", "{}", "0"]).await;
+        }
+    });
+
+    let reader_done = Arc::new(tokio::sync::Notify::new());
+    let reader = runtime.spawn(page_log_until(b.clone(), reader_done.clone()));
+    let mutator_done = Arc::new(AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let engine = if w < 4 { ea.clone() } else { eb.clone() };
+            let done = mutator_done.clone();
+            std::thread::spawn(move || stress_worker(engine, format!("w{w}"), done))
+        })
+        .collect();
+    let mutator = {
+        let done = mutator_done.clone();
+        let engine = ec.clone();
+        std::thread::spawn(move || stress_mutator(engine, done))
+    };
+    let added = mutator.join().expect("mutator");
+    let logs: Vec<WorkerLog> = workers
+        .into_iter()
+        .map(|w| w.join().expect("worker"))
+        .collect();
+    let elapsed = started.elapsed();
+    reader_done.notify_one();
+    let seen = runtime.block_on(reader).expect("reader");
+
+    let handed: Vec<&String> = logs.iter().flat_map(|l| &l.handed).collect();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "stress: {} jobs handed out in {:.2?} ({:.0} jobs/s, {} mode)",
+        handed.len(),
+        elapsed,
+        handed.len() as f64 / elapsed.as_secs_f64(),
+        if a.options().concurrent_pops {
+            "concurrent-pop"
+        } else {
+            "serial"
+        }
+    );
+    let unique: BTreeSet<&String> = handed.iter().copied().collect();
+    assert_eq!(unique.len(), handed.len(), "a job was handed out twice");
+    let completed: BTreeSet<String> = logs.iter().flat_map(|l| l.completed.clone()).collect();
+    let kept: BTreeSet<String> = logs.iter().flat_map(|l| l.kept.clone()).collect();
+
+    runtime.block_on(async {
+        let mut running = BTreeSet::new();
+        for jid in originals.iter().chain(&added) {
+            let job = ok(&ea, "get", 4.0, &[jid]).await;
+            let was_handed = unique.contains(jid);
+            match job["state"].as_str() {
+                None => assert!(!completed.contains(jid), "{jid}: gone but it completed"),
+                Some("complete") => {
+                    assert!(
+                        completed.contains(jid),
+                        "{jid}: complete without a completion"
+                    );
+                    let history = job["history"].as_array().expect("history");
+                    let count = |what: &str| history.iter().filter(|h| h["what"] == what).count();
+                    assert_eq!(
+                        (count("popped"), count("done")),
+                        (1, 1),
+                        "{jid}: {history:?}"
+                    );
+                }
+                Some("running") => {
+                    assert!(
+                        was_handed && kept.contains(jid),
+                        "{jid}: running unexpectedly"
+                    );
+                    running.insert(jid.clone());
+                }
+                Some(other) => panic!("{jid}: left {other} ({job})"),
+            }
+            if !was_handed {
+                assert!(
+                    job.is_null(),
+                    "{jid} was never handed out, so it was cancelled"
+                );
+            }
+        }
+        let list = |listing: &'static str| {
+            let ea = ea.clone();
+            async move {
+                let jids = ok(&ea, "jobs", 4.0, &[listing, "q", "0", "100000"]).await;
+                jids.as_array().map_or(0, Vec::len) as i64
+            }
+        };
+        let counts = ok(&ea, "queues", 4.0, &["q"]).await;
+        assert_eq!(counts["waiting"], list("waiting").await);
+        assert_eq!(counts["running"], list("running").await);
+        assert_eq!(counts["stalled"], list("stalled").await);
+        assert_eq!(counts["scheduled"], list("scheduled").await);
+        assert_eq!(counts["depends"], list("depends").await);
+        assert_eq!(counts["waiting"], 0);
+        assert_eq!(counts["running"], running.len() as i64);
+        let complete = ok(&eb, "jobs", 4.0, &["complete", "0", "100000"]).await;
+        assert_eq!(complete.as_array().map(Vec::len), Some(completed.len()));
+
+        let stats = ok(&ec, "stats", 4.0, &["q", "2"]).await;
+        assert_eq!(
+            stats["wait"]["count"],
+            handed.len(),
+            "a wait sample per pop"
+        );
+        assert_eq!(
+            stats["run"]["count"],
+            completed.len(),
+            "a run sample per completion"
+        );
+        let histogram_sum = |kind: &str| -> i64 {
+            stats[kind]["histogram"]
+                .as_array()
+                .expect("histogram")
+                .iter()
+                .map(|n| n.as_i64().expect("bucket"))
+                .sum()
+        };
+        assert_eq!(histogram_sum("wait"), handed.len() as i64);
+        assert_eq!(histogram_sum("run"), completed.len() as i64);
+
+        let whole = whole_log(&*c, 1000).await;
+        assert!(whole.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            seen.len(),
+            whole.len(),
+            "the concurrent reader missed events"
+        );
+        assert!(seen == whole, "the concurrent reader saw exactly the log");
+        for store in [&a, &b, &c] {
+            store.close().await.expect("close");
+        }
+    });
+}
+
+/// Pages the log of `store` by sequence number, seven at a time, until
+/// `done` is notified and a page comes back empty; returns what it read.
+async fn page_log_until(store: Arc<PostgresStore>, done: Arc<tokio::sync::Notify>) -> Vec<Event> {
+    let mut seen: Vec<Event> = Vec::new();
+    let finished = done.notified();
+    tokio::pin!(finished);
+    loop {
+        let after = seen.last().map_or(0, |e| e.seq);
+        let page = store.events_after(after, 7).await.expect("page");
+        let idle = page.is_empty();
+        seen.extend(page);
+        if idle {
+            tokio::select! {
+                _ = &mut finished => break,
+                _ = tokio::task::yield_now() => {}
+            }
+        }
+    }
+    seen.extend(whole_log_after(&*store, seen.last().map_or(0, |e| e.seq)).await);
+    seen
+}
+
+/// Every event after `after`, paged.
+async fn whole_log_after(store: &dyn Store, after: i64) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    loop {
+        let from = out.last().map_or(after, |e| e.seq);
+        let batch = store.events_after(from, 1000).await.expect("events_after");
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
 }
