@@ -148,6 +148,8 @@ pub async fn scan(store: &dyn Store, f: &Filter, after: i64) -> Result<Vec<Lifec
         cursor = last.seq;
         out.extend(
             page.iter()
+                // A type filter skips other kinds before parsing them.
+                .filter(|e| f.kind.is_none() || e.lifecycle_kind() == f.kind)
                 .filter_map(|e| e.lifecycle())
                 .filter(|ev| matches(f, ev)),
         );
@@ -615,6 +617,35 @@ mod tests {
     use super::*;
     use crate::lifecycle::Origin;
     use serde_json::Map;
+
+    #[test]
+    fn lifecycle_kind_is_read_without_parsing_and_agrees_with_parsing() {
+        for kind in [
+            LifecycleKind::Enqueued,
+            LifecycleKind::Dequeued,
+            LifecycleKind::PerformStarted,
+            LifecycleKind::PerformFinished,
+            LifecycleKind::Failed,
+        ] {
+            let mut e = ev(kind, 5, "K", Some(1.0), None);
+            e.args = json!({"big": "x".repeat(10_000), "kind": "failed"});
+            let logged = crate::Event {
+                seq: 9,
+                at: e.at,
+                channel: crate::logic::LIFECYCLE_CHANNEL.into(),
+                message: serde_json::to_string(&e).unwrap(),
+            };
+            assert_eq!(logged.lifecycle_kind(), Some(kind));
+            assert_eq!(logged.lifecycle().map(|l| l.kind), Some(kind));
+        }
+        let other = crate::Event {
+            seq: 1,
+            at: Timestamp::ZERO,
+            channel: "ql:log".into(),
+            message: r#"{"kind":"failed"}"#.into(),
+        };
+        assert_eq!(other.lifecycle_kind(), None);
+    }
 
     fn ev(
         kind: LifecycleKind,

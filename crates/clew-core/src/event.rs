@@ -33,6 +33,24 @@ impl Event {
         self.channel.starts_with("ql:")
     }
 
+    /// The kind of the lifecycle event this log entry holds, read without
+    /// parsing the whole event; None for other channels.
+    pub fn lifecycle_kind(&self) -> Option<crate::lifecycle::LifecycleKind> {
+        if self.channel != crate::logic::LIFECYCLE_CHANNEL {
+            return None;
+        }
+        // The event is stored as serde writes it: `{"seq":N,"kind":"...",`;
+        // read the kind without parsing the rest (payloads can be large).
+        let marker = "\"kind\":\"";
+        if let Some(i) = self.message.find(marker).filter(|i| *i < 64) {
+            let rest = &self.message[i + marker.len()..];
+            if let Some(end) = rest.find('"') {
+                return crate::lifecycle::LifecycleKind::parse(&rest[..end]);
+            }
+        }
+        self.lifecycle().map(|ev| ev.kind)
+    }
+
     /// The lifecycle event this carries, if it is one (its `seq` set from
     /// the log).
     pub fn lifecycle(&self) -> Option<crate::lifecycle::LifecycleEvent> {

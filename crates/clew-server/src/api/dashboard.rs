@@ -498,7 +498,13 @@ async fn outcomes_since(
         if e.at < since {
             return ControlFlow::Break(());
         }
-        if e.at <= now {
+        // Puts and starts count for neither outcomes nor timings: skip them
+        // unparsed (a busy hour holds as many puts as everything else).
+        let wanted = matches!(
+            e.lifecycle_kind(),
+            Some(LifecycleKind::Dequeued | LifecycleKind::PerformFinished | LifecycleKind::Failed)
+        );
+        if e.at <= now && wanted {
             if let Some(mut ev) = e.lifecycle() {
                 per_queue.entry(ev.queue.clone()).or_default().add(ev.kind);
                 if ev.time_in_queue.is_some() || ev.time_to_perform.is_some() {
