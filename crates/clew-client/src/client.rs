@@ -268,17 +268,26 @@ impl Client {
     /// hand out; returns whether one does. On a server this is one request
     /// answered as soon as a commit makes a job available (`POST /v1/wait`),
     /// so idle workers need not poll. On a local store, which other
-    /// processes may write without telling this one, it sleeps `timeout`
-    /// and returns false (the caller then pops, as when polling).
+    /// processes may write, it peeks after every commit the store
+    /// announces (PostgreSQL's LISTEN/NOTIFY) and at least every
+    /// [`clew_core::engine::WAIT_RECHECK`].
     pub async fn wait_for_jobs(
         &self,
         queues: &[String],
         timeout: std::time::Duration,
     ) -> Result<bool> {
         match &self.backend {
-            Backend::Local(_) => {
-                tokio::time::sleep(timeout).await;
-                Ok(false)
+            Backend::Local(engine) => {
+                let ready = engine
+                    .wait_for_jobs(clew_core::engine::WaitFor {
+                        queues,
+                        timeout,
+                        start: engine.now(),
+                        commits: engine.store().subscribe_commits(),
+                        stop: None,
+                    })
+                    .await?;
+                Ok(ready.is_some())
             }
             Backend::Remote(r) => {
                 let body = serde_json::json!({

@@ -109,6 +109,44 @@ impl Engine {
         self.execute_at(self.clock.now(), command).await
     }
 
+    /// Waits until one of `w.queues` has a job a pop would hand out
+    /// (returns its name) or `w.timeout` passes (returns None). It peeks at
+    /// the queues, then again after every commit `w.commits` announces and
+    /// at least every [`WAIT_RECHECK`] (for delays that end and locks that
+    /// expire, which no commit announces); `w.stop` turning true ends it.
+    /// It hands out nothing: another worker may pop the job first.
+    pub async fn wait_for_jobs(&self, w: WaitFor<'_>) -> Result<Option<String>> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + w.timeout;
+        let (mut commits, mut stop) = (w.commits, w.stop);
+        loop {
+            if let Some(c) = commits.as_mut() {
+                c.borrow_and_update();
+            }
+            let at = w.start.add_secs(started.elapsed().as_secs_f64());
+            for queue in w.queues {
+                let peek = Command::Peek {
+                    queue: queue.clone(),
+                    count: 1,
+                };
+                if let Reply::Jobs(jobs) = self.execute_at(at, peek).await? {
+                    if !jobs.is_empty() {
+                        return Ok(Some(queue.clone()));
+                    }
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline || stop.as_ref().is_some_and(|s| *s.borrow()) {
+                return Ok(None);
+            }
+            tokio::select! {
+                () = changed(&mut commits) => {}
+                () = changed(&mut stop) => {}
+                () = tokio::time::sleep_until(deadline.min(now + WAIT_RECHECK)) => {}
+            }
+        }
+    }
+
     /// Runs a command at a caller-given time (test mode and qless clients).
     pub async fn execute_at(&self, now: Timestamp, command: Command) -> Result<Reply> {
         self.execute_as(now, self.origin.clone(), command).await
@@ -265,4 +303,37 @@ pub fn new_jid() -> String {
 
 fn unexpected(cmd: &str, reply: &Reply) -> Error {
     Error::store(format!("{cmd}: unexpected reply from store: {reply:?}"))
+}
+
+/// What [`Engine::wait_for_jobs`] waits for.
+#[derive(Debug)]
+pub struct WaitFor<'a> {
+    /// The queues to watch.
+    pub queues: &'a [String],
+    /// The longest wait.
+    pub timeout: std::time::Duration,
+    /// The time of the first look (later looks add the time waited).
+    pub start: Timestamp,
+    /// Announces commits (the server's wake-up channel, or
+    /// [`Store::subscribe_commits`]); None: look every [`WAIT_RECHECK`].
+    pub commits: Option<tokio::sync::watch::Receiver<i64>>,
+    /// Turns true when the wait should end early (server shutdown).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// How often [`Engine::wait_for_jobs`] looks again without a commit notice.
+pub const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Resolves when `rx` changes; never when it is None or its sender is gone
+/// (then it is set to None, so a closed channel cannot make a loop spin).
+async fn changed<T>(rx: &mut Option<tokio::sync::watch::Receiver<T>>) {
+    match rx.as_mut() {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                *rx = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
 }

@@ -195,3 +195,51 @@ async fn a_burst_of_sql_puts_is_drained_completely_with_no_other_traffic() {
     assert_eq!(enqueued, jids, "every put, once, in commit order");
     store.close().await.expect("close");
 }
+
+/// An idle worker on the database (no server) waits through
+/// `Engine::wait_for_jobs` on its store's announcements: a put by another
+/// process ends the wait, long before its timeout.
+#[tokio::test]
+async fn a_waiting_engine_is_woken_by_another_stores_put() {
+    if skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let producer = Engine::new(listening(&schema)).with_sink(Arc::new(NullSink));
+    let worker = Engine::new(listening(&schema)).with_sink(Arc::new(NullSink));
+    let queues = vec!["wake".to_owned()];
+    let waiting = {
+        let worker = worker.clone();
+        let queues = queues.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let ready = worker
+                .wait_for_jobs(clew_core::engine::WaitFor {
+                    queues: &queues,
+                    timeout: Duration::from_secs(60),
+                    start: worker.now(),
+                    commits: worker.store().subscribe_commits(),
+                    stop: None,
+                })
+                .await
+                .expect("wait");
+            (ready, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    producer
+        .put(PutParams::new("wake", "K"))
+        .await
+        .expect("put");
+    let (ready, took) = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("woken within the deadline")
+        .expect("task");
+    assert_eq!(ready.as_deref(), Some("wake"));
+    assert!(
+        took < Duration::from_secs(50),
+        "woken by the put, not the timeout"
+    );
+    producer.close().await.expect("close");
+    worker.close().await.expect("close");
+}

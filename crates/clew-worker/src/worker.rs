@@ -66,9 +66,10 @@ pub struct WorkerConfig {
     /// How long an idle worker waits before popping again. Defaults to 1 s.
     /// On a server the wait ends as soon as a job is ready (`POST /v1/wait`
     /// answers on the commit that makes one available), so this bounds how
-    /// often an idle worker asks, not how late it starts a job; on a local
-    /// store it is a plain sleep. An idle worker keeps popping, so it stays
-    /// in the `workers` list.
+    /// often an idle worker asks, not how late it starts a job. On a local
+    /// store the worker peeks after every commit the store announces
+    /// (PostgreSQL's LISTEN/NOTIFY) and at least every 250 ms. An idle
+    /// worker keeps popping, so it stays in the `workers` list.
     pub poll_interval: Duration,
     /// Time limit of every job. Defaults to none.
     pub timeout: Option<Duration>,
@@ -638,8 +639,8 @@ async fn config_secs(client: &Client, key: &str) -> Result<Option<Duration>, Err
 }
 
 /// Waits while idle: with `watch`, until a job is ready in one of the
-/// worker's queues (on a server, answered as soon as a commit makes one
-/// available; at most `poll_interval`), else a plain `poll_interval` sleep.
+/// worker's queues (see [`clew_client::Client::wait_for_jobs`]; at most
+/// `poll_interval`), else a plain `poll_interval` sleep.
 /// Returns whether a job was reported ready.
 async fn idle_wait(shared: &Shared, watch: bool) -> bool {
     let interval = shared.config.poll_interval;

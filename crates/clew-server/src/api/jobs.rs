@@ -184,11 +184,6 @@ pub struct WaitBody {
 /// The longest `POST /v1/wait` may wait.
 pub const MAX_WAIT_SECS: f64 = 30.0;
 
-/// How often a waiting request looks again even without a commit (jobs
-/// whose delay ends, locks that expire, and commits by other processes on
-/// a store that does not announce them).
-pub const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
-
 /// Waits until one of the queues has a job a pop would hand out, or the
 /// timeout passes: `{"ready": true, "queue": name}` or `{"ready": false}`.
 /// Idle workers call it instead of polling: the request is answered as
@@ -216,44 +211,20 @@ pub async fn wait_for_jobs(
             body.timeout
         )));
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(body.timeout);
-    let mut commits = state.event_wakeups();
-    let mut stopping = state.shutting_down();
-    loop {
-        commits.borrow_and_update();
-        for queue in &body.queues {
-            let peek = Command::Peek {
-                queue: queue.clone(),
-                count: 1,
-            };
-            // The request's time, moved on by how long it has waited.
-            let at = RequestNow(
-                now.0
-                    .add_secs((body.timeout - remaining(deadline)).max(0.0)),
-                now.1.clone(),
-            );
-            if let clew_core::Reply::Jobs(jobs) = run(&state, at, peek).await? {
-                if !jobs.is_empty() {
-                    return Ok(Json(serde_json::json!({"ready": true, "queue": queue})));
-                }
-            }
-        }
-        if tokio::time::Instant::now() >= deadline || *stopping.borrow() {
-            return Ok(Json(serde_json::json!({"ready": false})));
-        }
-        let tick = deadline.min(tokio::time::Instant::now() + WAIT_RECHECK);
-        tokio::select! {
-            _ = commits.changed() => {}
-            _ = stopping.changed() => {}
-            _ = tokio::time::sleep_until(tick) => {}
-        }
-    }
-}
-
-fn remaining(deadline: tokio::time::Instant) -> f64 {
-    deadline
-        .saturating_duration_since(tokio::time::Instant::now())
-        .as_secs_f64()
+    let ready = state
+        .engine()
+        .wait_for_jobs(clew_core::engine::WaitFor {
+            queues: &body.queues,
+            timeout: std::time::Duration::from_secs_f64(body.timeout),
+            start: now.0,
+            commits: Some(state.event_wakeups()),
+            stop: Some(state.shutting_down()),
+        })
+        .await?;
+    Ok(Json(match ready {
+        Some(queue) => serde_json::json!({"ready": true, "queue": queue}),
+        None => serde_json::json!({"ready": false}),
+    }))
 }
 
 fn count_arg(count: Option<i64>, default: i64) -> Result<i64, ApiError> {
