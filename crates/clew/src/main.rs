@@ -25,6 +25,7 @@ use clew_core::{Command, Engine, Error, ErrorKind, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod bench;
 mod config_file;
 mod events_cmd;
 mod publish;
@@ -378,6 +379,10 @@ enum Cmd {
     Work(work::WorkArgs),
     /// Put one job, pop it, complete it, and print its history.
     Demo,
+    /// Measure throughput and latency in-process on `--db` (default: a
+    /// temporary SQLite file): enqueue, lifecycle and latency scenarios,
+    /// medians of --repeat runs; --ceiling compares with the bare SQL.
+    Bench(bench::BenchArgs),
     /// Put jobs as fast as possible and print each acknowledged jid (for
     /// crash-recovery tests).
     #[command(hide = true)]
@@ -586,7 +591,7 @@ fn main() -> ExitCode {
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
     let cli = match parsed {
         Ok((cli, matches)) => match config_file::apply(cli, &matches) {
-            Ok(cli) => cli,
+            Ok(cli) => bench::note_db_source(cli, &matches),
             Err(e) => {
                 eprintln!("clew: {}", format!("{e:#}").replace(['\n', '\r'], " "));
                 return ExitCode::from(exit_code(&e));
@@ -795,6 +800,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             work::run(args, &target).await
         }
         Cmd::Migrate => migrate(&cli).await,
+        Cmd::Bench(ref args) => bench::run(args, &cli.db, &open_options(&cli), cli.json).await,
         Cmd::Demo => {
             let engine = open(&cli)?;
             let result = demo(&engine).await;
@@ -907,7 +913,12 @@ impl Ctx {
 
     async fn dispatch(&self, command: Cmd) -> anyhow::Result<()> {
         match command {
-            Cmd::Server { .. } | Cmd::Work(_) | Cmd::Migrate | Cmd::Demo | Cmd::PutLoop { .. } => {
+            Cmd::Server { .. }
+            | Cmd::Work(_)
+            | Cmd::Migrate
+            | Cmd::Demo
+            | Cmd::PutLoop { .. }
+            | Cmd::Bench(_) => {
                 unreachable!("handled in run")
             }
             Cmd::Call { command, args } => {
