@@ -258,36 +258,7 @@ async fn two_stores_on_one_schema_pop_every_job_exactly_once_and_log_in_order() 
     // complete concurrently: it must end with exactly the whole log, so no
     // event ever appeared below a number it had already read.
     let done = Arc::new(tokio::sync::Notify::new());
-    let reader = {
-        let a = a.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            let mut seen: Vec<Event> = Vec::new();
-            let finished = done.notified();
-            tokio::pin!(finished);
-            loop {
-                let after = seen.last().map_or(0, |e| e.seq);
-                let page = a.events_after(after, 7).await.expect("page");
-                let idle = page.is_empty();
-                seen.extend(page);
-                if idle {
-                    tokio::select! {
-                        _ = &mut finished => break,
-                        _ = tokio::task::yield_now() => {}
-                    }
-                }
-            }
-            // Whatever committed after the last empty page.
-            loop {
-                let after = seen.last().map_or(0, |e| e.seq);
-                let page = a.events_after(after, 7).await.expect("page");
-                if page.is_empty() {
-                    return seen;
-                }
-                seen.extend(page);
-            }
-        })
-    };
+    let reader = tokio::spawn(page_log_until(a.clone(), done.clone()));
     let mut workers = Vec::new();
     for w in 0..4 {
         let engine = if w % 2 == 0 { ea.clone() } else { eb.clone() };

@@ -770,13 +770,7 @@ async fn events_in(state: &AppState, f: &Filter) -> Result<Vec<LifecycleEvent>, 
 /// than 500 buckets is refused.
 #[utoipa::path(get, path = "/v1/events/series", tag = "events",
     params(
-        ("since" = Option<f64>, Query, description = "Events at or after this time (seconds)"),
-        ("until" = Option<f64>, Query, description = "Events before this time (seconds)"),
-        ("queue" = Option<String>, Query, description = "Only this queue"),
-        ("klass" = Option<String>, Query, description = "Only this job class"),
-        ("type" = Option<String>, Query, description = "Only this event type"),
-        ("jid" = Option<String>, Query, description = "Only this job"),
-        ("meta" = Option<Vec<String>>, Query, description = "key:value metadata criterion (repeatable)"),
+        super::events::EventFilterParams,
         ("interval" = Option<i64>, Query, description = "Bucket width in whole seconds (default: at most 500 buckets)"),
         ("by" = Option<String>, Query, description = "Group by class, queue or meta:<key>")),
     responses(

@@ -124,6 +124,30 @@ fn raw_pairs(
         .map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))
 }
 
+/// The lifecycle-event filters that `/v1/events/search`, `/stats` and
+/// `/series` share, as the OpenAPI document describes them. (The handlers
+/// read the query pairwise with [`Filter::set_param`], since `meta`
+/// repeats; this type is never built.)
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EventFilterParams {
+    /// Events at or after this time (seconds)
+    since: Option<f64>,
+    /// Events before this time (seconds)
+    until: Option<f64>,
+    /// Only this queue
+    queue: Option<String>,
+    /// Only this job class
+    klass: Option<String>,
+    /// Only this event type: enqueued, dequeued, perform_started, perform_finished, failed
+    r#type: Option<String>,
+    /// Only this job
+    jid: Option<String>,
+    /// key:value metadata criterion (repeatable; all must hold)
+    meta: Option<Vec<String>>,
+}
+
 /// Lifecycle events matching the filters, oldest first (or newest first
 /// with `order=desc`), a page at a time. Page on with `after` (ascending)
 /// or `before` (descending) set to the returned `next`. Oldest first, a
@@ -132,13 +156,7 @@ fn raw_pairs(
 /// ... --publish` does.
 #[utoipa::path(get, path = "/v1/events/search", tag = "events",
     params(
-        ("since" = Option<f64>, Query, description = "Events at or after this time (seconds)"),
-        ("until" = Option<f64>, Query, description = "Events before this time (seconds)"),
-        ("queue" = Option<String>, Query, description = "Only this queue"),
-        ("klass" = Option<String>, Query, description = "Only this job class"),
-        ("type" = Option<String>, Query, description = "Only this event type: enqueued, dequeued, perform_started, perform_finished, failed"),
-        ("jid" = Option<String>, Query, description = "Only this job"),
-        ("meta" = Option<Vec<String>>, Query, description = "key:value metadata criterion (repeatable; all must hold)"),
+        EventFilterParams,
         ("limit" = Option<i64>, Query, description = "At most this many events (default 100, at most 10000)"),
         ("after" = Option<i64>, Query, description = "Only events with a sequence number above this"),
         ("before" = Option<i64>, Query, description = "Only events with a sequence number below this"),
@@ -204,13 +222,7 @@ async fn scan_forward(
 /// and with `sla=N` the share of dequeues that waited at most N seconds.
 #[utoipa::path(get, path = "/v1/events/stats", tag = "events",
     params(
-        ("since" = Option<f64>, Query, description = "Events at or after this time (seconds)"),
-        ("until" = Option<f64>, Query, description = "Events before this time (seconds)"),
-        ("queue" = Option<String>, Query, description = "Only this queue"),
-        ("klass" = Option<String>, Query, description = "Only this job class"),
-        ("type" = Option<String>, Query, description = "Only this event type"),
-        ("jid" = Option<String>, Query, description = "Only this job"),
-        ("meta" = Option<Vec<String>>, Query, description = "key:value metadata criterion (repeatable)"),
+        EventFilterParams,
         ("by" = Option<String>, Query, description = "Group by class, queue or meta:<key>"),
         ("sla" = Option<f64>, Query, description = "SLA threshold in seconds")),
     responses(
