@@ -429,23 +429,10 @@ pub fn put_in(
     schema: &str,
     params: &PutParams,
 ) -> Result<String> {
-    let sql = put_in_sql(schema)?;
-    let (jid, options) = outbox_entry(params)?;
-    let origin = this_process();
-    let pid = i64::from(origin.process);
-    let values: [&(dyn postgres::types::ToSql + Sync); 7] = [
-        &jid,
-        &params.queue,
-        &params.klass,
-        &params.data,
-        &options,
-        &origin.hostname,
-        &pid,
-    ];
-    let typed: Vec<_> = values.into_iter().zip(PUT_IN_TYPES).collect();
-    tx.query_typed(&sql, &typed)
+    let row = PutInRow::new(schema, params)?;
+    tx.query_typed(&row.sql, &row.typed(params))
         .map_err(|e| put_in_error(schema, e))?;
-    Ok(jid)
+    Ok(row.jid)
 }
 
 /// [`put_in`] for an async application on `tokio-postgres`.
@@ -454,24 +441,51 @@ pub async fn put_in_async(
     schema: &str,
     params: &PutParams,
 ) -> Result<String> {
-    let sql = put_in_sql(schema)?;
-    let (jid, options) = outbox_entry(params)?;
-    let origin = this_process();
-    let pid = i64::from(origin.process);
-    let values: [&(dyn postgres::types::ToSql + Sync); 7] = [
-        &jid,
-        &params.queue,
-        &params.klass,
-        &params.data,
-        &options,
-        &origin.hostname,
-        &pid,
-    ];
-    let typed: Vec<_> = values.into_iter().zip(PUT_IN_TYPES).collect();
-    tx.query_typed(&sql, &typed)
+    let row = PutInRow::new(schema, params)?;
+    tx.query_typed(&row.sql, &row.typed(params))
         .await
         .map_err(|e| put_in_error(schema, e))?;
-    Ok(jid)
+    Ok(row.jid)
+}
+
+/// The outbox insert of [`put_in`] / [`put_in_async`]: its SQL and the
+/// values it binds besides the put's own fields.
+struct PutInRow {
+    sql: String,
+    jid: String,
+    options: String,
+    pid: i64,
+}
+
+impl PutInRow {
+    fn new(schema: &str, params: &PutParams) -> Result<PutInRow> {
+        let sql = put_in_sql(schema)?;
+        let (jid, options) = outbox_entry(params)?;
+        let pid = i64::from(this_process().process);
+        Ok(PutInRow {
+            sql,
+            jid,
+            options,
+            pid,
+        })
+    }
+
+    /// The bound values with their types, in the SQL's order.
+    fn typed<'a>(
+        &'a self,
+        params: &'a PutParams,
+    ) -> Vec<(&'a (dyn postgres::types::ToSql + Sync), Type)> {
+        let values: [&(dyn postgres::types::ToSql + Sync); 7] = [
+            &self.jid,
+            &params.queue,
+            &params.klass,
+            &params.data,
+            &self.options,
+            &this_process().hostname,
+            &self.pid,
+        ];
+        values.into_iter().zip(PUT_IN_TYPES).collect()
+    }
 }
 
 /// A failed [`put_in`] statement, with the schema it wrote to.
