@@ -516,6 +516,16 @@ pub fn listing_name(l: JobsListing) -> &'static str {
 pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
     let s = |v: &str| v.to_owned();
     let args: Vec<String> = match command {
+        Command::Batch { commands, atomic } => {
+            let mut a = vec![s(if *atomic { "atomic" } else { "each" })];
+            for c in commands {
+                let (name, rest) = qless_args(c);
+                let mut parts = vec![s(name)];
+                parts.extend(rest);
+                a.push(Value::from(parts).to_string());
+            }
+            a
+        }
         Command::Cancel { jids } => jids.clone(),
         Command::Complete(p) => {
             let mut a = vec![s(&p.jid), s(&p.worker), s(&p.queue), s(&p.data)];
@@ -1109,6 +1119,26 @@ mod tests {
             Command::Workers {
                 worker: Some("w".into()),
                 detail: true,
+            },
+            Command::Batch {
+                commands: vec![
+                    Command::Put(PutParams {
+                        jid: "b1".into(),
+                        ..PutParams::new("q", "K")
+                    }),
+                    Command::Pop {
+                        queue: "q".into(),
+                        worker: "w".into(),
+                        count: 3,
+                    },
+                ],
+                atomic: true,
+            },
+            Command::Batch {
+                commands: vec![Command::Cancel {
+                    jids: vec!["a".into(), "b".into()],
+                }],
+                atomic: false,
             },
         ]
     }

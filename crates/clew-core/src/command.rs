@@ -170,6 +170,16 @@ impl JobsListing {
 /// Every operation of the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    /// Several commands in one transaction. `atomic`: all of them or none
+    /// (the first refusal refuses the batch). Otherwise each runs in its own
+    /// savepoint and a refused one leaves the others in place; the reply
+    /// holds each command's own result, in order. Batches do not nest.
+    Batch {
+        /// The commands, run in order.
+        commands: Vec<Command>,
+        /// All or nothing.
+        atomic: bool,
+    },
     /// Cancel jobs (refused if another job depends on one and is not listed).
     Cancel {
         /// The jobs.
@@ -461,6 +471,7 @@ impl Command {
     /// The qless name of the command.
     pub fn name(&self) -> &'static str {
         match self {
+            Command::Batch { .. } => "batch",
             Command::Cancel { .. } => "cancel",
             Command::Complete(_) => "complete",
             Command::ConfigGet { .. } => "config.get",
@@ -563,6 +574,8 @@ impl TimingReport {
 /// What each command returns.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
+    /// Each command's result of a [`Command::Batch`], in order.
+    Batch(Vec<crate::error::Result<Reply>>),
     /// No value (`pause`, `timeout`, `log`, `config.set`, ...).
     Nil,
     /// A boolean (`depends`, `recur.update`, `unrecur`).
@@ -649,6 +662,17 @@ impl Reply {
     /// `[]`, nothing as `null`.
     pub fn to_json(&self) -> Value {
         match self {
+            Reply::Batch(results) => Value::Array(
+                results
+                    .iter()
+                    .map(|r| match r {
+                        Ok(reply) => serde_json::json!({"ok": reply.to_json()}),
+                        Err(e) => serde_json::json!({
+                            "error": {"code": e.kind().code(), "message": e.message()}
+                        }),
+                    })
+                    .collect(),
+            ),
             Reply::Nil => Value::Null,
             Reply::Bool(b) => Value::Bool(*b),
             Reply::Int(i) => Value::from(*i),

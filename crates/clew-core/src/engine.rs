@@ -160,10 +160,19 @@ impl Engine {
         origin: Origin,
         mut command: Command,
     ) -> Result<Reply> {
-        if let Command::Put(p) = &mut command {
-            for hook in &self.preprocessors {
-                hook(p);
+        match &mut command {
+            Command::Put(p) => self.preprocess(p),
+            Command::Batch { commands, .. } => {
+                for c in commands {
+                    if let Command::Put(p) = c {
+                        if p.jid.is_empty() {
+                            p.jid = new_jid();
+                        }
+                        self.preprocess(p);
+                    }
+                }
             }
+            _ => {}
         }
         let name = command.name();
         let result = self
@@ -174,6 +183,52 @@ impl Engine {
             tracing::debug!(command = name, error = %e, "command refused");
         }
         result
+    }
+
+    /// Runs the put preprocessors on a put's parameters.
+    fn preprocess(&self, params: &mut PutParams) {
+        for hook in &self.preprocessors {
+            hook(params);
+        }
+    }
+
+    /// Runs commands in one transaction (see [`Command::Batch`]); an empty
+    /// jid of a put gets a new one. Returns each command's result.
+    pub async fn batch(&self, commands: Vec<Command>, atomic: bool) -> Result<Vec<Result<Reply>>> {
+        match self.execute(Command::Batch { commands, atomic }).await? {
+            Reply::Batch(results) => Ok(results),
+            other => Err(unexpected("batch", &other)),
+        }
+    }
+
+    /// Puts jobs in one transaction, all or none; returns their jids in
+    /// order (an empty jid gets a new one).
+    pub async fn put_many(&self, jobs: Vec<PutParams>) -> Result<Vec<String>> {
+        let commands = jobs.into_iter().map(Command::Put).collect();
+        self.batch(commands, true)
+            .await?
+            .into_iter()
+            .map(|r| match r? {
+                Reply::Str(jid) => Ok(jid),
+                other => Err(unexpected("put", &other)),
+            })
+            .collect()
+    }
+
+    /// Completes (or advances) jobs in one transaction, each on its own: a
+    /// refused one (lock lost, say) leaves the others done. Returns each
+    /// job's new state name or refusal, in order.
+    pub async fn complete_many(&self, jobs: Vec<CompleteParams>) -> Result<Vec<Result<String>>> {
+        let commands = jobs.into_iter().map(Command::Complete).collect();
+        Ok(self
+            .batch(commands, false)
+            .await?
+            .into_iter()
+            .map(|r| match r? {
+                Reply::Str(state) => Ok(state),
+                other => Err(unexpected("complete", &other)),
+            })
+            .collect())
     }
 
     /// Runs one qless-core command in its string calling convention

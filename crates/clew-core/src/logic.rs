@@ -15,7 +15,7 @@ use crate::command::{
     RecurUpdate, Reply, TimingReport, WorkerSummary,
 };
 use crate::config;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::PendingEvent;
 use crate::job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurRecord};
 use crate::lifecycle::{LifecycleError, LifecycleEvent, LifecycleKind, Origin};
@@ -43,6 +43,7 @@ pub fn apply(
         events,
     };
     match command {
+        Command::Batch { commands, atomic } => cx.batch(commands, *atomic),
         Command::Cancel { jids } => cx.cancel(jids),
         Command::Complete(p) => cx.complete(p),
         Command::ConfigGet { key } => cx.config_get(key.as_deref()),
@@ -336,6 +337,11 @@ pub fn validate(command: &Command) -> Result<()> {
                     "Complete(): \"delay\" and \"depends\" can only be used with \"next\"",
                 ));
             }
+        }
+        Command::Batch { commands, .. }
+            if commands.iter().any(|c| matches!(c, Command::Batch { .. })) =>
+        {
+            return Err(Error::invalid("Batch(): batches do not nest"));
         }
         Command::Pop { queue, worker, .. } => {
             name("Pop", "queue", queue)?;
@@ -1176,6 +1182,42 @@ impl Cx<'_> {
 
     /// Deletes completed jobs beyond `jobs-history` seconds and beyond the
     /// newest `jobs-history-count` (§9).
+    /// [`Command::Batch`]: each command through [`apply`]; a non-atomic
+    /// batch runs each in a savepoint and keeps refusals as results (a store
+    /// failure still fails the whole batch).
+    fn batch(&mut self, commands: &[Command], atomic: bool) -> Result<Reply> {
+        let mut results = Vec::with_capacity(commands.len());
+        for command in commands {
+            if atomic {
+                results.push(Ok(apply(
+                    &mut *self.tx,
+                    self.now,
+                    self.origin,
+                    command,
+                    self.events,
+                )?));
+                continue;
+            }
+            let mark = self.events.len();
+            self.tx.savepoint()?;
+            match apply(&mut *self.tx, self.now, self.origin, command, self.events) {
+                Ok(reply) => {
+                    self.tx.savepoint_release()?;
+                    results.push(Ok(reply));
+                }
+                Err(e) => {
+                    self.tx.savepoint_rollback()?;
+                    self.events.truncate(mark);
+                    if e.kind() == ErrorKind::Store {
+                        return Err(e);
+                    }
+                    results.push(Err(e));
+                }
+            }
+        }
+        Ok(Reply::Batch(results))
+    }
+
     fn expire_completed(&mut self) -> Result<()> {
         let age = self.config_num("jobs-history", 604_800.0)?;
         let cutoff = self.now.add_secs(-age);

@@ -53,7 +53,7 @@ pub const COMMANDS: [&str; 37] = [
 ];
 
 /// Commands clew adds to qless-core's set (same calling convention).
-pub const EXTENSIONS: [&str; 2] = ["release", "workers.detail"];
+pub const EXTENSIONS: [&str; 3] = ["batch", "release", "workers.detail"];
 
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
 pub const DEFAULT_PAGE: i64 = 25;
@@ -240,12 +240,45 @@ fn non_negative(cmd: &str, name: &str, v: f64) -> Result<f64> {
     Ok(v)
 }
 
+/// `batch atomic|each [NAME, ARG...] ...` (a clew extension): each further
+/// argument is one command as a JSON array of strings.
+fn parse_batch(args: &[String]) -> Result<Command> {
+    let atomic = match args.first().map(String::as_str) {
+        Some("atomic") => true,
+        Some("each") => false,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "Batch(): Arg \"mode\" must be atomic or each, got {other:?}"
+            )))
+        }
+        None => return Err(Error::invalid("Batch(): Arg \"mode\" missing")),
+    };
+    let mut commands = Vec::with_capacity(args.len().saturating_sub(1));
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        let parts: Vec<String> = serde_json::from_str(arg).map_err(|e| {
+            Error::invalid(format!(
+                "Batch(): command {i} must be a JSON array of strings: {e}"
+            ))
+        })?;
+        let (name, rest) = parts
+            .split_first()
+            .ok_or_else(|| Error::invalid(format!("Batch(): command {i} is empty")))?;
+        commands.push(
+            parse(name, rest).map_err(|e| {
+                Error::new(e.kind(), format!("Batch(): command {i}: {}", e.message()))
+            })?,
+        );
+    }
+    Ok(Command::Batch { commands, atomic })
+}
+
 /// Turns a qless-core command name and its string arguments into a
 /// [`Command`].
 pub fn parse(command: &str, args: &[String]) -> Result<Command> {
     match command {
         "" => Err(Error::invalid("Must provide a command")),
         "put" => parse_put("Put", args, false),
+        "batch" => parse_batch(args),
         "requeue" => parse_put("Requeue", args, true),
         "pop" => {
             let mut a = Args::new("Pop", args);

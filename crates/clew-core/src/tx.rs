@@ -125,6 +125,16 @@ pub struct LocCounts {
 
 /// The storage primitives of one transaction. See the module doc.
 pub trait Tx {
+    // --- savepoints ------------------------------------------------------
+    /// Opens a savepoint inside the transaction (one item of a non-atomic
+    /// [`crate::Command::Batch`]). Savepoints do not nest.
+    fn savepoint(&mut self) -> Result<()>;
+    /// Keeps what was done since [`Tx::savepoint`] and closes the savepoint.
+    fn savepoint_release(&mut self) -> Result<()>;
+    /// Undoes what was done since [`Tx::savepoint`] and closes the savepoint
+    /// (caches the store keeps must forget what it undid).
+    fn savepoint_rollback(&mut self) -> Result<()>;
+
     // --- configuration -------------------------------------------------
     /// All stored config values (not the defaults), sorted by key.
     fn config_all(&mut self) -> Result<Vec<(String, String)>>;

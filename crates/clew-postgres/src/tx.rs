@@ -349,6 +349,26 @@ fn recur_from_row(row: &Row) -> Result<RecurRecord> {
 }
 
 impl<C: GenericClient> Tx for PgTx<'_, C> {
+    // --- savepoints ------------------------------------------------------
+
+    fn savepoint(&mut self) -> Result<()> {
+        let result = self.client.batch_execute("SAVEPOINT batch_item");
+        result.map_err(|e| self.failure(e))
+    }
+
+    fn savepoint_release(&mut self) -> Result<()> {
+        let result = self.client.batch_execute("RELEASE SAVEPOINT batch_item");
+        result.map_err(|e| self.failure(e))
+    }
+
+    fn savepoint_rollback(&mut self) -> Result<()> {
+        let result = self
+            .client
+            .batch_execute("ROLLBACK TO SAVEPOINT batch_item; RELEASE SAVEPOINT batch_item");
+        self.config.clear();
+        result.map_err(|e| self.failure(e))
+    }
+
     // --- configuration -------------------------------------------------
 
     fn config_all(&mut self) -> Result<Vec<(String, String)>> {

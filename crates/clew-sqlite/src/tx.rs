@@ -256,6 +256,23 @@ fn recur_from_row(row: &Row<'_>) -> rusqlite::Result<RecurRecord> {
 }
 
 impl Tx for SqliteTx<'_> {
+    // --- savepoints ------------------------------------------------------
+
+    fn savepoint(&mut self) -> Result<()> {
+        self.conn.execute_batch("SAVEPOINT batch_item").sql()
+    }
+
+    fn savepoint_release(&mut self) -> Result<()> {
+        self.conn.execute_batch("RELEASE batch_item").sql()
+    }
+
+    fn savepoint_rollback(&mut self) -> Result<()> {
+        self.cache.rolled_back();
+        self.conn
+            .execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")
+            .sql()
+    }
+
     // --- configuration -------------------------------------------------
 
     fn config_all(&mut self) -> Result<Vec<(String, String)>> {

@@ -1,4 +1,5 @@
 //! Conformance cases, one file per area (see the crate doc).
+pub mod batch;
 pub mod cancel;
 pub mod complete;
 pub mod config;
