@@ -342,6 +342,56 @@ impl Client {
         as_string("complete", v)
     }
 
+    /// Runs commands in one transaction (one request to a server): all or
+    /// none when `atomic`, else each on its own. Returns each command's
+    /// natural JSON result or refusal, in order. A put with an empty jid
+    /// gets a new one.
+    pub async fn batch(
+        &self,
+        mut commands: Vec<Command>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Value>>> {
+        for c in &mut commands {
+            if let Command::Put(p) = c {
+                if p.jid.is_empty() {
+                    p.jid = clew_core::engine::new_jid();
+                }
+                if p.worker.is_empty() {
+                    p.worker = "clew".to_owned();
+                }
+            }
+        }
+        let v = self.execute(Command::Batch { commands, atomic }).await?;
+        let Value::Array(items) = v else {
+            return Err(Error::store(format!("batch: unexpected reply {v}")));
+        };
+        Ok(items.into_iter().map(batch_item).collect())
+    }
+
+    /// Puts jobs in one transaction, all or none; returns their jids in
+    /// order (an empty jid gets a new one).
+    pub async fn put_many(&self, jobs: Vec<PutParams>) -> Result<Vec<String>> {
+        let commands = jobs.into_iter().map(Command::Put).collect();
+        self.batch(commands, true)
+            .await?
+            .into_iter()
+            .map(|r| as_string("put", r?))
+            .collect()
+    }
+
+    /// Completes (or advances) jobs in one transaction, each on its own: a
+    /// refused one (lock lost, say) leaves the others done. Returns each
+    /// job's new state or refusal, in order.
+    pub async fn complete_many(&self, jobs: Vec<CompleteParams>) -> Result<Vec<Result<String>>> {
+        let commands = jobs.into_iter().map(Command::Complete).collect();
+        Ok(self
+            .batch(commands, false)
+            .await?
+            .into_iter()
+            .map(|r| as_string("complete", r?))
+            .collect())
+    }
+
     /// Fails a running job into `group` with `message`.
     pub async fn fail(&self, jid: &str, worker: &str, group: &str, message: &str) -> Result<()> {
         self.execute(Command::Fail {
@@ -473,6 +523,31 @@ pub fn kind_of_status(status: u16) -> ErrorKind {
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
         _ => ErrorKind::Store,
+    }
+}
+
+/// One result of a batch reply: `{"ok": value}` or `{"error": {code, message}}`.
+fn batch_item(item: Value) -> Result<Value> {
+    if let Some(ok) = item.get("ok") {
+        return Ok(ok.clone());
+    }
+    let error = item.get("error");
+    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str);
+    let message = error.and_then(|e| e.get("message")).and_then(Value::as_str);
+    match (code, message) {
+        (Some(code), Some(message)) => {
+            let kind = [
+                ErrorKind::Invalid,
+                ErrorKind::NotFound,
+                ErrorKind::Conflict,
+                ErrorKind::Store,
+            ]
+            .into_iter()
+            .find(|k| k.code() == code)
+            .unwrap_or(ErrorKind::Store);
+            Err(Error::new(kind, message))
+        }
+        _ => Err(Error::store(format!("batch: unexpected result {item}"))),
     }
 }
 
