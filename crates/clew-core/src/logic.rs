@@ -1225,10 +1225,16 @@ impl Cx<'_> {
             .tx
             .job_list("", Loc::Complete, TimeRange::up_to(cutoff), 0, ALL)?;
         let keep = self.config_num("jobs-history-count", 50_000.0)?.max(0.0) as i64;
-        doomed.extend(
-            self.tx
-                .job_list_rev("", Loc::Complete, TimeRange::ALL, keep, ALL)?,
-        );
+        // Past the count limit, the oldest beyond it (read from the old end:
+        // the counter makes this O(excess), not O(completed)).
+        let past_age = doomed.len() as i64;
+        let excess = self.tx.complete_count()? - past_age - keep;
+        if excess > 0 {
+            doomed.extend(
+                self.tx
+                    .job_list("", Loc::Complete, TimeRange::ALL, past_age, excess)?,
+            );
+        }
         for jid in doomed {
             if let Some(rec) = self.tx.job_get(&jid)? {
                 if rec.state == JobState::Complete {

@@ -185,6 +185,9 @@ pub trait Tx {
     // --- jobs ----------------------------------------------------------
     /// Number of jobs of `queue` in `loc` with `sort_time` in `range`.
     fn job_count(&mut self, queue: &str, loc: Loc, range: TimeRange) -> Result<i64>;
+    /// How many jobs are complete, without counting them (the store keeps
+    /// a counter).
+    fn complete_count(&mut self) -> Result<i64>;
     /// Deletes a job's row (not its history, tags or edges).
     fn job_delete(&mut self, jid: &str) -> Result<()>;
     /// A job's row. A backend with concurrent writers locks the row.

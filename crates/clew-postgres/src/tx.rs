@@ -645,6 +645,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         Ok(counts)
     }
 
+    fn complete_count(&mut self) -> Result<i64> {
+        let row = self.row("SELECT n FROM counters WHERE name = 'complete'", &[])?;
+        match row {
+            Some(r) => r.try_get(0).pg(),
+            None => Ok(0),
+        }
+    }
+
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;

@@ -17,6 +17,7 @@ use crate::tx::SqlResult;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_job_metadata.sql"),
+    include_str!("../migrations/0003_complete_count.sql"),
 ];
 
 /// The schema version this build writes and understands.

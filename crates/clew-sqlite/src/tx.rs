@@ -557,16 +557,37 @@ impl Tx for SqliteTx<'_> {
         Ok(counts)
     }
 
+    fn complete_count(&mut self) -> Result<i64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT n FROM counters WHERE name = 'complete'")
+            .sql()?;
+        let n = stmt.query_row([], |r| r.get(0)).optional().sql()?;
+        Ok(n.unwrap_or(0))
+    }
+
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         self.exec(
             concat!(
-                "INSERT OR REPLACE INTO jobs (",
+                "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                 ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
+                   queue = excluded.queue, state = excluded.state, data = excluded.data,
+                   priority = excluded.priority, tags = excluded.tags,
+                   worker = excluded.worker, expires = excluded.expires,
+                   retries = excluded.retries, remaining = excluded.remaining,
+                   time = excluded.time, grace = excluded.grace,
+                   scheduled = excluded.scheduled, failure = excluded.failure,
+                   spawned_from = excluded.spawned_from,
+                   worker_listed = excluded.worker_listed, fail_group = excluded.fail_group,
+                   fail_seq = excluded.fail_seq, loc = excluded.loc,
+                   sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
+                   seq = excluded.seq, metadata = excluded.metadata"
             ),
             params![
                 job.jid,

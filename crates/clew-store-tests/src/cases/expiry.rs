@@ -152,3 +152,29 @@ pub fn expiry_runs_only_on_final_complete(t: &Harness) {
     assert_eq!(t.get("a"), Value::Null);
     assert_eq!(t.ok("jobs", 502.0, &["complete"]), json!(["b"]));
 }
+
+/// The count limit holds after a job leaves the completed set by a re-put
+/// and completes again: exactly the newest `jobs-history-count` stay.
+pub fn jobs_history_count_after_reput(t: &Harness) {
+    t.ok("config.set", 0.0, &["jobs-history-count", "3"]);
+    for (i, jid) in ["a", "b", "c"].iter().enumerate() {
+        complete_at(t, 1.0 + i as f64, jid);
+    }
+    t.put(10.0, "q2", "a");
+    assert_eq!(t.ok("jobs", 12.0, &["complete"]), json!(["c", "b"]));
+    // Three more: five completed, the two oldest go.
+    for (i, jid) in ["d", "e", "f"].iter().enumerate() {
+        complete_at(t, 20.0 + i as f64, jid);
+    }
+    assert_eq!(t.ok("jobs", 30.0, &["complete"]), json!(["f", "e", "d"]));
+    assert_eq!(t.get("b"), Value::Null);
+    assert_eq!(t.get("c"), Value::Null);
+    // "a" (waiting since its re-put) completes again: the oldest kept goes.
+    assert_eq!(t.pop_one(31.0, "q2", "w").as_deref(), Some("a"));
+    assert_eq!(
+        t.ok("complete", 32.0, &["a", "w", "q2", "{}"]),
+        json!("complete")
+    );
+    assert_eq!(t.ok("jobs", 33.0, &["complete"]), json!(["a", "f", "e"]));
+    assert_eq!(t.get("d"), Value::Null);
+}
