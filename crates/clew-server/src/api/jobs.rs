@@ -1,11 +1,14 @@
 //! Jobs: put, get, multiget, pop, peek, heartbeat, complete, fail, retry,
-//! release, cancel, dependencies, priority, timeout, log, tags, tracking.
+//! release, cancel, dependencies, priority, timeout, log, tags, tracking;
+//! and put, complete and fail of many jobs in one call (one transaction).
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use clew_core::command::{CompleteParams, DependsChange, PutParams};
-use clew_core::Command;
+use clew_core::{Command, Job, Reply};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -15,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::{
     data_text, existing_job, job_json, natural, one, run, split_list, ApiJson, ApiQuery, ErrorBody,
-    JobDoc,
+    ErrorDetail, JobDoc,
 };
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
@@ -24,6 +27,9 @@ use crate::state::{AppState, RequestNow};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_job))
+        .routes(routes!(put_many))
+        .routes(routes!(complete_many))
+        .routes(routes!(fail_many))
         .routes(routes!(pop))
         .routes(routes!(peek))
         .routes(routes!(wait_for_jobs))
@@ -44,10 +50,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tracked))
 }
 
-/// Body of `POST /v1/queues/{queue}/jobs`.
+/// Body of `POST /v1/queues/{queue}/jobs`, and each job of
+/// `POST /v1/jobs/batch`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutJob {
+    /// The queue: required in each job of `POST /v1/jobs/batch`. In
+    /// `POST /v1/queues/{queue}/jobs` the path names it (leave it out, or
+    /// give the same name).
+    #[serde(default)]
+    pub queue: Option<String>,
     /// The job id; a new one (32 hex digits) is made when absent. Putting an
     /// existing jid moves that job into this queue.
     #[serde(default)]
@@ -109,6 +121,19 @@ pub async fn put_job(
     Path(queue): Path<String>,
     ApiJson(body): ApiJson<PutJob>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(q) = body.queue.as_ref().filter(|q| **q != queue) {
+        return Err(ApiError::invalid(format!(
+            "queue: the path names queue {queue:?}, the body {q:?} (leave it out of the body)"
+        )));
+    }
+    let mut command = Command::Put(put_params(queue, body));
+    state.config().apply_header_metadata(&headers, &mut command);
+    let reply = run(&state, now, command).await?;
+    Ok((StatusCode::CREATED, Json(one("jid", reply.to_json()))))
+}
+
+/// The put of `body` into `queue` (a new jid when it names none).
+fn put_params(queue: String, body: PutJob) -> PutParams {
     let mut p = PutParams::new(queue, body.klass);
     p.jid = match body.jid {
         Some(j) => j,
@@ -127,10 +152,165 @@ pub async fn put_job(
     p.depends = body.depends;
     p.must_exist = body.must_exist;
     p.metadata = body.metadata;
-    let mut command = Command::Put(p);
-    state.config().apply_header_metadata(&headers, &mut command);
-    let reply = run(&state, now, command).await?;
-    Ok((StatusCode::CREATED, Json(one("jid", reply.to_json()))))
+    p
+}
+
+/// The most jobs one call of `POST /v1/jobs/batch`, `/v1/jobs/complete`
+/// or `/v1/jobs/fail` takes.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Refuses an empty list of jobs or one longer than [`MAX_BATCH`].
+fn batch_size(n: usize) -> Result<(), ApiError> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "jobs: expected 1 to {MAX_BATCH} jobs, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs a batch of commands at the request's time, keeping the engine's
+/// error (a refused atomic batch is reported with the item it names).
+async fn run_batch(
+    state: &AppState,
+    now: RequestNow,
+    commands: Vec<Command>,
+    atomic: bool,
+) -> clew_core::Result<Vec<clew_core::Result<Reply>>> {
+    let engine = state.engine();
+    let origin = now.1.unwrap_or_else(|| engine.origin().clone());
+    match engine
+        .execute_as(now.0, origin, Command::Batch { commands, atomic })
+        .await?
+    {
+        Reply::Batch(results) => Ok(results),
+        other => Err(clew_core::Error::store(format!(
+            "batch: unexpected reply {}",
+            other.to_json()
+        ))),
+    }
+}
+
+/// An engine error as the API reports it, its message prefixed with the
+/// item it concerns (`jobs[3]: ...`).
+fn item_error(index: usize, e: clew_core::Error) -> ApiError {
+    let api = ApiError::from(e.clone());
+    if api.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        return api;
+    }
+    ApiError::new(
+        api.status(),
+        e.kind().code(),
+        format!("jobs[{index}]: {}", e.message()),
+    )
+}
+
+/// One job's refusal inside a `results` list: `{"code", "message"}`
+/// (store failures hidden as for a whole request).
+fn result_error(e: clew_core::Error) -> ErrorDetail {
+    let api = ApiError::from(e.clone());
+    let code = if api.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        "internal"
+    } else {
+        e.kind().code()
+    };
+    ErrorDetail {
+        code: code.to_owned(),
+        message: api.message().to_owned(),
+    }
+}
+
+/// Body of `POST /v1/jobs/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutManyBody {
+    /// The jobs (1 to 10,000), each as the body of
+    /// `POST /v1/queues/{queue}/jobs` plus its `queue`.
+    pub jobs: Vec<PutJob>,
+}
+
+/// Answer of `POST /v1/jobs/batch`.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PutManyAnswer {
+    /// The job ids, in the order of the request's jobs.
+    pub jids: Vec<String>,
+}
+
+/// Puts many jobs in one transaction: all of them or none.
+///
+/// Each job takes the fields of `POST /v1/queues/{queue}/jobs` plus its
+/// `queue`. A refused job (bad field, a jid given twice in the call,
+/// `must_exist` for a missing job) refuses the whole call, naming it
+/// (`jobs[3]: ...`), and nothing is put. The request body is subject to
+/// the server's body limit (413 beyond it).
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs",
+    request_body = PutManyBody,
+    responses(
+        (status = 201, description = "All put, their jids in order", body = PutManyAnswer),
+        (status = "4XX", description = "Refused, nothing put (400: a bad job, named; no jobs or more than 10,000)", body = ErrorBody)))]
+pub async fn put_many(
+    State(state): State<AppState>,
+    now: RequestNow,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<PutManyBody>,
+) -> Result<(StatusCode, Json<PutManyAnswer>), ApiError> {
+    batch_size(body.jobs.len())?;
+    let mut commands = Vec::with_capacity(body.jobs.len());
+    let mut first_of: HashMap<String, usize> = HashMap::with_capacity(body.jobs.len());
+    for (i, mut job) in body.jobs.into_iter().enumerate() {
+        let Some(queue) = job.queue.take() else {
+            return Err(ApiError::invalid(format!(
+                "jobs[{i}].queue: missing (each job names its queue)"
+            )));
+        };
+        let mut command = Command::Put(put_params(queue, job));
+        if let Command::Put(p) = &command {
+            if let Some(first) = first_of.insert(p.jid.clone(), i) {
+                return Err(ApiError::invalid(format!(
+                    "jobs[{i}].jid: {:?} is also the jid of jobs[{first}] (a call puts each job once)",
+                    p.jid
+                )));
+            }
+        }
+        clew_core::logic::validate(&command).map_err(|e| item_error(i, e))?;
+        state.config().apply_header_metadata(&headers, &mut command);
+        commands.push(command);
+    }
+    let jids: Vec<String> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Put(p) => Some(p.jid.clone()),
+            _ => None,
+        })
+        .collect();
+    let results = match run_batch(&state, now, commands, true).await {
+        Ok(results) => results,
+        // The refusal names a job by its jid (`Requeue(): Job x does not
+        // exist`): say which item that is.
+        Err(e) => {
+            let index = jids
+                .iter()
+                .position(|j| e.message().split_whitespace().any(|w| w == j));
+            return Err(match index {
+                Some(i) => item_error(i, e),
+                None => e.into(),
+            });
+        }
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for result in results {
+        match result? {
+            Reply::Str(jid) => out.push(jid),
+            other => {
+                return Err(clew_core::Error::store(format!(
+                    "put: unexpected reply {}",
+                    other.to_json()
+                ))
+                .into())
+            }
+        }
+    }
+    Ok((StatusCode::CREATED, Json(PutManyAnswer { jids: out })))
 }
 
 /// Body of `POST /v1/queues/{queue}/pop`.
@@ -393,6 +573,78 @@ pub struct CompleteBody {
     /// With `next`: jobs it must wait for there.
     #[serde(default)]
     pub depends: Option<Vec<String>>,
+    /// Metadata merged into the job's for its lifecycle events (keys
+    /// starting with `_` are dropped).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// One job of `POST /v1/jobs/complete`: the fields of
+/// `POST /v1/jobs/{jid}/complete` but `worker`, plus the `jid`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteItem {
+    /// The job id.
+    pub jid: String,
+    /// The queue it runs in (default: the job's queue).
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// A new payload (any JSON value; default: unchanged).
+    #[serde(default)]
+    #[schema(value_type = Value)]
+    pub data: Option<Box<RawValue>>,
+    /// Advance into this queue instead of finishing.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// With `next`: seconds before it may run there.
+    #[serde(default)]
+    pub delay: Option<f64>,
+    /// With `next`: jobs it must wait for there.
+    #[serde(default)]
+    pub depends: Option<Vec<String>>,
+    /// Metadata merged into the job's for its lifecycle events (keys
+    /// starting with `_` are dropped).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl CompleteItem {
+    /// Whether the job must be read for a default (its queue or payload).
+    fn needs_job(&self) -> bool {
+        self.queue.is_none() || self.data.is_none()
+    }
+
+    /// The completion by `worker`, with the defaults taken from `job` (read
+    /// when [`CompleteItem::needs_job`]; `None` then means it is missing).
+    fn params(self, worker: &str, job: Option<&Job>) -> clew_core::Result<CompleteParams> {
+        let (queue, data) = match (self.queue, &self.data, job) {
+            (Some(q), Some(d), _) => (q, data_text(d)),
+            (q, d, Some(job)) => (
+                q.unwrap_or_else(|| job.record.queue.clone()),
+                d.as_deref()
+                    .map(data_text)
+                    .unwrap_or_else(|| job.record.data.clone()),
+            ),
+            (_, _, None) => {
+                return Err(clew_core::Error::not_found(format!(
+                    "job {} does not exist",
+                    self.jid
+                )))
+            }
+        };
+        Ok(CompleteParams {
+            jid: self.jid,
+            worker: worker.to_owned(),
+            queue,
+            data,
+            next: self.next,
+            delay: self.delay.unwrap_or(0.0),
+            depends: self.depends.unwrap_or_default(),
+            metadata: self.metadata,
+        })
+    }
 }
 
 /// Finishes a running job, or advances it into the `next` queue.
@@ -408,32 +660,178 @@ pub async fn complete(
     Path(jid): Path<String>,
     ApiJson(body): ApiJson<CompleteBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let (queue, data) = match (body.queue, &body.data) {
-        (Some(q), Some(d)) => (q, data_text(d)),
-        (q, d) => {
-            let job = existing_job(&state, now.clone(), &jid).await?;
-            (
-                q.unwrap_or_else(|| job.record.queue.clone()),
-                d.as_deref()
-                    .map(data_text)
-                    .unwrap_or_else(|| job.record.data.clone()),
-            )
-        }
-    };
-    let params = CompleteParams {
+    let item = CompleteItem {
         jid: jid.clone(),
-        worker: body.worker,
-        queue,
-        data,
+        queue: body.queue,
+        data: body.data,
         next: body.next,
-        delay: body.delay.unwrap_or(0.0),
-        depends: body.depends.unwrap_or_default(),
-        metadata: None,
+        delay: body.delay,
+        depends: body.depends,
+        metadata: body.metadata,
     };
+    let job = match item.needs_job() {
+        true => Some(existing_job(&state, now.clone(), &jid).await?),
+        false => None,
+    };
+    let params = item.params(&body.worker, job.as_ref())?;
     let reply = run(&state, now, Command::Complete(params)).await?;
     Ok(Json(
         serde_json::json!({"jid": jid, "state": reply.to_json()}),
     ))
+}
+
+/// Body of `POST /v1/jobs/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteManyBody {
+    /// The worker holding the jobs.
+    pub worker: String,
+    /// The jobs (1 to 10,000).
+    pub jobs: Vec<CompleteItem>,
+}
+
+/// One job's outcome in a `results` list: `{"jid", "state"}` or
+/// `{"jid", "error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemResult {
+    /// The job id.
+    pub jid: String,
+    /// Its state now (absent when refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Why it was refused (absent when done): the error body's inside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+impl ItemResult {
+    fn done(jid: String, state: String) -> ItemResult {
+        ItemResult {
+            jid,
+            state: Some(state),
+            error: None,
+        }
+    }
+
+    fn refused(jid: String, error: ErrorDetail) -> ItemResult {
+        ItemResult {
+            jid,
+            state: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// Answer of `POST /v1/jobs/complete` and `POST /v1/jobs/fail`.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ResultsAnswer {
+    /// Each job's outcome, in the order of the request's jobs.
+    pub results: Vec<ItemResult>,
+}
+
+/// Runs one command per job in one transaction, each on its own, and
+/// answers their results. `commands[i]` is job `i`'s command, or its
+/// refusal already; a done job's state is its reply's text, or `state`.
+async fn each_on_its_own(
+    state: &AppState,
+    now: RequestNow,
+    jids: Vec<String>,
+    commands: Vec<Result<Command, ErrorDetail>>,
+    done_state: Option<&str>,
+) -> Result<Json<ResultsAnswer>, ApiError> {
+    let mut slots = Vec::with_capacity(commands.len());
+    let mut batch = Vec::with_capacity(commands.len());
+    for c in commands {
+        match c {
+            Ok(command) => {
+                batch.push(command);
+                slots.push(None);
+            }
+            Err(error) => slots.push(Some(error)),
+        }
+    }
+    let mut replies = if batch.is_empty() {
+        Vec::new()
+    } else {
+        run_batch(state, now, batch, false).await?
+    }
+    .into_iter();
+    let mut results = Vec::with_capacity(jids.len());
+    for (jid, slot) in jids.into_iter().zip(slots) {
+        let result = match slot {
+            Some(error) => ItemResult::refused(jid, error),
+            None => match replies.next() {
+                Some(Ok(reply)) => {
+                    let text = match (done_state, reply) {
+                        (Some(s), _) => s.to_owned(),
+                        (None, Reply::Str(s)) => s,
+                        (None, other) => other.to_json().to_string(),
+                    };
+                    ItemResult::done(jid, text)
+                }
+                Some(Err(e)) => ItemResult::refused(jid, result_error(e)),
+                None => {
+                    return Err(
+                        clew_core::Error::store("batch: fewer replies than commands").into(),
+                    )
+                }
+            },
+        };
+        results.push(result);
+    }
+    Ok(Json(ResultsAnswer { results }))
+}
+
+/// Completes (or advances) many running jobs in one transaction, each on
+/// its own.
+///
+/// A refused job (not running, held by another worker, missing) is
+/// reported in its place and the others are done. Each job takes the
+/// fields of `POST /v1/jobs/{jid}/complete` but `worker`, plus its `jid`.
+/// A malformed body, or no jobs or more than 10,000, refuses the whole
+/// call (400) and nothing changes. The request body is subject to the
+/// server's body limit (413 beyond it).
+#[utoipa::path(post, path = "/v1/jobs/complete", tag = "jobs",
+    request_body = CompleteManyBody,
+    responses(
+        (status = 200, description = "Each job's outcome, in order: `{\"jid\", \"state\"}` (`complete`, or its state in the next queue) or `{\"jid\", \"error\": {\"code\", \"message\"}}` (`conflict`: not running, or held by another worker; `not_found`; `invalid_argument`)", body = ResultsAnswer),
+        (status = "4XX", description = "Refused, nothing changed", body = ErrorBody)))]
+pub async fn complete_many(
+    State(state): State<AppState>,
+    now: RequestNow,
+    ApiJson(body): ApiJson<CompleteManyBody>,
+) -> Result<Json<ResultsAnswer>, ApiError> {
+    batch_size(body.jobs.len())?;
+    // The jobs whose queue or payload default to theirs, read at once.
+    let wanted: Vec<String> = body
+        .jobs
+        .iter()
+        .filter(|j| j.needs_job())
+        .map(|j| j.jid.clone())
+        .collect();
+    let mut known: HashMap<String, Job> = HashMap::new();
+    if !wanted.is_empty() {
+        if let Reply::Jobs(jobs) =
+            run(&state, now.clone(), Command::MultiGet { jids: wanted }).await?
+        {
+            known = jobs
+                .into_iter()
+                .map(|j| (j.record.jid.clone(), j))
+                .collect();
+        }
+    }
+    let jids = body.jobs.iter().map(|j| j.jid.clone()).collect();
+    let commands = body
+        .jobs
+        .into_iter()
+        .map(|item| {
+            let job = known.get(&item.jid);
+            item.params(&body.worker, job)
+                .map(Command::Complete)
+                .map_err(result_error)
+        })
+        .collect();
+    each_on_its_own(&state, now, jids, commands, None).await
 }
 
 /// Body of `POST /v1/jobs/{jid}/fail`.
@@ -450,6 +848,47 @@ pub struct FailBody {
     #[serde(default)]
     #[schema(value_type = Value)]
     pub data: Option<Box<RawValue>>,
+    /// Metadata merged into the job's for its lifecycle events (keys
+    /// starting with `_` are dropped).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// One job of `POST /v1/jobs/fail`: the fields of
+/// `POST /v1/jobs/{jid}/fail` but `worker`, plus the `jid`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailItem {
+    /// The job id.
+    pub jid: String,
+    /// The failure group (e.g. an exception type).
+    pub group: String,
+    /// The failure message.
+    pub message: String,
+    /// A new payload (any JSON value), if it changes.
+    #[serde(default)]
+    #[schema(value_type = Value)]
+    pub data: Option<Box<RawValue>>,
+    /// Metadata merged into the job's for its lifecycle events (keys
+    /// starting with `_` are dropped).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl FailItem {
+    /// The failure by `worker`.
+    fn command(self, worker: &str) -> Command {
+        Command::Fail {
+            jid: self.jid,
+            worker: worker.to_owned(),
+            group: self.group,
+            message: self.message,
+            data: self.data.as_deref().map(data_text),
+            metadata: self.metadata,
+        }
+    }
 }
 
 /// Fails a running job into a failure group.
@@ -465,16 +904,53 @@ pub async fn fail(
     Path(jid): Path<String>,
     ApiJson(body): ApiJson<FailBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let cmd = Command::Fail {
+    let item = FailItem {
         jid: jid.clone(),
-        worker: body.worker,
         group: body.group,
         message: body.message,
-        data: body.data.as_deref().map(data_text),
-        metadata: None,
+        data: body.data,
+        metadata: body.metadata,
     };
-    run(&state, now, cmd).await?;
+    run(&state, now, item.command(&body.worker)).await?;
     Ok(Json(one("jid", jid)))
+}
+
+/// Body of `POST /v1/jobs/fail`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailManyBody {
+    /// The worker holding the jobs.
+    pub worker: String,
+    /// The jobs (1 to 10,000).
+    pub jobs: Vec<FailItem>,
+}
+
+/// Fails many running jobs in one transaction, each on its own.
+///
+/// A refused job (not running, held by another worker) is reported in its
+/// place and the others fail. Each job takes the fields of
+/// `POST /v1/jobs/{jid}/fail` but `worker`, plus its `jid`. A malformed
+/// body, or no jobs or more than 10,000, refuses the whole call (400) and
+/// nothing changes. The request body is subject to the server's body
+/// limit (413 beyond it).
+#[utoipa::path(post, path = "/v1/jobs/fail", tag = "jobs",
+    request_body = FailManyBody,
+    responses(
+        (status = 200, description = "Each job's outcome, in order: `{\"jid\", \"state\": \"failed\"}` or `{\"jid\", \"error\": {\"code\", \"message\"}}`", body = ResultsAnswer),
+        (status = "4XX", description = "Refused, nothing changed", body = ErrorBody)))]
+pub async fn fail_many(
+    State(state): State<AppState>,
+    now: RequestNow,
+    ApiJson(body): ApiJson<FailManyBody>,
+) -> Result<Json<ResultsAnswer>, ApiError> {
+    batch_size(body.jobs.len())?;
+    let jids = body.jobs.iter().map(|j| j.jid.clone()).collect();
+    let commands = body
+        .jobs
+        .into_iter()
+        .map(|item| Ok(item.command(&body.worker)))
+        .collect();
+    each_on_its_own(&state, now, jids, commands, Some("failed")).await
 }
 
 /// Body of `POST /v1/jobs/{jid}/retry`.
