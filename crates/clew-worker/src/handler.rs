@@ -1,5 +1,5 @@
 //! What a worker runs: the [`Handler`] trait, the [`Outcome`] it returns and
-//! the [`JobContext`] it gets.
+//! the [`JobContext`] it gets; [`NoopHandler`], which completes every job.
 
 use std::time::Duration;
 
@@ -215,5 +215,18 @@ pub trait Handler: Send + Sync + 'static {
     /// default policies. Defaults to none.
     fn backoff(&self, _job: &Job) -> Option<Backoff> {
         None
+    }
+}
+
+/// A handler that completes every job at once and runs nothing (`clew work
+/// --noop`): for benchmarks and smoke tests of the runtime around it
+/// (pops, heartbeats, lifecycle events, batched completion).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopHandler;
+
+#[async_trait]
+impl Handler for NoopHandler {
+    async fn perform(&self, _job: &Job, _ctx: &JobContext) -> Outcome {
+        Outcome::complete()
     }
 }

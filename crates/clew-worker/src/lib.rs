@@ -1,8 +1,8 @@
 //! clew-worker: the worker runtime.
 //!
 //! # Layout
-//! * [`handler`]: the [`Handler`] trait, the [`Outcome`] it returns and the
-//!   [`JobContext`] it gets.
+//! * [`handler`]: the [`Handler`] trait, the [`Outcome`] it returns, the
+//!   [`JobContext`] it gets, and [`NoopHandler`] (completes every job).
 //! * [`backoff`]: exponential [`Backoff`] with jitter.
 //! * `exec` (Unix): `ProcessHandler`, any program as a handler.
 //! * [`reserver`]: the order queues are popped in ([`Reserver`]: ordered,
@@ -11,6 +11,9 @@
 //! * [`worker`]: the runtime ([`Worker`], [`WorkerConfig`], [`WorkerControl`],
 //!   [`ShutdownReport`]): concurrency, heartbeats, time limits, retries with
 //!   backoff, panics, stopping now or after the running jobs, pausing.
+//! * `completer` (internal): one task per worker reporting outcomes in
+//!   batches (those that pile up while a request is in flight go together,
+//!   in one request and one store transaction).
 //!
 //! # Example
 //!
@@ -61,6 +64,7 @@
 //! ```
 
 pub mod backoff;
+mod completer;
 #[cfg(unix)]
 pub mod exec;
 pub mod handler;
@@ -71,7 +75,7 @@ pub mod worker;
 pub use backoff::Backoff;
 #[cfg(unix)]
 pub use exec::{ExecConfig, ProcessHandler};
-pub use handler::{Handler, Job, JobContext, Outcome};
+pub use handler::{Handler, Job, JobContext, NoopHandler, Outcome};
 pub use middleware::{Middleware, Next};
 pub use reserver::{QueueOrder, Reserver};
 pub use worker::{

@@ -13,6 +13,11 @@
 //! * timed out: the job is retried after its backoff delay (failed in
 //!   `<klass>:timeout` when no retries are left);
 //! * stopping now: the job is released back to its queue (no retry spent).
+//!
+//! Outcomes (complete, advance, retry, fail, release) are reported through
+//! the worker's completer task (see `completer.rs`), which sends the ones
+//! that pile up while a request is in flight together, in one request and
+//! one store transaction, each command on its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +31,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::completer::Completer;
 use crate::handler::{Handler, Job, JobContext, Outcome};
 use crate::middleware::{Middleware, Next};
 use crate::reserver::{QueueOrder, Reserver};
@@ -328,6 +334,8 @@ struct Shared {
     /// Cancelled when running jobs must be released (stop now, or the grace
     /// period ran out).
     halt: CancellationToken,
+    /// Reports outcomes, batched.
+    completer: Completer,
 }
 
 impl Shared {
@@ -435,8 +443,10 @@ impl Worker {
             control,
         } = self;
         config.concurrency = config.concurrency.max(1);
+        let (completer, completer_task) = Completer::start(client.clone());
         let shared = Arc::new(Shared {
             client,
+            completer,
             name: config.name.clone(),
             handler,
             middleware,
@@ -503,6 +513,11 @@ impl Worker {
                 _ = stop_after.cancelled() => {}
                 Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     tally(&mut report, &mut running, ended, false);
+                    // Others that ended meanwhile too, so that the next
+                    // pop asks for all the free slots at once.
+                    while let Some(ended) = tasks.try_join_next_with_id() {
+                        tally(&mut report, &mut running, ended, false);
+                    }
                 }
                 _ = paused_rx.changed() => {}
                 ready = idle_wait(&shared, !paused && slots.available_permits() > 0 && !woke_for_nothing) => {
@@ -550,6 +565,12 @@ impl Worker {
         tasks.abort_all();
         while let Some(ended) = tasks.join_next_with_id().await {
             tally(&mut report, &mut running, ended, true);
+        }
+        // No job task is left to hand the completer anything: let it send
+        // what is still queued (outcomes of tasks aborted above included),
+        // then stop; outcomes of aborted tasks count as what they did.
+        for (command, result) in completer_task.finish().await {
+            reclaim(&mut report, &command, result);
         }
         report.unfinished.sort();
         report.not_released.sort();
@@ -666,7 +687,8 @@ async fn idle_wait(shared: &Shared, watch: bool) -> bool {
 /// Pops up to `free` jobs, trying queues as `order` says.
 async fn reserve(shared: &Shared, order: &mut QueueOrder, free: usize) -> Vec<Job> {
     let mut got: Vec<Job> = Vec::new();
-    if order.reserver().one_at_a_time() {
+    // Round robin over one queue is popping it: as many as fit at once.
+    if order.reserver().one_at_a_time() && shared.config.queues.len() > 1 {
         while got.len() < free {
             let mut found = false;
             let queues: Vec<String> = order.next_order().into_iter().map(str::to_owned).collect();
@@ -769,6 +791,47 @@ fn tally(
             tracing::error!(jid, "job task ended abnormally");
             report.errors += 1;
         }
+    }
+}
+
+/// Counts the outcome of a job task that was aborted at shutdown while its
+/// outcome's command was with the completer (the task was tallied as an
+/// unfinished job it could not release).
+fn reclaim(
+    report: &mut ShutdownReport,
+    command: &Command,
+    result: Result<serde_json::Value, Error>,
+) {
+    let jid = match command {
+        Command::Complete(p) => p.jid.as_str(),
+        Command::Fail { jid, .. } | Command::Retry { jid, .. } | Command::Release { jid, .. } => {
+            jid.as_str()
+        }
+        _ => return,
+    };
+    let Some(at) = report.not_released.iter().position(|j| j == jid) else {
+        return;
+    };
+    let end = match (command, result) {
+        (Command::Complete(_), Ok(_)) => JobEnd::Completed,
+        (Command::Fail { .. }, Ok(_)) => JobEnd::Failed,
+        (Command::Retry { .. }, Ok(left)) if left.as_i64().is_some_and(|n| n < 0) => JobEnd::Failed,
+        (Command::Retry { .. }, Ok(_)) => JobEnd::Retried,
+        (Command::Release { .. }, Ok(_)) => JobEnd::Released,
+        (_, Err(e)) if lock_gone(&e) => JobEnd::Lost,
+        // Not reported: still unfinished, its lock will expire.
+        _ => return,
+    };
+    report.not_released.remove(at);
+    if !matches!(end, JobEnd::Released) {
+        report.unfinished.retain(|j| j != jid);
+    }
+    match end {
+        JobEnd::Completed => report.completed += 1,
+        JobEnd::Failed => report.failed += 1,
+        JobEnd::Retried => report.retried += 1,
+        JobEnd::Released => report.released += 1,
+        _ => report.lost += 1,
     }
 }
 
@@ -993,7 +1056,9 @@ async fn report_outcome(
                 depends: Vec::new(),
                 metadata: metadata.clone(),
             };
-            persist(|| shared.client.complete_with(params.clone()))
+            shared
+                .completer
+                .submit(Command::Complete(params))
                 .await
                 .map(|_| JobEnd::Completed)
         }
@@ -1013,7 +1078,9 @@ async fn report_outcome(
                 depends,
                 metadata: metadata.clone(),
             };
-            persist(|| shared.client.complete_with(params.clone()))
+            shared
+                .completer
+                .submit(Command::Complete(params))
                 .await
                 .map(|_| JobEnd::Completed)
         }
@@ -1031,7 +1098,9 @@ async fn report_outcome(
                 group,
                 message,
             };
-            persist(|| shared.client.execute(command.clone()))
+            shared
+                .completer
+                .submit(command)
                 .await
                 .map(|left| match left.as_i64() {
                     Some(n) if n < 0 => JobEnd::Failed,
@@ -1047,7 +1116,9 @@ async fn report_outcome(
                 data: None,
                 metadata: metadata.clone(),
             };
-            persist(|| shared.client.execute(command.clone()))
+            shared
+                .completer
+                .submit(command)
                 .await
                 .map(|_| JobEnd::Failed)
         }
@@ -1073,9 +1144,16 @@ async fn report_outcome(
             // The outcome itself is malformed (a bad queue name, data that
             // is not JSON...): fail the job with the reason.
             tracing::error!(jid, error = %e, "outcome refused: failing the job");
-            let group = format!("{}:invalid-outcome", job.klass);
-            match persist(|| shared.client.fail(jid, worker, &group, e.message())).await {
-                Ok(()) => JobEnd::Failed,
+            let command = Command::Fail {
+                jid: jid.to_owned(),
+                worker: worker.to_owned(),
+                group: format!("{}:invalid-outcome", job.klass),
+                message: e.message().to_owned(),
+                data: None,
+                metadata: None,
+            };
+            match shared.completer.submit(command).await {
+                Ok(_) => JobEnd::Failed,
                 Err(e2) if lock_gone(&e2) => JobEnd::Lost,
                 Err(e2) => {
                     tracing::error!(jid, error = %e2, "cannot fail the job");
@@ -1092,7 +1170,7 @@ async fn report_outcome(
 
 /// Runs `op`, trying again (a few times, with short pauses) when the store
 /// or server fails.
-async fn persist<T, F, Fut>(mut op: F) -> Result<T, Error>
+pub(crate) async fn persist<T, F, Fut>(mut op: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>>,
@@ -1116,7 +1194,7 @@ async fn release(shared: &Shared, job: &Job) -> JobEnd {
         jid: job.jid.clone(),
         worker: shared.name.clone(),
     };
-    match persist(|| shared.client.execute(command.clone())).await {
+    match shared.completer.submit(command).await {
         Ok(_) => {
             tracing::info!(jid = %job.jid, "released");
             JobEnd::Released
