@@ -92,6 +92,9 @@ class Unreachable(ClewError):
 
 _BY_STATUS = {400: InvalidArgument, 401: Unauthorized, 404: NotFound, 409: Conflict}
 
+# The status a refusal inside a ``results`` list would have had on its own.
+_STATUS_BY_CODE = {"invalid_argument": 400, "not_found": 404, "conflict": 409, "internal": 500}
+
 
 def _error_for(status, code, message):
     return _BY_STATUS.get(status, ClewError)(status, code, message)
@@ -119,6 +122,17 @@ def _data_text(data):
     if isinstance(data, str):
         return data
     return json.dumps(data)
+
+
+def _data_value(data, name):
+    """Job data for a JSON body: a dict/list/number as it is; a string is
+    taken as JSON text (as :meth:`Client.put` takes it) and parsed."""
+    if isinstance(data, str):
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise ValueError("%s: not JSON text: %s" % (name, e)) from None
+    return data
 
 
 def default_worker_name():
@@ -346,6 +360,7 @@ class Client:
         left and the job failed instead)."""
         return self.call("retry", jid, queue, worker, delay)
 
+
     def get(self, jid):
         """Returns the :class:`Job` with this jid, or None."""
         raw = self.call("get", jid)
@@ -363,3 +378,87 @@ class Client:
         if queue is None:
             return self.call("queues")
         return self.call("queues", queue)
+
+    # -- many jobs in one call -------------------------------------------
+
+    def put_many(self, jobs):
+        """Puts many jobs in one transaction (``POST /v1/jobs/batch``): all of
+        them or none. Returns their jids, in order.
+
+        ``jobs`` is a list (1 to 10,000) of dicts with the keys ``queue``,
+        ``klass`` and ``data`` and, optionally, ``jid``, ``delay``,
+        ``priority``, ``tags``, ``retries``, ``depends``, ``worker`` and
+        ``metadata`` (as :meth:`put` takes them). ``data`` is a dict or JSON
+        text, as for :meth:`put`. A job without a ``jid`` gets a new uuid4 hex
+        one. A refused job raises (for example :class:`InvalidArgument` whose
+        message names it: ``jobs[3]: missing field `klass```) and nothing is
+        put.
+        """
+        items = []
+        for i, job in enumerate(jobs):
+            item = {k: v for k, v in dict(job).items() if v is not None}
+            item.setdefault("jid", uuid.uuid4().hex)
+            item.setdefault("worker", default_worker_name())
+            if "data" in item:
+                item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
+            items.append(item)
+        return self._post_json("/v1/jobs/batch", {"jobs": items})["jids"]
+
+    def complete_many(self, worker, jobs):
+        """Completes many running jobs of ``worker`` in one transaction
+        (``POST /v1/jobs/complete``), each on its own: a refused one does not
+        stop the others.
+
+        ``jobs`` is a list (1 to 10,000) of :class:`Job` objects (completed
+        with their current ``queue`` and ``data``) or dicts with ``jid`` and,
+        optionally, ``queue``, ``data``, ``next``, ``delay``, ``depends`` and
+        ``metadata`` (a missing ``queue`` or ``data`` is the job's). Returns
+        one entry per job, in order: its new state (as :meth:`complete`
+        returns it) or, when refused, the :class:`ClewError` that
+        :meth:`complete` would have raised (for example :class:`Conflict`
+        when another worker holds the job). A malformed call raises.
+        """
+        items = []
+        for i, job in enumerate(jobs):
+            if isinstance(job, Job):
+                item = {"jid": job.jid, "queue": job.queue, "data": job.data}
+            else:
+                item = {k: v for k, v in dict(job).items() if v is not None}
+                if "data" in item:
+                    item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
+            items.append(item)
+        return self._results("/v1/jobs/complete", worker, items, "state")
+
+    def fail_many(self, worker, jobs):
+        """Fails many running jobs of ``worker`` in one transaction
+        (``POST /v1/jobs/fail``), each on its own: a refused one does not stop
+        the others.
+
+        ``jobs`` is a list (1 to 10,000) of dicts with ``jid``, ``group`` and
+        ``message`` and, optionally, ``data`` and ``metadata``. Returns one
+        entry per job, in order: its jid (as :meth:`fail` returns it) or, when
+        refused, the :class:`ClewError` that :meth:`fail` would have raised. A
+        malformed call raises.
+        """
+        items = []
+        for i, job in enumerate(jobs):
+            item = {k: v for k, v in dict(job).items() if v is not None}
+            if "data" in item:
+                item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
+            items.append(item)
+        return self._results("/v1/jobs/fail", worker, items, "jid")
+
+    def _results(self, path, worker, items, done_key):
+        decoded = self._post_json(path, {"worker": worker, "jobs": items})
+        out = []
+        for result in decoded.get("results") or []:
+            error = result.get("error")
+            if isinstance(error, dict):
+                code = error.get("code")
+                out.append(_error_for(_STATUS_BY_CODE.get(code), code, error.get("message", "")))
+            else:
+                out.append(result.get(done_key))
+        return out
+
+    def _post_json(self, path, value):
+        return self._post(path, json.dumps(value).encode("utf-8"))

@@ -171,6 +171,77 @@ class WireTest(unittest.TestCase):
             Client(self.url).call("get", True)
         self.assertEqual(self.server.requests, [])
 
+    def sent_json(self, path):
+        self.assertEqual(len(self.server.requests), 1)
+        sent_path, headers, body = self.server.requests[0]
+        self.assertEqual(sent_path, path)
+        self.assertEqual(headers.get("Content-Type"), "application/json")
+        return json.loads(body)
+
+    def test_put_many_posts_the_jobs_with_jids_and_json_data(self):
+        self.reply(201, {"jids": ["given", "made"]})
+        jids = Client(self.url).put_many([
+            {"queue": "q", "klass": "K", "data": {"a": 1}, "jid": "given", "priority": 3, "worker": "w"},
+            {"queue": "q2", "klass": "K2", "data": '{"b": [2]}', "tags": ["t"], "delay": None},
+        ])
+        self.assertEqual(jids, ["given", "made"])
+        body = self.sent_json("/v1/jobs/batch")
+        first, second = body["jobs"]
+        self.assertEqual(first, {"queue": "q", "klass": "K", "data": {"a": 1}, "jid": "given", "priority": 3, "worker": "w"})
+        self.assertEqual(second["data"], {"b": [2]})  # JSON text sent as its value
+        self.assertEqual(uuid.UUID(hex=second["jid"]).version, 4)
+        self.assertEqual(second["worker"], clew_client.default_worker_name())
+        self.assertNotIn("delay", second)  # None is left out
+
+    def test_put_many_refuses_data_that_is_not_json_before_sending(self):
+        with self.assertRaises(ValueError) as ctx:
+            Client(self.url).put_many([{"queue": "q", "klass": "K", "data": "{nope"}])
+        self.assertIn("jobs[0].data", str(ctx.exception))
+        self.assertEqual(self.server.requests, [])
+
+    def test_put_many_raises_the_refusal(self):
+        self.reply(400, {"error": {"code": "invalid_argument", "message": "jobs[1].queue: missing"}})
+        with self.assertRaises(InvalidArgument) as ctx:
+            Client(self.url).put_many([{"queue": "q", "klass": "K"}, {"klass": "K"}])
+        self.assertEqual(ctx.exception.message, "jobs[1].queue: missing")
+
+    def test_complete_many_returns_states_and_refusals_in_order(self):
+        self.reply(200, {"results": [
+            {"jid": "a", "state": "complete"},
+            {"jid": "b", "error": {"code": "conflict", "message": "held by w2"}},
+            {"jid": "c", "error": {"code": "not_found", "message": "job c does not exist"}},
+            {"jid": "d", "state": "waiting"},
+        ]})
+        job = Job({"jid": "a", "queue": "q", "data": '{"n": 1}', "worker": "w"})
+        results = Client(self.url).complete_many("w", [job, {"jid": "b"}, {"jid": "c"}, {"jid": "d", "next": "q2", "data": "[1]"}])
+        body = self.sent_json("/v1/jobs/complete")
+        self.assertEqual(body, {"worker": "w", "jobs": [
+            {"jid": "a", "queue": "q", "data": {"n": 1}},
+            {"jid": "b"},
+            {"jid": "c"},
+            {"jid": "d", "next": "q2", "data": [1]},
+        ]})
+        self.assertEqual(results[0], "complete")
+        self.assertIsInstance(results[1], Conflict)
+        self.assertEqual((results[1].status, results[1].message), (409, "held by w2"))
+        self.assertIsInstance(results[2], NotFound)
+        self.assertEqual(results[3], "waiting")
+
+    def test_fail_many_returns_jids_and_refusals_in_order(self):
+        self.reply(200, {"results": [
+            {"jid": "a", "state": "failed"},
+            {"jid": "b", "error": {"code": "conflict", "message": "not running"}},
+        ]})
+        results = Client(self.url).fail_many("w", [
+            {"jid": "a", "group": "g", "message": "m", "data": {"x": 1}},
+            {"jid": "b", "group": "g", "message": "m"},
+        ])
+        body = self.sent_json("/v1/jobs/fail")
+        self.assertEqual(body["worker"], "w")
+        self.assertEqual(body["jobs"][0], {"jid": "a", "group": "g", "message": "m", "data": {"x": 1}})
+        self.assertEqual(results[0], "a")
+        self.assertIsInstance(results[1], Conflict)
+
     def test_job_parses_data_and_exposes_fields(self):
         raw = {
             "jid": "j", "klass": "K", "queue": "q", "state": "running", "worker": "w",
@@ -339,6 +410,61 @@ class ServerTest(unittest.TestCase):
             self.client.put(self.q, "K", "{not json")
         self.assertIn('"data" not JSON', ctx.exception.message)
         self.assertEqual(self.client.queues(self.q)["waiting"], 0)  # nothing was put
+
+    def test_put_many_puts_all_in_order(self):
+        jobs = [{"queue": self.q, "klass": "K%d" % i, "data": {"i": i}, "priority": i} for i in range(5)]
+        jobs[2]["jid"] = "py-" + uuid.uuid4().hex
+        jobs[4]["tags"] = ["many"]
+        jids = self.client.put_many(jobs)
+        self.assertEqual(len(jids), 5)
+        self.assertEqual(jids[2], jobs[2]["jid"])
+        for i, jid in enumerate(jids):
+            job = self.client.get(jid)
+            self.assertEqual((job.queue, job.klass, job.data, job.priority), (self.q, "K%d" % i, {"i": i}, i))
+        self.assertEqual(self.client.get(jids[4]).tags, ["many"])
+        self.assertEqual(self.client.queues(self.q)["waiting"], 5)
+
+    def test_put_many_is_all_or_nothing(self):
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.put_many([
+                {"queue": self.q, "klass": "K", "data": {}},
+                {"queue": self.q, "klass": "K", "data": {}, "retries": -1},
+                {"queue": self.q, "klass": "K", "data": {}},
+            ])
+        self.assertIn("jobs[1]", ctx.exception.message)
+        self.assertIn("retries", ctx.exception.message)
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.put_many([])
+        self.assertIn("jobs", ctx.exception.message)
+        self.assertEqual(self.client.queues(self.q)["waiting"], 0)  # nothing was put
+
+    def test_complete_many_completes_each_on_its_own(self):
+        jids = self.client.put_many([{"queue": self.q, "klass": "K", "data": {"i": i}} for i in range(3)])
+        mine = self.client.pop(self.q, self.worker, count=2)
+        other = self.client.pop(self.q, "someone-else")
+        self.assertEqual([j.jid for j in mine + other], jids)
+        mine[0].data["done"] = True
+        results = self.client.complete_many(self.worker, [mine[0], {"jid": jids[1], "next": self.q + "-next"}, other[0]])
+        self.assertEqual(results[:2], ["complete", "waiting"])
+        self.assertIsInstance(results[2], Conflict)
+        self.assertEqual(results[2].code, "conflict")
+        self.assertEqual(self.client.get(jids[0]).data, {"i": 0, "done": True})
+        self.assertEqual(self.client.get(jids[1]).queue, self.q + "-next")
+        self.assertEqual(self.client.get(jids[2]).state, "running")
+
+    def test_fail_many_fails_each_on_its_own(self):
+        jids = self.client.put_many([{"queue": self.q, "klass": "K", "data": {}} for _ in range(2)])
+        popped = self.client.pop(self.q, self.worker)
+        self.assertEqual([j.jid for j in popped], jids[:1])
+        group = "py-many-" + uuid.uuid4().hex[:6]
+        results = self.client.fail_many(self.worker, [
+            {"jid": jids[0], "group": group, "message": "boom"},
+            {"jid": jids[1], "group": group, "message": "not running"},
+        ])
+        self.assertEqual(results[0], jids[0])
+        self.assertIsInstance(results[1], Conflict)
+        self.assertEqual(self.client.get(jids[0]).failure["group"], group)
+        self.assertEqual(self.client.get(jids[1]).state, "waiting")
 
     def test_wait_for_jobs_answers_when_a_job_is_ready(self):
         queue = "wait-" + uuid.uuid4().hex[:8]
