@@ -1,7 +1,8 @@
 //! `clew work`: runs a program as the handler of jobs from a list of queues,
 //! as one worker process or a supervised pool of them.
 //!
-//! * One worker (no `--processes`): a [`Worker`] with a [`ProcessHandler`],
+//! * One worker (no `--processes`): a [`Worker`] with a [`ProcessHandler`]
+//!   (or, with `--noop`, a [`NoopHandler`] completing every job at once),
 //!   controlled by signals: TERM/INT stop now (running jobs are released
 //!   back to their queues), QUIT stops after the running jobs, USR2 pauses,
 //!   CONT resumes, HUP reopens `--log-file`. On the way out it prints what
@@ -34,7 +35,7 @@ use clap::Args;
 use clew_core::Error;
 use clew_events::{DeliveryHandle, EventSource};
 use clew_worker::{
-    default_worker_name, ExecConfig, ProcessHandler, Reserver, ShutdownReport, Worker,
+    default_worker_name, ExecConfig, NoopHandler, ProcessHandler, Reserver, ShutdownReport, Worker,
     WorkerConfig, WorkerControl, WorkerState, WorkerStatus,
 };
 use nix::sys::signal::{kill, Signal};
@@ -67,10 +68,11 @@ pub struct WorkArgs {
     /// The handler: PROGRAM and its ARGS; everything after --exec is passed
     /// to the program, so put clew's options before it. The job arrives as
     /// JSON on stdin and in CLEW_* variables; exit 0 completes, the retry
-    /// status retries, anything else fails.
+    /// status retries, anything else fails. Required unless --noop.
     #[arg(
         long,
-        required = true,
+        required_unless_present = "noop",
+        conflicts_with = "noop",
         num_args = 1..,
         allow_hyphen_values = true,
         value_name = "PROGRAM [ARGS]..."
@@ -79,6 +81,12 @@ pub struct WorkArgs {
     /// Run the handler through `sh -c` (PROGRAM is then a command line).
     #[arg(long)]
     pub(crate) shell: bool,
+    /// For benchmarks and smoke tests: complete every job at once without
+    /// running any program (instead of --exec). Everything else is the
+    /// same worker: pops, heartbeats, lifecycle events, batched
+    /// completions.
+    #[arg(long, conflicts_with = "shell")]
+    pub(crate) noop: bool,
     /// Jobs run at once by each process.
     #[arg(long, short = 'c', default_value_t = 1)]
     pub(crate) concurrency: usize,
@@ -167,8 +175,9 @@ fn seconds(flag: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Checks the options; the worker configuration and the handler's.
-fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
+/// Checks the options; the worker configuration and the handler's (`None`:
+/// `--noop`).
+fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, Option<ExecConfig>)> {
     let queues: Vec<String> = args
         .queue
         .iter()
@@ -191,12 +200,20 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
         .reserver
         .parse()
         .map_err(|e: String| Error::invalid(format!("--{e}")))?;
-    let Some((program, rest)) = args.exec.split_first() else {
-        return Err(Error::invalid("--exec: expected PROGRAM [ARGS]...").into());
-    };
-    if program.is_empty() {
-        return Err(Error::invalid("--exec: expected a program, got an empty string").into());
+    if args.noop && !args.exec.is_empty() {
+        return Err(Error::invalid("--noop: cannot be used with --exec (one handler)").into());
     }
+    let program = if args.noop {
+        None
+    } else {
+        let Some((program, rest)) = args.exec.split_first() else {
+            return Err(Error::invalid("--exec: expected PROGRAM [ARGS]... (or --noop)").into());
+        };
+        if program.is_empty() {
+            return Err(Error::invalid("--exec: expected a program, got an empty string").into());
+        }
+        Some((program, rest))
+    };
     let mut config = WorkerConfig::new(queues);
     config.reserver = reserver;
     config.concurrency = args.concurrency;
@@ -228,6 +245,9 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
     if config.name.trim().is_empty() {
         return Err(Error::invalid("--name: expected a non-empty name").into());
     }
+    let Some((program, rest)) = program else {
+        return Ok((config, None));
+    };
     if !args.shell && !runnable(program) {
         return Err(Error::invalid(format!(
             "--exec: expected a program to run, but {} is not an executable file{}",
@@ -243,7 +263,7 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, ExecConfig)> {
     let mut exec = ExecConfig::new(program.clone(), rest.iter().cloned());
     exec.shell = args.shell;
     exec.retry_exit_code = args.retry_exit_code;
-    Ok((config, exec))
+    Ok((config, Some(exec)))
 }
 
 /// Whether `program` names an executable file (looked up on `PATH` when
@@ -398,7 +418,7 @@ pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
 
 async fn work(
     config: WorkerConfig,
-    exec: ExecConfig,
+    exec: Option<ExecConfig>,
     client: &clew_client::Client,
     log: &LogSink,
     mut signals: Signals,
@@ -406,7 +426,11 @@ async fn work(
     let name = config.name.clone();
     let queues = config.queues.join(",");
     let concurrency = config.concurrency;
-    let worker = Worker::new(client.clone(), ProcessHandler::new(exec), config);
+    let handler: Arc<dyn clew_worker::Handler> = match exec {
+        Some(exec) => Arc::new(ProcessHandler::new(exec)),
+        None => Arc::new(NoopHandler),
+    };
+    let worker = Worker::with_handler(client.clone(), handler, config);
     let control = worker.control();
     let mut status = control.watch_status();
     let parent = std::env::var(PARENT_ENV)

@@ -210,6 +210,14 @@ impl Server {
     /// Starts `clew work` on queue `q` with `args` (before --exec) and
     /// the handler `exec`.
     fn worker(&self, args: &[&str], exec: &[&str]) -> Worker {
+        let mut with_exec = args.to_vec();
+        with_exec.push("--exec");
+        with_exec.extend_from_slice(exec);
+        self.worker_with(&with_exec)
+    }
+
+    /// Starts `clew work` on queue `q` with `args` (the handler included).
+    fn worker_with(&self, args: &[&str]) -> Worker {
         let log = self.dir.path().join(format!("worker-{}.log", uuid_like()));
         let mut cmd = clew();
         cmd.args([
@@ -222,8 +230,6 @@ impl Server {
             "0.05",
         ])
         .args(args)
-        .arg("--exec")
-        .args(exec)
         .env("WORK_OUT", self.out())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
@@ -665,8 +671,16 @@ fn bad_options_are_refused_with_a_clear_message() {
         (vec!["--processes", "0"], "--processes"),
         (vec!["--exec", "/nonexistent/handler"], "--exec"),
         (vec!["--exec", "no-such-handler-program"], "on PATH"),
+        (
+            vec!["--noop", "--exec", "true"],
+            "'--noop' cannot be used with '--exec",
+        ),
+        (
+            vec!["--noop", "--shell"],
+            "'--noop' cannot be used with '--shell'",
+        ),
     ] {
-        let exec = if args.contains(&"--exec") {
+        let exec = if args.contains(&"--exec") || args.contains(&"--noop") {
             vec![]
         } else {
             vec!["--exec", "true"]
@@ -728,4 +742,50 @@ fn the_children_of_a_killed_pool_stop_and_release_their_jobs() {
         wait_for("an orphaned child to exit", || (!alive(pid)).then_some(()));
     }
     assert_eq!(server.job("slow")["remaining"], 5);
+}
+
+#[test]
+fn a_handler_is_required() {
+    let out = clew()
+        .args(["--db", "sqlite:unused.db", "work", "--queue", "q"])
+        .output()
+        .expect("run clew work");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("required arguments were not provided: --exec"),
+        "{err}"
+    );
+}
+
+#[test]
+fn noop_completes_every_job_through_the_worker_runtime() {
+    const JOBS: usize = 60;
+    let server = Server::start(60);
+    let jids: Vec<String> = (0..JOBS).map(|i| format!("noop-{i}")).collect();
+    for jid in &jids {
+        server.put(jid, "Anything", "{}", 5);
+    }
+    let mut worker = server.worker_with(&["--noop", "--concurrency", "16"]);
+    for jid in &jids {
+        let job = server.wait_state(jid, "complete");
+        let whats = history_whats(&job);
+        assert_eq!(
+            whats.iter().filter(|w| *w == "done").count(),
+            1,
+            "{jid}: {whats:?}"
+        );
+    }
+    let workers: Value = serde_json::from_str(&server.cli(&["workers"])).expect("workers JSON");
+    assert!(
+        workers.to_string().contains(&format!("{}", worker.pid())),
+        "the worker shows in the workers list: {workers}"
+    );
+    worker.signal("-QUIT");
+    let status = worker.wait_exit();
+    assert!(status.success(), "{}", worker.log());
+    let log = worker.log();
+    assert!(log.contains(&format!("{JOBS} completed")), "{log}");
+    assert!(!log.contains("unfinished job"), "{log}");
+    assert!(server.lines("done").is_empty(), "no program ran");
 }
