@@ -1,8 +1,8 @@
 //! Batched completion against a real temporary SQLite store: many jobs
 //! complete exactly once in fewer store commands than one per report, a job
 //! whose lock was lost gets its refusal while the others complete, a store
-//! failure of a whole batch is tried again, and stopping while completions
-//! are in flight loses none.
+//! failure of a whole batch is tried again, stopping while completions are
+//! in flight loses none, and batches go through a real `clew server` too.
 
 mod runtime_support;
 
@@ -360,4 +360,54 @@ fn a_worker_giving_up_at_once_still_sends_the_completions_handed_over() {
     let s = stop_with_completions_in_flight("w-nograce", Duration::ZERO, |c| c.stop_now());
     assert!(s.complete >= s.in_flight, "{:?}", s.report);
     assert_eq!(s.report.completed, s.complete, "{:?}", s.report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_a_server_completions_go_in_batches_too() {
+    const JOBS: usize = 200;
+    let (store, _dir) = clew_sqlite::testing::temp_store();
+    let state = clew_server::AppState::new(
+        Engine::new(store.clone()),
+        clew_server::ServerConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(clew_server::serve(listener, state, {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    }));
+    let client = Client::remote(&url, None).expect("client");
+    let mut jids = Vec::with_capacity(JOBS);
+    for _ in 0..JOBS {
+        jids.push(put(&client, "q", "Noop", 5).await);
+    }
+    let before = store.writer_stats();
+    let performed = Arc::new(AtomicUsize::new(0));
+    let handler = FnHandler({
+        let performed = performed.clone();
+        move |_job, _ctx| {
+            performed.fetch_add(1, Ordering::SeqCst);
+            async { Outcome::complete() }
+        }
+    });
+    let mut cfg = config("w-remote", &["q"]);
+    cfg.concurrency = 32;
+    let (control, run) = start(Worker::new(client.clone(), handler, cfg));
+    wait_for("every job to be performed", || async {
+        performed.load(Ordering::SeqCst) == JOBS
+    })
+    .await;
+    let report = finish(&control, run).await;
+    let commands = store.writer_stats().commands - before.commands;
+    eprintln!("over HTTP, {JOBS} jobs, concurrency 32: {commands} store commands");
+    assert_eq!(report.completed, JOBS, "{report:?}");
+    assert!(commands < JOBS as u64, "{commands} store commands");
+    for jid in &jids {
+        assert_eq!(dones(&client, jid).await, 1, "{jid}");
+    }
+    stop.cancel();
+    server.await.expect("server task").expect("server ran");
 }
