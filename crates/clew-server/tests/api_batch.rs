@@ -370,6 +370,7 @@ async fn complete_many_completes_each_on_its_own() {
                 {"jid": jids[1], "data": {"done": true}},
                 {"jid": jids[2]},
                 {"jid": "no-such-job"},
+                {"jid": ""},
                 {"jid": jids[3], "next": "q2"},
                 {"jid": jids[4], "queue": "q", "data": {"i": 4}, "metadata": {"k": "v"}},
             ]}),
@@ -379,7 +380,7 @@ async fn complete_many_completes_each_on_its_own() {
     // batch for the completions.
     assert_eq!(s.take_commands(), vec!["multiget", "batch"]);
     let results = answer["results"].as_array().expect("results");
-    assert_eq!(results.len(), 6);
+    assert_eq!(results.len(), 7);
     assert_eq!(results[0], json!({"jid": jids[0], "state": "complete"}));
     assert_eq!(results[1], json!({"jid": jids[1], "state": "complete"}));
     assert_eq!(results[2]["jid"], jids[2].as_str());
@@ -387,8 +388,10 @@ async fn complete_many_completes_each_on_its_own() {
     assert_error(&results[2], "conflict", &[jids[2].as_str()]);
     assert_eq!(results[3]["jid"], "no-such-job");
     assert_eq!(results[3]["error"]["code"], "not_found");
-    assert_eq!(results[4], json!({"jid": jids[3], "state": "waiting"}));
-    assert_eq!(results[5], json!({"jid": jids[4], "state": "complete"}));
+    assert_eq!(results[4]["jid"], "");
+    assert_eq!(results[4]["error"]["code"], "invalid_argument");
+    assert_eq!(results[5], json!({"jid": jids[3], "state": "waiting"}));
+    assert_eq!(results[6], json!({"jid": jids[4], "state": "complete"}));
 
     let paths: Vec<String> = jids.iter().map(|j| format!("/v1/jobs/{j}")).collect();
     let job = |i: usize| s.get(&paths[i]);

@@ -263,34 +263,27 @@ pub async fn put_many(
                 "jobs[{i}].queue: missing (each job names its queue)"
             )));
         };
-        let mut command = Command::Put(put_params(queue, job));
-        if let Command::Put(p) = &command {
-            if let Some(first) = first_of.insert(p.jid.clone(), i) {
-                return Err(ApiError::invalid(format!(
-                    "jobs[{i}].jid: {:?} is also the jid of jobs[{first}] (a call puts each job once)",
-                    p.jid
-                )));
-            }
+        let params = put_params(queue, job);
+        if let Some(first) = first_of.insert(params.jid.clone(), i) {
+            return Err(ApiError::invalid(format!(
+                "jobs[{i}].jid: {:?} is also the jid of jobs[{first}] (a call puts each job once)",
+                params.jid
+            )));
         }
+        let mut command = Command::Put(params);
         clew_core::logic::validate(&command).map_err(|e| item_error(i, e))?;
         state.config().apply_header_metadata(&headers, &mut command);
         commands.push(command);
     }
-    let jids: Vec<String> = commands
-        .iter()
-        .filter_map(|c| match c {
-            Command::Put(p) => Some(p.jid.clone()),
-            _ => None,
-        })
-        .collect();
     let results = match run_batch(&state, now, commands, true).await {
         Ok(results) => results,
         // The refusal names a job by its jid (`Requeue(): Job x does not
         // exist`): say which item that is.
         Err(e) => {
-            let index = jids
-                .iter()
-                .position(|j| e.message().split_whitespace().any(|w| w == j));
+            let index = e
+                .message()
+                .split_whitespace()
+                .find_map(|w| first_of.get(w).copied());
             return Err(match index {
                 Some(i) => item_error(i, e),
                 None => e.into(),
@@ -619,6 +612,11 @@ impl CompleteItem {
     /// The completion by `worker`, with the defaults taken from `job` (read
     /// when [`CompleteItem::needs_job`]; `None` then means it is missing).
     fn params(self, worker: &str, job: Option<&Job>) -> clew_core::Result<CompleteParams> {
+        if self.jid.is_empty() {
+            return Err(clew_core::Error::invalid(
+                "jid: expected a job id, got \"\"",
+            ));
+        }
         let (queue, data) = match (self.queue, &self.data, job) {
             (Some(q), Some(d), _) => (q, data_text(d)),
             (q, d, Some(job)) => (
@@ -731,7 +729,8 @@ pub struct ResultsAnswer {
 
 /// Runs one command per job in one transaction, each on its own, and
 /// answers their results. `commands[i]` is job `i`'s command, or its
-/// refusal already; a done job's state is its reply's text, or `state`.
+/// refusal already; a done job's state is `done_state`, or else its
+/// reply's text.
 async fn each_on_its_own(
     state: &AppState,
     now: RequestNow,
@@ -806,7 +805,7 @@ pub async fn complete_many(
     let wanted: Vec<String> = body
         .jobs
         .iter()
-        .filter(|j| j.needs_job())
+        .filter(|j| j.needs_job() && !j.jid.is_empty())
         .map(|j| j.jid.clone())
         .collect();
     let mut known: HashMap<String, Job> = HashMap::new();
