@@ -1,30 +1,55 @@
-//! `clew bench`: throughput and latency of the store, in-process.
+//! `clew bench`: throughput and latency of the store, in-process or through
+//! `clew server` with `clew work` workers.
 //!
 //! Scenarios (each run `--repeat` times; every figure printed is the median
 //! of the runs):
-//! * `enqueue`: `--jobs` jobs put one per call by `--concurrency` tasks;
-//!   jobs per second.
-//! * `lifecycle`: `--jobs` no-op jobs put (as in `enqueue`), then popped
-//!   `--batch` at a time and completed one by one by `--workers` tasks;
-//!   jobs per second over the whole (put, pop and complete).
-//! * `latency`: `--workers` idle tasks wait for jobs
-//!   ([`clew_core::Engine::wait_for_jobs`], answered on the commit), while
-//!   jobs are put one at a time every 5 ms (at most [`LATENCY_JOBS_MAX`]);
-//!   enqueue-to-start p50 / p99 / max, from the put call's start to the
-//!   pop's return.
+//! * `enqueue`: `--jobs` jobs put one per call by `--concurrency` tasks
+//!   (row `enqueue`), and, on a fresh store, the same number put
+//!   `--put-batch` at a time with `put_many` by `--concurrency` tasks (row
+//!   `enqueue-batch`); jobs per second.
+//! * `lifecycle`: `--jobs` no-op jobs put `--put-batch` at a time, popped
+//!   `--batch` at a time and completed with `complete_many` (one
+//!   transaction per batch) by `--workers` tasks; jobs per second over the
+//!   whole (put, pop and complete). In-process the puts come first, then
+//!   the pops; through a server `--workers` `clew work --noop` processes
+//!   (each running `--batch` jobs at once) are already waiting, and the
+//!   figure runs from the first put to the last completion (the queue's
+//!   length polled every [`POLL`]).
+//! * `latency`: idle workers wait for jobs while jobs are put one at a
+//!   time every 5 ms (at most [`LATENCY_JOBS_MAX`]); enqueue-to-start p50 /
+//!   p99 / max. In-process: `--workers` tasks waiting on the engine's
+//!   commits ([`clew_core::Engine::wait_for_jobs`]), from the put call's
+//!   start to the pop's return. Through a server: `clew work --noop`
+//!   processes (waiting in `POST /v1/wait`), from the job's put to its pop
+//!   on the server's clock (the `time_in_queue` of its `dequeued` lifecycle
+//!   event, read back over HTTP).
+//! * `depth` (only when asked for): for each D of `--depths`, the queue is
+//!   first filled with D jobs (`put_many` of [`PREFILL_BATCH`], not
+//!   timed), then `--jobs` jobs are put one per call by `--concurrency`
+//!   tasks (row `depth-D`, figure put) and `--jobs` jobs popped `--batch`
+//!   at a time and completed with `complete_many` by `--workers` tasks
+//!   (figure pop); the queue holds D jobs again after each run, so the
+//!   prefill is done once per depth. Then the ratio of the largest depth's
+//!   rates to the smallest's, and, when the bench started the server, its
+//!   resident memory after the largest prefill.
 //!
-//! `--ceiling` (SQLite only) also runs, after each lifecycle run, the bare
-//! SQL of a job's life directly with rusqlite on a fresh file next to the
-//! store's (same pragmas), in the same batch sizes, and prints the
-//! lifecycle figure as a ratio of it.
+//! `--ceiling` (SQLite) also runs, after each lifecycle run, the bare SQL
+//! of a job's life directly with rusqlite on a fresh file (same pragmas),
+//! in the same batch sizes, and prints the lifecycle figure as a ratio of
+//! it.
 //!
-//! Without `--db` on the command line, each run opens a fresh temporary
-//! SQLite file (deleted after the run), so no run measures what an earlier
-//! one left behind. With `--db`, every run uses that store, and whatever it
-//! holds, in a queue of its own.
+//! Where: in-process on `--db` (without `--db` on the command line, a fresh
+//! temporary SQLite file per run, deleted after it, so no run measures what
+//! an earlier one left); `--server` starts `clew server` (this executable)
+//! on that store for each run, on 127.0.0.1 with a free port, and talks to
+//! it over HTTP with the remote [`Client`]; `--url` (on the command line)
+//! benches a server already running (workers are still started). Every
+//! child process is stopped at the end of its run, and killed when the
+//! bench fails or is interrupted (ctrl-c, SIGTERM).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,17 +57,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-use clew_core::command::{CompleteParams, PutParams};
+use clew::Client;
+use clew_core::command::{CompleteParams, JobsListing, PutParams};
 use clew_core::engine::WaitFor;
-use clew_core::{Engine, Error, Event, EventSink};
+use clew_core::{Command, Engine, Error, Event, EventSink};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 
 use crate::store_url::{StoreOptions, StoreUrl};
 
-/// The scenarios, in the order they run by default.
-pub const SCENARIOS: [&str; 3] = ["enqueue", "lifecycle", "latency"];
+/// The scenarios; all but `depth` run by default.
+pub const SCENARIOS: [&str; 4] = ["enqueue", "lifecycle", "latency", "depth"];
 
 /// The most jobs the latency scenario puts (one every 5 ms).
 pub const LATENCY_JOBS_MAX: usize = 1000;
@@ -50,45 +77,122 @@ pub const LATENCY_JOBS_MAX: usize = 1000;
 /// The pause between two puts of the latency scenario.
 const LATENCY_SPACING: Duration = Duration::from_millis(5);
 
+/// Jobs per `put_many` when filling a queue for the depth scenario.
+pub const PREFILL_BATCH: usize = 1000;
+
+/// How often a bench through a server looks at the queue's length.
+const POLL: Duration = Duration::from_millis(2);
+
+/// The longest a bench waits for a server or its workers to start, or for
+/// a queue to drain once nothing is put any more.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Variables a child process must not inherit (they would change its
+/// store, server or role).
+const CHILD_ENV_CLEARED: [&str; 7] = [
+    "CLEW_URL",
+    "CLEW_DB",
+    "CLEW_TOKEN",
+    "CLEW_PG_POOL",
+    "CLEW_LISTEN",
+    "CLEW_WORKER_CHILD",
+    "CLEW_WORKER_PARENT",
+];
+
 /// `clew bench`'s options.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// A scenario to run: enqueue, lifecycle or latency; repeatable
-    /// (default: all).
+    /// A scenario to run: enqueue, lifecycle, latency or depth; repeatable
+    /// (default: enqueue, lifecycle and latency).
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
-    /// Jobs per run (the latency scenario puts at most 1,000).
+    /// Jobs per run (the latency scenario puts at most 1,000; depth times
+    /// this many puts and this many pops at each depth).
     #[arg(long, default_value_t = 10_000)]
     pub jobs: usize,
-    /// Worker tasks popping and completing (lifecycle) or waiting (latency).
+    /// Worker tasks popping and completing (lifecycle, depth) or waiting
+    /// (latency); through a server, `clew work --noop` processes
+    /// (lifecycle, latency).
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
-    /// Jobs a worker pops at once (lifecycle).
+    /// Jobs a worker pops at once and completes in one `complete_many`
+    /// (lifecycle, depth); through a server, each worker process's
+    /// `--concurrency`.
     #[arg(long, default_value_t = 25)]
     pub batch: usize,
-    /// Tasks putting jobs at once (enqueue, and the puts of lifecycle).
+    /// Tasks putting jobs at once (enqueue, the puts of lifecycle and
+    /// depth).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Jobs per `put_many` (enqueue-batch, the puts of lifecycle).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub put_batch: usize,
+    /// The depths of the depth scenario: jobs already waiting,
+    /// comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,1000000",
+        value_name = "D,..."
+    )]
+    pub depths: Vec<usize>,
     /// Runs of each scenario; the median is printed.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Also measure the bare SQL of a job's life (SQLite only) and print
-    /// the lifecycle figure as a ratio of it.
+    /// Also measure the bare SQL of a job's life (SQLite) and print the
+    /// lifecycle figure as a ratio of it.
     #[arg(long)]
     pub ceiling: bool,
+    /// Bench through `clew server` (started on the store for each run,
+    /// on 127.0.0.1) with `clew work --noop` worker processes, over HTTP.
+    #[arg(long)]
+    pub server: bool,
     /// Whether `--db` was given on the command line (else: a temporary
     /// SQLite file, never the ambient `CLEW_DB`).
     #[arg(skip)]
     pub db_given: bool,
+    /// `--url` when given on the command line (never the ambient
+    /// `CLEW_URL`): the running server to bench.
+    #[arg(skip)]
+    pub url: Option<String>,
+    /// `--token` / `CLEW_TOKEN`, sent to `--url`.
+    #[arg(skip)]
+    pub token: Option<String>,
 }
 
-/// Notes whether `--db` was given on the command line (see
-/// [`BenchArgs::db_given`]).
+/// Notes whether `--db` and `--url` were given on the command line (see
+/// [`BenchArgs::db_given`], [`BenchArgs::url`]).
 pub fn note_db_source(mut cli: crate::Cli, matches: &ArgMatches) -> crate::Cli {
+    let url_given = matches.value_source("url") == Some(ValueSource::CommandLine);
+    let (url, token) = (cli.url.clone(), cli.token.clone());
     if let crate::Cmd::Bench(args) = &mut cli.command {
         args.db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
+        args.url = url.filter(|u| url_given && !u.is_empty());
+        args.token = token.filter(|t| !t.is_empty());
     }
     cli
+}
+
+/// Where the bench runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Mode {
+    /// An engine in this process.
+    InProcess,
+    /// A `clew server` this bench starts.
+    Server,
+    /// A server already running at this URL.
+    Url(String),
+}
+
+impl Mode {
+    fn name(&self) -> &'static str {
+        match self {
+            Mode::InProcess => "in-process",
+            Mode::Server => "server",
+            Mode::Url(_) => "url",
+        }
+    }
 }
 
 /// The validated sizes of a bench.
@@ -99,8 +203,12 @@ struct Plan {
     workers: usize,
     batch: usize,
     concurrency: usize,
+    put_batch: usize,
+    depths: Vec<usize>,
     repeat: usize,
     ceiling: bool,
+    mode: Mode,
+    token: Option<String>,
 }
 
 impl Plan {
@@ -112,7 +220,7 @@ impl Plan {
                 .find(|s| **s == name.as_str())
                 .ok_or_else(|| {
                     Error::invalid(format!(
-                        "--scenario: expected enqueue, lifecycle or latency, got {name:?}"
+                        "--scenario: expected enqueue, lifecycle, latency or depth, got {name:?}"
                     ))
                 })?;
             if !scenarios.contains(known) {
@@ -120,27 +228,64 @@ impl Plan {
             }
         }
         if scenarios.is_empty() {
-            scenarios = SCENARIOS.to_vec();
+            scenarios = SCENARIOS[..3].to_vec();
         }
         at_least("--jobs", a.jobs, 1)?;
         at_least("--workers", a.workers, 1)?;
         at_least("--batch", a.batch, 1)?;
         at_least("--concurrency", a.concurrency, 1)?;
+        at_least("--put-batch", a.put_batch, 1)?;
         at_least("--repeat", a.repeat, 1)?;
+        let mut depths = a.depths.clone();
+        depths.sort_unstable();
+        depths.dedup();
+        if depths.is_empty() {
+            return Err(Error::invalid("--depths: expected one or more numbers").into());
+        }
+        at_least("--depths", depths[0], 1)?;
         if a.ceiling && !scenarios.contains(&"lifecycle") {
             return Err(Error::invalid(
                 "--ceiling: compares the lifecycle scenario, which is not selected",
             )
             .into());
         }
+        let mode = match (&a.url, a.server) {
+            (Some(_), true) => {
+                return Err(Error::invalid(
+                    "--server: starts a server of its own; with --url the bench uses that one (give one of them)",
+                )
+                .into())
+            }
+            (Some(url), false) => {
+                if !url.starts_with("http://") {
+                    return Err(Error::invalid(format!(
+                        "--url: expected http://HOST:PORT, got {url}"
+                    ))
+                    .into());
+                }
+                if a.ceiling {
+                    return Err(Error::invalid(
+                        "--ceiling: not with --url (the store behind that server is unknown)",
+                    )
+                    .into());
+                }
+                Mode::Url(url.trim_end_matches('/').to_owned())
+            }
+            (None, true) => Mode::Server,
+            (None, false) => Mode::InProcess,
+        };
         Ok(Plan {
             scenarios,
             jobs: a.jobs,
             workers: a.workers,
             batch: a.batch,
             concurrency: a.concurrency,
+            put_batch: a.put_batch,
+            depths,
             repeat: a.repeat,
             ceiling: a.ceiling,
+            mode,
+            token: a.token.clone(),
         })
     }
 }
@@ -152,7 +297,8 @@ fn at_least(flag: &str, value: usize, min: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SQLite files (with their `-wal` and `-shm`) deleted on drop.
+/// Files (SQLite files with their `-wal` and `-shm`, logs) deleted on drop.
+#[derive(Default)]
 struct TempFiles(Vec<PathBuf>);
 
 impl Drop for TempFiles {
@@ -193,8 +339,9 @@ pub async fn run(
         (Some(StoreUrl::Sqlite(path)), _) => file_dir(path),
         _ => std::env::temp_dir(),
     };
-    let kind = match &given {
-        Some(url) if url.is_shared() => "postgres",
+    let kind = match (&plan.mode, &given) {
+        (Mode::Url(_), _) => "server",
+        (_, Some(url)) if url.is_shared() => "postgres",
         _ => "sqlite",
     };
     let setup = Setup {
@@ -204,12 +351,35 @@ pub async fn run(
         id: run_id(),
         ceiling_dir,
     };
-    let report = setup.all().await?;
+    // An interruption drops the bench's future, and with it every child
+    // process (killed on drop) and temporary file.
+    let report = tokio::select! {
+        report = setup.all() => report?,
+        signal = interrupted() => {
+            anyhow::bail!("interrupted by {signal}; child processes killed")
+        }
+    };
     let doc = report.to_json(kind, &plan);
     if json {
         crate::print_json(&doc)
     } else {
         crate::print_str(&report.to_table(kind, &plan))
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
@@ -276,37 +446,64 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// One row group of the report: a scenario (or a depth) and its figures.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    jobs: usize,
+    depth: Option<usize>,
+    figures: Figures,
+}
+
 /// What a bench measured.
 #[derive(Debug, Default)]
 struct Report {
-    scenarios: Vec<(&'static str, usize, Figures)>,
+    rows: Vec<Row>,
     ceiling: Option<Figures>,
+    /// The server's resident memory (kB) after the largest prefill of the
+    /// depth scenario, when the bench started the server.
+    server_rss_kb: Option<u64>,
 }
 
 impl Report {
+    fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+
     fn ratio(&self) -> Option<f64> {
-        let lifecycle = self
-            .scenarios
-            .iter()
-            .find(|(n, _, _)| *n == "lifecycle")?
-            .2
-            .median("jobs_per_sec")?;
+        let lifecycle = self.row("lifecycle")?.figures.median("jobs_per_sec")?;
         Some(lifecycle / self.ceiling.as_ref()?.median("jobs_per_sec")?)
+    }
+
+    /// The largest depth's median `figure` over the smallest's.
+    fn depth_ratio(&self, figure: &str) -> Option<(usize, usize, f64)> {
+        let depths: Vec<&Row> = self.rows.iter().filter(|r| r.depth.is_some()).collect();
+        let (low, high) = (depths.first()?, depths.last()?);
+        if low.depth == high.depth {
+            return None;
+        }
+        let ratio = high.figures.median(figure)? / low.figures.median(figure)?;
+        Some((low.depth?, high.depth?, ratio))
     }
 
     fn to_json(&self, store: &str, plan: &Plan) -> Value {
         let mut scenarios = Map::new();
-        for (name, jobs, figures) in &self.scenarios {
-            let mut v = figures.to_json();
-            v["jobs"] = json!(jobs);
-            scenarios.insert((*name).to_owned(), v);
+        for row in &self.rows {
+            let mut v = row.figures.to_json();
+            v["jobs"] = json!(row.jobs);
+            if let Some(d) = row.depth {
+                v["depth"] = json!(d);
+            }
+            scenarios.insert(row.name.clone(), v);
         }
         let mut doc = json!({
             "store": store,
+            "mode": plan.mode.name(),
             "jobs": plan.jobs,
             "workers": plan.workers,
             "batch": plan.batch,
             "concurrency": plan.concurrency,
+            "put_batch": plan.put_batch,
             "repeat": plan.repeat,
             "scenarios": scenarios,
         });
@@ -315,6 +512,16 @@ impl Report {
             v["jobs"] = json!(plan.jobs);
             v["ratio"] = json!(self.ratio());
             doc["ceiling"] = v;
+        }
+        if plan.scenarios.contains(&"depth") {
+            let mut depth = json!({
+                "depths": plan.depths,
+                "server_rss_kb": self.server_rss_kb,
+            });
+            for (key, figure) in [("put_ratio", "put_per_sec"), ("pop_ratio", "pop_per_sec")] {
+                depth[key] = json!(self.depth_ratio(figure).map(|(_, _, r)| r));
+            }
+            doc["depth"] = depth;
         }
         doc
     }
@@ -332,15 +539,26 @@ impl Report {
                 ]);
             }
         };
-        for (name, _, figures) in &self.scenarios {
-            add(name, figures);
+        for row in &self.rows {
+            add(&row.name, &row.figures);
         }
         if let Some(c) = &self.ceiling {
             add("ceiling", c);
         }
+        let place = match &plan.mode {
+            Mode::InProcess => "in-process".to_owned(),
+            Mode::Server => format!(
+                "through clew server, {} clew work --noop process(es) × concurrency {}",
+                plan.workers, plan.batch
+            ),
+            Mode::Url(url) => format!(
+                "through {url}, {} clew work --noop process(es) × concurrency {}",
+                plan.workers, plan.batch
+            ),
+        };
         let mut out = format!(
-            "clew bench: {store} store, in-process; {} jobs, {} workers × batch {}, concurrency {}, median of {} run(s)\n",
-            plan.jobs, plan.workers, plan.batch, plan.concurrency, plan.repeat
+            "clew bench: {store} store, {place}; {} jobs, {} workers × batch {}, concurrency {}, put batch {}, median of {} run(s)\n",
+            plan.jobs, plan.workers, plan.batch, plan.concurrency, plan.put_batch, plan.repeat
         );
         out.push_str(&t.render());
         if let Some(r) = self.ratio() {
@@ -348,6 +566,19 @@ impl Report {
                 "lifecycle / ceiling: {:.2} ({:.0}% of the bare SQL)\n",
                 r,
                 r * 100.0
+            ));
+        }
+        for (what, figure) in [("put", "put_per_sec"), ("pop", "pop_per_sec")] {
+            if let Some((low, high, r)) = self.depth_ratio(figure) {
+                out.push_str(&format!(
+                    "depth {what}: {r:.2} (rate at {high} waiting / rate at {low})\n"
+                ));
+            }
+        }
+        if let Some(kb) = self.server_rss_kb {
+            out.push_str(&format!(
+                "server resident memory after the largest prefill: {:.1} MB\n",
+                kb as f64 / 1024.0
             ));
         }
         out
@@ -358,6 +589,8 @@ impl Report {
 fn label(name: &str) -> &str {
     match name {
         "jobs_per_sec" => "jobs/s",
+        "put_per_sec" => "put jobs/s",
+        "pop_per_sec" => "pop jobs/s",
         "p50_ms" => "p50 ms",
         "p99_ms" => "p99 ms",
         "max_ms" => "max ms",
@@ -388,6 +621,188 @@ fn bar(len: usize, message: String) -> ProgressBar {
     bar
 }
 
+/// The engine or the server a run talks to.
+#[derive(Clone)]
+enum Conn {
+    Engine(Engine),
+    Client(Client),
+}
+
+impl Conn {
+    async fn execute(&self, command: Command) -> Result<Value, Error> {
+        match self {
+            Conn::Engine(e) => Ok(e.execute(command).await?.to_json()),
+            Conn::Client(c) => c.execute(command).await,
+        }
+    }
+
+    async fn put(&self, params: PutParams) -> Result<(), Error> {
+        match self {
+            Conn::Engine(e) => e.put(params).await.map(drop),
+            Conn::Client(c) => c.put(params).await.map(drop),
+        }
+    }
+
+    async fn put_many(&self, jobs: Vec<PutParams>) -> Result<(), Error> {
+        match self {
+            Conn::Engine(e) => e.put_many(jobs).await.map(drop),
+            Conn::Client(c) => c.put_many(jobs).await.map(drop),
+        }
+    }
+
+    /// Pops up to `count` jobs; their jids.
+    async fn pop(&self, queue: &str, worker: &str, count: usize) -> Result<Vec<String>, Error> {
+        let count = count as i64;
+        Ok(match self {
+            Conn::Engine(e) => e
+                .pop(queue, worker, count)
+                .await?
+                .iter()
+                .map(|j| j.jid().to_owned())
+                .collect(),
+            Conn::Client(c) => c
+                .pop(queue, worker, count)
+                .await?
+                .into_iter()
+                .map(|j| j.jid)
+                .collect(),
+        })
+    }
+
+    /// Completes jobs in one transaction; fails on the first refusal.
+    async fn complete_many(&self, jobs: Vec<CompleteParams>) -> Result<(), Error> {
+        let results = match self {
+            Conn::Engine(e) => e.complete_many(jobs).await?,
+            Conn::Client(c) => c.complete_many(jobs).await?,
+        };
+        results.into_iter().try_for_each(|r| r.map(drop))
+    }
+
+    /// Running + waiting + scheduled jobs of `queue`.
+    async fn length(&self, queue: &str) -> Result<i64, Error> {
+        let v = self
+            .execute(Command::Length {
+                queue: queue.to_owned(),
+            })
+            .await?;
+        v.as_i64()
+            .ok_or_else(|| Error::store(format!("length: unexpected reply {v}")))
+    }
+
+    /// Jobs of `queue` completed on the days of `times` (from its stats).
+    async fn completed(&self, queue: &str, times: &[clew_core::Timestamp]) -> Result<i64, Error> {
+        let mut days: Vec<clew_core::Timestamp> = Vec::new();
+        for t in times {
+            if !days.iter().any(|d| d.day() == t.day()) {
+                days.push(*t);
+            }
+        }
+        let mut n = 0;
+        for date in days {
+            let v = self
+                .execute(Command::Stats {
+                    queue: queue.to_owned(),
+                    date,
+                })
+                .await?;
+            n += v.pointer("/run/count").and_then(Value::as_i64).unwrap_or(0);
+        }
+        Ok(n)
+    }
+}
+
+/// A child process of the bench (a server or a worker): stopped with
+/// SIGTERM by [`Proc::stop`], killed when dropped.
+struct Proc {
+    child: tokio::process::Child,
+    what: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `exe ARGS...` with stdout to `stdout` and stderr appended to
+    /// `log`; killed on drop.
+    fn spawn(
+        what: String,
+        args: &[String],
+        log: &Path,
+        stdout: Stdio,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Proc> {
+        let exe = std::env::current_exe().context("finding the clew executable")?;
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let mut cmd = tokio::process::Command::new(exe);
+        for var in CHILD_ENV_CLEARED {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(err)
+            .kill_on_drop(true);
+        let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+        Ok(Proc {
+            child,
+            what,
+            log: log.to_owned(),
+        })
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// An error if the process has exited, with the end of its log.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            anyhow::bail!("{} exited ({status}): {}", self.what, log_tail(&self.log));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    async fn stop(mut self, grace: Duration) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            if tokio::time::timeout(grace, self.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = self.child.kill().await;
+            }
+        }
+    }
+}
+
+/// The last lines of a child's log (for an error message).
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    if tail.is_empty() {
+        "(nothing logged)".to_owned()
+    } else {
+        tail
+    }
+}
+
+/// A server process's resident memory in kB (`VmRSS` of /proc/PID/status).
+fn resident_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// What every run of a bench opens and uses.
 struct Setup {
     /// `--db` when given on the command line; else each run opens a fresh
@@ -401,6 +816,60 @@ struct Setup {
     ceiling_dir: PathBuf,
 }
 
+/// One run's store, and the processes serving it.
+struct Session {
+    conn: Conn,
+    /// In-process: the engine's commits (what idle workers wait on).
+    commits: Option<watch::Receiver<i64>>,
+    /// The server's URL (a started one or `--url`).
+    url: Option<String>,
+    token: Option<String>,
+    workers: Vec<Proc>,
+    server: Option<Proc>,
+    /// Temporary store and log files; dropped after the processes.
+    files: TempFiles,
+}
+
+impl Session {
+    /// Stops the workers, then the server (or closes the engine).
+    async fn close(mut self) -> anyhow::Result<()> {
+        for w in std::mem::take(&mut self.workers) {
+            w.stop(Duration::from_secs(10)).await;
+        }
+        if let Some(server) = self.server.take() {
+            server.stop(Duration::from_secs(30)).await;
+        }
+        if let Conn::Engine(engine) = &self.conn {
+            engine.close().await?;
+        }
+        Ok(())
+    }
+
+    /// Fails if a child process has exited.
+    fn check_children(&mut self) -> anyhow::Result<()> {
+        for p in self.workers.iter_mut().chain(self.server.as_mut()) {
+            p.check_alive()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `queue` holds nothing waiting, running or scheduled,
+    /// looking every [`POLL`].
+    async fn drained(&mut self, queue: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.conn.length(queue).await? == 0 {
+                return Ok(());
+            }
+            self.check_children()?;
+            if Instant::now() > deadline {
+                anyhow::bail!("{queue}: not drained after {} s", timeout.as_secs());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
 impl Setup {
     /// Runs every scenario `--repeat` times (and the ceiling after each
     /// lifecycle run).
@@ -408,23 +877,39 @@ impl Setup {
         let mut report = Report::default();
         let mut ceiling = Figures::default();
         for &scenario in &self.plan.scenarios {
+            if scenario == "depth" {
+                self.depth(&mut report).await?;
+                continue;
+            }
             let jobs = match scenario {
                 "latency" => self.plan.jobs.min(LATENCY_JOBS_MAX),
                 _ => self.plan.jobs,
             };
-            let mut figures = Figures::default();
-            for rep in 1..=self.plan.repeat {
-                figures.add(self.one(scenario, rep, jobs).await?);
-                if self.plan.ceiling && scenario == "lifecycle" {
-                    let path = self
-                        .ceiling_dir
-                        .join(format!("clew-bench-{}-ceiling-{rep}.db", self.id));
-                    let _files = TempFiles(vec![path.clone()]);
-                    let rate = self.ceiling(path, jobs, rep).await?;
-                    ceiling.add(vec![("jobs_per_sec", rate)]);
+            let parts: &[&'static str] = match scenario {
+                "enqueue" => &["enqueue", "enqueue-batch"],
+                "lifecycle" => &["lifecycle"],
+                _ => &["latency"],
+            };
+            for &part in parts {
+                let mut figures = Figures::default();
+                for rep in 1..=self.plan.repeat {
+                    figures.add(self.one(part, rep, jobs).await?);
+                    if self.plan.ceiling && part == "lifecycle" {
+                        let path = self
+                            .ceiling_dir
+                            .join(format!("clew-bench-{}-ceiling-{rep}.db", self.id));
+                        let _files = TempFiles(vec![path.clone()]);
+                        let rate = self.ceiling(path, jobs, rep).await?;
+                        ceiling.add(vec![("jobs_per_sec", rate)]);
+                    }
                 }
+                report.rows.push(Row {
+                    name: part.to_owned(),
+                    jobs,
+                    depth: None,
+                    figures,
+                });
             }
-            report.scenarios.push((scenario, jobs, figures));
         }
         if self.plan.ceiling {
             report.ceiling = Some(ceiling);
@@ -432,78 +917,492 @@ impl Setup {
         Ok(report)
     }
 
-    /// One run of `scenario`, on the given store or a fresh temporary one.
+    /// Opens the run's store (the given one or a fresh temporary file) and,
+    /// through a server, starts it (unless `--url`).
+    async fn open(&self, tag: &str) -> anyhow::Result<Session> {
+        let mut files = TempFiles::default();
+        let url = match &self.given {
+            Some(url) => url.clone(),
+            None => {
+                let name = format!("clew-bench-{}-{tag}.db", self.id);
+                let path = std::env::temp_dir().join(name);
+                files.0.push(path.clone());
+                StoreUrl::Sqlite(path)
+            }
+        };
+        match &self.plan.mode {
+            Mode::InProcess => {
+                let store = url.open(&self.options)?;
+                let (tx, commits) = watch::channel(0);
+                let engine = Engine::new(store).with_sink(Arc::new(CommitSink(tx)));
+                Ok(Session {
+                    conn: Conn::Engine(engine),
+                    commits: Some(commits),
+                    url: None,
+                    token: None,
+                    workers: Vec::new(),
+                    server: None,
+                    files,
+                })
+            }
+            Mode::Url(server) => Ok(Session {
+                conn: Conn::Client(Client::remote(server, self.plan.token.clone())?),
+                commits: None,
+                url: Some(server.clone()),
+                token: self.plan.token.clone(),
+                workers: Vec::new(),
+                server: None,
+                files,
+            }),
+            Mode::Server => {
+                let log = std::env::temp_dir().join(format!("clew-bench-{}-{tag}.log", self.id));
+                files.0.push(log.clone());
+                let (server, base) = self.start_server(&url, &log).await?;
+                Ok(Session {
+                    conn: Conn::Client(Client::remote(&base, None)?),
+                    commits: None,
+                    url: Some(base),
+                    token: None,
+                    workers: Vec::new(),
+                    server: Some(server),
+                    files,
+                })
+            }
+        }
+    }
+
+    /// Starts `clew server` on `store` on a free loopback port; waits for
+    /// its listening line and `/healthz`. Returns it and its base URL.
+    async fn start_server(&self, store: &StoreUrl, log: &Path) -> anyhow::Result<(Proc, String)> {
+        let mut args = vec!["--db".to_owned()];
+        match store {
+            StoreUrl::Sqlite(path) => args.push(format!("sqlite:{}", path.display())),
+            StoreUrl::Postgres { url, pool } => {
+                args.push(url.clone());
+                if let Some(n) = self.options.pg_pool.or(*pool) {
+                    args.extend(["--pg-pool".to_owned(), n.to_string()]);
+                }
+            }
+        }
+        if let Some(s) = &self.options.synchronous {
+            args.extend(["--synchronous".to_owned(), s.clone()]);
+        }
+        args.extend(["server", "--listen", "127.0.0.1:0"].map(str::to_owned));
+        let mut server = Proc::spawn("clew server".to_owned(), &args, log, Stdio::piped(), &[])?;
+        let stdout = server.child.stdout.take().context("the server's stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;
+        let base = match first {
+            Ok(Ok(Some(line))) => line
+                .trim()
+                .strip_prefix("clew server listening on ")
+                .map(str::to_owned),
+            _ => None,
+        };
+        let Some(base) = base else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            anyhow::bail!("clew server did not start: {}", log_tail(log));
+        };
+        // Keep reading its stdout, so a later line never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ok = http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            server.check_alive()?;
+            if Instant::now() > deadline {
+                anyhow::bail!("clew server at {base}: /healthz did not answer");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok((server, base))
+    }
+
+    /// Starts `--workers` `clew work --noop` processes on `queue` (each
+    /// running `--batch` jobs at once) and waits until every one has popped
+    /// a job (warm-up jobs, put into `queue` until each worker shows up in
+    /// the store's worker list).
+    async fn start_workers(&self, s: &mut Session, queue: &str) -> anyhow::Result<()> {
+        let base = s.url.clone().context("workers need a server")?;
+        let log = std::env::temp_dir().join(format!("clew-bench-{}-{queue}-workers.log", self.id));
+        s.files.0.push(log.clone());
+        let mut names = Vec::new();
+        for w in 0..self.plan.workers {
+            let name = format!("{queue}-w{w}");
+            let args = [
+                "--url",
+                &base,
+                "work",
+                "--noop",
+                "--queue",
+                queue,
+                "--concurrency",
+                &self.plan.batch.to_string(),
+                "--name",
+                &name,
+            ]
+            .map(str::to_owned);
+            let env: Vec<(&str, &str)> = s
+                .token
+                .as_deref()
+                .map(|t| ("CLEW_TOKEN", t))
+                .into_iter()
+                .collect();
+            let what = format!("clew work ({name})");
+            s.workers
+                .push(Proc::spawn(what, &args, &log, Stdio::null(), &env)?);
+            names.push(name);
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        for round in 0.. {
+            let jobs = (0..self.plan.workers * self.plan.batch)
+                .map(|i| put_params(queue, format!("{queue}-warm-{round}-{i}")))
+                .collect();
+            s.conn.put_many(jobs).await?;
+            s.drained(queue, START_TIMEOUT).await?;
+            let seen = s
+                .conn
+                .execute(Command::Workers {
+                    worker: None,
+                    detail: false,
+                })
+                .await?;
+            let seen: Vec<&str> = seen
+                .as_array()
+                .map(|a| a.iter().filter_map(|w| w["name"].as_str()).collect())
+                .unwrap_or_default();
+            if names.iter().all(|n| seen.contains(&n.as_str())) {
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "workers: {} of {} seen after {} s: {}",
+                    names.iter().filter(|n| seen.contains(&n.as_str())).count(),
+                    names.len(),
+                    START_TIMEOUT.as_secs(),
+                    log_tail(&log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// One run of `scenario`.
     async fn one(
         &self,
         scenario: &str,
         rep: usize,
         jobs: usize,
     ) -> anyhow::Result<Vec<(&'static str, f64)>> {
-        let mut files = TempFiles(Vec::new());
-        let url = match &self.given {
-            Some(url) => url.clone(),
-            None => {
-                let name = format!("clew-bench-{}-{scenario}-{rep}.db", self.id);
-                let path = std::env::temp_dir().join(name);
-                files.0.push(path.clone());
-                StoreUrl::Sqlite(path)
-            }
-        };
-        let store = url.open(&self.options)?;
-        let (tx, commits) = watch::channel(0);
-        let bench = Bench {
-            engine: Engine::new(store).with_sink(Arc::new(CommitSink(tx))),
-            commits,
-            plan: self.plan.clone(),
-        };
+        let mut s = self.open(&format!("{scenario}-{rep}")).await?;
         let queue = format!("bench-{}-{scenario}-{rep}", self.id);
         let message = format!("{scenario} {rep}/{}", self.plan.repeat);
-        let run = match scenario {
-            "enqueue" => bench.enqueue(&queue, jobs, &message).await,
-            "lifecycle" => bench.lifecycle(&queue, jobs, &message).await,
-            _ => bench.latency(&queue, jobs, &message).await,
+        let bench = Bench {
+            conn: s.conn.clone(),
+            plan: self.plan.clone(),
         };
-        bench.engine.close().await?;
-        drop(files);
-        run
+        let run = match scenario {
+            "enqueue" => bench.enqueue(&queue, jobs, &message, false).await,
+            "enqueue-batch" => bench.enqueue(&queue, jobs, &message, true).await,
+            "lifecycle" if s.url.is_some() => {
+                self.lifecycle_served(&mut s, &queue, jobs, &message).await
+            }
+            "lifecycle" => bench.lifecycle(&queue, jobs, &message).await,
+            _ if s.url.is_some() => self.latency_served(&mut s, &queue, jobs, &message).await,
+            _ => bench.latency(&s, &queue, jobs, &message).await,
+        };
+        let closed = s.close().await;
+        let figures = run?;
+        closed?;
+        Ok(figures)
     }
+
+    /// Lifecycle through a server: `clew work` processes already waiting;
+    /// from the first put to the queue's drain.
+    async fn lifecycle_served(
+        &self,
+        s: &mut Session,
+        queue: &str,
+        n: usize,
+        message: &str,
+    ) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        self.start_workers(s, queue).await?;
+        let warm = s.conn.completed(queue, &[wall_now()]).await?;
+        let bar = bar(n, message.to_owned());
+        let first = wall_now();
+        let start = Instant::now();
+        let bench = Bench {
+            conn: s.conn.clone(),
+            plan: self.plan.clone(),
+        };
+        bench.put_batched(queue, n, &bar).await?;
+        s.drained(queue, DRAIN_TIMEOUT).await?;
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let done = s.conn.completed(queue, &[first, wall_now()]).await? - warm;
+        if done != n as i64 {
+            anyhow::bail!("lifecycle: {done} of {n} jobs completed");
+        }
+        Ok(vec![("jobs_per_sec", rate)])
+    }
+
+    /// Latency through a server: idle `clew work` processes; each job's
+    /// wait on the server's clock (its `dequeued` event's `time_in_queue`).
+    async fn latency_served(
+        &self,
+        s: &mut Session,
+        queue: &str,
+        n: usize,
+        message: &str,
+    ) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        self.start_workers(s, queue).await?;
+        let bar = bar(n, message.to_owned());
+        let mut tick = tokio::time::interval(LATENCY_SPACING);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for i in 0..n {
+            tick.tick().await;
+            s.conn
+                .put(put_params(queue, format!("{queue}-{i}")))
+                .await?;
+            bar.inc(1);
+        }
+        s.drained(queue, DRAIN_TIMEOUT).await?;
+        bar.finish_and_clear();
+        let base = s.url.clone().context("a server")?;
+        let waits = dequeue_waits(&base, s.token.as_deref(), queue).await?;
+        let mut got: Vec<Duration> = (0..n)
+            .filter_map(|i| waits.get(&format!("{queue}-{i}")))
+            .map(|secs| Duration::from_secs_f64(secs.max(0.0)))
+            .collect();
+        if got.len() < n {
+            anyhow::bail!("latency: {} of {n} jobs have a dequeued event", got.len());
+        }
+        Ok(latency_figures(&mut got))
+    }
+
+    /// The depth scenario: per depth, one store filled once, then
+    /// `--repeat` timed runs of puts and pops.
+    async fn depth(&self, report: &mut Report) -> anyhow::Result<()> {
+        let largest = *self.plan.depths.last().unwrap_or(&0);
+        for &depth in &self.plan.depths {
+            let mut s = self.open(&format!("depth-{depth}")).await?;
+            let queue = format!("bench-{}-depth-{depth}", self.id);
+            let bench = Bench {
+                conn: s.conn.clone(),
+                plan: self.plan.clone(),
+            };
+            let result = async {
+                bench.prefill(&queue, depth).await?;
+                if depth == largest {
+                    report.server_rss_kb =
+                        s.server.as_ref().and_then(Proc::pid).and_then(resident_kb);
+                }
+                let mut figures = Figures::default();
+                for rep in 1..=self.plan.repeat {
+                    let message = format!("depth {depth} {rep}/{}", self.plan.repeat);
+                    figures.add(bench.depth_run(&queue, rep, &message).await?);
+                    s.check_children()?;
+                }
+                if self.given.is_some() {
+                    bench.cleanup(&queue).await?;
+                }
+                anyhow::Ok(figures)
+            }
+            .await;
+            let closed = s.close().await;
+            let figures = result?;
+            closed?;
+            report.rows.push(Row {
+                name: format!("depth-{depth}"),
+                jobs: self.plan.jobs,
+                depth: Some(depth),
+                figures,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The `time_in_queue` of every `dequeued` lifecycle event of `queue`, by
+/// jid, read from the server's `GET /v1/events/search` page by page.
+async fn dequeue_waits(
+    base: &str,
+    token: Option<&str>,
+    queue: &str,
+) -> anyhow::Result<HashMap<String, f64>> {
+    let http = reqwest::Client::new();
+    let mut waits = HashMap::new();
+    let mut after = 0i64;
+    loop {
+        let mut rb = http.get(format!(
+            "{base}/v1/events/search?queue={queue}&type=dequeued&limit=10000&after={after}"
+        ));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.context("GET /v1/events/search")?;
+        let status = resp.status();
+        let v: Value = resp.json().await.context("/v1/events/search: JSON")?;
+        if !status.is_success() {
+            anyhow::bail!("/v1/events/search: {status}: {v}");
+        }
+        for ev in v["events"].as_array().into_iter().flatten() {
+            if let (Some(jid), Some(wait)) = (ev["jid"].as_str(), ev["time_in_queue"].as_f64()) {
+                waits.insert(jid.to_owned(), wait);
+            }
+        }
+        match v["next"].as_i64() {
+            Some(next) if next > after => after = next,
+            _ => return Ok(waits),
+        }
+    }
+}
+
+/// p50, p99 and max of `got` (sorted here), in milliseconds.
+fn latency_figures(got: &mut [Duration]) -> Vec<(&'static str, f64)> {
+    got.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    vec![
+        ("p50_ms", ms(percentile(got, 50))),
+        ("p99_ms", ms(percentile(got, 99))),
+        ("max_ms", ms(got[got.len() - 1])),
+    ]
 }
 
 /// One run in progress.
 struct Bench {
-    engine: Engine,
-    commits: watch::Receiver<i64>,
+    conn: Conn,
     plan: Plan,
 }
 
 impl Bench {
-    /// Puts `n` jobs into `queue`, one per call, from `--concurrency`
-    /// tasks.
-    async fn put_all(&self, queue: &str, n: usize, bar: &ProgressBar) -> anyhow::Result<()> {
+    /// Puts `n` jobs into `queue` (jids `{queue}-{i}`), one per call, from
+    /// `--concurrency` tasks.
+    async fn put_each(&self, queue: &str, n: usize, bar: &ProgressBar) -> anyhow::Result<()> {
+        let prefix = queue.to_owned();
+        self.put_tasks(queue, n, 1, self.plan.concurrency, &prefix, bar)
+            .await
+    }
+
+    /// Puts `n` jobs into `queue`, `--put-batch` per `put_many`, from
+    /// `--concurrency` tasks.
+    async fn put_batched(&self, queue: &str, n: usize, bar: &ProgressBar) -> anyhow::Result<()> {
+        let prefix = queue.to_owned();
+        self.put_tasks(
+            queue,
+            n,
+            self.plan.put_batch,
+            self.plan.concurrency,
+            &prefix,
+            bar,
+        )
+        .await
+    }
+
+    /// Puts `n` jobs with jids `{prefix}-{i}` into `queue`, `per_call` per
+    /// call (one: `put`, more: `put_many`), from `tasks` tasks.
+    async fn put_tasks(
+        &self,
+        queue: &str,
+        n: usize,
+        per_call: usize,
+        tasks: usize,
+        prefix: &str,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<()> {
         let next = Arc::new(AtomicUsize::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..self.plan.concurrency.min(n) {
-            let (engine, next, queue, bar) = (
-                self.engine.clone(),
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..tasks.min(n.div_ceil(per_call)) {
+            let (conn, next, queue, prefix, bar) = (
+                self.conn.clone(),
                 next.clone(),
                 queue.to_owned(),
+                prefix.to_owned(),
                 bar.clone(),
             );
-            tasks.spawn(async move {
+            set.spawn(async move {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
+                    let first = next.fetch_add(per_call, Ordering::Relaxed);
+                    if first >= n {
                         return Ok::<(), Error>(());
                     }
-                    engine.put(put_params(&queue, i)).await?;
-                    bar.inc(1);
+                    let last = (first + per_call).min(n);
+                    if per_call == 1 {
+                        conn.put(put_params(&queue, format!("{prefix}-{first}")))
+                            .await?;
+                    } else {
+                        let jobs = (first..last)
+                            .map(|i| put_params(&queue, format!("{prefix}-{i}")))
+                            .collect();
+                        conn.put_many(jobs).await?;
+                    }
+                    bar.inc((last - first) as u64);
                 }
             });
         }
-        while let Some(done) = tasks.join_next().await {
+        while let Some(done) = set.join_next().await {
             done.context("a putting task panicked")??;
         }
         Ok(())
+    }
+
+    /// Pops and completes (`complete_many` of each pop) `n` jobs of
+    /// `queue`, `--batch` at a time, from `--workers` tasks; stops early
+    /// when the queue has nothing left to hand out. Returns the count
+    /// completed.
+    async fn pop_complete(
+        &self,
+        queue: &str,
+        n: usize,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<usize> {
+        let left = Arc::new(AtomicUsize::new(n));
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..self.plan.workers {
+            let (conn, queue, bar, left) = (
+                self.conn.clone(),
+                queue.to_owned(),
+                bar.clone(),
+                left.clone(),
+            );
+            let worker = format!("{queue}-w{w}");
+            let batch = self.plan.batch;
+            tasks.spawn(async move {
+                let mut done = 0usize;
+                loop {
+                    let want = take(&left, batch);
+                    if want == 0 {
+                        return Ok::<usize, Error>(done);
+                    }
+                    let jids = conn.pop(&queue, &worker, want).await?;
+                    left.fetch_add(want - jids.len(), Ordering::Relaxed);
+                    if jids.is_empty() {
+                        return Ok(done);
+                    }
+                    let count = jids.len();
+                    let completes = jids
+                        .iter()
+                        .map(|jid| complete_params(&queue, &worker, jid))
+                        .collect();
+                    conn.complete_many(completes).await?;
+                    done += count;
+                    bar.inc(count as u64);
+                }
+            });
+        }
+        let mut completed = 0;
+        while let Some(done) = tasks.join_next().await {
+            completed += done.context("a worker task panicked")??;
+        }
+        Ok(completed)
     }
 
     async fn enqueue(
@@ -511,10 +1410,15 @@ impl Bench {
         queue: &str,
         n: usize,
         message: &str,
+        batched: bool,
     ) -> anyhow::Result<Vec<(&'static str, f64)>> {
         let bar = bar(n, message.to_owned());
         let start = Instant::now();
-        self.put_all(queue, n, &bar).await?;
+        if batched {
+            self.put_batched(queue, n, &bar).await?;
+        } else {
+            self.put_each(queue, n, &bar).await?;
+        }
         let rate = n as f64 / start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         Ok(vec![("jobs_per_sec", rate)])
@@ -528,33 +1432,8 @@ impl Bench {
     ) -> anyhow::Result<Vec<(&'static str, f64)>> {
         let bar = bar(2 * n, message.to_owned());
         let start = Instant::now();
-        self.put_all(queue, n, &bar).await?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..self.plan.workers {
-            let (engine, queue, bar) = (self.engine.clone(), queue.to_owned(), bar.clone());
-            let worker = format!("{queue}-w{w}");
-            let batch = self.plan.batch as i64;
-            tasks.spawn(async move {
-                let mut done = 0usize;
-                loop {
-                    let jobs = engine.pop(&queue, &worker, batch).await?;
-                    if jobs.is_empty() {
-                        return Ok::<usize, Error>(done);
-                    }
-                    for job in jobs {
-                        engine
-                            .complete(complete_params(&queue, &worker, job.jid()))
-                            .await?;
-                        done += 1;
-                        bar.inc(1);
-                    }
-                }
-            });
-        }
-        let mut completed = 0;
-        while let Some(done) = tasks.join_next().await {
-            completed += done.context("a worker task panicked")??;
-        }
+        self.put_batched(queue, n, &bar).await?;
+        let completed = self.pop_complete(queue, n, &bar).await?;
         let rate = n as f64 / start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         if completed != n {
@@ -565,10 +1444,14 @@ impl Bench {
 
     async fn latency(
         &self,
+        s: &Session,
         queue: &str,
         n: usize,
         message: &str,
     ) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        let (Conn::Engine(engine), Some(commits)) = (&self.conn, &s.commits) else {
+            anyhow::bail!("latency in-process: no engine");
+        };
         let bar = bar(n, message.to_owned());
         let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let (samples_tx, mut samples) = tokio::sync::mpsc::unbounded_channel();
@@ -576,8 +1459,8 @@ impl Bench {
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..self.plan.workers {
             let waiter = Waiter {
-                engine: self.engine.clone(),
-                commits: self.commits.clone(),
+                engine: engine.clone(),
+                commits: commits.clone(),
                 stop: stop.clone(),
                 queue: queue.to_owned(),
                 worker: format!("{queue}-w{w}"),
@@ -592,9 +1475,9 @@ impl Bench {
         let mut put_error = None;
         for i in 0..n {
             tick.tick().await;
-            let params = put_params(queue, i);
+            let params = put_params(queue, format!("{queue}-{i}"));
             lock(&started).insert(params.jid.clone(), Instant::now());
-            if let Err(e) = self.engine.put(params).await {
+            if let Err(e) = engine.put(params).await {
                 put_error = Some(e);
                 break;
             }
@@ -620,21 +1503,89 @@ impl Bench {
         if got.len() < n {
             anyhow::bail!("latency: {} of {n} jobs started", got.len());
         }
-        got.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        Ok(vec![
-            ("p50_ms", ms(percentile(&got, 50))),
-            ("p99_ms", ms(percentile(&got, 99))),
-            ("max_ms", ms(got[got.len() - 1])),
-        ])
+        Ok(latency_figures(&mut got))
     }
+
+    /// Fills `queue` with `depth` jobs, [`PREFILL_BATCH`] per `put_many`
+    /// (not timed).
+    async fn prefill(&self, queue: &str, depth: usize) -> anyhow::Result<()> {
+        let bar = bar(depth, format!("prefill {depth}"));
+        let prefix = format!("{queue}-p");
+        let tasks = self.plan.concurrency.min(4);
+        self.put_tasks(queue, depth, PREFILL_BATCH, tasks, &prefix, &bar)
+            .await?;
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    /// One timed run at depth: `--jobs` puts one per call, then `--jobs`
+    /// pops (completed in batches).
+    async fn depth_run(
+        &self,
+        queue: &str,
+        rep: usize,
+        message: &str,
+    ) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        let n = self.plan.jobs;
+        let bar = bar(2 * n, message.to_owned());
+        let prefix = format!("{queue}-r{rep}");
+        let start = Instant::now();
+        self.put_tasks(queue, n, 1, self.plan.concurrency, &prefix, &bar)
+            .await?;
+        let put = n as f64 / start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let popped = self.pop_complete(queue, n, &bar).await?;
+        let pop = n as f64 / start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        if popped != n {
+            anyhow::bail!("depth: {popped} of {n} jobs popped");
+        }
+        Ok(vec![("put_per_sec", put), ("pop_per_sec", pop)])
+    }
+
+    /// Cancels what is left in `queue` (on a store given with --db).
+    async fn cleanup(&self, queue: &str) -> anyhow::Result<()> {
+        loop {
+            let v = self
+                .conn
+                .execute(Command::Jobs {
+                    listing: JobsListing::Waiting,
+                    queue: queue.to_owned(),
+                    offset: 0,
+                    count: PREFILL_BATCH as i64,
+                })
+                .await?;
+            let jids: Vec<String> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|j| j.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if jids.is_empty() {
+                return Ok(());
+            }
+            self.conn.execute(Command::Cancel { jids }).await?;
+        }
+    }
+}
+
+/// Takes up to `most` from `left`; what was taken.
+fn take(left: &AtomicUsize, most: usize) -> usize {
+    let mut taken = 0;
+    let _ = left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+        taken = l.min(most);
+        Some(l - taken)
+    });
+    taken
 }
 
 impl Setup {
     /// The bare SQL of `n` jobs' lives on a fresh file (see [`ceiling_run`]).
     async fn ceiling(&self, path: PathBuf, n: usize, rep: usize) -> anyhow::Result<f64> {
         let sizes = CeilingSizes {
-            put: self.plan.concurrency,
+            put: self.plan.put_batch,
             claim: self.plan.batch,
         };
         let synchronous = self
@@ -653,6 +1604,12 @@ impl Setup {
         bar.finish_and_clear();
         Ok(rate)
     }
+}
+
+/// The time now (the servers' clock: the same machine's).
+fn wall_now() -> clew_core::Timestamp {
+    use clew_core::Clock;
+    clew_core::SystemClock.now()
 }
 
 /// The nearest-rank percentile `p` of sorted, non-empty `values`.
@@ -705,12 +1662,12 @@ impl Waiter {
     }
 }
 
-/// The put of the bench's `i`th job into `queue`.
-fn put_params(queue: &str, i: usize) -> PutParams {
+/// The put of a bench job `jid` into `queue`.
+fn put_params(queue: &str, jid: String) -> PutParams {
     PutParams {
         worker: "clew-bench".to_owned(),
         queue: queue.to_owned(),
-        jid: format!("{queue}-{i}"),
+        jid,
         klass: "Bench::Noop".to_owned(),
         data: "{}".to_owned(),
         ..PutParams::default()
@@ -734,9 +1691,9 @@ fn complete_params(queue: &str, worker: &str, jid: &str) -> CompleteParams {
 /// Jobs per transaction of the ceiling.
 #[derive(Clone, Copy, Debug)]
 struct CeilingSizes {
-    /// Inserts: `--concurrency` (the most puts a group commit can batch).
+    /// Inserts: `--put-batch` (a `put_many`).
     put: usize,
-    /// Claims and finishes: `--batch` (a pop's count).
+    /// Claims and finishes: `--batch` (a pop's count, a `complete_many`).
     claim: usize,
 }
 
@@ -764,10 +1721,11 @@ CREATE INDEX history_jid ON history (jid);
 ";
 
 /// Runs the bare SQL of `n` jobs' lives on a fresh file at `path` (WAL,
-/// `synchronous` as the store): insert each job row and its history row in
-/// transactions of `sizes.put` jobs; then claim `sizes.claim` jobs with one
-/// UPDATE per transaction and finish them (an UPDATE and a history row
-/// each) in one transaction, until none is left. Returns jobs per second.
+/// `synchronous` as the store): insert each job row and its `put` history
+/// row in transactions of `sizes.put` jobs; then, until none is left, claim
+/// `sizes.claim` jobs with one UPDATE and a `popped` history row each in
+/// one transaction, and finish them (an UPDATE and a `done` history row
+/// each) in another. Returns jobs per second.
 fn ceiling_run(
     path: &Path,
     synchronous: &str,
@@ -785,6 +1743,7 @@ fn ceiling_run(
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0)
     };
+    const HISTORY: &str = "INSERT INTO history (jid, at, what, worker) VALUES (?1, ?2, ?3, ?4)";
     let start = Instant::now();
     for first in (0..n).step_by(sizes.put.max(1)) {
         let tx = conn.transaction()?;
@@ -793,13 +1752,11 @@ fn ceiling_run(
                 "INSERT INTO jobs (jid, queue, klass, data, state, priority, seq) \
                  VALUES (?1, 'q', 'Bench::Noop', '{}', 'waiting', 0, ?2)",
             )?;
-            let mut history = tx.prepare_cached(
-                "INSERT INTO history (jid, at, what, worker) VALUES (?1, ?2, 'put', 'clew-bench')",
-            )?;
+            let mut history = tx.prepare_cached(HISTORY)?;
             for i in first..(first + sizes.put).min(n) {
                 let jid = format!("ceiling-{i}");
                 job.execute(rusqlite::params![jid, i as i64])?;
-                history.execute(rusqlite::params![jid, now()])?;
+                history.execute(rusqlite::params![jid, now(), "put", "clew-bench"])?;
             }
         }
         tx.commit()?;
@@ -816,7 +1773,12 @@ fn ceiling_run(
             )?;
             let rows =
                 claim.query_map(rusqlite::params![now(), sizes.claim as i64], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
+            let jids: Vec<String> = rows.collect::<Result<_, _>>()?;
+            let mut history = tx.prepare_cached(HISTORY)?;
+            for jid in &jids {
+                history.execute(rusqlite::params![jid, now(), "popped", "w"])?;
+            }
+            jids
         };
         tx.commit()?;
         if jids.is_empty() {
@@ -828,12 +1790,10 @@ fn ceiling_run(
                 "UPDATE jobs SET state = 'complete', worker = '', expires = 0 \
                  WHERE jid = ?1 AND worker = 'w'",
             )?;
-            let mut history = tx.prepare_cached(
-                "INSERT INTO history (jid, at, what, worker) VALUES (?1, ?2, 'done', 'w')",
-            )?;
+            let mut history = tx.prepare_cached(HISTORY)?;
             for jid in &jids {
                 finish.execute([jid])?;
-                history.execute(rusqlite::params![jid, now()])?;
+                history.execute(rusqlite::params![jid, now(), "done", "w"])?;
             }
         }
         tx.commit()?;
@@ -859,5 +1819,13 @@ mod tests {
         assert_eq!(percentile(&ms, 50), Duration::from_millis(50));
         assert_eq!(percentile(&ms, 99), Duration::from_millis(99));
         assert_eq!(percentile(&ms[..1], 99), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn take_hands_out_at_most_what_is_left() {
+        let left = AtomicUsize::new(5);
+        assert_eq!(take(&left, 3), 3);
+        assert_eq!(take(&left, 3), 2);
+        assert_eq!(take(&left, 3), 0);
     }
 }

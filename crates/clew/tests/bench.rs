@@ -73,9 +73,20 @@ fn assert_report(v: &Value, store: &str, jobs: u64, repeat: usize) {
     }
     let scenarios = v["scenarios"].as_object().expect("scenarios");
     let names: Vec<&str> = scenarios.keys().map(String::as_str).collect();
-    assert_eq!(names, ["enqueue", "lifecycle", "latency"], "{v}");
+    assert_eq!(
+        names,
+        ["enqueue", "enqueue-batch", "lifecycle", "latency"],
+        "{v}"
+    );
     let rate = ["jobs_per_sec"];
     assert_scenario(&v["scenarios"]["enqueue"], &rate, jobs, repeat, "enqueue");
+    assert_scenario(
+        &v["scenarios"]["enqueue-batch"],
+        &rate,
+        jobs,
+        repeat,
+        "enqueue-batch",
+    );
     assert_scenario(
         &v["scenarios"]["lifecycle"],
         &rate,
@@ -178,11 +189,22 @@ fn the_table_names_each_scenario_and_figure() {
 
 #[test]
 fn bad_options_are_refused_clearly() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["--scenario", "nope"],
-            "--scenario: expected enqueue, lifecycle or latency",
+            "--scenario: expected enqueue, lifecycle, latency or depth",
         ),
+        (&["--depths", "0,10", "--scenario", "depth"], "--depths"),
+        (&["--put-batch", "0"], "--put-batch"),
+        (
+            &["--server", "--url", "http://127.0.0.1:1"],
+            "--server: starts a server of its own",
+        ),
+        (
+            &["--url", "http://127.0.0.1:1", "--ceiling"],
+            "--ceiling: not with --url",
+        ),
+        (&["--url", "127.0.0.1:1"], "--url: expected http://"),
         (&["--jobs", "0"], "--jobs"),
         (&["--repeat", "0"], "--repeat"),
         (&["--ceiling", "--scenario", "latency"], "--ceiling"),
@@ -212,4 +234,268 @@ fn every_scenario_runs_on_postgres() {
     let db = format!("{}{sep}schema={}", schema.url(), schema.name());
     let v = bench_json(&["--db", &db, "--jobs", "60", "--repeat", "1"]);
     assert_report(&v, "postgres", 60, 1);
+}
+
+/// The pids of live processes whose environment holds `mark` (what a bench
+/// run with that variable passes on to every child it starts).
+fn processes_marked(mark: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        // A zombie (exited, not yet reaped) has an empty environment.
+        if env.split(|b| *b == 0).any(|var| var == mark.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `clew bench ARGS... --json` with `CLEW_BENCH_TEST_MARK` set to a fresh
+/// value and the temporary directory in `tmp`; the report and the mark.
+fn bench_json_marked(args: &[&str], tmp: &std::path::Path) -> (Value, String) {
+    let mark = format!("CLEW_BENCH_TEST_MARK={}", uuid_like());
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (key, value) = mark.split_once('=').unwrap();
+    let out = clew()
+        .args(&all)
+        .env(key, value)
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("run clew");
+    assert!(
+        out.status.success(),
+        "clew {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        serde_json::from_slice(&out.stdout).expect("the report is JSON"),
+        mark,
+    )
+}
+
+/// A value unique to this call.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Asserts the depth rows of a report at `depths` with `jobs` and `repeat`.
+fn assert_depths(v: &Value, depths: &[u64], jobs: u64, repeat: usize) {
+    for d in depths {
+        let s = &v["scenarios"][format!("depth-{d}")];
+        assert_eq!(s["depth"], *d, "{v}");
+        assert_scenario(
+            s,
+            &["put_per_sec", "pop_per_sec"],
+            jobs,
+            repeat,
+            &format!("depth-{d}"),
+        );
+    }
+    for key in ["put_ratio", "pop_ratio"] {
+        let r = v["depth"][key].as_f64().unwrap_or(-1.0);
+        assert!(r > 0.0 && r.is_finite(), "{key}: {v}");
+    }
+}
+
+#[test]
+fn depth_reports_put_and_pop_rates_at_each_depth_and_their_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = bench_json_marked(
+        &[
+            "--scenario",
+            "depth",
+            "--depths",
+            "1500,20",
+            "--jobs",
+            "40",
+            "--repeat",
+            "2",
+            "--workers",
+            "3",
+            "--batch",
+            "4",
+        ],
+        dir.path(),
+    );
+    assert_eq!(v["mode"], "in-process", "{v}");
+    let names: Vec<&String> = v["scenarios"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["depth-20", "depth-1500"], "{v}");
+    assert_depths(&v, &[20, 1500], 40, 2);
+    assert_eq!(v["depth"]["depths"], serde_json::json!([20, 1500]), "{v}");
+    assert!(v["depth"]["server_rss_kb"].is_null(), "{v}");
+    // The temporary stores are gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn through_a_started_server_with_worker_processes_and_none_left_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, mark) = bench_json_marked(
+        &[
+            "--server",
+            "--workers",
+            "2",
+            "--batch",
+            "10",
+            "--jobs",
+            "300",
+            "--repeat",
+            "1",
+            "--scenario",
+            "lifecycle",
+            "--scenario",
+            "enqueue",
+            "--scenario",
+            "latency",
+            "--scenario",
+            "depth",
+            "--depths",
+            "10,300",
+            "--ceiling",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        (&v["mode"], &v["store"]),
+        (&"server".into(), &"sqlite".into())
+    );
+    let rate = ["jobs_per_sec"];
+    for name in ["lifecycle", "enqueue", "enqueue-batch"] {
+        assert_scenario(&v["scenarios"][name], &rate, 300, 1, name);
+    }
+    let latency = &v["scenarios"]["latency"];
+    assert_scenario(latency, &["p50_ms", "p99_ms", "max_ms"], 300, 1, "latency");
+    assert_scenario(&v["ceiling"], &rate, 300, 1, "ceiling");
+    assert_depths(&v, &[10, 300], 300, 1);
+    let rss = v["depth"]["server_rss_kb"].as_u64().unwrap_or(0);
+    assert!(rss > 0, "{v}");
+    // Every server and worker the bench started has exited, and its files
+    // (stores, logs) are gone.
+    let left = processes_marked(&mark);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn an_interrupted_server_bench_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = format!("CLEW_BENCH_TEST_MARK={}", uuid_like());
+    let (key, value) = mark.split_once('=').unwrap();
+    let child = clew()
+        .args([
+            "bench",
+            "--server",
+            "--workers",
+            "2",
+            "--scenario",
+            "latency",
+            "--jobs",
+            "1000",
+            "--repeat",
+            "5",
+        ])
+        .env(key, value)
+        .env("TMPDIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn clew bench");
+    // Wait until the server and the workers run (children carry the mark).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while processes_marked(&mark).len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "children did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = processes_marked(&mark);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes left: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_running_server_given_with_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("served.db").display());
+    let mut server = clew()
+        .args(["--db", &db, "server", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn clew server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .expect("listening line");
+    let url = line
+        .trim()
+        .strip_prefix("clew server listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    let v = bench_json(&[
+        "--url",
+        &url,
+        "--scenario",
+        "enqueue",
+        "--scenario",
+        "lifecycle",
+        "--workers",
+        "1",
+        "--jobs",
+        "50",
+        "--repeat",
+        "1",
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!((&v["mode"], &v["store"]), (&"url".into(), &"server".into()));
+    for name in ["enqueue", "enqueue-batch", "lifecycle"] {
+        assert_scenario(&v["scenarios"][name], &["jobs_per_sec"], 50, 1, name);
+    }
 }
