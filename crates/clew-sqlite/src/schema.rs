@@ -87,6 +87,10 @@ pub(crate) fn open_connection(
     conn.pragma_update(None, "synchronous", synchronous.pragma())
         .sql()?;
     conn.pragma_update(None, "foreign_keys", "OFF").sql()?;
+    // Temporary files in memory: above all the statement journal each
+    // command's savepoint needs, which otherwise spills to a temp file and
+    // took 45% of the writer's time in `job_save` in the lifecycle profile.
+    conn.pragma_update(None, "temp_store", "MEMORY").sql()?;
     migrate(&conn)?;
     Ok(conn)
 }
