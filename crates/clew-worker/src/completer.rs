@@ -26,7 +26,9 @@
 //! Shutdown: the completer runs until [`CompleterTask::finish`], which the
 //! worker calls once every job task has ended; it then sends what is still
 //! queued (requests of job tasks aborted while waiting included) before it
-//! returns, so no outcome handed to it is dropped; it returns the results
+//! returns, so no outcome handed to it is dropped (unless the server does
+//! not answer within the bound `finish` is given: then those jobs' locks
+//! expire, as they would for a single report); it returns the results
 //! nobody was left to receive, so that the worker's report can count them.
 
 use clew_client::Client;
@@ -91,13 +93,24 @@ impl Completer {
 impl CompleterTask {
     /// Sends what is still queued, then stops the task; returns the
     /// results nobody received. Call it once no more commands can be
-    /// submitted (every job task has ended).
-    pub(crate) async fn finish(self) -> Unclaimed {
+    /// submitted (every job task has ended). Gives up after `within` (a
+    /// server that never answers): what was not answered by then is
+    /// abandoned, and its jobs' locks expire.
+    pub(crate) async fn finish(self, within: std::time::Duration) -> Unclaimed {
         self.closing.cancel();
-        match self.task.await {
-            Ok(unclaimed) => unclaimed,
-            Err(e) => {
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout(within, self.task).await {
+            Ok(Ok(unclaimed)) => unclaimed,
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, "the completer task ended abnormally");
+                Vec::new()
+            }
+            Err(_) => {
+                abort.abort();
+                tracing::error!(
+                    ?within,
+                    "outcomes still unanswered: given up (their jobs' locks will expire)"
+                );
                 Vec::new()
             }
         }
@@ -188,6 +201,9 @@ mod tests {
     use clew_core::command::{CompleteParams, PutParams};
     use clew_core::ErrorKind;
 
+    /// A bound no test should reach.
+    const LONG: std::time::Duration = std::time::Duration::from_secs(30);
+
     fn complete(jid: &str, worker: &str) -> Command {
         Command::Complete(CompleteParams {
             jid: jid.to_owned(),
@@ -247,7 +263,7 @@ mod tests {
         let stolen = client.get(&jids[2]).await.expect("get").expect("job");
         assert_eq!(stolen.state, "running");
         assert_eq!(stolen.worker, "thief");
-        task.finish().await;
+        task.finish(LONG).await;
     }
 
     /// A command alone goes as a plain command, not as a batch.
@@ -260,7 +276,7 @@ mod tests {
         let (completer, task) = Completer::start(client.clone());
         let answer = completer.submit(complete(&jid, "w")).await;
         assert_eq!(answer.expect("completed"), "complete");
-        task.finish().await;
+        task.finish(LONG).await;
     }
 
     /// Requests still queued when the completer is finished are sent
@@ -286,13 +302,32 @@ mod tests {
                 })
                 .expect("queued");
         }
-        let unclaimed = task.finish().await;
+        let unclaimed = task.finish(LONG).await;
         assert_eq!(unclaimed.len(), 3);
         assert!(unclaimed.iter().all(|(_, r)| r.is_ok()), "{unclaimed:?}");
         for jid in &jids {
             let job = client.get(jid).await.expect("get").expect("job");
             assert_eq!(job.state, "complete", "{jid}");
         }
+    }
+
+    /// A server that never answers does not keep the completer from
+    /// finishing: it gives up after the bound, and the waiting job task
+    /// gets an error.
+    #[tokio::test(flavor = "current_thread")]
+    async fn finishing_gives_up_on_a_server_that_never_answers() {
+        // Accepts connections (the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", silent.local_addr().expect("address"));
+        let client = Client::remote(&url, None).expect("client");
+        let (completer, task) = Completer::start(client);
+        let waiting = tokio::spawn(async move { completer.submit(complete("j", "w")).await });
+        tokio::task::yield_now().await;
+        let finished =
+            tokio::time::timeout(LONG, task.finish(std::time::Duration::from_millis(200))).await;
+        assert!(finished.expect("finish returns").is_empty());
+        let answer = waiting.await.expect("the job task");
+        assert_eq!(answer.expect_err("no answer").kind(), ErrorKind::Store);
     }
 
     /// Polls every future to completion, each polled once before any is

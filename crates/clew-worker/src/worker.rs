@@ -40,7 +40,7 @@ use crate::reserver::{QueueOrder, Reserver};
 const MIN_BEAT: Duration = Duration::from_millis(100);
 
 /// How long a stopping worker waits for releases to be acknowledged after
-/// the grace period ran out.
+/// the grace period ran out, and for the completer's last answers.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// Attempts at reporting an outcome when the store or server fails.
@@ -569,7 +569,7 @@ impl Worker {
         // No job task is left to hand the completer anything: let it send
         // what is still queued (outcomes of tasks aborted above included),
         // then stop; outcomes of aborted tasks count as what they did.
-        for (command, result) in completer_task.finish().await {
+        for (command, result) in completer_task.finish(RELEASE_WAIT).await {
             reclaim(&mut report, &command, result);
         }
         report.unfinished.sort();
