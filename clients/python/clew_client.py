@@ -382,7 +382,7 @@ class Client:
     # -- many jobs in one call -------------------------------------------
 
     def put_many(self, jobs):
-        """Puts many jobs in one transaction (``POST /v1/jobs/batch``): all of
+        """Puts many jobs in one transaction (``POST /v1/batch/put``): all of
         them or none. Returns their jids, in order.
 
         ``jobs`` is a list (1 to 10,000) of dicts with the keys ``queue``,
@@ -402,11 +402,11 @@ class Client:
             if "data" in item:
                 item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
             items.append(item)
-        return self._post_json("/v1/jobs/batch", {"jobs": items})["jids"]
+        return self._post_json("/v1/batch/put", {"jobs": items})["jids"]
 
     def complete_many(self, worker, jobs):
         """Completes many running jobs of ``worker`` in one transaction
-        (``POST /v1/jobs/complete``), each on its own: a refused one does not
+        (``POST /v1/batch/complete``), each on its own: a refused one does not
         stop the others.
 
         ``jobs`` is a list (1 to 10,000) of :class:`Job` objects (completed
@@ -427,11 +427,11 @@ class Client:
                 if "data" in item:
                     item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
             items.append(item)
-        return self._results("/v1/jobs/complete", worker, items, "state")
+        return self._results("/v1/batch/complete", worker, items, "state")
 
     def fail_many(self, worker, jobs):
         """Fails many running jobs of ``worker`` in one transaction
-        (``POST /v1/jobs/fail``), each on its own: a refused one does not stop
+        (``POST /v1/batch/fail``), each on its own: a refused one does not stop
         the others.
 
         ``jobs`` is a list (1 to 10,000) of dicts with ``jid``, ``group`` and
@@ -446,7 +446,7 @@ class Client:
             if "data" in item:
                 item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
             items.append(item)
-        return self._results("/v1/jobs/fail", worker, items, "jid")
+        return self._results("/v1/batch/fail", worker, items, "jid")
 
     def _results(self, path, worker, items, done_key):
         decoded = self._post_json(path, {"worker": worker, "jobs": items})

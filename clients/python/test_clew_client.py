@@ -185,7 +185,7 @@ class WireTest(unittest.TestCase):
             {"queue": "q2", "klass": "K2", "data": '{"b": [2]}', "tags": ["t"], "delay": None},
         ])
         self.assertEqual(jids, ["given", "made"])
-        body = self.sent_json("/v1/jobs/batch")
+        body = self.sent_json("/v1/batch/put")
         first, second = body["jobs"]
         self.assertEqual(first, {"queue": "q", "klass": "K", "data": {"a": 1}, "jid": "given", "priority": 3, "worker": "w"})
         self.assertEqual(second["data"], {"b": [2]})  # JSON text sent as its value
@@ -214,7 +214,7 @@ class WireTest(unittest.TestCase):
         ]})
         job = Job({"jid": "a", "queue": "q", "data": '{"n": 1}', "worker": "w"})
         results = Client(self.url).complete_many("w", [job, {"jid": "b"}, {"jid": "c"}, {"jid": "d", "next": "q2", "data": "[1]"}])
-        body = self.sent_json("/v1/jobs/complete")
+        body = self.sent_json("/v1/batch/complete")
         self.assertEqual(body, {"worker": "w", "jobs": [
             {"jid": "a", "queue": "q", "data": {"n": 1}},
             {"jid": "b"},
@@ -236,7 +236,7 @@ class WireTest(unittest.TestCase):
             {"jid": "a", "group": "g", "message": "m", "data": {"x": 1}},
             {"jid": "b", "group": "g", "message": "m"},
         ])
-        body = self.sent_json("/v1/jobs/fail")
+        body = self.sent_json("/v1/batch/fail")
         self.assertEqual(body["worker"], "w")
         self.assertEqual(body["jobs"][0], {"jid": "a", "group": "g", "message": "m", "data": {"x": 1}})
         self.assertEqual(results[0], "a")

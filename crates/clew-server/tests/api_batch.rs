@@ -1,5 +1,5 @@
-//! Many jobs in one call: `POST /v1/jobs/batch` (put, all or none),
-//! `POST /v1/jobs/complete` and `POST /v1/jobs/fail` (each on its own),
+//! Many jobs in one call: `POST /v1/batch/put` (put, all or none),
+//! `POST /v1/batch/complete` and `POST /v1/batch/fail` (each on its own),
 //! end to end against a real server on 127.0.0.1; and the Rust client's
 //! `put_many`/`complete_many` against that server over HTTP.
 //!
@@ -204,7 +204,7 @@ async fn a_hundred_jobs_are_put_by_one_command_with_their_fields() {
         .collect();
     s.take_commands();
     let answer = s
-        .post(StatusCode::CREATED, "/v1/jobs/batch", json!({"jobs": jobs}))
+        .post(StatusCode::CREATED, "/v1/batch/put", json!({"jobs": jobs}))
         .await;
     assert_eq!(
         s.take_commands(),
@@ -304,7 +304,7 @@ async fn a_bad_job_refuses_the_whole_put_and_is_named() {
     ];
     for (bad, code, needles) in cases {
         let (status, body) = s
-            .call(Method::POST, "/v1/jobs/batch", Some(&with_bad(bad.clone())))
+            .call(Method::POST, "/v1/batch/put", Some(&with_bad(bad.clone())))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_error(&body, code, &needles);
@@ -317,7 +317,7 @@ async fn a_bad_job_refuses_the_whole_put_and_is_named() {
         {"queue": "q", "klass": "K", "jid": "b"},
         {"queue": "q", "klass": "K", "jid": "a"},
     ]});
-    let body = s.post(StatusCode::BAD_REQUEST, "/v1/jobs/batch", dup).await;
+    let body = s.post(StatusCode::BAD_REQUEST, "/v1/batch/put", dup).await;
     assert_error(&body, "invalid_argument", &["jobs[2].jid", "jobs[0]"]);
 
     // Refused by the store in the middle (a requeue of a missing job): the
@@ -325,7 +325,7 @@ async fn a_bad_job_refuses_the_whole_put_and_is_named() {
     let body = s
         .post(
             StatusCode::NOT_FOUND,
-            "/v1/jobs/batch",
+            "/v1/batch/put",
             json!({"jobs": [
                 good(0),
                 good(1),
@@ -351,7 +351,7 @@ async fn complete_many_completes_each_on_its_own() {
     let put = s
         .post(
             StatusCode::CREATED,
-            "/v1/jobs/batch",
+            "/v1/batch/put",
             json!({"jobs": (0..5).map(|i| json!({"queue": "q", "klass": "K", "data": {"i": i}})).collect::<Vec<_>>()}),
         )
         .await;
@@ -364,7 +364,7 @@ async fn complete_many_completes_each_on_its_own() {
     let answer = s
         .post(
             StatusCode::OK,
-            "/v1/jobs/complete",
+            "/v1/batch/complete",
             json!({"worker": "w1", "jobs": [
                 {"jid": jids[0]},
                 {"jid": jids[1], "data": {"done": true}},
@@ -417,7 +417,7 @@ async fn fail_many_fails_each_on_its_own() {
     let put = s
         .post(
             StatusCode::CREATED,
-            "/v1/jobs/batch",
+            "/v1/batch/put",
             json!({"jobs": (0..3).map(|i| json!({"queue": "q", "klass": "K", "data": {"i": i}})).collect::<Vec<_>>()}),
         )
         .await;
@@ -428,7 +428,7 @@ async fn fail_many_fails_each_on_its_own() {
     let answer = s
         .post(
             StatusCode::OK,
-            "/v1/jobs/fail",
+            "/v1/batch/fail",
             json!({"worker": "w1", "jobs": [
                 {"jid": jids[0], "group": "IOError", "message": "disk full"},
                 {"jid": jids[2], "group": "IOError", "message": "never popped"},
@@ -469,32 +469,36 @@ async fn limits_and_malformed_bodies_are_refused_with_400() {
         .map(|i| json!({"jid": format!("j{i}")}))
         .collect();
     let cases = [
-        ("/v1/jobs/batch", json!({"jobs": []}), "got 0"),
-        ("/v1/jobs/batch", json!({"jobs": too_many_puts}), "10000"),
+        ("/v1/batch/put", json!({"jobs": []}), "got 0"),
+        ("/v1/batch/put", json!({"jobs": too_many_puts}), "10000"),
         (
-            "/v1/jobs/complete",
+            "/v1/batch/complete",
             json!({"worker": "w", "jobs": []}),
             "got 0",
         ),
         (
-            "/v1/jobs/complete",
+            "/v1/batch/complete",
             json!({"worker": "w", "jobs": too_many_completes}),
             "10000",
         ),
-        ("/v1/jobs/fail", json!({"worker": "w", "jobs": []}), "got 0"),
         (
-            "/v1/jobs/fail",
+            "/v1/batch/fail",
+            json!({"worker": "w", "jobs": []}),
+            "got 0",
+        ),
+        (
+            "/v1/batch/fail",
             json!({"worker": "w", "jobs": too_many_jids}),
             "10000",
         ),
-        ("/v1/jobs/batch", json!({"job": []}), "jobs"),
+        ("/v1/batch/put", json!({"job": []}), "jobs"),
         (
-            "/v1/jobs/complete",
+            "/v1/batch/complete",
             json!({"jobs": [{"jid": "j"}]}),
             "worker",
         ),
         (
-            "/v1/jobs/fail",
+            "/v1/batch/fail",
             json!({"worker": "w", "jobs": [{"jid": "j", "group": "g"}]}),
             "jobs[0]",
         ),
@@ -504,7 +508,7 @@ async fn limits_and_malformed_bodies_are_refused_with_400() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
         assert_error(&answer, "invalid_argument", &[needle]);
     }
-    for path in ["/v1/jobs/batch", "/v1/jobs/complete", "/v1/jobs/fail"] {
+    for path in ["/v1/batch/put", "/v1/batch/complete", "/v1/batch/fail"] {
         let resp = s
             .http
             .post(format!("{}{path}", s.base))
@@ -530,15 +534,15 @@ async fn the_routes_need_the_token_when_the_server_has_one() {
     .await;
     let calls = [
         (
-            "/v1/jobs/batch",
+            "/v1/batch/put",
             json!({"jobs": [{"queue": "q", "klass": "K", "jid": "j1"}]}),
         ),
         (
-            "/v1/jobs/complete",
+            "/v1/batch/complete",
             json!({"worker": "w", "jobs": [{"jid": "j1", "queue": "q", "data": {}}]}),
         ),
         (
-            "/v1/jobs/fail",
+            "/v1/batch/fail",
             json!({"worker": "w", "jobs": [{"jid": "j1", "group": "g", "message": "m"}]}),
         ),
     ];
@@ -685,4 +689,24 @@ async fn the_single_routes_share_the_batch_items_fields() {
         )
         .await;
     assert_eq!(failed, json!({"jid": "j2"}));
+}
+
+/// The batch routes live under `/v1/batch/`, so jobs whose jid is `batch`,
+/// `put`, `complete` or `fail` stay reachable at `/v1/jobs/{jid}`.
+#[tokio::test]
+async fn jids_named_like_the_batch_routes_stay_reachable() {
+    let s = start(no_token()).await;
+    let names = ["batch", "put", "complete", "fail"];
+    let jobs: Vec<Value> = names
+        .iter()
+        .map(|jid| json!({"queue": "q", "klass": "K", "jid": jid}))
+        .collect();
+    s.post(StatusCode::CREATED, "/v1/batch/put", json!({"jobs": jobs}))
+        .await;
+    for jid in names {
+        let job = s.get(&format!("/v1/jobs/{jid}")).await;
+        assert_eq!(job["jid"], json!(jid), "{job}");
+    }
+    let (status, body) = s.call(Method::DELETE, "/v1/jobs/complete", None).await;
+    assert!(status.is_success(), "{status} {body}");
 }

@@ -51,11 +51,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Body of `POST /v1/queues/{queue}/jobs`, and each job of
-/// `POST /v1/jobs/batch`.
+/// `POST /v1/batch/put`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutJob {
-    /// The queue: required in each job of `POST /v1/jobs/batch`. In
+    /// The queue: required in each job of `POST /v1/batch/put`. In
     /// `POST /v1/queues/{queue}/jobs` the path names it (leave it out, or
     /// give the same name).
     #[serde(default)]
@@ -155,8 +155,8 @@ fn put_params(queue: String, body: PutJob) -> PutParams {
     p
 }
 
-/// The most jobs one call of `POST /v1/jobs/batch`, `/v1/jobs/complete`
-/// or `/v1/jobs/fail` takes.
+/// The most jobs one call of `POST /v1/batch/put`, `/v1/batch/complete`
+/// or `/v1/batch/fail` takes.
 pub const MAX_BATCH: usize = 10_000;
 
 /// Refuses an empty list of jobs or one longer than [`MAX_BATCH`].
@@ -220,7 +220,7 @@ fn result_error(e: clew_core::Error) -> ErrorDetail {
     }
 }
 
-/// Body of `POST /v1/jobs/batch`.
+/// Body of `POST /v1/batch/put`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutManyBody {
@@ -229,7 +229,7 @@ pub struct PutManyBody {
     pub jobs: Vec<PutJob>,
 }
 
-/// Answer of `POST /v1/jobs/batch`.
+/// Answer of `POST /v1/batch/put`.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct PutManyAnswer {
     /// The job ids, in the order of the request's jobs.
@@ -243,7 +243,7 @@ pub struct PutManyAnswer {
 /// `must_exist` for a missing job) refuses the whole call, naming it
 /// (`jobs[3]: ...`), and nothing is put. The request body is subject to
 /// the server's body limit (413 beyond it).
-#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs",
+#[utoipa::path(post, path = "/v1/batch/put", tag = "jobs",
     request_body = PutManyBody,
     responses(
         (status = 201, description = "All put, their jids in order", body = PutManyAnswer),
@@ -573,7 +573,7 @@ pub struct CompleteBody {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// One job of `POST /v1/jobs/complete`: the fields of
+/// One job of `POST /v1/batch/complete`: the fields of
 /// `POST /v1/jobs/{jid}/complete` but `worker`, plus the `jid`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -678,7 +678,7 @@ pub async fn complete(
     ))
 }
 
-/// Body of `POST /v1/jobs/complete`.
+/// Body of `POST /v1/batch/complete`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteManyBody {
@@ -720,7 +720,7 @@ impl ItemResult {
     }
 }
 
-/// Answer of `POST /v1/jobs/complete` and `POST /v1/jobs/fail`.
+/// Answer of `POST /v1/batch/complete` and `POST /v1/batch/fail`.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ResultsAnswer {
     /// Each job's outcome, in the order of the request's jobs.
@@ -790,7 +790,7 @@ async fn each_on_its_own(
 /// A malformed body, or no jobs or more than 10,000, refuses the whole
 /// call (400) and nothing changes. The request body is subject to the
 /// server's body limit (413 beyond it).
-#[utoipa::path(post, path = "/v1/jobs/complete", tag = "jobs",
+#[utoipa::path(post, path = "/v1/batch/complete", tag = "jobs",
     request_body = CompleteManyBody,
     responses(
         (status = 200, description = "Each job's outcome, in order: `{\"jid\", \"state\"}` (`complete`, or its state in the next queue) or `{\"jid\", \"error\": {\"code\", \"message\"}}` (`conflict`: not running, or held by another worker; `not_found`; `invalid_argument`)", body = ResultsAnswer),
@@ -854,7 +854,7 @@ pub struct FailBody {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// One job of `POST /v1/jobs/fail`: the fields of
+/// One job of `POST /v1/batch/fail`: the fields of
 /// `POST /v1/jobs/{jid}/fail` but `worker`, plus the `jid`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -914,7 +914,7 @@ pub async fn fail(
     Ok(Json(one("jid", jid)))
 }
 
-/// Body of `POST /v1/jobs/fail`.
+/// Body of `POST /v1/batch/fail`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailManyBody {
@@ -932,7 +932,7 @@ pub struct FailManyBody {
 /// body, or no jobs or more than 10,000, refuses the whole call (400) and
 /// nothing changes. The request body is subject to the server's body
 /// limit (413 beyond it).
-#[utoipa::path(post, path = "/v1/jobs/fail", tag = "jobs",
+#[utoipa::path(post, path = "/v1/batch/fail", tag = "jobs",
     request_body = FailManyBody,
     responses(
         (status = 200, description = "Each job's outcome, in order: `{\"jid\", \"state\": \"failed\"}` or `{\"jid\", \"error\": {\"code\", \"message\"}}`", body = ResultsAnswer),
