@@ -548,11 +548,11 @@ impl Report {
         let place = match &plan.mode {
             Mode::InProcess => "in-process".to_owned(),
             Mode::Server => format!(
-                "through clew server, {} clew work --noop process(es) × concurrency {}",
+                "through clew server (lifecycle, latency: {} clew work --noop process(es) × concurrency {})",
                 plan.workers, plan.batch
             ),
             Mode::Url(url) => format!(
-                "through {url}, {} clew work --noop process(es) × concurrency {}",
+                "through {url} (lifecycle, latency: {} clew work --noop process(es) × concurrency {})",
                 plan.workers, plan.batch
             ),
         };
