@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_job_metadata.sql"),
     include_str!("../migrations/0003_complete_count.sql"),
+    include_str!("../migrations/0004_partial_job_indexes.sql"),
 ];
 
 /// The schema version this build writes and understands.

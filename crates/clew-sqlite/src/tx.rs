@@ -452,11 +452,15 @@ impl Tx for SqliteTx<'_> {
 
     fn job_count(&mut self, queue: &str, loc: Loc, range: TimeRange) -> Result<i64> {
         let (min, max) = bounds(range);
-        self.int(
+        // `loc = 1` / `loc <> 1` literally: the partial indexes' conditions.
+        let sql = if loc == Loc::Work {
             "SELECT COUNT(*) FROM jobs
-             WHERE queue = ?1 AND loc = ?2 AND sort_time BETWEEN ?3 AND ?4",
-            params![queue, loc.code(), min, max],
-        )
+             WHERE queue = ?1 AND loc = 1 AND sort_time BETWEEN ?3 AND ?4 AND ?2 = 1"
+        } else {
+            "SELECT COUNT(*) FROM jobs
+             WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4"
+        };
+        self.int(sql, params![queue, loc.code(), min, max])
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
@@ -480,15 +484,15 @@ impl Tx for SqliteTx<'_> {
         lim: i64,
     ) -> Result<Vec<String>> {
         let (min, max) = bounds(range);
+        // `loc = 1` / `loc <> 1` literally: the partial indexes' conditions.
         let sql = if loc == Loc::Work {
-            // `+sort_time`: filter while walking `jobs_work` in pop order,
-            // rather than search `jobs_time` and sort the whole queue.
+            // Walks `jobs_work` in pop order, filtering on the time.
             "SELECT jid FROM jobs
-             WHERE queue = ?1 AND loc = ?2 AND +sort_time BETWEEN ?3 AND ?4
+             WHERE queue = ?1 AND loc = 1 AND ?2 = 1 AND sort_time BETWEEN ?3 AND ?4
              ORDER BY sort_prio DESC, sort_time, seq LIMIT ?6 OFFSET ?5"
         } else {
             "SELECT jid FROM jobs
-             WHERE queue = ?1 AND loc = ?2 AND sort_time BETWEEN ?3 AND ?4
+             WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4
              ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
         };
         self.strings(
@@ -506,10 +510,18 @@ impl Tx for SqliteTx<'_> {
         lim: i64,
     ) -> Result<Vec<String>> {
         let (min, max) = bounds(range);
-        self.strings(
+        // `loc = 1` / `loc <> 1` literally: the partial indexes' conditions.
+        let sql = if loc == Loc::Work {
             "SELECT jid FROM jobs
-             WHERE queue = ?1 AND loc = ?2 AND sort_time BETWEEN ?3 AND ?4
-             ORDER BY sort_time DESC, jid DESC LIMIT ?6 OFFSET ?5",
+             WHERE queue = ?1 AND loc = 1 AND ?2 = 1 AND sort_time BETWEEN ?3 AND ?4
+             ORDER BY sort_time DESC, jid DESC LIMIT ?6 OFFSET ?5"
+        } else {
+            "SELECT jid FROM jobs
+             WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4
+             ORDER BY sort_time DESC, jid DESC LIMIT ?6 OFFSET ?5"
+        };
+        self.strings(
+            sql,
             params![queue, loc.code(), min, max, offset(off), limit(lim)],
         )
     }
@@ -518,8 +530,11 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT loc, sort_time > ?2 AS live, COUNT(*) FROM jobs
-                 WHERE queue = ?1 AND loc IN (?3, ?4, ?5, ?6)
+                // `loc = 1` / `loc <> 1` literally: the partial indexes.
+                "SELECT ?3, 0, COUNT(*) FROM jobs WHERE queue = ?1 AND loc = 1
+                 UNION ALL
+                 SELECT loc, sort_time > ?2 AS live, COUNT(*) FROM jobs
+                 WHERE queue = ?1 AND loc <> 1 AND loc IN (?4, ?5, ?6)
                  GROUP BY loc, live",
             )
             .sql()?;
