@@ -486,20 +486,30 @@ impl Writer {
         if let Err(e) = self.begin() {
             return Optimistic::Failed(batch, e);
         }
+        self.cache.set_optimistic(true);
+        let outcome = self.run_optimistic_group(batch);
+        self.cache.set_optimistic(false);
+        outcome
+    }
+
+    /// The commands of [`Writer::run_optimistic`], in its open transaction.
+    fn run_optimistic_group(&mut self, batch: Vec<ExecuteRequest>) -> Optimistic {
         let single = batch.len() == 1;
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
         let mut requests = batch.into_iter();
         while let Some(request) = requests.next() {
-            match self.apply_request(&request) {
-                Ok((reply, events)) => outcomes.push(Outcome {
+            let applied = self.apply_request(&request);
+            let item_refused = self.cache.take_item_refused();
+            match applied {
+                Ok((reply, events)) if !item_refused => outcomes.push(Outcome {
                     request,
                     result: Ok(reply),
                     events,
                 }),
-                Err(e) => {
+                applied => {
                     let _ = self.conn.execute_batch("ROLLBACK");
                     self.cache.clear();
-                    if single {
+                    if let (true, Err(e)) = (single && !item_refused, applied) {
                         return Optimistic::Done(vec![Outcome {
                             request,
                             result: Err(e),

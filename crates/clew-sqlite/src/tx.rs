@@ -5,7 +5,7 @@
 //! store's writer thread wraps each command in a savepoint inside a batch
 //! transaction; tests use [`crate::testing::in_tx`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
@@ -89,6 +89,17 @@ pub struct TxCache {
     seq_dirty: bool,
     /// Config values by key (`None`: known to be unset).
     config: HashMap<String, Option<String>>,
+    /// `Some(true)` when the tracked set is known to be empty (the common
+    /// case: then no job's tracking needs a query).
+    tracked_empty: Option<bool>,
+    /// Queues known to be registered (`known = 1`).
+    known_queues: HashSet<String>,
+    /// Batch items run without savepoints (the writer's optimistic pass,
+    /// which is rolled back and run again if anything is refused).
+    optimistic: bool,
+    /// In the optimistic pass, a batch item was refused: the writer must
+    /// roll back and run the group again with savepoints.
+    item_refused: bool,
 }
 
 impl TxCache {
@@ -107,6 +118,22 @@ impl TxCache {
     /// are simply skipped.
     pub fn rolled_back(&mut self) {
         self.config.clear();
+        self.tracked_empty = None;
+        self.known_queues.clear();
+    }
+
+    /// Starts (or ends) the optimistic pass: batch items then take no
+    /// savepoints, and a refused one is noted (see
+    /// [`TxCache::take_item_refused`]) instead of rolled back.
+    pub fn set_optimistic(&mut self, optimistic: bool) {
+        self.optimistic = optimistic;
+        self.item_refused = false;
+    }
+
+    /// Whether a batch item was refused in the optimistic pass (and resets
+    /// the note).
+    pub fn take_item_refused(&mut self) -> bool {
+        std::mem::take(&mut self.item_refused)
     }
 
     /// Whether sequence values were handed out that [`SqliteTx::flush`] has
@@ -259,14 +286,26 @@ impl Tx for SqliteTx<'_> {
     // --- savepoints ------------------------------------------------------
 
     fn savepoint(&mut self) -> Result<()> {
+        if self.cache.optimistic {
+            return Ok(());
+        }
         self.conn.execute_batch("SAVEPOINT batch_item").sql()
     }
 
     fn savepoint_release(&mut self) -> Result<()> {
+        if self.cache.optimistic {
+            return Ok(());
+        }
         self.conn.execute_batch("RELEASE batch_item").sql()
     }
 
     fn savepoint_rollback(&mut self) -> Result<()> {
+        if self.cache.optimistic {
+            // Nothing to undo here: the writer rolls the whole group back
+            // and runs it again with savepoints.
+            self.cache.item_refused = true;
+            return Ok(());
+        }
         self.cache.rolled_back();
         self.conn
             .execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")
@@ -659,6 +698,7 @@ impl Tx for SqliteTx<'_> {
     // --- queues --------------------------------------------------------
 
     fn queue_forget(&mut self, queue: &str) -> Result<()> {
+        self.cache.known_queues.remove(queue);
         // An unpaused forgotten queue needs no row at all.
         self.exec(
             "DELETE FROM queues WHERE name = ?1 AND paused = 0",
@@ -686,12 +726,16 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn queue_register(&mut self, queue: &str, now: Timestamp) -> Result<()> {
+        if self.cache.known_queues.contains(queue) {
+            return Ok(());
+        }
         self.exec(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES (?1, 1, ?2, 0)
              ON CONFLICT (name) DO UPDATE SET known = 1, first_seen = excluded.first_seen
              WHERE known = 0",
             params![queue, now.0],
         )?;
+        self.cache.known_queues.insert(queue.to_owned());
         Ok(())
     }
 
@@ -967,10 +1011,22 @@ impl Tx for SqliteTx<'_> {
              ON CONFLICT (jid) DO UPDATE SET at = excluded.at",
             params![jid, at.0],
         )?;
+        self.cache.tracked_empty = Some(false);
         Ok(!existed)
     }
 
     fn tracked_has(&mut self, jid: &str) -> Result<bool> {
+        let empty = match self.cache.tracked_empty {
+            Some(empty) => empty,
+            None => {
+                let empty = !self.exists("SELECT 1 FROM tracked LIMIT 1", [])?;
+                self.cache.tracked_empty = Some(empty);
+                empty
+            }
+        };
+        if empty {
+            return Ok(false);
+        }
         self.exists("SELECT 1 FROM tracked WHERE jid = ?1", params![jid])
     }
 
@@ -979,6 +1035,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn tracked_remove(&mut self, jid: &str) -> Result<bool> {
+        self.cache.tracked_empty = None;
         Ok(self.exec("DELETE FROM tracked WHERE jid = ?1", params![jid])? > 0)
     }
 
