@@ -1211,7 +1211,8 @@ impl Setup {
                     figures.add(bench.depth_run(&queue, rep, &message).await?);
                     s.check_children()?;
                 }
-                if self.given.is_some() {
+                // A store of the user's (--db, --url) keeps no bench jobs.
+                if self.given.is_some() || matches!(self.plan.mode, Mode::Url(_)) {
                     bench.cleanup(&queue).await?;
                 }
                 anyhow::Ok(figures)

@@ -485,6 +485,10 @@ fn a_running_server_given_with_url() {
         "enqueue",
         "--scenario",
         "lifecycle",
+        "--scenario",
+        "depth",
+        "--depths",
+        "5,120",
         "--workers",
         "1",
         "--jobs",
@@ -492,10 +496,29 @@ fn a_running_server_given_with_url() {
         "--repeat",
         "1",
     ]);
+    // The depth scenario leaves nothing waiting on a server of the user's.
+    let out = run(&["--url", &url, "call", "queues"]);
     let _ = server.kill();
     let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queues: Value = serde_json::from_slice(&out.stdout).expect("queues JSON");
+    let queues = queues.as_array().expect("queues");
+    let depth: Vec<&Value> = queues
+        .iter()
+        .filter(|q| q["name"].as_str().is_some_and(|n| n.contains("-depth-")))
+        .collect();
+    assert_eq!(depth.len(), 2, "{queues:?}");
+    for q in depth {
+        assert_eq!(q["waiting"], 0, "{q}");
+    }
     assert_eq!((&v["mode"], &v["store"]), (&"url".into(), &"server".into()));
     for name in ["enqueue", "enqueue-batch", "lifecycle"] {
         assert_scenario(&v["scenarios"][name], &["jobs_per_sec"], 50, 1, name);
     }
+    assert_depths(&v, &[5, 120], 50, 1);
+    assert!(v["depth"]["server_rss_kb"].is_null(), "{v}");
 }
