@@ -92,6 +92,9 @@ pub struct TxCache {
     /// `Some(true)` when the tracked set is known to be empty (the common
     /// case: then no job's tracking needs a query).
     tracked_empty: Option<bool>,
+    /// `Some(true)` when no job has a dependency (the common case: then
+    /// no job's dependencies need a query).
+    deps_empty: Option<bool>,
     /// Queues known to be registered (`known = 1`).
     known_queues: HashSet<String>,
     /// Batch items run without savepoints (the writer's optimistic pass,
@@ -119,6 +122,7 @@ impl TxCache {
     pub fn rolled_back(&mut self) {
         self.config.clear();
         self.tracked_empty = None;
+        self.deps_empty = None;
         self.known_queues.clear();
     }
 
@@ -194,6 +198,17 @@ impl<'a> SqliteTx<'a> {
         let mut stmt = self.conn.prepare_cached(sql).sql()?;
         let rows = stmt.query_map(params, |r| r.get::<_, String>(0)).sql()?;
         rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    /// Whether no job has a dependency (remembered until one is added or
+    /// removed).
+    fn no_deps(&mut self) -> Result<bool> {
+        if let Some(empty) = self.cache.deps_empty {
+            return Ok(empty);
+        }
+        let empty = !self.exists("SELECT 1 FROM deps LIMIT 1", [])?;
+        self.cache.deps_empty = Some(empty);
+        Ok(empty)
     }
 
     /// Runs a query returning one integer (`COUNT(*)` and the like).
@@ -367,10 +382,12 @@ impl Tx for SqliteTx<'_> {
             "INSERT OR IGNORE INTO deps (jid, dep) VALUES (?1, ?2)",
             params![jid, dep],
         )?;
+        self.cache.deps_empty = Some(false);
         Ok(())
     }
 
     fn dep_remove(&mut self, jid: &str, dep: &str) -> Result<()> {
+        self.cache.deps_empty = None;
         self.exec(
             "DELETE FROM deps WHERE jid = ?1 AND dep = ?2",
             params![jid, dep],
@@ -379,6 +396,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn deps_of(&mut self, jid: &str) -> Result<Vec<String>> {
+        if self.no_deps()? {
+            return Ok(Vec::new());
+        }
         self.strings(
             "SELECT dep FROM deps WHERE jid = ?1 ORDER BY dep",
             params![jid],
@@ -386,6 +406,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn dependents_of(&mut self, dep: &str) -> Result<Vec<String>> {
+        if self.no_deps()? {
+            return Ok(Vec::new());
+        }
         self.strings(
             "SELECT jid FROM deps WHERE dep = ?1 ORDER BY jid",
             params![dep],
