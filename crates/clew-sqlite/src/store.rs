@@ -620,6 +620,7 @@ impl Writer {
     /// savepoint machinery itself, which dooms the batch; the inner result is
     /// the command's own (a refused command is rolled back to the savepoint).
     fn run_one(&mut self, request: &ExecuteRequest) -> Result<(Result<Reply>, Vec<Event>)> {
+        SqliteTx::new(&self.conn, &mut self.cache).flush_stats()?;
         self.conn.execute_batch("SAVEPOINT op").sql()?;
         let outcome = self.apply_request(request);
         match outcome {

@@ -95,6 +95,12 @@ pub struct TxCache {
     /// `Some(true)` when no job has a dependency (the common case: then
     /// no job's dependencies need a query).
     deps_empty: Option<bool>,
+    /// Timing statistics read or written lately, each with whether it is
+    /// ahead of its row (written back by [`SqliteTx::flush`] and before any
+    /// savepoint).
+    timing: HashMap<(String, i64, StatKind), (TimingStat, bool)>,
+    /// Histogram increments not yet written.
+    hist: HashMap<(String, i64, StatKind, String), i64>,
     /// Queues known to be registered (`known = 1`).
     known_queues: HashSet<String>,
     /// Batch items run without savepoints (the writer's optimistic pass,
@@ -124,6 +130,10 @@ impl TxCache {
         self.tracked_empty = None;
         self.deps_empty = None;
         self.known_queues.clear();
+        // Statistics were written back before the savepoint: whatever is
+        // pending now was done inside it.
+        self.timing.clear();
+        self.hist.clear();
     }
 
     /// Starts (or ends) the optimistic pass: batch items then take no
@@ -140,10 +150,10 @@ impl TxCache {
         std::mem::take(&mut self.item_refused)
     }
 
-    /// Whether sequence values were handed out that [`SqliteTx::flush`] has
-    /// not yet written back.
+    /// Whether sequence values were handed out, or statistics changed, that
+    /// [`SqliteTx::flush`] has not yet written back.
     pub fn is_dirty(&self) -> bool {
-        self.seq_dirty
+        self.seq_dirty || !self.hist.is_empty() || self.timing.values().any(|(_, dirty)| *dirty)
     }
 }
 
@@ -172,6 +182,7 @@ impl<'a> SqliteTx<'a> {
     /// Writes cached state (the placement sequence) back to the database.
     /// Must run inside the transaction, before it commits.
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_stats()?;
         if let (true, Some(seq)) = (self.cache.seq_dirty, self.cache.seq) {
             self.conn
                 .prepare_cached(
@@ -182,6 +193,45 @@ impl<'a> SqliteTx<'a> {
                 .sql()?;
         }
         self.cache.seq_dirty = false;
+        Ok(())
+    }
+
+    /// Writes back the statistics kept in the cache. Called by
+    /// [`SqliteTx::flush`] and before every savepoint, so that rolling a
+    /// savepoint back only ever discards what was done inside it.
+    pub fn flush_stats(&mut self) -> Result<()> {
+        for ((queue, day, kind), (stat, dirty)) in self.cache.timing.iter_mut() {
+            if !*dirty {
+                continue;
+            }
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO stats_timing (queue, day, kind, count, mean, vk)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        queue,
+                        day,
+                        kind.as_str(),
+                        stat.count,
+                        stat.mean,
+                        stat.vk
+                    ])
+                })
+                .sql()?;
+            *dirty = false;
+        }
+        for ((queue, day, kind, bucket), n) in self.cache.hist.drain() {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO stats_hist (queue, day, kind, bucket, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (queue, day, kind, bucket) DO UPDATE SET count = count + ?5",
+                )
+                .and_then(|mut st| st.execute(params![queue, day, kind.as_str(), bucket, n]))
+                .sql()?;
+        }
         Ok(())
     }
 
@@ -304,6 +354,7 @@ impl Tx for SqliteTx<'_> {
         if self.cache.optimistic {
             return Ok(());
         }
+        self.flush_stats()?;
         self.conn.execute_batch("SAVEPOINT batch_item").sql()
     }
 
@@ -911,11 +962,11 @@ impl Tx for SqliteTx<'_> {
         kind: StatKind,
         bucket: &str,
     ) -> Result<()> {
-        self.exec(
-            "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES (?1, ?2, ?3, ?4, 1)
-             ON CONFLICT (queue, day, kind, bucket) DO UPDATE SET count = count + 1",
-            params![queue, day.0, kind.as_str(), bucket],
-        )?;
+        *self
+            .cache
+            .hist
+            .entry((queue.to_owned(), day.0, kind, bucket.to_owned()))
+            .or_insert(0) += 1;
         Ok(())
     }
 
@@ -925,6 +976,7 @@ impl Tx for SqliteTx<'_> {
         day: Timestamp,
         kind: StatKind,
     ) -> Result<Vec<(String, i64)>> {
+        self.flush_stats()?;
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -941,6 +993,10 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn stats_timing(&mut self, queue: &str, day: Timestamp, kind: StatKind) -> Result<TimingStat> {
+        let key = (queue.to_owned(), day.0, kind);
+        if let Some((stat, _)) = self.cache.timing.get(&key) {
+            return Ok(*stat);
+        }
         let row = self
             .conn
             .prepare_cached(
@@ -958,7 +1014,9 @@ impl Tx for SqliteTx<'_> {
                 .optional()
             })
             .sql()?;
-        Ok(row.unwrap_or_default())
+        let stat = row.unwrap_or_default();
+        self.cache.timing.insert(key, (stat, false));
+        Ok(stat)
     }
 
     fn stats_timing_save(
@@ -968,11 +1026,9 @@ impl Tx for SqliteTx<'_> {
         kind: StatKind,
         stat: &TimingStat,
     ) -> Result<()> {
-        self.exec(
-            "INSERT OR REPLACE INTO stats_timing (queue, day, kind, count, mean, vk)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![queue, day.0, kind.as_str(), stat.count, stat.mean, stat.vk],
-        )?;
+        self.cache
+            .timing
+            .insert((queue.to_owned(), day.0, kind), (*stat, true));
         Ok(())
     }
 
