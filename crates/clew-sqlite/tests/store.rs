@@ -555,3 +555,86 @@ async fn a_file_left_by_a_killed_process_reopens() {
     ));
     store.close().await.unwrap();
 }
+
+/// With the real logic: completes sent at once commit in groups, some of
+/// them refused (wrong worker), so groups run optimistically and again with
+/// savepoints; the day's statistics (kept in the writer's cache between
+/// write-backs) count exactly the accepted completes, and the wait
+/// histogram every pop.
+#[tokio::test]
+async fn statistics_stay_exact_through_grouped_and_refused_commands() {
+    use clew_core::command::{CompleteParams, PutParams};
+    use clew_core::Engine;
+    let (store, _dir) = temp_store();
+    let engine = Engine::new(store.clone());
+    let jobs: Vec<PutParams> = (0..60)
+        .map(|i| PutParams {
+            jid: format!("j{i}"),
+            ..PutParams::new("q", "K")
+        })
+        .collect();
+    engine.put_many(jobs).await.expect("put_many");
+    let popped = engine.pop("q", "w", 60).await.expect("pop");
+    assert_eq!(popped.len(), 60);
+    let params = |i: usize, jid: &str| CompleteParams {
+        jid: jid.to_owned(),
+        worker: if i % 6 == 3 { "intruder" } else { "w" }.into(),
+        queue: "q".into(),
+        data: "{}".into(),
+        next: None,
+        delay: 0.0,
+        depends: Vec::new(),
+        metadata: None,
+    };
+    // Half in one batch (refused items in its middle), half as single
+    // commands sent at once (grouped by the writer).
+    let (first, second) = popped.split_at(30);
+    let batch: Vec<CompleteParams> = first
+        .iter()
+        .enumerate()
+        .map(|(i, job)| params(i, &job.record.jid))
+        .collect();
+    let results = engine.complete_many(batch).await.expect("complete_many");
+    let mut accepted = results.iter().filter(|r| r.is_ok()).count();
+    let mut refused = results.len() - accepted;
+    let singles: Vec<_> = second
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let engine = engine.clone();
+            let p = params(i, &job.record.jid);
+            tokio::spawn(async move { engine.complete(p).await })
+        })
+        .collect();
+    for handle in singles {
+        match handle.await.expect("task") {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((accepted, refused), (50, 10));
+    let today = engine.now().day().floor_secs().to_string();
+    let stats = engine
+        .qless("stats", None, &["q".into(), today])
+        .await
+        .expect("stats");
+    assert_eq!(stats["run"]["count"], 50, "{stats}");
+    assert_eq!(stats["wait"]["count"], 60, "{stats}");
+    let hist_total: i64 = stats["wait"]["histogram"]
+        .as_array()
+        .expect("histogram")
+        .iter()
+        .map(|v| v.as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(hist_total, 60, "{stats}");
+    let run_total: i64 = stats["run"]["histogram"]
+        .as_array()
+        .expect("histogram")
+        .iter()
+        .map(|v| v.as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(run_total, 50, "{stats}");
+}
