@@ -27,7 +27,7 @@
 //!   owns its connection, and async callers only await a oneshot reply (as
 //!   with the SQLite store's writer thread). No async runtime is blocked,
 //!   and the store works under any runtime, current-thread included.
-//! * **Each command in its own transaction, serialized, except pops.** A
+//! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.
 //!   So commands on one schema run one at a time across every process
@@ -35,6 +35,21 @@
 //!   event log's sequence numbers (an identity column, taken under the
 //!   lock) commit in increasing order: a reader paging the log by sequence
 //!   number never sees an event appear below one it has already read.
+//! * **Group commit** ([`PostgresOptions::group_max`], default 64). Since
+//!   those commands run one at a time anyway, a pool thread that takes a
+//!   command (other than a concurrent pop) also takes the commands already
+//!   queued behind it, without waiting, and runs them in one transaction:
+//!   `BEGIN`, the lock and the outbox drain once, each command's logic and
+//!   events at its own `now`, one notification and one `COMMIT` (one WAL
+//!   flush for the group). The group runs optimistically, without a
+//!   savepoint per command; if a command is refused, the transaction is
+//!   rolled back and the group runs again with a savepoint per command
+//!   (the logic is a function of the state, `now` and the command), so the
+//!   refused one has no effect and no events and the others commit.
+//!   Replies and events go out after the commit, each command's to its own
+//!   caller and sink, in order. A pop queued in a group runs under the
+//!   exclusive lock like any command. [`PostgresStore::transactions_run`]
+//!   counts the transactions next to [`PostgresStore::commands_run`].
 //! * **Concurrent pops** ([`PostgresOptions::concurrent_pops`], on by
 //!   default). A pop takes that lock in *shared* mode
 //!   (`pg_advisory_xact_lock_shared`), so pops run next to each other but

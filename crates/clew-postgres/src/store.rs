@@ -128,6 +128,12 @@ struct Shared {
     order: Arc<PublishOrder>,
     /// Commands run so far (committed or refused).
     commands: AtomicU64,
+    /// Transactions begun so far to run commands, groups and drains
+    /// (committed or rolled back, a run again counted again).
+    transactions: AtomicU64,
+    /// The most commands run in one transaction
+    /// ([`PostgresOptions::group_max`]).
+    group_max: usize,
     /// What begins a command's transaction: `BEGIN`, the command lock and
     /// the first page of the outbox drain (one round trip).
     begin: String,
@@ -201,6 +207,10 @@ impl fmt::Debug for PostgresStore {
             .field("schema", &self.shared.target.schema.as_str())
             .field("options", &self.options)
             .field("commands", &self.shared.commands.load(Ordering::Relaxed))
+            .field(
+                "transactions",
+                &self.shared.transactions.load(Ordering::Relaxed),
+            )
             .finish()
     }
 }
@@ -236,6 +246,8 @@ impl PostgresStore {
             idle: AtomicUsize::new(0),
             order: Arc::default(),
             commands: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            group_max: options.group_max.max(1),
             // READ COMMITTED whatever the server's default: each statement
             // then sees every commit made before the lock was granted (a
             // snapshot taken by the lock statement would predate them).
@@ -319,6 +331,15 @@ impl PostgresStore {
     /// Commands committed or refused so far by this store.
     pub fn commands_run(&self) -> u64 {
         self.shared.commands.load(Ordering::Relaxed)
+    }
+
+    /// Transactions begun so far by this store's commands (and outbox
+    /// drains): with group commit, concurrent commands share one, so this
+    /// grows slower than [`PostgresStore::commands_run`]; a transaction run
+    /// again (a pop that lost a deadlock, a group that a refused command
+    /// sent back to run with savepoints) counts once per run.
+    pub fn transactions_run(&self) -> u64 {
+        self.shared.transactions.load(Ordering::Relaxed)
     }
 
     /// Sets the clock of the drains the listener runs when applications put
@@ -591,6 +612,9 @@ impl Conn {
 struct Worker {
     shared: Arc<Shared>,
     conn: Option<Conn>,
+    /// A request taken from the queue while gathering a group that could
+    /// not join it (not a command): served next.
+    pending: Option<Request>,
 }
 
 /// A command's outcome, ready to publish after its commit.
@@ -601,27 +625,70 @@ struct Outcome {
 
 impl Worker {
     fn new(shared: Arc<Shared>, conn: Option<Conn>) -> Worker {
-        Worker { shared, conn }
+        Worker {
+            shared,
+            conn,
+            pending: None,
+        }
     }
 
     /// Serves requests until the store closes. A thread counts as idle
     /// (claimable by the next call, see [`PostgresStore::send`]) from just
     /// before it answers, so a caller's next call does not start another
     /// thread for nothing.
+    ///
+    /// A command other than a concurrent pop takes the commands already
+    /// queued behind it (no waiting, [`Shared::group_max`] in all) and runs
+    /// them in one transaction ([`Worker::execute_group`]).
     fn run(mut self) {
         loop {
-            let request = match self.shared.receiver.lock() {
-                Ok(receiver) => receiver.recv(),
-                Err(_) => break,
+            let (request, group) = match self.pending.take() {
+                Some(request) => (request, Vec::new()),
+                None => match self.next() {
+                    Some(next) => next,
+                    // The store was closed or dropped and the queue is empty.
+                    None => break,
+                },
             };
-            let Ok(request) = request else {
-                // The store was closed or dropped and the queue is empty.
-                break;
+            let (answer, served) = if group.is_empty() {
+                (self.serve(request), 1)
+            } else {
+                let Request::Execute(first) = request else {
+                    unreachable!("only a command starts a group")
+                };
+                let mut group = group;
+                group.insert(0, *first);
+                let served = group.len();
+                (self.execute_group(group), served)
             };
-            let answer = self.serve(request);
-            self.shared.idle.fetch_add(1, Ordering::SeqCst);
+            self.shared.idle.fetch_add(served, Ordering::SeqCst);
             answer();
         }
+    }
+
+    /// Waits for the next request; when it is a command that may lead a
+    /// group, also takes the commands queued behind it (stopping at a
+    /// request of another kind, kept in [`Worker::pending`]). `None` once
+    /// the store is closed and the queue empty.
+    fn next(&mut self) -> Option<(Request, Vec<ExecuteRequest>)> {
+        let receiver = self.shared.receiver.lock().ok()?;
+        let request = receiver.recv().ok()?;
+        let mut group = Vec::new();
+        if let Request::Execute(first) = &request {
+            let leads =
+                !(self.shared.pop_begin.is_some() && matches!(first.command, Command::Pop { .. }));
+            while leads && group.len() + 1 < self.shared.group_max {
+                match receiver.try_recv() {
+                    Ok(Request::Execute(more)) => group.push(*more),
+                    Ok(other) => {
+                        self.pending = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Some((request, group))
     }
 
     /// Serves one request; returns how to answer it.
@@ -696,6 +763,51 @@ impl Worker {
                 None => publish(),
             }
             let _ = request.reply.send(result);
+        })
+    }
+}
+
+impl Worker {
+    /// Runs several commands in one transaction ([`run_group`]); the answer
+    /// publishes each command's events, in order, in the group's commit
+    /// turn, then replies to each.
+    fn execute_group(&mut self, group: Vec<ExecuteRequest>) -> Box<dyn FnOnce()> {
+        let shared = self.shared.clone();
+        let mut turn = None;
+        let outcome = self.with_conn(|conn| run_group(conn, &shared, &group, &mut turn));
+        shared
+            .commands
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        let outcomes = match outcome {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    commands = group.len(),
+                    "PostgreSQL group of commands failed"
+                );
+                group
+                    .iter()
+                    .map(|_| Outcome {
+                        result: Err(e.clone()),
+                        events: Vec::new(),
+                    })
+                    .collect()
+            }
+        };
+        Box::new(move || {
+            let publish = || {
+                for (request, outcome) in group.iter().zip(&outcomes) {
+                    shared.publish(request.sink.as_ref(), &outcome.events);
+                }
+            };
+            match turn {
+                Some(mut turn) => turn.finish(publish),
+                None => publish(),
+            }
+            for (request, outcome) in group.into_iter().zip(outcomes) {
+                let _ = request.reply.send(outcome.result);
+            }
         })
     }
 }
@@ -780,8 +892,124 @@ fn run_command(
         }
     }
     let Conn { client, statements } = conn;
+    shared.transactions.fetch_add(1, Ordering::Relaxed);
     let (tx, drained) = OpenTx::begin(client, &shared.begin)?;
     run_exclusive(tx, statements, shared, now, drained, job, turn)
+}
+
+/// Several commands in one transaction (group commit): `BEGIN`, the
+/// command lock held exclusively and the outbox drain (once, at the first
+/// command's `now`, its events published with the first command's), each
+/// command's logic and events at its own `now`, the commit notification
+/// and one `COMMIT`. Returns each command's outcome, in order.
+///
+/// The group first runs optimistically, without a savepoint per command.
+/// If a command is refused, that transaction is rolled back and the group
+/// runs again in a new one with a savepoint per command: the logic is a
+/// function of the store's state, `now` and the command, so the commands
+/// before it do the same again, the refused one is rolled back to its
+/// savepoint (no effect, no events) and the rest still commit. Pops in a
+/// group run under the exclusive lock like any command. The outer `Err` is
+/// a database failure: nothing committed, every command gets it.
+fn run_group(
+    conn: &mut Conn,
+    shared: &Shared,
+    group: &[ExecuteRequest],
+    turn: &mut Option<Turn>,
+) -> Result<Vec<Outcome>> {
+    let Conn { client, statements } = conn;
+    let now = group.first().map_or(Timestamp(0), |request| request.now);
+    for savepoints in [false, true] {
+        shared.transactions.fetch_add(1, Ordering::Relaxed);
+        let (mut tx, drained) = OpenTx::begin(client, &shared.begin)?;
+        *turn = Some(shared.order.take());
+        let mut drained_events = Vec::new();
+        crate::outbox::drain(
+            tx.client,
+            statements,
+            shared.apply,
+            now,
+            drained,
+            &mut drained_events,
+        )?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        if savepoints {
+            for request in group {
+                tx.run("SAVEPOINT clew_command")?;
+                let outcome = {
+                    let mut pg = PgTx::new(&mut *tx.client, statements);
+                    apply_request(&mut pg, shared, request)
+                };
+                outcomes.push(match outcome {
+                    Ok((reply, events)) => {
+                        tx.run("RELEASE SAVEPOINT clew_command")?;
+                        Outcome {
+                            result: Ok(reply),
+                            events,
+                        }
+                    }
+                    Err(e) => {
+                        tx.run(
+                            "ROLLBACK TO SAVEPOINT clew_command; RELEASE SAVEPOINT clew_command",
+                        )?;
+                        Outcome {
+                            result: Err(e),
+                            events: Vec::new(),
+                        }
+                    }
+                });
+            }
+        } else {
+            // One PgTx for the whole pass: its config cache stays right,
+            // as nothing is rolled back within the pass.
+            let mut pg = PgTx::new(&mut *tx.client, statements);
+            for request in group {
+                match apply_request(&mut pg, shared, request) {
+                    Ok((reply, events)) => outcomes.push(Outcome {
+                        result: Ok(reply),
+                        events,
+                    }),
+                    Err(_) => break,
+                }
+            }
+        }
+        if outcomes.len() < group.len() {
+            // Refused in the optimistic pass: run again with savepoints.
+            tx.end("ROLLBACK")?;
+            *turn = None;
+            continue;
+        }
+        if let Some(first) = outcomes.first_mut() {
+            drained_events.append(&mut first.events);
+            first.events = drained_events;
+        }
+        let last_seq = outcomes
+            .iter()
+            .rev()
+            .find_map(|outcome| outcome.events.last().map(|e| e.seq));
+        let channel = shared.channel.get().map(String::as_str);
+        tx.end(&crate::outbox::commit_sql(channel, last_seq))?;
+        return Ok(outcomes);
+    }
+    Err(Error::store(
+        "internal error: a group of commands ran out of passes",
+    ))
+}
+
+/// Runs one request's logic (exclusive lock held) and appends its events.
+fn apply_request(
+    pg: &mut PgTx<'_, Client>,
+    shared: &Shared,
+    request: &ExecuteRequest,
+) -> Result<(Reply, Vec<Event>)> {
+    apply_logic(
+        pg,
+        shared.apply,
+        request.now,
+        &request.origin,
+        &request.command,
+        &mut |_| Ok(()),
+    )
 }
 
 /// The rest of a command's transaction once it holds the command lock
@@ -880,6 +1108,7 @@ fn run_pop(
     let mut attempt = 1;
     loop {
         let Conn { client, statements } = &mut *conn;
+        shared.transactions.fetch_add(1, Ordering::Relaxed);
         let (tx, exclusive) = OpenTx::begin_pop(client, begin)?;
         if exclusive {
             let messages = tx.client.simple_query(crate::outbox::DRAIN_SQL).pg()?;

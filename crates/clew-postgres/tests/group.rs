@@ -1,0 +1,385 @@
+//! Group commit in `PostgresStore`: commands queued behind one another run
+//! in one transaction; a refused command in a group is rolled back alone
+//! (no effect, no events) while the rest commit; event numbers stay in
+//! commit order across groups and pool threads.
+//!
+//! To make a queue form on purpose, a test holds the schema's command lock
+//! from a connection of its own: the store's thread waits for it with the
+//! first command while the next ones queue up behind.
+//!
+//! Each test uses its own temporary schema of the test database
+//! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL they print why and pass,
+//! unless `CI=true`.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use clew_core::{
+    Command, Engine, Error, Event, MemorySink, Origin, PendingEvent, Reply, Store, Timestamp, Tx,
+};
+use clew_postgres::testing::{self, TempSchema};
+use clew_postgres::{PostgresOptions, PostgresStore, SchemaName};
+use serde_json::Value;
+
+/// True (after printing the reason) when the test must skip.
+fn skip() -> bool {
+    match testing::skip_reason() {
+        Some(line) => {
+            // Past the harness's capture, so the skip shows.
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// Runs a qless command at `now` seconds.
+async fn call(engine: &Engine, command: &str, now: f64, args: &[&str]) -> clew_core::Result<Value> {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    engine.qless(command, Some(now), &args).await
+}
+
+/// Runs a qless command that must succeed.
+async fn ok(engine: &Engine, command: &str, now: f64, args: &[&str]) -> Value {
+    call(engine, command, now, args)
+        .await
+        .unwrap_or_else(|e| panic!("{command} {args:?}: {e}"))
+}
+
+/// Every event of the log, paged.
+async fn whole_log(store: &dyn Store) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |e| e.seq);
+        let batch = store.events_after(after, 500).await.expect("events_after");
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
+}
+
+/// The schema's command lock, held by a connection of the test's own (on a
+/// plain thread: the synchronous client must not run inside the runtime)
+/// until [`CommandLock::release`].
+struct CommandLock {
+    release: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl CommandLock {
+    /// Takes the lock; returns once it is held.
+    fn hold(schema: &TempSchema) -> CommandLock {
+        let key = SchemaName::new(schema.name())
+            .expect("schema name")
+            .command_lock_key();
+        let mut client = schema.connect().expect("connect");
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&key])
+                .expect("take the command lock");
+            held_tx.send(()).expect("signal");
+            let _ = release_rx.recv();
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .expect("release the command lock");
+        });
+        held_rx.recv().expect("the lock holder died");
+        CommandLock { release, thread }
+    }
+
+    /// Lets the store's commands run.
+    fn release(self) {
+        let _ = self.release.send(());
+        self.thread.join().expect("the lock holder panicked");
+    }
+}
+
+/// Puts `jids` at once, each as its own call, while the command lock is
+/// held, so they queue up behind the pool's thread; then releases the lock
+/// and returns each put's result, in `jids` order.
+async fn put_queued(
+    engine: &Engine,
+    schema: &TempSchema,
+    jids: &[String],
+) -> Vec<clew_core::Result<Value>> {
+    let lock = CommandLock::hold(schema);
+    let tasks: Vec<_> = jids
+        .iter()
+        .map(|jid| {
+            let engine = engine.clone();
+            let jid = jid.clone();
+            tokio::spawn(async move {
+                call(&engine, "put", 2.0, &["w", "q", &jid, "k", "{}", "0"]).await
+            })
+        })
+        .collect();
+    // Every call is queued on its first poll; leave them the time to be
+    // polled. (No assertion depends on how long anything takes.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.release();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_behind_one_another_commit_in_one_transaction() {
+    if skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    let store = Arc::new(schema.open(options).expect("open"));
+    let sink = MemorySink::default();
+    let engine = Engine::new(store.clone()).with_sink(Arc::new(sink.clone()));
+    let (commands, transactions) = (store.commands_run(), store.transactions_run());
+
+    let jids: Vec<String> = (0..40).map(|i| format!("job-{i:02}")).collect();
+    let results = put_queued(&engine, &schema, &jids).await;
+    for (jid, result) in jids.iter().zip(results) {
+        assert_eq!(result.expect("put"), Value::String(jid.clone()));
+    }
+
+    let commands = store.commands_run() - commands;
+    let transactions = store.transactions_run() - transactions;
+    assert_eq!(commands, 40);
+    // The first put waits for the lock alone; the rest queue behind it and
+    // commit together (2 transactions when all were queued in time).
+    assert!(
+        transactions * 2 <= commands,
+        "{commands} commands in {transactions} transactions"
+    );
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{commands} commands in {transactions} transactions"
+    );
+    // Every put committed, with its events, published once in log order.
+    for jid in &jids {
+        assert_eq!(ok(&engine, "get", 3.0, &[jid]).await["jid"], jid.as_str());
+    }
+    let log = whole_log(&*store).await;
+    assert_eq!(sink.events(), log);
+    for jid in &jids {
+        assert!(
+            log.iter().any(|e| e.message.contains(jid.as_str())),
+            "no event of {jid}"
+        );
+    }
+    store.close().await.expect("close");
+}
+
+/// The real logic, but a put whose jid starts with `refused` is refused
+/// after the logic has written it (job row, history, pending events).
+fn refuse_marked_puts(
+    tx: &mut dyn Tx,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
+    events: &mut Vec<PendingEvent>,
+) -> clew_core::Result<Reply> {
+    let reply = clew_core::logic::apply(tx, now, origin, command, events)?;
+    match command {
+        Command::Put(put) if put.jid.starts_with("refused") => {
+            Err(Error::invalid(format!("{} refused on purpose", put.jid)))
+        }
+        _ => Ok(reply),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_command_in_a_group_has_no_effect_and_the_others_commit() {
+    if skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    let store = Arc::new(
+        schema
+            .open_with_logic(options, refuse_marked_puts)
+            .expect("open"),
+    );
+    let sink = MemorySink::default();
+    let engine = Engine::new(store.clone()).with_sink(Arc::new(sink.clone()));
+    let (commands, transactions) = (store.commands_run(), store.transactions_run());
+
+    let jids: Vec<String> = ["a", "b", "refused-1", "c", "d", "refused-2", "e"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let results = put_queued(&engine, &schema, &jids).await;
+    for (jid, result) in jids.iter().zip(results) {
+        if jid.starts_with("refused") {
+            let e = result.expect_err("refused");
+            assert!(e.message().contains("refused on purpose"), "{e}");
+        } else {
+            assert_eq!(result.expect("put"), Value::String(jid.clone()));
+        }
+    }
+    let commands = store.commands_run() - commands;
+    let transactions = store.transactions_run() - transactions;
+    assert_eq!(commands, 7);
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{commands} commands in {transactions} transactions"
+    );
+    // One put waited for the lock alone (the first taken, refused or not);
+    // the six queued behind it ran optimistically, were sent back by a
+    // refusal and ran again with savepoints: fewer transactions than
+    // commands all the same.
+    assert!(
+        transactions < commands,
+        "{commands} commands in {transactions} transactions"
+    );
+
+    let log = whole_log(&*store).await;
+    assert_eq!(sink.events(), log, "published once each, in log order");
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    for jid in &jids {
+        let job = ok(&engine, "get", 3.0, &[jid]).await;
+        let mentioned = log.iter().any(|e| e.message.contains(jid.as_str()));
+        if jid.starts_with("refused") {
+            assert_eq!(job, Value::Null, "{jid} left no job");
+            assert!(!mentioned, "{jid} left no event");
+        } else {
+            assert_eq!(job["jid"], jid.as_str());
+            assert!(mentioned, "no event of {jid}");
+        }
+    }
+    // The queue holds exactly the committed puts.
+    let popped = ok(&engine, "pop", 4.0, &["q", "w1", "100"]).await;
+    let mut popped: Vec<&str> = popped
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|job| job["jid"].as_str())
+        .collect();
+    popped.sort_unstable();
+    assert_eq!(popped, ["a", "b", "c", "d", "e"]);
+    store.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stay_in_commit_order_across_groups_and_threads() {
+    if skip() {
+        return;
+    }
+    const PUTTERS: usize = 8;
+    const PUTS: usize = 40;
+    let total = PUTTERS * PUTS;
+    let (store, _schema) = testing::temp_store();
+    let sink = MemorySink::default();
+    let engine = Engine::new(store.clone()).with_sink(Arc::new(sink.clone()));
+    let (commands, transactions) = (store.commands_run(), store.transactions_run());
+
+    // A reader pages the log by number while commands run: no event may
+    // appear later below a number it has already read.
+    let done = Arc::new(tokio::sync::Notify::new());
+    let reader = tokio::spawn(page_log_until(store.clone(), done.clone()));
+
+    let mut tasks = Vec::new();
+    for p in 0..PUTTERS {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..PUTS {
+                let jid = format!("p{p}-{i:03}");
+                let now = 10.0 + i as f64;
+                let put = ok(&engine, "put", now, &["w", "q", &jid, "k", "{}", "0"]).await;
+                assert_eq!(put, Value::String(jid));
+            }
+        }));
+    }
+    let completed = Arc::new(AtomicUsize::new(0));
+    for w in 0..2 {
+        let engine = engine.clone();
+        let completed = completed.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("w{w}");
+            while completed.load(Ordering::SeqCst) < total {
+                let jobs = ok(&engine, "pop", 100.0, &["q", &worker, "10"]).await;
+                let jobs = jobs.as_array().cloned().unwrap_or_default();
+                if jobs.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                for job in jobs {
+                    let jid = job["jid"].as_str().expect("jid").to_owned();
+                    ok(&engine, "complete", 101.0, &[&jid, &worker, "q", "{}"]).await;
+                    completed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    done.notify_one();
+    let seen = reader.await.expect("reader");
+
+    let log = whole_log(&*store).await;
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    let seqs = |events: &[Event]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&seen), seqs(&log), "the concurrent reader saw the log");
+    assert_eq!(
+        seqs(&sink.events()),
+        seqs(&log),
+        "published in commit order"
+    );
+    let completes = log
+        .iter()
+        .filter(|e| e.channel == "ql:log" && e.message.contains("\"completed\""))
+        .count();
+    assert_eq!(completes, total);
+
+    let commands = store.commands_run() - commands;
+    let transactions = store.transactions_run() - transactions;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{commands} commands in {transactions} transactions"
+    );
+    assert!(
+        transactions < commands,
+        "{commands} commands in {transactions} transactions"
+    );
+    store.close().await.expect("close");
+}
+
+/// Pages the log of `store` by number, seven at a time, until `done` is
+/// notified and a page comes back empty; returns what it read.
+async fn page_log_until(store: Arc<PostgresStore>, done: Arc<tokio::sync::Notify>) -> Vec<Event> {
+    let mut seen: Vec<Event> = Vec::new();
+    let finished = done.notified();
+    tokio::pin!(finished);
+    loop {
+        let after = seen.last().map_or(0, |e| e.seq);
+        let page = store.events_after(after, 7).await.expect("page");
+        let idle = page.is_empty();
+        seen.extend(page);
+        if idle {
+            tokio::select! {
+                _ = &mut finished => break,
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+        }
+    }
+    loop {
+        let after = seen.last().map_or(0, |e| e.seq);
+        let page = store.events_after(after, 500).await.expect("page");
+        if page.is_empty() {
+            return seen;
+        }
+        seen.extend(page);
+    }
+}
