@@ -33,10 +33,13 @@
 //!   rates to the smallest's, and, when the bench started the server, its
 //!   resident memory after the largest prefill.
 //!
-//! `--ceiling` (SQLite) also runs, after each lifecycle run, the bare SQL
-//! of a job's life directly with rusqlite on a fresh file (same pragmas),
-//! in the same batch sizes, and prints the lifecycle figure as a ratio of
-//! it.
+//! `--ceiling` also runs, after each lifecycle run, the bare SQL of a job's
+//! life directly on the same kind of store, in the same batch sizes, and
+//! prints the lifecycle figure as a ratio of it: on SQLite with rusqlite on
+//! a fresh file (same pragmas), on PostgreSQL with the `postgres` crate in
+//! a temporary schema of the `--db` database (created and dropped by the
+//! run), from `--workers` connections claiming with `FOR UPDATE SKIP
+//! LOCKED`.
 //!
 //! Where: in-process on `--db` (without `--db` on the command line, a fresh
 //! temporary SQLite file per run, deleted after it, so no run measures what
@@ -140,8 +143,9 @@ pub struct BenchArgs {
     /// Runs of each scenario; the median is printed.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Also measure the bare SQL of a job's life (SQLite) and print the
-    /// lifecycle figure as a ratio of it.
+    /// Also measure the bare SQL of a job's life (on a fresh SQLite file,
+    /// or in a temporary PostgreSQL schema) and print the lifecycle figure
+    /// as a ratio of it.
     #[arg(long)]
     pub ceiling: bool,
     /// Bench through `clew server` (started on the store for each run,
@@ -329,14 +333,8 @@ pub async fn run(
     } else {
         None
     };
-    let ceiling_dir = match (&given, plan.ceiling) {
-        (Some(StoreUrl::Postgres { .. }), true) => {
-            return Err(Error::invalid(
-                "--ceiling: only on a SQLite store for now (--db sqlite:PATH)",
-            )
-            .into())
-        }
-        (Some(StoreUrl::Sqlite(path)), _) => file_dir(path),
+    let ceiling_dir = match &given {
+        Some(StoreUrl::Sqlite(path)) => file_dir(path),
         _ => std::env::temp_dir(),
     };
     let kind = match (&plan.mode, &given) {
@@ -895,11 +893,18 @@ impl Setup {
                 for rep in 1..=self.plan.repeat {
                     figures.add(self.one(part, rep, jobs).await?);
                     if self.plan.ceiling && part == "lifecycle" {
-                        let path = self
-                            .ceiling_dir
-                            .join(format!("clew-bench-{}-ceiling-{rep}.db", self.id));
-                        let _files = TempFiles(vec![path.clone()]);
-                        let rate = self.ceiling(path, jobs, rep).await?;
+                        let rate = match &self.given {
+                            Some(StoreUrl::Postgres { url, .. }) => {
+                                self.pg_ceiling(url, jobs, rep).await?
+                            }
+                            _ => {
+                                let path = self
+                                    .ceiling_dir
+                                    .join(format!("clew-bench-{}-ceiling-{rep}.db", self.id));
+                                let _files = TempFiles(vec![path.clone()]);
+                                self.ceiling(path, jobs, rep).await?
+                            }
+                        };
                         ceiling.add(vec![("jobs_per_sec", rate)]);
                     }
                 }
@@ -1613,6 +1618,33 @@ fn wall_now() -> clew_core::Timestamp {
     clew_core::SystemClock.now()
 }
 
+impl Setup {
+    /// The bare SQL of `n` jobs' lives on PostgreSQL at `url`, in a
+    /// temporary schema (see [`pg_ceiling_run`]).
+    async fn pg_ceiling(&self, url: &str, n: usize, rep: usize) -> anyhow::Result<f64> {
+        let run = PgCeiling {
+            url: without_params(url, &["schema", "pool"]),
+            schema: format!("clew_bench_ceiling_{}_{rep}", self.id),
+            sizes: CeilingSizes {
+                put: self.plan.put_batch,
+                claim: self.plan.batch,
+            },
+            connections: self.plan.workers,
+        };
+        let bar = bar(2 * n, format!("ceiling {rep}/{}", self.plan.repeat));
+        let progress = bar.clone();
+        let rate = tokio::task::spawn_blocking(move || {
+            let schema = run.schema.clone();
+            pg_ceiling_run(&run, n, &progress)
+                .with_context(|| format!("ceiling in PostgreSQL schema {schema}"))
+        })
+        .await
+        .context("the ceiling task panicked")??;
+        bar.finish_and_clear();
+        Ok(rate)
+    }
+}
+
 /// The nearest-rank percentile `p` of sorted, non-empty `values`.
 fn percentile(values: &[Duration], p: usize) -> Duration {
     let rank = (values.len() * p).div_ceil(100).max(1);
@@ -1808,6 +1840,198 @@ fn ceiling_run(
     Ok(rate)
 }
 
+/// A PostgreSQL ceiling run: where, and how much at once.
+#[derive(Clone, Debug)]
+struct PgCeiling {
+    /// The connection URL (no `schema` or `pool` parameter).
+    url: String,
+    /// The temporary schema (created, then dropped).
+    schema: String,
+    sizes: CeilingSizes,
+    /// Connections inserting, then claiming and finishing, at once.
+    connections: usize,
+}
+
+/// `url` without the query parameters named in `names`.
+fn without_params(url: &str, names: &[&str]) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| !names.contains(&p.split_once('=').map_or(*p, |(k, _)| k)))
+        .collect();
+    if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+const PG_CEILING_SCHEMA: &str = "
+CREATE TABLE jobs (
+    jid TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    klass TEXT NOT NULL,
+    data TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    worker TEXT NOT NULL DEFAULT '',
+    expires BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_waiting ON jobs (queue, state, priority DESC, seq);
+CREATE TABLE history (
+    id BIGSERIAL PRIMARY KEY,
+    jid TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    what TEXT NOT NULL,
+    worker TEXT NOT NULL
+);
+CREATE INDEX history_jid ON history (jid);
+";
+
+/// Drops the ceiling's schema when the run ends (or fails).
+struct DropSchema<'a> {
+    url: &'a str,
+    schema: &'a str,
+}
+
+impl Drop for DropSchema<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(self.url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ));
+        }
+    }
+}
+
+/// Runs the bare SQL of `n` jobs' lives in a temporary schema (default
+/// `synchronous_commit`, as the store): `connections` connections insert
+/// each job row and its `put` history row in transactions of `sizes.put`
+/// jobs; then each, until none is left, claims `sizes.claim` jobs (one
+/// UPDATE of a `FOR UPDATE SKIP LOCKED` selection, and a `popped` history
+/// row each) in one transaction and finishes them (an UPDATE and a `done`
+/// history row each) in another. Returns jobs per second.
+fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Result<f64> {
+    let connect = || -> anyhow::Result<postgres::Client> {
+        let mut c = postgres::Client::connect(&run.url, postgres::NoTls)
+            .with_context(|| format!("connecting to {}", run.url))?;
+        c.batch_execute(&format!("SET search_path TO \"{}\"", run.schema))?;
+        Ok(c)
+    };
+    let mut admin = postgres::Client::connect(&run.url, postgres::NoTls)
+        .with_context(|| format!("connecting to {}", run.url))?;
+    let _drop = DropSchema {
+        url: &run.url,
+        schema: &run.schema,
+    };
+    admin.batch_execute(&format!(
+        "CREATE SCHEMA \"{0}\"; SET search_path TO \"{0}\"; {PG_CEILING_SCHEMA}",
+        run.schema
+    ))?;
+    let mut conns = (0..run.connections.max(1))
+        .map(|_| connect())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0)
+    };
+    const HISTORY: &str = "INSERT INTO history (jid, at, what, worker) VALUES ($1, $2, $3, $4)";
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut threads = Vec::new();
+        for c in conns.iter_mut() {
+            let next = &next;
+            threads.push(scope.spawn(move || -> anyhow::Result<()> {
+                let job = c.prepare(
+                    "INSERT INTO jobs (jid, queue, klass, data, state, priority, seq) \
+                     VALUES ($1, 'q', 'Bench::Noop', '{}', 'waiting', 0, $2)",
+                )?;
+                let history = c.prepare(HISTORY)?;
+                loop {
+                    let first = next.fetch_add(run.sizes.put, Ordering::Relaxed);
+                    if first >= n {
+                        return Ok(());
+                    }
+                    let last = (first + run.sizes.put).min(n);
+                    let mut tx = c.transaction()?;
+                    for i in first..last {
+                        let jid = format!("ceiling-{i}");
+                        tx.execute(&job, &[&jid, &(i as i64)])?;
+                        tx.execute(&history, &[&jid, &now(), &"put", &"clew-bench"])?;
+                    }
+                    tx.commit()?;
+                    bar.inc((last - first) as u64);
+                }
+            }));
+        }
+        for t in threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a ceiling thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let finished = AtomicUsize::new(0);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut threads = Vec::new();
+        for (w, c) in conns.iter_mut().enumerate() {
+            let finished = &finished;
+            threads.push(scope.spawn(move || -> anyhow::Result<()> {
+                let worker = format!("w{w}");
+                let claim = c.prepare(
+                    "UPDATE jobs SET state = 'running', worker = $1, expires = $2 \
+                     WHERE jid IN (SELECT jid FROM jobs WHERE queue = 'q' AND state = 'waiting' \
+                     ORDER BY priority DESC, seq LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING jid",
+                )?;
+                let finish = c.prepare(
+                    "UPDATE jobs SET state = 'complete', worker = '', expires = 0 \
+                     WHERE jid = $1 AND worker = $2",
+                )?;
+                let history = c.prepare(HISTORY)?;
+                loop {
+                    let mut tx = c.transaction()?;
+                    let rows = tx.query(&claim, &[&worker, &now(), &(run.sizes.claim as i64)])?;
+                    let jids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                    for jid in &jids {
+                        tx.execute(&history, &[jid, &now(), &"popped", &worker])?;
+                    }
+                    tx.commit()?;
+                    if jids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = c.transaction()?;
+                    for jid in &jids {
+                        tx.execute(&finish, &[jid, &worker])?;
+                        tx.execute(&history, &[jid, &now(), &"done", &worker])?;
+                    }
+                    tx.commit()?;
+                    finished.fetch_add(jids.len(), Ordering::Relaxed);
+                    bar.inc(jids.len() as u64);
+                }
+            }));
+        }
+        for t in threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a ceiling thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let finished = finished.into_inner();
+    if finished != n {
+        anyhow::bail!("{finished} of {n} jobs finished");
+    }
+    drop(conns);
+    Ok(rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1820,6 +2044,23 @@ mod tests {
         assert_eq!(percentile(&ms, 50), Duration::from_millis(50));
         assert_eq!(percentile(&ms, 99), Duration::from_millis(99));
         assert_eq!(percentile(&ms[..1], 99), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn pg_urls_lose_clews_own_parameters() {
+        let names = ["schema", "pool"];
+        assert_eq!(
+            without_params("postgres://u@h/db?schema=s&pool=2", &names),
+            "postgres://u@h/db"
+        );
+        assert_eq!(
+            without_params("postgres://u@h/db?sslmode=disable&schema=s", &names),
+            "postgres://u@h/db?sslmode=disable"
+        );
+        assert_eq!(
+            without_params("postgres://u@h/db", &names),
+            "postgres://u@h/db"
+        );
     }
 
     #[test]
