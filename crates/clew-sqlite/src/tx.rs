@@ -101,6 +101,12 @@ pub struct TxCache {
     timing: HashMap<(String, i64, StatKind), (TimingStat, bool)>,
     /// Histogram increments not yet written.
     hist: HashMap<(String, i64, StatKind, String), i64>,
+    /// Each job's placement (`loc` code, `None`: no such job) as last read
+    /// or written in this group, so a save knows whether the job leaves or
+    /// enters the complete set without reading its row again.
+    locs: HashMap<String, Option<i64>>,
+    /// The change to the `complete` counter not yet written back.
+    complete_delta: i64,
     /// Queues known to be registered (`known = 1`).
     known_queues: HashSet<String>,
     /// Batch items run without savepoints (the writer's optimistic pass,
@@ -130,10 +136,12 @@ impl TxCache {
         self.tracked_empty = None;
         self.deps_empty = None;
         self.known_queues.clear();
-        // Statistics were written back before the savepoint: whatever is
-        // pending now was done inside it.
+        // Statistics and the counter were written back before the
+        // savepoint: whatever is pending now was done inside it.
         self.timing.clear();
         self.hist.clear();
+        self.locs.clear();
+        self.complete_delta = 0;
     }
 
     /// Starts (or ends) the optimistic pass: batch items then take no
@@ -153,7 +161,10 @@ impl TxCache {
     /// Whether sequence values were handed out, or statistics changed, that
     /// [`SqliteTx::flush`] has not yet written back.
     pub fn is_dirty(&self) -> bool {
-        self.seq_dirty || !self.hist.is_empty() || self.timing.values().any(|(_, dirty)| *dirty)
+        self.seq_dirty
+            || self.complete_delta != 0
+            || !self.hist.is_empty()
+            || self.timing.values().any(|(_, dirty)| *dirty)
     }
 }
 
@@ -222,6 +233,17 @@ impl<'a> SqliteTx<'a> {
                 .sql()?;
             *dirty = false;
         }
+        if self.cache.complete_delta != 0 {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO counters (name, n) VALUES ('complete', ?1)
+                     ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut st| st.execute(params![self.cache.complete_delta]))
+                .sql()?;
+            self.cache.complete_delta = 0;
+        }
+        self.cache.locs.clear();
         for ((queue, day, kind, bucket), n) in self.cache.hist.drain() {
             self.conn
                 .prepare_cached(
@@ -248,6 +270,26 @@ impl<'a> SqliteTx<'a> {
         let mut stmt = self.conn.prepare_cached(sql).sql()?;
         let rows = stmt.query_map(params, |r| r.get::<_, String>(0)).sql()?;
         rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    /// A job's placement code before this write (`None`: no such job),
+    /// from the cache or else its row.
+    fn loc_of(&mut self, jid: &str) -> Result<Option<i64>> {
+        if let Some(loc) = self.cache.locs.get(jid) {
+            return Ok(*loc);
+        }
+        self.conn
+            .prepare_cached("SELECT loc FROM jobs WHERE jid = ?1")
+            .and_then(|mut s| s.query_row(params![jid], |r| r.get(0)).optional())
+            .sql()
+    }
+
+    /// Notes a job's new placement and counts it into or out of the
+    /// complete set.
+    fn placed(&mut self, jid: &str, old: Option<i64>, new: Option<i64>) {
+        let complete = Some(Loc::Complete.code());
+        self.cache.complete_delta += i64::from(new == complete) - i64::from(old == complete);
+        self.cache.locs.insert(jid.to_owned(), new);
     }
 
     /// Whether no job has a dependency (remembered until one is added or
@@ -577,15 +619,22 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
+        let old = self.loc_of(jid)?;
         self.exec("DELETE FROM jobs WHERE jid = ?1", params![jid])?;
+        self.placed(jid, old, None);
         Ok(())
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
-        self.conn
+        let job = self
+            .conn
             .prepare_cached(concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = ?1"))
             .and_then(|mut s| s.query_row(params![jid], job_from_row).optional())
-            .sql()
+            .sql()?;
+        self.cache
+            .locs
+            .insert(jid.to_owned(), job.as_ref().map(|j| j.loc.code()));
+        Ok(job)
     }
 
     fn job_list(
@@ -690,11 +739,12 @@ impl Tx for SqliteTx<'_> {
             .conn
             .prepare_cached("SELECT n FROM counters WHERE name = 'complete'")
             .sql()?;
-        let n = stmt.query_row([], |r| r.get(0)).optional().sql()?;
-        Ok(n.unwrap_or(0))
+        let n: Option<i64> = stmt.query_row([], |r| r.get(0)).optional().sql()?;
+        Ok(n.unwrap_or(0) + self.cache.complete_delta)
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
+        let old = self.loc_of(&job.jid)?;
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
@@ -744,6 +794,7 @@ impl Tx for SqliteTx<'_> {
                 metadata,
             ],
         )?;
+        self.placed(&job.jid, old, Some(job.loc.code()));
         Ok(())
     }
 
