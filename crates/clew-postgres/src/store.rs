@@ -617,6 +617,14 @@ struct Worker {
     pending: Option<Request>,
 }
 
+/// What a pool thread took from the queue.
+enum Work {
+    /// One request, served alone.
+    One(Request),
+    /// Two or more commands, run in one transaction.
+    Group(Vec<ExecuteRequest>),
+}
+
 /// A command's outcome, ready to publish after its commit.
 struct Outcome {
     result: Result<Reply>,
@@ -642,24 +650,20 @@ impl Worker {
     /// them in one transaction ([`Worker::execute_group`]).
     fn run(mut self) {
         loop {
-            let (request, group) = match self.pending.take() {
-                Some(request) => (request, Vec::new()),
+            let work = match self.pending.take() {
+                Some(request) => Work::One(request),
                 None => match self.next() {
-                    Some(next) => next,
+                    Some(work) => work,
                     // The store was closed or dropped and the queue is empty.
                     None => break,
                 },
             };
-            let (answer, served) = if group.is_empty() {
-                (self.serve(request), 1)
-            } else {
-                let Request::Execute(first) = request else {
-                    unreachable!("only a command starts a group")
-                };
-                let mut group = group;
-                group.insert(0, *first);
-                let served = group.len();
-                (self.execute_group(group), served)
+            let (answer, served) = match work {
+                Work::One(request) => (self.serve(request), 1),
+                Work::Group(group) => {
+                    let served = group.len();
+                    (self.execute_group(group), served)
+                }
             };
             self.shared.idle.fetch_add(served, Ordering::SeqCst);
             answer();
@@ -670,25 +674,34 @@ impl Worker {
     /// group, also takes the commands queued behind it (stopping at a
     /// request of another kind, kept in [`Worker::pending`]). `None` once
     /// the store is closed and the queue empty.
-    fn next(&mut self) -> Option<(Request, Vec<ExecuteRequest>)> {
+    fn next(&mut self) -> Option<Work> {
+        // Held while waiting: the idle threads take turns at the queue.
         let receiver = self.shared.receiver.lock().ok()?;
-        let request = receiver.recv().ok()?;
-        let mut group = Vec::new();
-        if let Request::Execute(first) = &request {
-            let leads =
-                !(self.shared.pop_begin.is_some() && matches!(first.command, Command::Pop { .. }));
-            while leads && group.len() + 1 < self.shared.group_max {
-                match receiver.try_recv() {
-                    Ok(Request::Execute(more)) => group.push(*more),
-                    Ok(other) => {
-                        self.pending = Some(other);
-                        break;
-                    }
-                    Err(_) => break,
+        let first = match receiver.recv().ok()? {
+            Request::Execute(first)
+                if !(self.shared.pop_begin.is_some()
+                    && matches!(first.command, Command::Pop { .. })) =>
+            {
+                first
+            }
+            other => return Some(Work::One(other)),
+        };
+        let mut more = Vec::new();
+        while more.len() + 1 < self.shared.group_max {
+            match receiver.try_recv() {
+                Ok(Request::Execute(request)) => more.push(*request),
+                Ok(other) => {
+                    self.pending = Some(other);
+                    break;
                 }
+                Err(_) => break,
             }
         }
-        Some((request, group))
+        Some(if more.is_empty() {
+            Work::One(Request::Execute(first))
+        } else {
+            Work::Group(std::iter::once(*first).chain(more).collect())
+        })
     }
 
     /// Serves one request; returns how to answer it.

@@ -154,8 +154,9 @@ async fn commands_queued_behind_one_another_commit_in_one_transaction() {
     let commands = store.commands_run() - commands;
     let transactions = store.transactions_run() - transactions;
     assert_eq!(commands, 40);
-    // The first put waits for the lock alone; the rest queue behind it and
-    // commit together (2 transactions when all were queued in time).
+    // They queue behind the lock and commit together: one transaction when
+    // the pool's thread found them all queued, two when it took the first
+    // one alone before the others arrived.
     assert!(
         transactions * 2 <= commands,
         "{commands} commands in {transactions} transactions"
@@ -236,9 +237,9 @@ async fn a_refused_command_in_a_group_has_no_effect_and_the_others_commit() {
         std::io::stderr().lock(),
         "{commands} commands in {transactions} transactions"
     );
-    // One put waited for the lock alone (the first taken, refused or not);
-    // the six queued behind it ran optimistically, were sent back by a
-    // refusal and ran again with savepoints: fewer transactions than
+    // The queued puts ran optimistically, were sent back by a refusal and
+    // ran again with savepoints (two transactions, three if the first put
+    // was taken alone before the others arrived): fewer transactions than
     // commands all the same.
     assert!(
         transactions < commands,
@@ -382,4 +383,49 @@ async fn page_log_until(store: Arc<PostgresStore>, done: Arc<tokio::sync::Notify
         }
         seen.extend(page);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_queued_among_commands_is_answered_after_their_group() {
+    if skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    let store = Arc::new(schema.open(options).expect("open"));
+    let engine = Engine::new(store.clone()).with_sink(Arc::new(MemorySink::default()));
+    let lock = CommandLock::hold(&schema);
+    let put = |jid: &'static str| {
+        let engine = engine.clone();
+        tokio::spawn(
+            async move { call(&engine, "put", 2.0, &["w", "q", jid, "k", "{}", "0"]).await },
+        )
+    };
+    let (a, b) = (put("a"), put("b"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let read = {
+        let store = store.clone();
+        tokio::spawn(async move { store.events_after(0, 1000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let c = put("c");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lock.release();
+    for (jid, task) in [("a", a), ("b", b), ("c", c)] {
+        assert_eq!(task.await.expect("task").expect("put"), jid);
+    }
+    // The read was taken while the group gathered and kept for after it:
+    // it sees the group's commits whole (a and b), in number order.
+    let read = read.await.expect("task").expect("events_after");
+    assert!(read.windows(2).all(|w| w[0].seq < w[1].seq));
+    for jid in ["a", "b"] {
+        assert!(read
+            .iter()
+            .any(|e| e.message.contains(&format!("\"{jid}\""))));
+    }
+    assert!(whole_log(&*store).await.len() > read.len(), "c came after");
+    store.close().await.expect("close");
 }
