@@ -107,6 +107,9 @@ pub struct TxCache {
     locs: HashMap<String, Option<i64>>,
     /// The change to the `complete` counter not yet written back.
     complete_delta: i64,
+    /// The `complete` counter's row, once read (kept up to date by the
+    /// write-backs).
+    complete_base: Option<i64>,
     /// Queues known to be registered (`known = 1`).
     known_queues: HashSet<String>,
     /// Batch items run without savepoints (the writer's optimistic pass,
@@ -241,6 +244,9 @@ impl<'a> SqliteTx<'a> {
                 )
                 .and_then(|mut st| st.execute(params![self.cache.complete_delta]))
                 .sql()?;
+            if let Some(base) = &mut self.cache.complete_base {
+                *base += self.cache.complete_delta;
+            }
             self.cache.complete_delta = 0;
         }
         self.cache.locs.clear();
@@ -735,12 +741,20 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn complete_count(&mut self) -> Result<i64> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT n FROM counters WHERE name = 'complete'")
-            .sql()?;
-        let n: Option<i64> = stmt.query_row([], |r| r.get(0)).optional().sql()?;
-        Ok(n.unwrap_or(0) + self.cache.complete_delta)
+        let base = match self.cache.complete_base {
+            Some(base) => base,
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT n FROM counters WHERE name = 'complete'")
+                    .sql()?;
+                let n: Option<i64> = stmt.query_row([], |r| r.get(0)).optional().sql()?;
+                let base = n.unwrap_or(0);
+                self.cache.complete_base = Some(base);
+                base
+            }
+        };
+        Ok(base + self.cache.complete_delta)
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
