@@ -90,6 +90,26 @@ pub struct LifecycleError {
     pub backtrace: Option<String>,
 }
 
+/// [`LifecycleEvent`] borrowed, with the payload as its raw JSON text: what
+/// the engine writes to the log (the same fields, so it reads back as a
+/// [`LifecycleEvent`]), without parsing the payload into a `Value` and
+/// printing it again for every event of every job.
+#[derive(Serialize)]
+pub(crate) struct LifecycleEventRef<'a> {
+    pub seq: i64,
+    pub kind: LifecycleKind,
+    pub at: Timestamp,
+    pub jid: &'a str,
+    pub queue: &'a str,
+    pub klass: &'a str,
+    pub args: &'a serde_json::value::RawValue,
+    pub metadata: &'a Map<String, Value>,
+    pub origin: &'a Origin,
+    pub time_in_queue: Option<f64>,
+    pub time_to_perform: Option<f64>,
+    pub error: Option<&'a LifecycleError>,
+}
+
 /// One lifecycle event of one job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
@@ -117,4 +137,73 @@ pub struct LifecycleEvent {
     pub time_to_perform: Option<f64>,
     /// `failed`: the error.
     pub error: Option<LifecycleError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the engine writes reads back as the owned event, with the
+    /// payload's JSON value; for a compact payload the text is the same as
+    /// the owned event's.
+    #[test]
+    fn the_borrowed_event_reads_back_as_the_owned_one() {
+        let metadata: Map<String, Value> =
+            serde_json::from_str(r#"{"strategy":"fast","n":2}"#).expect("map");
+        let origin = Origin {
+            hostname: "h".into(),
+            process: 7,
+        };
+        let error = LifecycleError {
+            class: "G".into(),
+            message: "boom".into(),
+            backtrace: Some("at x".into()),
+        };
+        for data in [
+            r#"{"b":1,"a":[1,2.5]}"#,
+            "{ \"b\" : 1,  \"a\":[1, 2.50 ] }",
+            "[]",
+            "7",
+        ] {
+            let raw: &serde_json::value::RawValue = serde_json::from_str(data).expect("raw");
+            let borrowed = LifecycleEventRef {
+                seq: 0,
+                kind: LifecycleKind::Failed,
+                at: Timestamp(1_500_000),
+                jid: "j",
+                queue: "q",
+                klass: "K",
+                args: raw,
+                metadata: &metadata,
+                origin: &origin,
+                time_in_queue: Some(0.5),
+                time_to_perform: None,
+                error: Some(&error),
+            };
+            let owned = LifecycleEvent {
+                seq: 0,
+                kind: LifecycleKind::Failed,
+                at: Timestamp(1_500_000),
+                jid: "j".into(),
+                queue: "q".into(),
+                klass: "K".into(),
+                args: serde_json::from_str(data).expect("value"),
+                metadata: metadata.clone(),
+                origin: origin.clone(),
+                time_in_queue: Some(0.5),
+                time_to_perform: None,
+                error: Some(error.clone()),
+            };
+            let text = serde_json::to_string(&borrowed).expect("serialize");
+            let back: LifecycleEvent = serde_json::from_str(&text).expect("read back");
+            assert_eq!(back, owned, "{data}");
+            if !data.contains(' ') && !data.contains(".50") {
+                assert_eq!(
+                    text,
+                    serde_json::to_string(&owned).expect("owned"),
+                    "{data}"
+                );
+            }
+        }
+    }
 }

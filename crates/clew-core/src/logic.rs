@@ -18,7 +18,7 @@ use crate::config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::PendingEvent;
 use crate::job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurRecord};
-use crate::lifecycle::{LifecycleError, LifecycleEvent, LifecycleKind, Origin};
+use crate::lifecycle::{LifecycleError, LifecycleKind, Origin};
 use crate::stats;
 use crate::time::Timestamp;
 use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
@@ -453,19 +453,23 @@ impl Cx<'_> {
         time_to_perform: Option<f64>,
         error: Option<LifecycleError>,
     ) {
-        let event = LifecycleEvent {
+        // The payload is valid JSON (checked at put); as a raw value it is
+        // written as stored, without a parse into a tree and a print.
+        let null = serde_json::value::RawValue::NULL;
+        let args: &serde_json::value::RawValue = serde_json::from_str(&rec.data).unwrap_or(null);
+        let event = crate::lifecycle::LifecycleEventRef {
             seq: 0,
             kind,
             at: self.now,
-            jid: rec.jid.clone(),
-            queue: queue.to_owned(),
-            klass: rec.klass.clone(),
-            args: serde_json::from_str(&rec.data).unwrap_or(Value::Null),
-            metadata: rec.metadata.clone(),
-            origin: self.origin.clone(),
+            jid: &rec.jid,
+            queue,
+            klass: &rec.klass,
+            args,
+            metadata: &rec.metadata,
+            origin: self.origin,
             time_in_queue,
             time_to_perform,
-            error,
+            error: error.as_ref(),
         };
         // Serializing plain data cannot fail.
         let message = serde_json::to_string(&event).unwrap_or_default();
