@@ -80,6 +80,22 @@ pub fn skip_reason() -> Option<String> {
     Some(line)
 }
 
+/// True, after printing the [`skip_reason`] line past the test harness's
+/// output capture (so the skip shows), when a test must skip.
+///
+/// # Panics
+/// Without PostgreSQL when `CI=true` (see [`skip_reason`]).
+pub fn skip() -> bool {
+    use std::io::Write as _;
+    match skip_reason() {
+        Some(line) => {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            true
+        }
+        None => false,
+    }
+}
+
 /// This process's tag: its pid and a random number (pids repeat).
 fn process_tag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();

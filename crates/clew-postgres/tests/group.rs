@@ -11,6 +11,8 @@
 //! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL they print why and pass,
 //! unless `CI=true`.
 
+mod common;
+use common::{call, ok};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -23,31 +25,6 @@ use clew_core::{
 use clew_postgres::testing::{self, TempSchema};
 use clew_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde_json::Value;
-
-/// True (after printing the reason) when the test must skip.
-fn skip() -> bool {
-    match testing::skip_reason() {
-        Some(line) => {
-            // Past the harness's capture, so the skip shows.
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-            true
-        }
-        None => false,
-    }
-}
-
-/// Runs a qless command at `now` seconds.
-async fn call(engine: &Engine, command: &str, now: f64, args: &[&str]) -> clew_core::Result<Value> {
-    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    engine.qless(command, Some(now), &args).await
-}
-
-/// Runs a qless command that must succeed.
-async fn ok(engine: &Engine, command: &str, now: f64, args: &[&str]) -> Value {
-    call(engine, command, now, args)
-        .await
-        .unwrap_or_else(|e| panic!("{command} {args:?}: {e}"))
-}
 
 /// Every event of the log, paged.
 async fn whole_log(store: &dyn Store) -> Vec<Event> {
@@ -132,7 +109,7 @@ async fn put_queued(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_queued_behind_one_another_commit_in_one_transaction() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -200,7 +177,7 @@ fn refuse_marked_puts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_command_in_a_group_has_no_effect_and_the_others_commit() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -275,7 +252,7 @@ async fn a_refused_command_in_a_group_has_no_effect_and_the_others_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stay_in_commit_order_across_groups_and_threads() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     const PUTTERS: usize = 8;
@@ -387,7 +364,7 @@ async fn page_log_until(store: Arc<PostgresStore>, done: Arc<tokio::sync::Notify
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_queued_among_commands_is_answered_after_their_group() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();

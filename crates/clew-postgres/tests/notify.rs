@@ -8,7 +8,6 @@
 //! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL they print why and pass,
 //! unless `CI=true`.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,18 +19,6 @@ use tokio::sync::watch;
 
 /// How long a notification may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// True (after printing the reason) when the test must skip.
-fn skip() -> bool {
-    match testing::skip_reason() {
-        Some(line) => {
-            // Past the harness's capture, so the skip shows.
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-            true
-        }
-        None => false,
-    }
-}
 
 /// A store on `schema` with its listener on.
 fn listening(schema: &TempSchema) -> Arc<PostgresStore> {
@@ -52,7 +39,7 @@ async fn until_at_least(rx: &mut watch::Receiver<i64>, seq: i64, what: &str) {
 
 #[tokio::test]
 async fn a_second_store_sees_the_first_stores_commits() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -100,7 +87,7 @@ async fn a_second_store_sees_the_first_stores_commits() {
 
 #[tokio::test]
 async fn a_put_through_sql_appears_with_no_other_traffic() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -152,7 +139,7 @@ async fn a_put_through_sql_appears_with_no_other_traffic() {
 
 #[tokio::test]
 async fn a_burst_of_sql_puts_is_drained_completely_with_no_other_traffic() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     const PUTS: usize = 25;
@@ -201,7 +188,7 @@ async fn a_burst_of_sql_puts_is_drained_completely_with_no_other_traffic() {
 /// process ends the wait, long before its timeout.
 #[tokio::test]
 async fn a_waiting_engine_is_woken_by_another_stores_put() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();

@@ -11,7 +11,6 @@
 //! unless `CI=true`.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,18 +19,6 @@ use clew_core::{Command, Engine, ErrorKind, Event, LifecycleKind, MemorySink, St
 use clew_postgres::testing::{self, TempSchema};
 use clew_postgres::{PostgresStore, SchemaName};
 use postgres::Client;
-
-/// True (after printing the reason) when the test must skip.
-fn skip() -> bool {
-    match testing::skip_reason() {
-        Some(line) => {
-            // Past the harness's capture, so the skip shows.
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-            true
-        }
-        None => false,
-    }
-}
 
 /// A runtime for the store's async calls; the application's synchronous
 /// client is used outside it.
@@ -111,7 +98,7 @@ fn about(log: &[Event], jid: &str) -> Vec<(String, String)> {
 
 #[test]
 fn a_rolled_back_put_never_exists_and_a_committed_one_is_a_normal_put() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -200,7 +187,7 @@ fn a_rolled_back_put_never_exists_and_a_committed_one_is_a_normal_put() {
 
 #[test]
 fn a_drained_put_survives_a_refused_command_and_a_pop_always_sees_committed_jobs() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -254,7 +241,7 @@ fn a_drained_put_survives_a_refused_command_and_a_pop_always_sees_committed_jobs
 
 #[test]
 fn concurrent_app_transactions_put_while_a_store_pops_every_committed_job_exactly_once() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     const APPS: usize = 4;
@@ -334,7 +321,7 @@ fn concurrent_app_transactions_put_while_a_store_pops_every_committed_job_exactl
 
 #[test]
 fn bad_arguments_are_clear_sql_errors_naming_the_argument() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -455,7 +442,7 @@ fn bad_arguments_are_clear_sql_errors_naming_the_argument() {
 
 #[test]
 fn put_in_keeps_the_data_text_verbatim_and_names_this_process() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -513,7 +500,7 @@ fn put_in_keeps_the_data_text_verbatim_and_names_this_process() {
 
 #[test]
 fn put_in_async_works_on_tokio_postgres() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -542,7 +529,7 @@ fn put_in_async_works_on_tokio_postgres() {
 
 #[test]
 fn a_refused_put_lands_in_put_rejected_and_blocks_nothing() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();

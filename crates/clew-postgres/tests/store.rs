@@ -7,6 +7,8 @@
 //! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL they print why and pass,
 //! unless `CI=true`.
 
+mod common;
+use common::{call, ok};
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,31 +18,6 @@ use clew_core::{Engine, Event, NullSink, Store, Timestamp};
 use clew_postgres::testing::{self, TempSchema};
 use clew_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use serde_json::Value;
-
-/// True (after printing the reason) when the test must skip.
-fn skip() -> bool {
-    match testing::skip_reason() {
-        Some(line) => {
-            // Past the harness's capture, so the skip shows.
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-            true
-        }
-        None => false,
-    }
-}
-
-/// Runs a qless command at `now` seconds.
-async fn call(engine: &Engine, command: &str, now: f64, args: &[&str]) -> clew_core::Result<Value> {
-    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    engine.qless(command, Some(now), &args).await
-}
-
-/// Runs a qless command that must succeed.
-async fn ok(engine: &Engine, command: &str, now: f64, args: &[&str]) -> Value {
-    call(engine, command, now, args)
-        .await
-        .unwrap_or_else(|e| panic!("{command} {args:?}: {e}"))
-}
 
 /// An engine over `store`.
 fn engine(store: Arc<PostgresStore>) -> Engine {
@@ -62,7 +39,7 @@ async fn whole_log(store: &dyn Store, page: i64) -> Vec<Event> {
 
 #[test]
 fn migrating_twice_and_from_two_threads_at_once_applies_each_version_once() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -111,7 +88,7 @@ fn migrating_twice_and_from_two_threads_at_once_applies_each_version_once() {
 
 #[test]
 fn a_schema_from_a_newer_clew_is_refused() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -129,7 +106,7 @@ fn a_schema_from_a_newer_clew_is_refused() {
 
 #[tokio::test]
 async fn the_url_schema_parameter_selects_the_schema() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -159,7 +136,7 @@ async fn unreachable_servers_and_bad_urls_fail_with_clear_errors() {
 
 #[tokio::test]
 async fn job_data_and_fields_round_trip_byte_for_byte_across_reopening() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -211,7 +188,7 @@ async fn job_data_and_fields_round_trip_byte_for_byte_across_reopening() {
 
 #[tokio::test]
 async fn a_refused_command_changes_nothing_and_numbers_stay_increasing() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let (store, _schema) = testing::temp_store();
@@ -236,7 +213,7 @@ async fn a_refused_command_changes_nothing_and_numbers_stay_increasing() {
 
 #[tokio::test]
 async fn two_stores_on_one_schema_pop_every_job_exactly_once_and_log_in_order() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     const JOBS: usize = 60;
@@ -302,7 +279,7 @@ async fn two_stores_on_one_schema_pop_every_job_exactly_once_and_log_in_order() 
 
 #[tokio::test]
 async fn the_pool_grows_only_as_needed_up_to_its_size() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let schema = TempSchema::new();
@@ -350,7 +327,7 @@ async fn the_pool_grows_only_as_needed_up_to_its_size() {
 
 #[tokio::test]
 async fn calls_after_close_fail_and_close_is_idempotent() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let (store, _schema) = testing::temp_store();
@@ -367,7 +344,7 @@ async fn calls_after_close_fail_and_close_is_idempotent() {
 
 #[tokio::test]
 async fn flush_empties_the_store_and_prune_drops_old_events_keeping_numbers() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     let (store, _schema) = testing::temp_store();
@@ -496,7 +473,7 @@ fn stress_mutator(engine: Engine, done: Arc<AtomicBool>) -> Vec<String> {
 /// reader saw exactly the final log. Prints the pop throughput.
 #[test]
 fn eight_threads_on_two_stores_pop_each_job_at_most_once_under_concurrent_changes() {
-    if skip() {
+    if testing::skip() {
         return;
     }
     const JOBS: usize = 2_000;
