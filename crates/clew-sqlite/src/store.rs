@@ -148,9 +148,14 @@ impl SqliteStore {
     ) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let conn = open_connection(&path, options.synchronous, options.busy_timeout)?;
+        let checkpointer = Checkpointer::start(&path, &options);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0).sql()?;
+        }
         let (sender, receiver) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let writer = Writer {
+            checkpointer,
             conn,
             cache: TxCache::new(),
             data_version: None,
@@ -287,6 +292,9 @@ impl Drop for SqliteStore {
 
 /// The writer thread's state: the only connection that writes.
 struct Writer {
+    /// Checkpoints the WAL off the writer's path (stopped before the
+    /// connection closes); `None`: SQLite's automatic checkpoints at commit.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     cache: TxCache,
     /// `PRAGMA data_version` at the last batch: a change means another
@@ -295,6 +303,67 @@ struct Writer {
     apply: ApplyFn,
     batch_max: usize,
     counters: Arc<Counters>,
+}
+
+/// How often the checkpointer copies committed WAL frames into the file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// A thread with a connection of its own that runs passive WAL checkpoints
+/// every [`CHECKPOINT_EVERY`]. SQLite's automatic checkpoint runs inside the
+/// commit that crosses 1,000 WAL pages, so one command in a hundred or so
+/// waited for it: enqueue-to-start p99 6.3 ms with it, 1.1-1.5 ms without,
+/// in `clew bench --scenario latency`. A passive checkpoint never blocks
+/// the writer; the WAL is reused from its start once fully checkpointed.
+struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread; `None` (with a warning) if its connection cannot
+    /// be opened, and then SQLite checkpoints at commit as usual.
+    fn start(path: &Path, options: &SqliteOptions) -> Option<Checkpointer> {
+        let conn = match open_connection(path, options.synchronous, options.busy_timeout) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint thread; checkpointing at commit");
+                return None;
+            }
+        };
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("clew-sqlite-checkpoint".into())
+            .spawn(move || {
+                // Runs until told to stop, or the store is gone.
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "passive WAL checkpoint");
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Some(Checkpointer {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint thread; checkpointing at commit");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A command's outcome inside a batch, before the commit.
@@ -389,7 +458,8 @@ impl Writer {
     }
 
     /// Checkpoints the WAL into the main file and closes the connection.
-    fn close(self) -> Result<()> {
+    fn close(mut self) -> Result<()> {
+        drop(self.checkpointer.take());
         // Truncating the WAL is a courtesy: if another connection is reading,
         // the checkpoint is partial and that is fine.
         if let Err(e) = self

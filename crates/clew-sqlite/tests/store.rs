@@ -638,3 +638,37 @@ async fn statistics_stay_exact_through_grouped_and_refused_commands() {
         .sum();
     assert_eq!(run_total, 50, "{stats}");
 }
+
+/// The WAL is checkpointed off the writer's path: with a pause after each
+/// burst of writes, the next burst starts the WAL over, so the file stays
+/// about one burst long (SQLite's commit-time checkpoint is off: without
+/// the checkpoint thread it would grow by every burst).
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    use clew_core::command::PutParams;
+    use clew_core::Engine;
+    let (store, dir) = temp_store();
+    let engine = Engine::new(store.clone());
+    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    let mut sizes = Vec::new();
+    for round in 0..8 {
+        let jobs: Vec<PutParams> = (0..100)
+            .map(|i| PutParams {
+                jid: format!("j{round}-{i}"),
+                data: data.clone(),
+                ..PutParams::new("q", "K")
+            })
+            .collect();
+        engine.put_many(jobs).await.expect("put_many");
+        sizes.push(std::fs::metadata(&wal).expect("the WAL file").len());
+        // More than one checkpoint interval.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    let first = sizes[0];
+    let last = sizes[sizes.len() - 1];
+    assert!(
+        last < first * 3,
+        "the WAL grew with every burst: {sizes:?} bytes"
+    );
+}
