@@ -572,6 +572,14 @@ impl Worker {
         for (command, result) in completer_task.finish(RELEASE_WAIT).await {
             reclaim(&mut report, &command, result);
         }
+        // A job task aborted after its answer came, but before it ran on to
+        // return how it ended, was tallied as unfinished: the store knows
+        // whether its job completed.
+        let _ = tokio::time::timeout(
+            RELEASE_WAIT,
+            reconcile_completed(&shared.client, &mut report),
+        )
+        .await;
         report.unfinished.sort();
         report.not_released.sort();
         control.set_status(|s| {
@@ -832,6 +840,21 @@ fn reclaim(
         JobEnd::Retried => report.retried += 1,
         JobEnd::Released => report.released += 1,
         _ => report.lost += 1,
+    }
+}
+
+/// Counts as completed the jobs tallied as unfinished and not released
+/// that the store shows complete (see the shutdown in `Worker::run`).
+async fn reconcile_completed(client: &Client, report: &mut ShutdownReport) {
+    for jid in report.not_released.clone() {
+        let Ok(Some(job)) = client.get(&jid).await else {
+            continue;
+        };
+        if job.state == "complete" {
+            report.not_released.retain(|j| j != &jid);
+            report.unfinished.retain(|j| j != &jid);
+            report.completed += 1;
+        }
     }
 }
 
