@@ -12,7 +12,7 @@
 //! unless `CI=true`.
 
 mod common;
-use common::{call, ok};
+use common::{call, ok, page_log_until};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -23,7 +23,7 @@ use clew_core::{
     Command, Engine, Error, Event, MemorySink, Origin, PendingEvent, Reply, Store, Timestamp, Tx,
 };
 use clew_postgres::testing::{self, TempSchema};
-use clew_postgres::{PostgresOptions, PostgresStore, SchemaName};
+use clew_postgres::{PostgresOptions, SchemaName};
 use serde_json::Value;
 
 /// Every event of the log, paged.
@@ -332,34 +332,6 @@ async fn events_stay_in_commit_order_across_groups_and_threads() {
         "{commands} commands in {transactions} transactions"
     );
     store.close().await.expect("close");
-}
-
-/// Pages the log of `store` by number, seven at a time, until `done` is
-/// notified and a page comes back empty; returns what it read.
-async fn page_log_until(store: Arc<PostgresStore>, done: Arc<tokio::sync::Notify>) -> Vec<Event> {
-    let mut seen: Vec<Event> = Vec::new();
-    let finished = done.notified();
-    tokio::pin!(finished);
-    loop {
-        let after = seen.last().map_or(0, |e| e.seq);
-        let page = store.events_after(after, 7).await.expect("page");
-        let idle = page.is_empty();
-        seen.extend(page);
-        if idle {
-            tokio::select! {
-                _ = &mut finished => break,
-                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
-            }
-        }
-    }
-    loop {
-        let after = seen.last().map_or(0, |e| e.seq);
-        let page = store.events_after(after, 500).await.expect("page");
-        if page.is_empty() {
-            return seen;
-        }
-        seen.extend(page);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 //! unless `CI=true`.
 
 mod common;
-use common::{call, ok};
+use common::{call, ok, page_log_until};
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -620,39 +620,4 @@ fn eight_threads_on_two_stores_pop_each_job_at_most_once_under_concurrent_change
             store.close().await.expect("close");
         }
     });
-}
-
-/// Pages the log of `store` by sequence number, seven at a time, until
-/// `done` is notified and a page comes back empty; returns what it read.
-async fn page_log_until(store: Arc<PostgresStore>, done: Arc<tokio::sync::Notify>) -> Vec<Event> {
-    let mut seen: Vec<Event> = Vec::new();
-    let finished = done.notified();
-    tokio::pin!(finished);
-    loop {
-        let after = seen.last().map_or(0, |e| e.seq);
-        let page = store.events_after(after, 7).await.expect("page");
-        let idle = page.is_empty();
-        seen.extend(page);
-        if idle {
-            tokio::select! {
-                _ = &mut finished => break,
-                _ = tokio::task::yield_now() => {}
-            }
-        }
-    }
-    seen.extend(whole_log_after(&*store, seen.last().map_or(0, |e| e.seq)).await);
-    seen
-}
-
-/// Every event after `after`, paged.
-async fn whole_log_after(store: &dyn Store, after: i64) -> Vec<Event> {
-    let mut out: Vec<Event> = Vec::new();
-    loop {
-        let from = out.last().map_or(after, |e| e.seq);
-        let batch = store.events_after(from, 1000).await.expect("events_after");
-        if batch.is_empty() {
-            return out;
-        }
-        out.extend(batch);
-    }
 }

@@ -1,7 +1,11 @@
 //! Helpers shared by this crate's test files.
 #![allow(dead_code)]
 
-use clew_core::Engine;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clew_core::{Engine, Event, Store};
+use clew_postgres::PostgresStore;
 use serde_json::Value;
 
 /// Runs a qless command at `now` seconds.
@@ -20,4 +24,35 @@ pub async fn ok(engine: &Engine, command: &str, now: f64, args: &[&str]) -> Valu
     call(engine, command, now, args)
         .await
         .unwrap_or_else(|e| panic!("{command} {args:?}: {e}"))
+}
+
+/// Pages the log of `store` by number, seven at a time, until `done` is
+/// notified and a page comes back empty; returns what it read.
+pub async fn page_log_until(
+    store: Arc<PostgresStore>,
+    done: Arc<tokio::sync::Notify>,
+) -> Vec<Event> {
+    let mut seen: Vec<Event> = Vec::new();
+    let finished = done.notified();
+    tokio::pin!(finished);
+    loop {
+        let after = seen.last().map_or(0, |e| e.seq);
+        let page = store.events_after(after, 7).await.expect("page");
+        let idle = page.is_empty();
+        seen.extend(page);
+        if idle {
+            tokio::select! {
+                _ = &mut finished => break,
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+        }
+    }
+    loop {
+        let after = seen.last().map_or(0, |e| e.seq);
+        let page = store.events_after(after, 500).await.expect("page");
+        if page.is_empty() {
+            return seen;
+        }
+        seen.extend(page);
+    }
 }
