@@ -248,7 +248,8 @@ fn drain_one(
             now,
             &row.origin(),
             &Command::Put(params),
-            &mut |_| Ok(()),
+            None,
+            &mut || (),
         )
     });
     match outcome {

@@ -131,6 +131,9 @@ struct Shared {
     /// Transactions begun so far to run commands, groups and drains
     /// (committed or rolled back, a run again counted again).
     transactions: AtomicU64,
+    /// Round trips to the server made so far by commands, groups and
+    /// drains ([`PostgresStore::round_trips_run`]).
+    round_trips: AtomicU64,
     /// The most commands run in one transaction
     /// ([`PostgresOptions::group_max`]).
     group_max: usize,
@@ -247,6 +250,7 @@ impl PostgresStore {
             order: Arc::default(),
             commands: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
+            round_trips: AtomicU64::new(0),
             group_max: options.group_max.max(1),
             // READ COMMITTED whatever the server's default: each statement
             // then sees every commit made before the lock was granted (a
@@ -340,6 +344,14 @@ impl PostgresStore {
     /// sent back to run with savepoints) counts once per run.
     pub fn transactions_run(&self) -> u64 {
         self.shared.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Round trips to the database made so far by this store's commands
+    /// (and outbox drains): each statement or batch of statements sent and
+    /// answered, `BEGIN` and `COMMIT` included. With commands serialized by
+    /// the schema's lock, a command's time is mostly its round trips.
+    pub fn round_trips_run(&self) -> u64 {
+        self.shared.round_trips.load(Ordering::Relaxed)
     }
 
     /// Sets the clock of the drains the listener runs when applications put
@@ -742,6 +754,9 @@ impl Worker {
         }
         let conn = self.conn.as_mut().ok_or_else(closed)?;
         let result = f(conn);
+        self.shared
+            .round_trips
+            .fetch_add(conn.statements.take_round_trips(), Ordering::Relaxed);
         if conn.client.is_closed() {
             self.conn = None;
         }
@@ -830,6 +845,8 @@ impl Worker {
 struct OpenTx<'a> {
     client: &'a mut Client,
     open: bool,
+    /// Where its round trips are counted.
+    trips: &'a AtomicU64,
 }
 
 impl<'a> OpenTx<'a> {
@@ -837,9 +854,15 @@ impl<'a> OpenTx<'a> {
     /// trip); returns the outbox rows it took.
     fn begin(
         client: &'a mut Client,
+        trips: &'a AtomicU64,
         begin: &str,
     ) -> Result<(OpenTx<'a>, Vec<crate::outbox::OutboxRow>)> {
-        let tx = OpenTx { client, open: true };
+        let tx = OpenTx {
+            client,
+            open: true,
+            trips,
+        };
+        tx.trips.fetch_add(1, Ordering::Relaxed);
         let messages = tx.client.simple_query(begin).pg()?;
         let rows = crate::outbox::drained_rows(&messages)?;
         Ok((tx, rows))
@@ -848,8 +871,17 @@ impl<'a> OpenTx<'a> {
     /// Sends a concurrent pop's `begin` ([`POP_BEGIN`], one round trip);
     /// returns whether it holds the command lock exclusively (puts wait in
     /// the outbox) rather than shared.
-    fn begin_pop(client: &'a mut Client, begin: &str) -> Result<(OpenTx<'a>, bool)> {
-        let tx = OpenTx { client, open: true };
+    fn begin_pop(
+        client: &'a mut Client,
+        trips: &'a AtomicU64,
+        begin: &str,
+    ) -> Result<(OpenTx<'a>, bool)> {
+        let tx = OpenTx {
+            client,
+            open: true,
+            trips,
+        };
+        tx.trips.fetch_add(1, Ordering::Relaxed);
         let messages = tx.client.simple_query(begin).pg()?;
         let exclusive = messages.iter().any(|m| match m {
             postgres::SimpleQueryMessage::Row(row) => {
@@ -862,6 +894,7 @@ impl<'a> OpenTx<'a> {
 
     /// Runs `sql` (a savepoint statement) inside the transaction.
     fn run(&mut self, sql: &str) -> Result<()> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
         self.client.batch_execute(sql).pg()
     }
 
@@ -869,6 +902,7 @@ impl<'a> OpenTx<'a> {
     /// before it).
     fn end(mut self, sql: &str) -> Result<()> {
         self.open = false;
+        self.trips.fetch_add(1, Ordering::Relaxed);
         self.client.batch_execute(sql).pg()
     }
 }
@@ -906,7 +940,7 @@ fn run_command(
     }
     let Conn { client, statements } = conn;
     shared.transactions.fetch_add(1, Ordering::Relaxed);
-    let (tx, drained) = OpenTx::begin(client, &shared.begin)?;
+    let (tx, drained) = OpenTx::begin(client, &shared.round_trips, &shared.begin)?;
     run_exclusive(tx, statements, shared, now, drained, job, turn)
 }
 
@@ -934,7 +968,7 @@ fn run_group(
     let now = group.first().map_or(Timestamp(0), |request| request.now);
     for savepoints in [false, true] {
         shared.transactions.fetch_add(1, Ordering::Relaxed);
-        let (mut tx, drained) = OpenTx::begin(client, &shared.begin)?;
+        let (mut tx, drained) = OpenTx::begin(client, &shared.round_trips, &shared.begin)?;
         *turn = Some(shared.order.take());
         let mut drained_events = Vec::new();
         crate::outbox::drain(
@@ -1021,7 +1055,8 @@ fn apply_request(
         request.now,
         &request.origin,
         &request.command,
-        &mut |_| Ok(()),
+        None,
+        &mut || (),
     )
 }
 
@@ -1053,7 +1088,15 @@ fn run_exclusive(
         }
         let outcome = {
             let mut pg = PgTx::new(&mut *tx.client, statements);
-            apply_logic(&mut pg, shared.apply, now, origin, command, &mut |_| Ok(()))
+            apply_logic(
+                &mut pg,
+                shared.apply,
+                now,
+                origin,
+                command,
+                None,
+                &mut || (),
+            )
         };
         match outcome {
             Ok((reply, command_events)) => {
@@ -1122,8 +1165,9 @@ fn run_pop(
     loop {
         let Conn { client, statements } = &mut *conn;
         shared.transactions.fetch_add(1, Ordering::Relaxed);
-        let (tx, exclusive) = OpenTx::begin_pop(client, begin)?;
+        let (tx, exclusive) = OpenTx::begin_pop(client, &shared.round_trips, begin)?;
         if exclusive {
+            tx.trips.fetch_add(1, Ordering::Relaxed);
             let messages = tx.client.simple_query(crate::outbox::DRAIN_SQL).pg()?;
             let drained = crate::outbox::drained_rows(&messages)?;
             return run_exclusive(
@@ -1139,18 +1183,15 @@ fn run_pop(
         let (outcome, retryable) = {
             let mut pg =
                 PgTx::new(&mut *tx.client, statements).claiming(shared.target.schema.as_str());
-            let mut before_events = |pg: &mut PgTx<'_, Client>| {
-                pg.advisory_lock(shared.event_lock)?;
-                *turn = Some(shared.order.take());
-                Ok(())
-            };
+            let mut locked = || *turn = Some(shared.order.take());
             let outcome = apply_logic(
                 &mut pg,
                 shared.apply,
                 now,
                 origin,
                 command,
-                &mut before_events,
+                Some(shared.event_lock),
+                &mut locked,
             );
             (outcome, pg.retryable())
         };
@@ -1183,16 +1224,19 @@ fn run_pop(
     }
 }
 
-/// Runs the logic for `command` and appends its events to the log
-/// (calling `before_events` first when there are any); any error means
-/// roll back (the transaction or a savepoint).
+/// Runs the logic for `command`, sends its buffered writes and appends its
+/// events to the log (together: one round trip); any error means roll
+/// back (the transaction or a savepoint). With `event_lock`, that lock is
+/// taken (in the same round trip) before the events are numbered, and
+/// `locked` is called once it is held.
 pub(crate) fn apply_logic(
     tx: &mut PgTx<'_, Client>,
     apply: ApplyFn,
     now: Timestamp,
     origin: &Origin,
     command: &Command,
-    before_events: &mut dyn FnMut(&mut PgTx<'_, Client>) -> Result<()>,
+    event_lock: Option<i64>,
+    locked: &mut dyn FnMut(),
 ) -> Result<(Reply, Vec<Event>)> {
     let mut pending = Vec::new();
     let reply = catch_unwind(AssertUnwindSafe(|| {
@@ -1205,20 +1249,34 @@ pub(crate) fn apply_logic(
             command.name()
         )))
     })?;
-    if !pending.is_empty() {
-        before_events(tx)?;
+    if pending.is_empty() {
+        tx.flush()?;
+        return Ok((reply, Vec::new()));
     }
-    let mut events = Vec::with_capacity(pending.len());
-    for PendingEvent { channel, message } in pending {
-        let seq = tx.event_append(now, &channel, &message)?;
-        events.push(Event {
-            seq,
-            at: now,
-            channel,
-            message,
-        });
+    let lock = event_lock
+        .map(|key| format!("SELECT pg_advisory_xact_lock({key});"))
+        .unwrap_or_default();
+    let texts: Vec<(&str, &str)> = pending
+        .iter()
+        .map(|p| (p.channel.as_str(), p.message.as_str()))
+        .collect();
+    let seqs = tx.events_append(now, &texts, &lock)?;
+    if event_lock.is_some() {
+        locked();
     }
-    Ok((reply, events))
+    Ok((
+        reply,
+        pending
+            .into_iter()
+            .zip(seqs)
+            .map(|(PendingEvent { channel, message }, seq)| Event {
+                seq,
+                at: now,
+                channel,
+                message,
+            })
+            .collect(),
+    ))
 }
 
 /// Reads the event log (one statement: a consistent snapshot of committed

@@ -388,7 +388,9 @@ pub fn in_tx<T>(
     let mut tx = client.transaction().map_err(pg_err)?;
     let value = {
         let mut pg = PgTx::new(&mut tx, &mut statements);
-        f(&mut pg)?
+        let value = f(&mut pg)?;
+        pg.flush()?;
+        value
     };
     tx.commit().map_err(pg_err)?;
     Ok(value)

@@ -13,7 +13,7 @@ use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRec
 use clew_core::{Timestamp, Tx};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{GenericClient, Row, Statement};
+use postgres::{GenericClient, Row, SimpleQueryRow, Statement};
 use serde_json::{Map, Value};
 
 /// Turns a driver error into clew's store error, with the server's message,
@@ -88,18 +88,134 @@ fn offset(offset: i64) -> i64 {
     offset.max(0)
 }
 
+/// A value of a buffered statement ([`PgTx::write`]): inlined into the SQL
+/// text as a literal, or bound as a parameter when it cannot be.
+#[derive(Clone, Copy, Debug)]
+enum Lit<'a> {
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+    Float(f64),
+}
+
+impl Lit<'_> {
+    /// The value as a statement parameter.
+    fn param(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Lit::Str(v) => v,
+            Lit::OptStr(v) => v,
+            Lit::Int(v) => v,
+            Lit::OptInt(v) => v,
+            Lit::Bool(v) => v,
+            Lit::Float(v) => v,
+        }
+    }
+
+    /// Appends the value as an SQL literal; `false` (nothing appended
+    /// that matters) when it cannot be one: a string holding a NUL, which
+    /// the simple query protocol cannot carry.
+    fn push(&self, out: &mut String) -> bool {
+        match *self {
+            Lit::Str(v) | Lit::OptStr(Some(v)) => {
+                if v.contains('\0') {
+                    return false;
+                }
+                // An escape string: the same whatever
+                // standard_conforming_strings says.
+                out.push_str("E'");
+                for c in v.chars() {
+                    match c {
+                        '\'' => out.push_str("''"),
+                        '\\' => out.push_str("\\\\"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
+            }
+            Lit::OptStr(None) | Lit::OptInt(None) => out.push_str("NULL"),
+            // Parenthesized: `::` binds tighter than a minus sign.
+            Lit::Int(v) | Lit::OptInt(Some(v)) => out.push_str(&format!("({v})::int8")),
+            Lit::Bool(v) => out.push_str(if v { "true" } else { "false" }),
+            Lit::Float(v) => {
+                if v.is_nan() {
+                    out.push_str("'NaN'::float8");
+                } else if v.is_infinite() {
+                    out.push_str(if v > 0.0 {
+                        "'Infinity'::float8"
+                    } else {
+                        "'-Infinity'::float8"
+                    });
+                } else {
+                    // Rust prints the shortest text that reads back as the
+                    // same double; PostgreSQL reads it back exactly.
+                    out.push_str(&format!("'{v:?}'::float8"));
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Appends `sql` with each `$n` replaced by `params[n - 1]` as a literal;
+/// `false` when a value cannot be inlined (then `out` must be discarded).
+fn inline(out: &mut String, sql: &str, params: &[Lit<'_>]) -> bool {
+    let start = out.len();
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest.len() - at - 1, |n| n);
+        let n: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+        let Some(value) = n.checked_sub(1).and_then(|i| params.get(i)) else {
+            out.truncate(start);
+            return false;
+        };
+        if !value.push(out) {
+            out.truncate(start);
+            return false;
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    true
+}
+
+/// What a transaction reads once, in one statement, with its first query
+/// sent as text ([`PgTx`]'s `flush_query`): every config row (`c`), whether
+/// any job is tracked (`t`) or has a dependency (`d`), and one placement
+/// sequence value (`s`, for the first `seq_next`; an unused one is simply
+/// skipped). They hold for the transaction: config, tracking and
+/// dependencies change only under the store's lock held exclusively
+/// (never by a pop holding it shared), and the transaction notes its own
+/// changes.
+const FACTS_SQL: &str = "SELECT 'c', key, value FROM config
+    UNION ALL SELECT 't', NULL, (EXISTS (SELECT 1 FROM tracked))::text
+    UNION ALL SELECT 'd', NULL, (EXISTS (SELECT 1 FROM deps))::text
+    UNION ALL SELECT 's', NULL, nextval('placement_seq')::text;\n";
+
 /// Statements prepared on one connection, by SQL text. Prepared statements
 /// belong to the connection, not to a transaction, so they survive commits
 /// and rollbacks.
 #[derive(Debug, Default)]
 pub struct StatementCache {
     statements: HashMap<&'static str, Statement>,
+    /// Round trips to the server made through this cache's [`PgTx`]s
+    /// since the owner last took the count ([`StatementCache::take_round_trips`]).
+    round_trips: u64,
 }
 
 impl StatementCache {
     /// An empty cache.
     pub fn new() -> StatementCache {
         StatementCache::default()
+    }
+
+    /// The round trips counted since the last call (and resets the count).
+    pub(crate) fn take_round_trips(&mut self) -> u64 {
+        std::mem::take(&mut self.round_trips)
     }
 }
 
@@ -133,6 +249,26 @@ pub struct PgTx<'t, C: GenericClient> {
     client: &'t mut C,
     statements: &'t mut StatementCache,
     config: HashMap<String, Option<String>>,
+    /// Whether `config` holds every config row (absent keys are unset).
+    config_loaded: bool,
+    /// Writes not sent yet ([`PgTx::write`]): SQL statements with their
+    /// values inlined, each ending in `;`.
+    pending: String,
+    /// `Some(true)` when no job is tracked (then tracking needs no query).
+    tracked_empty: Option<bool>,
+    /// `Some(true)` when no job has a dependency.
+    deps_empty: Option<bool>,
+    /// Timing statistics read or written in this transaction.
+    timing: HashMap<(String, i64, StatKind), TimingStat>,
+    /// Whether [`FACTS_SQL`] was read (since the last savepoint rollback).
+    facts_loaded: bool,
+    /// A placement sequence value taken with the facts and not used yet.
+    next_seq: Option<i64>,
+    /// Placement sequence values taken in a block and not used yet, the
+    /// smallest last.
+    seqs: Vec<i64>,
+    /// The size of the last block.
+    seq_block: usize,
     /// The schema name when claiming rows (see above).
     claims: Option<String>,
     /// The SQLSTATE of the last statement that failed.
@@ -154,9 +290,237 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
             client,
             statements,
             config: HashMap::new(),
+            config_loaded: false,
+            pending: String::new(),
+            tracked_empty: None,
+            deps_empty: None,
+            timing: HashMap::new(),
+            facts_loaded: false,
+            next_seq: None,
+            seqs: Vec::new(),
+            seq_block: 1,
             claims: None,
             failed: None,
         }
+    }
+
+    /// Sends the buffered writes (one round trip), if any.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_with("")
+    }
+
+    /// Sends the buffered writes followed by `sql` (statements returning no
+    /// rows) in one round trip.
+    fn flush_with(&mut self, sql: &str) -> Result<()> {
+        if self.pending.is_empty() && sql.is_empty() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.pending);
+        batch.push_str(sql);
+        self.trip();
+        let result = self.client.batch_execute(&batch);
+        result.map_err(|e| self.failure(e))
+    }
+
+    /// Sends the buffered writes followed by `sql` (values inlined, the
+    /// query last) in one round trip; returns the query's rows as text.
+    /// The transaction's facts ([`FACTS_SQL`]) come first in the first
+    /// one, free of a round trip of their own.
+    fn flush_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryRow>> {
+        let with_facts = !self.facts_loaded;
+        let mut batch = if with_facts {
+            String::from(FACTS_SQL)
+        } else {
+            String::new()
+        };
+        batch.push_str(&std::mem::take(&mut self.pending));
+        batch.push_str(sql);
+        self.trip();
+        let result = self.client.simple_query(&batch);
+        let messages = result.map_err(|e| self.failure(e))?;
+        // The rows of the first statement (the facts) and of the last
+        // (the query; a lock before it returns one).
+        let (mut segments, mut current) = (Vec::new(), Vec::new());
+        for message in messages {
+            match message {
+                postgres::SimpleQueryMessage::Row(row) => current.push(row),
+                postgres::SimpleQueryMessage::CommandComplete(_) => {
+                    segments.push(std::mem::take(&mut current));
+                }
+                _ => {}
+            }
+        }
+        if with_facts {
+            if segments.is_empty() {
+                return Err(corrupt("no facts".to_owned()));
+            }
+            let facts = segments.remove(0);
+            self.note_facts(&facts)?;
+        }
+        Ok(if sql.is_empty() {
+            Vec::new()
+        } else {
+            segments.pop().unwrap_or_default()
+        })
+    }
+
+    /// Takes in the rows of [`FACTS_SQL`]; fills in only what this
+    /// transaction does not know yet (its own writes are noted already).
+    fn note_facts(&mut self, rows: &[SimpleQueryRow]) -> Result<()> {
+        let mut config = Vec::new();
+        for row in rows {
+            let value = text_col(row, 2)?;
+            match text_col(row, 0)? {
+                "c" => config.push((text_col(row, 1)?.to_owned(), value.to_owned())),
+                "t" => {
+                    self.tracked_empty.get_or_insert(value == "false");
+                }
+                "d" => {
+                    self.deps_empty.get_or_insert(value == "false");
+                }
+                "s" => self.next_seq = Some(text_int(row, 2)?),
+                other => return Err(corrupt(format!("fact {other:?}"))),
+            }
+        }
+        if !self.config_loaded {
+            for (key, value) in config {
+                self.config.entry(key).or_insert(Some(value));
+            }
+            self.config_loaded = true;
+        }
+        self.facts_loaded = true;
+        Ok(())
+    }
+
+    /// Reads the transaction's facts ([`FACTS_SQL`]) now, with the
+    /// buffered writes.
+    fn load_facts(&mut self) -> Result<()> {
+        if !self.facts_loaded {
+            self.flush_query("")?;
+        }
+        Ok(())
+    }
+
+    /// A write whose result the logic does not need: buffered (values
+    /// inlined as literals) and sent with the next read, savepoint or
+    /// [`PgTx::flush`], so consecutive writes cost one round trip. A value
+    /// that cannot be inlined (a string with a NUL) is sent at once as
+    /// before, with its error.
+    fn write(&mut self, sql: &'static str, params: &[Lit<'_>]) -> Result<()> {
+        if inline(&mut self.pending, sql, params) {
+            self.pending.push_str(";\n");
+            return Ok(());
+        }
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
+        self.exec(sql, &values)?;
+        Ok(())
+    }
+
+    /// A query returning one integer, sent with the buffered writes in one
+    /// round trip.
+    fn int_now(&mut self, sql: &'static str, params: &[Lit<'_>]) -> Result<i64> {
+        let mut query = String::new();
+        if !inline(&mut query, sql, params) {
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
+            return self.int(sql, &values);
+        }
+        let rows = self.flush_query(&query)?;
+        let text = rows
+            .last()
+            .and_then(|row| row.get(0))
+            .ok_or_else(|| corrupt(format!("no value from {sql:?}")))?;
+        text.parse()
+            .map_err(|e| corrupt(format!("integer {text:?}: {e}")))
+    }
+
+    /// Whether no job has a dependency (asked once per transaction:
+    /// dependencies change only under the lock held exclusively, never by
+    /// a pop; this transaction's own additions are noted).
+    fn no_deps(&mut self) -> Result<bool> {
+        if self.deps_empty.is_none() {
+            self.facts_loaded = false;
+            self.load_facts()?;
+        }
+        Ok(self.deps_empty == Some(true))
+    }
+
+    /// When writes are buffered: sends them and the query `sql` (values
+    /// inlined) in one round trip and returns its rows as text. `None`
+    /// when nothing is buffered (the prepared statement is as quick and
+    /// returns typed values) or a value cannot be inlined.
+    fn text_query(
+        &mut self,
+        sql: &'static str,
+        params: &[Lit<'_>],
+    ) -> Result<Option<Vec<SimpleQueryRow>>> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let mut query = String::new();
+        if !inline(&mut query, sql, params) {
+            return Ok(None);
+        }
+        self.flush_query(&query).map(Some)
+    }
+
+    /// Forgets what a rolled-back savepoint may have changed.
+    fn rolled_back(&mut self) {
+        self.pending.clear();
+        self.config.clear();
+        self.config_loaded = false;
+        self.tracked_empty = None;
+        self.deps_empty = None;
+        self.timing.clear();
+        // Read again (a sequence value taken stays good: values may skip).
+        self.facts_loaded = false;
+    }
+
+    /// Appends events to the log in one statement, sent with the buffered
+    /// writes (one round trip); returns their sequence numbers, in order.
+    /// `before` (a lock) runs after the writes and before the insert.
+    pub fn events_append(
+        &mut self,
+        at: Timestamp,
+        events: &[(&str, &str)],
+        before: &str,
+    ) -> Result<Vec<i64>> {
+        let mut sql = String::from(before);
+        sql.push_str("INSERT INTO events (at, channel, message) VALUES ");
+        let mut inlined = true;
+        for (i, (channel, message)) in events.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            inlined &= inline(
+                &mut sql,
+                "($1, $2, $3)",
+                &[Lit::Int(at.0), Lit::Str(channel), Lit::Str(message)],
+            );
+        }
+        sql.push_str(" RETURNING seq");
+        if !inlined || events.is_empty() {
+            self.flush_with(before)?;
+            return events
+                .iter()
+                .map(|(channel, message)| self.event_append(at, channel, message))
+                .collect();
+        }
+        let rows = self.flush_query(&sql)?;
+        let seqs = rows
+            .iter()
+            .map(|row| {
+                let text = row.get(0).unwrap_or_default();
+                text.parse::<i64>()
+                    .map_err(|e| corrupt(format!("event number {text:?}: {e}")))
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        // Rows are inserted (and numbered) in VALUES order; check it.
+        if seqs.len() != events.len() || seqs.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::store(format!(
+                "postgres: events numbered out of order: {seqs:?}"
+            )));
+        }
+        Ok(seqs)
     }
 
     /// Claims the rows a pop may change as it selects them (see the type
@@ -177,8 +541,12 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
 
     /// Takes a transaction-level exclusive advisory lock.
     pub fn advisory_lock(&mut self, key: i64) -> Result<()> {
-        self.exec("SELECT pg_advisory_xact_lock($1)", &[&key])?;
-        Ok(())
+        self.flush_with(&format!("SELECT pg_advisory_xact_lock({key});"))
+    }
+
+    /// Counts one round trip.
+    fn trip(&mut self) {
+        self.statements.round_trips += 1;
     }
 
     /// Records a failed statement's SQLSTATE and turns the error into a
@@ -190,9 +558,10 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         pg_err(e)
     }
 
-    /// The client.
-    pub fn client(&mut self) -> &mut C {
-        self.client
+    /// The client, once the buffered writes are sent.
+    pub fn client(&mut self) -> Result<&mut C> {
+        self.flush()?;
+        Ok(self.client)
     }
 
     /// The prepared statement for `sql`, preparing it on first use.
@@ -200,6 +569,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         if let Some(statement) = self.statements.statements.get(sql) {
             return Ok(statement.clone());
         }
+        self.statements.round_trips += 1;
         let prepared = self.client.prepare(sql);
         let statement = prepared.map_err(|e| self.failure(e))?;
         self.statements.statements.insert(sql, statement.clone());
@@ -209,6 +579,8 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// Runs a statement returning nothing; returns the number of changed rows.
     fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.prepared(sql)?;
+        self.flush()?;
+        self.trip();
         let result = self.client.execute(&statement, params);
         result.map_err(|e| self.failure(e))
     }
@@ -216,6 +588,8 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// Runs a query.
     fn rows(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.prepared(sql)?;
+        self.flush()?;
+        self.trip();
         let result = self.client.query(&statement, params);
         result.map_err(|e| self.failure(e))
     }
@@ -223,6 +597,8 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// Runs a query returning at most one row.
     fn row(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let statement = self.prepared(sql)?;
+        self.flush()?;
+        self.trip();
         let result = self.client.query_opt(&statement, params);
         result.map_err(|e| self.failure(e))
     }
@@ -242,11 +618,39 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// Runs a query returning one integer (`COUNT(*)` and the like).
     fn int(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<i64> {
         let statement = self.prepared(sql)?;
+        self.flush()?;
+        self.trip();
         let result = self
             .client
             .query_one(&statement, params)
             .and_then(|r| r.try_get::<_, i64>(0));
         result.map_err(|e| self.failure(e))
+    }
+
+    /// Reads a timing statistic (claimed `FOR UPDATE` when claiming).
+    fn stats_timing_read(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        kind: StatKind,
+    ) -> Result<TimingStat> {
+        let row = if self.claims.is_some() {
+            self.claim_timing(queue, day, kind)?
+        } else {
+            self.row(
+                "SELECT count, mean, vk FROM stats_timing
+                 WHERE queue = $1 AND day = $2 AND kind = $3",
+                &[&queue, &day.0, &kind.as_str()],
+            )?
+        };
+        match row {
+            None => Ok(TimingStat::default()),
+            Some(r) => Ok(TimingStat {
+                count: r.try_get(0).pg()?,
+                mean: r.try_get(1).pg()?,
+                vk: r.try_get(2).pg()?,
+            }),
+        }
     }
 
     /// Reads a timing statistic `FOR UPDATE`, creating its (empty) row
@@ -331,6 +735,83 @@ fn job_from_row(row: &Row) -> Result<JobRecord> {
     })
 }
 
+/// A text column of a simple-query row (`None`: SQL NULL).
+fn text_opt(row: &SimpleQueryRow, col: usize) -> Result<Option<&str>> {
+    row.try_get(col).pg()
+}
+
+/// A text column that must not be NULL.
+fn text_col(row: &SimpleQueryRow, col: usize) -> Result<&str> {
+    text_opt(row, col)?.ok_or_else(|| corrupt(format!("NULL in column {col}")))
+}
+
+/// A `BIGINT` column of a simple-query row.
+fn text_int(row: &SimpleQueryRow, col: usize) -> Result<i64> {
+    let text = text_col(row, col)?;
+    text.parse()
+        .map_err(|e| corrupt(format!("integer {text:?} in column {col}: {e}")))
+}
+
+/// A `BOOLEAN` column of a simple-query row.
+fn text_bool(row: &SimpleQueryRow, col: usize) -> Result<bool> {
+    match text_col(row, col)? {
+        "t" => Ok(true),
+        "f" => Ok(false),
+        other => Err(corrupt(format!("boolean {other:?} in column {col}"))),
+    }
+}
+
+/// A JSON text column of a simple-query row.
+fn text_json<T: serde::de::DeserializeOwned>(row: &SimpleQueryRow, col: usize) -> Result<T> {
+    serde_json::from_str(text_col(row, col)?)
+        .map_err(|e| corrupt(format!("JSON column {col}: {e}")))
+}
+
+/// [`job_from_row`] for a row of the simple query protocol (text values).
+fn job_from_text(row: &SimpleQueryRow) -> Result<JobRecord> {
+    let state = text_col(row, 3)?;
+    let state = JobState::parse(state).ok_or_else(|| corrupt(format!("job state {state:?}")))?;
+    let failure = match text_opt(row, 14)? {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<Failure>(text)
+                .map_err(|e| corrupt(format!("job failure: {e}")))?,
+        ),
+    };
+    let loc = text_int(row, 19)?;
+    let loc = Loc::from_code(loc).ok_or_else(|| corrupt(format!("job loc {loc}")))?;
+    let scheduled = match text_opt(row, 13)? {
+        None => None,
+        Some(_) => Some(Timestamp(text_int(row, 13)?)),
+    };
+    Ok(JobRecord {
+        jid: text_col(row, 0)?.to_owned(),
+        klass: text_col(row, 1)?.to_owned(),
+        queue: text_col(row, 2)?.to_owned(),
+        state,
+        data: text_col(row, 4)?.to_owned(),
+        priority: text_int(row, 5)?,
+        tags: text_json(row, 6)?,
+        worker: text_col(row, 7)?.to_owned(),
+        expires: Timestamp(text_int(row, 8)?),
+        retries: text_int(row, 9)?,
+        remaining: text_int(row, 10)?,
+        time: Timestamp(text_int(row, 11)?),
+        grace: text_bool(row, 12)?,
+        scheduled,
+        failure,
+        spawned_from: text_opt(row, 15)?.map(str::to_owned),
+        worker_listed: text_bool(row, 16)?,
+        fail_group: text_opt(row, 17)?.map(str::to_owned),
+        fail_seq: text_int(row, 18)?,
+        loc,
+        sort_prio: text_int(row, 20)?,
+        sort_time: Timestamp(text_int(row, 21)?),
+        seq: text_int(row, 22)?,
+        metadata: text_json(row, 23)?,
+    })
+}
+
 /// Reads a recurring template row (columns in table order).
 fn recur_from_row(row: &Row) -> Result<RecurRecord> {
     Ok(RecurRecord {
@@ -352,26 +833,29 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     // --- savepoints ------------------------------------------------------
 
     fn savepoint(&mut self) -> Result<()> {
-        let result = self.client.batch_execute("SAVEPOINT batch_item");
-        result.map_err(|e| self.failure(e))
+        self.flush_with("SAVEPOINT batch_item")
     }
 
     fn savepoint_release(&mut self) -> Result<()> {
-        let result = self.client.batch_execute("RELEASE SAVEPOINT batch_item");
-        result.map_err(|e| self.failure(e))
+        self.flush_with("RELEASE SAVEPOINT batch_item")
     }
 
     fn savepoint_rollback(&mut self) -> Result<()> {
-        let result = self
-            .client
-            .batch_execute("ROLLBACK TO SAVEPOINT batch_item; RELEASE SAVEPOINT batch_item");
-        self.config.clear();
-        result.map_err(|e| self.failure(e))
+        // What is buffered was done inside the savepoint: dropped.
+        self.rolled_back();
+        self.flush_with("ROLLBACK TO SAVEPOINT batch_item; RELEASE SAVEPOINT batch_item")
     }
 
     // --- configuration -------------------------------------------------
 
     fn config_all(&mut self) -> Result<Vec<(String, String)>> {
+        const SQL: &str = "SELECT key, value FROM config ORDER BY key";
+        if let Some(rows) = self.text_query(SQL, &[])? {
+            return rows
+                .iter()
+                .map(|r| Ok((text_col(r, 0)?.to_owned(), text_col(r, 1)?.to_owned())))
+                .collect();
+        }
         self.rows("SELECT key, value FROM config ORDER BY key", &[])?
             .iter()
             .map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?)))
@@ -382,22 +866,21 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         if let Some(v) = self.config.get(key) {
             return Ok(v.clone());
         }
-        let value = self
-            .row("SELECT value FROM config WHERE key = $1", &[&key])?
-            .map(|r| r.try_get::<_, String>(0))
-            .transpose()
-            .pg()?;
-        self.config.insert(key.to_owned(), value.clone());
-        Ok(value)
+        if !self.config_loaded {
+            // Every row at once (a handful), with the other facts.
+            self.facts_loaded = false;
+            self.load_facts()?;
+        }
+        Ok(self.config.get(key).cloned().flatten())
     }
 
     fn config_set(&mut self, key: &str, value: &str) -> Result<()> {
         // Forget first: if the write fails the cache must not claim it.
         self.config.remove(key);
-        self.exec(
+        self.write(
             "INSERT INTO config (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&key, &value],
+            &[Lit::Str(key), Lit::Str(value)],
         )?;
         self.config.insert(key.to_owned(), Some(value.to_owned()));
         Ok(())
@@ -405,7 +888,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
 
     fn config_unset(&mut self, key: &str) -> Result<()> {
         self.config.remove(key);
-        self.exec("DELETE FROM config WHERE key = $1", &[&key])?;
+        self.write("DELETE FROM config WHERE key = $1", &[Lit::Str(key)])?;
         self.config.insert(key.to_owned(), None);
         Ok(())
     }
@@ -413,26 +896,31 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     // --- dependencies --------------------------------------------------
 
     fn dep_add(&mut self, jid: &str, dep: &str) -> Result<()> {
-        self.exec(
+        self.deps_empty = Some(false);
+        self.write(
             "INSERT INTO deps (jid, dep) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&jid, &dep],
-        )?;
-        Ok(())
+            &[Lit::Str(jid), Lit::Str(dep)],
+        )
     }
 
     fn dep_remove(&mut self, jid: &str, dep: &str) -> Result<()> {
-        self.exec(
+        self.write(
             "DELETE FROM deps WHERE jid = $1 AND dep = $2",
-            &[&jid, &dep],
-        )?;
-        Ok(())
+            &[Lit::Str(jid), Lit::Str(dep)],
+        )
     }
 
     fn deps_of(&mut self, jid: &str) -> Result<Vec<String>> {
+        if self.no_deps()? {
+            return Ok(Vec::new());
+        }
         self.strings("SELECT dep FROM deps WHERE jid = $1 ORDER BY dep", &[&jid])
     }
 
     fn dependents_of(&mut self, dep: &str) -> Result<Vec<String>> {
+        if self.no_deps()? {
+            return Ok(Vec::new());
+        }
         self.strings("SELECT jid FROM deps WHERE dep = $1 ORDER BY jid", &[&dep])
     }
 
@@ -479,47 +967,62 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
 
     fn history_append(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
         let extra = to_json_text(&entry.extra)?;
-        self.exec(
+        self.write(
             "INSERT INTO history (jid, at, what, extra) VALUES ($1, $2, $3, $4)",
-            &[&jid, &entry.when.0, &entry.what, &extra],
-        )?;
-        Ok(())
+            &[
+                Lit::Str(jid),
+                Lit::Int(entry.when.0),
+                Lit::Str(&entry.what),
+                Lit::Str(&extra),
+            ],
+        )
     }
 
     fn history_count(&mut self, jid: &str) -> Result<i64> {
-        self.int("SELECT COUNT(*) FROM history WHERE jid = $1", &[&jid])
+        self.int_now(
+            "SELECT COUNT(*) FROM history WHERE jid = $1",
+            &[Lit::Str(jid)],
+        )
     }
 
     fn history_delete(&mut self, jid: &str) -> Result<()> {
-        self.exec("DELETE FROM history WHERE jid = $1", &[&jid])?;
-        Ok(())
+        self.write("DELETE FROM history WHERE jid = $1", &[Lit::Str(jid)])
     }
 
     fn history_list(&mut self, jid: &str) -> Result<Vec<HistoryEntry>> {
-        self.rows(
-            "SELECT at, what, extra FROM history WHERE jid = $1 ORDER BY id",
-            &[&jid],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(HistoryEntry {
-                when: Timestamp(r.try_get(0).pg()?),
-                what: r.try_get(1).pg()?,
-                extra: json_col::<Map<String, Value>>(r, 2)?,
+        const SQL: &str = "SELECT at, what, extra FROM history WHERE jid = $1 ORDER BY id";
+        if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
+            return rows
+                .iter()
+                .map(|r| {
+                    Ok(HistoryEntry {
+                        when: Timestamp(text_int(r, 0)?),
+                        what: text_col(r, 1)?.to_owned(),
+                        extra: text_json::<Map<String, Value>>(r, 2)?,
+                    })
+                })
+                .collect();
+        }
+        self.rows(SQL, &[&jid])?
+            .iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    when: Timestamp(r.try_get(0).pg()?),
+                    what: r.try_get(1).pg()?,
+                    extra: json_col::<Map<String, Value>>(r, 2)?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     fn history_trim(&mut self, jid: &str, keep_last: i64) -> Result<()> {
-        self.exec(
+        self.write(
             "DELETE FROM history WHERE jid = $1
                AND id > (SELECT MIN(id) FROM history WHERE jid = $1)
                AND id NOT IN (SELECT id FROM history WHERE jid = $1
                               ORDER BY id DESC LIMIT $2)",
-            &[&jid, &limit(keep_last)],
-        )?;
-        Ok(())
+            &[Lit::Str(jid), Lit::Int(limit(keep_last))],
+        )
     }
 
     // --- jobs ----------------------------------------------------------
@@ -542,20 +1045,20 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
-        self.exec("DELETE FROM jobs WHERE jid = $1", &[&jid])?;
-        Ok(())
+        self.write("DELETE FROM jobs WHERE jid = $1", &[Lit::Str(jid)])
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
         // No FOR UPDATE: a command holding the store's lock exclusively is
         // alone, and a claiming pop locked the row when it listed it.
-        self.row(
-            concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = $1"),
-            &[&jid],
-        )?
-        .as_ref()
-        .map(job_from_row)
-        .transpose()
+        const SQL: &str = concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = $1");
+        if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
+            return rows.first().map(job_from_text).transpose();
+        }
+        self.row(SQL, &[&jid])?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
     }
 
     fn job_list(
@@ -595,6 +1098,65 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             sql,
             &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
         )
+    }
+
+    fn job_list_records(
+        &mut self,
+        queue: &str,
+        loc: Loc,
+        range: TimeRange,
+        off: i64,
+        lim: i64,
+    ) -> Result<Vec<JobRecord>> {
+        // `job_list`'s queries, returning the rows (locked as they are
+        // selected when claiming, so a row changed by another pop meanwhile
+        // comes back as its latest version, re-checked).
+        let (min, max) = bounds(range);
+        let sql = match (loc == Loc::Work, self.claims.is_some()) {
+            (true, false) => concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
+            ),
+            (true, true) => concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            (false, false) => concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
+            ),
+            (false, true) => concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs
+                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
+                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5
+                 FOR UPDATE SKIP LOCKED"
+            ),
+        };
+        let params = [
+            Lit::Str(queue),
+            Lit::Int(loc.code()),
+            Lit::Int(min),
+            Lit::Int(max),
+            Lit::Int(offset(off)),
+            Lit::Int(limit(lim)),
+        ];
+        if let Some(rows) = self.text_query(sql, &params)? {
+            return rows.iter().map(job_from_text).collect();
+        }
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
+        self.rows(sql, &values)?.iter().map(job_from_row).collect()
     }
 
     fn job_list_rev(
@@ -646,11 +1208,10 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn complete_count(&mut self) -> Result<i64> {
-        let row = self.row("SELECT n FROM counters WHERE name = 'complete'", &[])?;
-        match row {
-            Some(r) => r.try_get(0).pg(),
-            None => Ok(0),
-        }
+        self.int_now(
+            "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8",
+            &[],
+        )
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
@@ -658,7 +1219,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         let metadata = to_json_text(&job.metadata)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let scheduled = job.scheduled.map(|t| t.0);
-        self.exec(
+        self.write(
             concat!(
                 "INSERT INTO jobs (",
                 job_cols!(),
@@ -678,33 +1239,32 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    seq = excluded.seq, metadata = excluded.metadata"
             ),
             &[
-                &job.jid,
-                &job.klass,
-                &job.queue,
-                &job.state.as_str(),
-                &job.data,
-                &job.priority,
-                &tags,
-                &job.worker,
-                &job.expires.0,
-                &job.retries,
-                &job.remaining,
-                &job.time.0,
-                &job.grace,
-                &scheduled,
-                &failure,
-                &job.spawned_from,
-                &job.worker_listed,
-                &job.fail_group,
-                &job.fail_seq,
-                &job.loc.code(),
-                &job.sort_prio,
-                &job.sort_time.0,
-                &job.seq,
-                &metadata,
+                Lit::Str(&job.jid),
+                Lit::Str(&job.klass),
+                Lit::Str(&job.queue),
+                Lit::Str(job.state.as_str()),
+                Lit::Str(&job.data),
+                Lit::Int(job.priority),
+                Lit::Str(&tags),
+                Lit::Str(&job.worker),
+                Lit::Int(job.expires.0),
+                Lit::Int(job.retries),
+                Lit::Int(job.remaining),
+                Lit::Int(job.time.0),
+                Lit::Bool(job.grace),
+                Lit::OptInt(scheduled),
+                Lit::OptStr(failure.as_deref()),
+                Lit::OptStr(job.spawned_from.as_deref()),
+                Lit::Bool(job.worker_listed),
+                Lit::OptStr(job.fail_group.as_deref()),
+                Lit::Int(job.fail_seq),
+                Lit::Int(job.loc.code()),
+                Lit::Int(job.sort_prio),
+                Lit::Int(job.sort_time.0),
+                Lit::Int(job.seq),
+                Lit::Str(&metadata),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     fn job_worker_list(&mut self, worker: &str) -> Result<Vec<(String, Timestamp)>> {
@@ -719,23 +1279,24 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn job_worker_unlist_all(&mut self, worker: &str) -> Result<()> {
-        self.exec(
+        self.write(
             "UPDATE jobs SET worker_listed = false WHERE worker = $1 AND worker_listed",
-            &[&worker],
-        )?;
-        Ok(())
+            &[Lit::Str(worker)],
+        )
     }
 
     // --- queues --------------------------------------------------------
 
     fn queue_forget(&mut self, queue: &str) -> Result<()> {
         // An unpaused forgotten queue needs no row at all.
-        self.exec(
+        self.write(
             "DELETE FROM queues WHERE name = $1 AND NOT paused",
-            &[&queue],
+            &[Lit::Str(queue)],
         )?;
-        self.exec("UPDATE queues SET known = false WHERE name = $1", &[&queue])?;
-        Ok(())
+        self.write(
+            "UPDATE queues SET known = false WHERE name = $1",
+            &[Lit::Str(queue)],
+        )
     }
 
     fn queue_list(&mut self) -> Result<Vec<String>> {
@@ -752,27 +1313,25 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn queue_register(&mut self, queue: &str, now: Timestamp) -> Result<()> {
-        self.exec(
+        self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, true, $2, false)
              ON CONFLICT (name) DO UPDATE SET known = true, first_seen = excluded.first_seen
              WHERE NOT queues.known",
-            &[&queue, &now.0],
-        )?;
-        Ok(())
+            &[Lit::Str(queue), Lit::Int(now.0)],
+        )
     }
 
     fn queue_set_paused(&mut self, queue: &str, paused: bool) -> Result<()> {
-        self.exec(
+        self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, false, 0, $2)
              ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
-            &[&queue, &paused],
+            &[Lit::Str(queue), Lit::Bool(paused)],
         )?;
         // An unknown, unpaused queue needs no row.
-        self.exec(
+        self.write(
             "DELETE FROM queues WHERE name = $1 AND NOT known AND NOT paused",
-            &[&queue],
-        )?;
-        Ok(())
+            &[Lit::Str(queue)],
+        )
     }
 
     // --- recurring templates -------------------------------------------
@@ -782,8 +1341,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn recur_delete(&mut self, jid: &str) -> Result<()> {
-        self.exec("DELETE FROM recurring WHERE jid = $1", &[&jid])?;
-        Ok(())
+        self.write("DELETE FROM recurring WHERE jid = $1", &[Lit::Str(jid)])
     }
 
     fn recur_get(&mut self, jid: &str) -> Result<Option<RecurRecord>> {
@@ -821,7 +1379,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
 
     fn recur_save(&mut self, recur: &RecurRecord) -> Result<()> {
         let tags = to_json_text(&recur.tags)?;
-        self.exec(
+        self.write(
             "INSERT INTO recurring
                (jid, klass, queue, data, priority, tags, retries, interval, next_at,
                 count, backlog)
@@ -832,26 +1390,52 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                interval = excluded.interval, next_at = excluded.next_at,
                count = excluded.count, backlog = excluded.backlog",
             &[
-                &recur.jid,
-                &recur.klass,
-                &recur.queue,
-                &recur.data,
-                &recur.priority,
-                &tags,
-                &recur.retries,
-                &recur.interval,
-                &recur.next_at.0,
-                &recur.count,
-                &recur.backlog,
+                Lit::Str(&recur.jid),
+                Lit::Str(&recur.klass),
+                Lit::Str(&recur.queue),
+                Lit::Str(&recur.data),
+                Lit::Int(recur.priority),
+                Lit::Str(&tags),
+                Lit::Int(recur.retries),
+                Lit::Float(recur.interval),
+                Lit::Int(recur.next_at.0),
+                Lit::Int(recur.count),
+                Lit::Int(recur.backlog),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     // --- sequence ------------------------------------------------------
 
     fn seq_next(&mut self) -> Result<i64> {
-        self.int("SELECT nextval('placement_seq')", &[])
+        if !self.facts_loaded && self.next_seq.is_none() {
+            self.load_facts()?;
+        }
+        if let Some(seq) = self.next_seq.take() {
+            return Ok(seq);
+        }
+        if let Some(seq) = self.seqs.pop() {
+            return Ok(seq);
+        }
+        // A block of values, twice as many each time (a batch of puts or a
+        // pop of many jobs takes one per job); values not used are skipped.
+        self.seq_block = (self.seq_block * 2).clamp(2, 256);
+        let sql = format!(
+            "SELECT nextval('placement_seq') FROM generate_series(1, {})",
+            self.seq_block
+        );
+        let rows = self.flush_query(&sql)?;
+        let mut seqs = rows
+            .iter()
+            .map(|r| text_int(r, 0))
+            .collect::<Result<Vec<i64>>>()?;
+        // Handed out smallest first (popped from the end).
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        let seq = seqs
+            .pop()
+            .ok_or_else(|| corrupt("no placement sequence value".to_owned()))?;
+        self.seqs = seqs;
+        Ok(seq)
     }
 
     // --- stats ---------------------------------------------------------
@@ -880,8 +1464,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                  DO UPDATE SET retries = stats_counters.retries + excluded.retries"
             }
         };
-        self.exec(sql, &[&queue, &day.0, &delta])?;
-        Ok(())
+        self.write(sql, &[Lit::Str(queue), Lit::Int(day.0), Lit::Int(delta)])
     }
 
     fn stats_counters(&mut self, queue: &str, day: Timestamp) -> Result<(i64, i64, i64)> {
@@ -903,13 +1486,17 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         kind: StatKind,
         bucket: &str,
     ) -> Result<()> {
-        self.exec(
+        self.write(
             "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES ($1, $2, $3, $4, 1)
              ON CONFLICT (queue, day, kind, bucket)
              DO UPDATE SET count = stats_hist.count + 1",
-            &[&queue, &day.0, &kind.as_str(), &bucket],
-        )?;
-        Ok(())
+            &[
+                Lit::Str(queue),
+                Lit::Int(day.0),
+                Lit::Str(kind.as_str()),
+                Lit::Str(bucket),
+            ],
+        )
     }
 
     fn stats_hist(
@@ -926,23 +1513,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn stats_timing(&mut self, queue: &str, day: Timestamp, kind: StatKind) -> Result<TimingStat> {
-        let row = if self.claims.is_some() {
-            self.claim_timing(queue, day, kind)?
-        } else {
-            self.row(
-                "SELECT count, mean, vk FROM stats_timing
-                 WHERE queue = $1 AND day = $2 AND kind = $3",
-                &[&queue, &day.0, &kind.as_str()],
-            )?
-        };
-        match row {
-            None => Ok(TimingStat::default()),
-            Some(r) => Ok(TimingStat {
-                count: r.try_get(0).pg()?,
-                mean: r.try_get(1).pg()?,
-                vk: r.try_get(2).pg()?,
-            }),
+        // Read once per transaction: the command holds the store's lock
+        // exclusively, or (a claiming pop) the row `FOR UPDATE`.
+        let key = (queue.to_owned(), day.0, kind);
+        if let Some(stat) = self.timing.get(&key) {
+            return Ok(*stat);
         }
+        let stat = self.stats_timing_read(queue, day, kind)?;
+        self.timing.insert(key, stat);
+        Ok(stat)
     }
 
     fn stats_timing_save(
@@ -952,53 +1531,51 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         kind: StatKind,
         stat: &TimingStat,
     ) -> Result<()> {
-        self.exec(
+        self.timing
+            .insert((queue.to_owned(), day.0, kind), *stat);
+        self.write(
             "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
                mean = excluded.mean, vk = excluded.vk",
             &[
-                &queue,
-                &day.0,
-                &kind.as_str(),
-                &stat.count,
-                &stat.mean,
-                &stat.vk,
+                Lit::Str(queue),
+                Lit::Int(day.0),
+                Lit::Str(kind.as_str()),
+                Lit::Int(stat.count),
+                Lit::Float(stat.mean),
+                Lit::Float(stat.vk),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     // --- tags ----------------------------------------------------------
 
     fn tag_count_add(&mut self, tag: &str, delta: i64) -> Result<()> {
-        self.exec(
+        self.write(
             "INSERT INTO tag_counts (tag, count) VALUES ($1, $2)
              ON CONFLICT (tag) DO UPDATE SET count = tag_counts.count + excluded.count",
-            &[&tag, &delta],
+            &[Lit::Str(tag), Lit::Int(delta)],
         )?;
-        self.exec(
+        self.write(
             "DELETE FROM tag_counts WHERE tag = $1 AND count <= 0",
-            &[&tag],
-        )?;
-        Ok(())
+            &[Lit::Str(tag)],
+        )
     }
 
     fn tag_index_add(&mut self, tag: &str, jid: &str, at: Timestamp) -> Result<()> {
-        self.exec(
+        self.write(
             "INSERT INTO tags (tag, jid, at) VALUES ($1, $2, $3)
              ON CONFLICT (tag, jid) DO UPDATE SET at = excluded.at",
-            &[&tag, &jid, &at.0],
-        )?;
-        Ok(())
+            &[Lit::Str(tag), Lit::Str(jid), Lit::Int(at.0)],
+        )
     }
 
     fn tag_index_remove(&mut self, tag: &str, jid: &str) -> Result<()> {
-        self.exec(
+        self.write(
             "DELETE FROM tags WHERE tag = $1 AND jid = $2",
-            &[&tag, &jid],
-        )?;
-        Ok(())
+            &[Lit::Str(tag), Lit::Str(jid)],
+        )
     }
 
     fn tag_jobs(&mut self, tag: &str, off: i64, lim: i64) -> Result<(i64, Vec<String>)> {
@@ -1022,15 +1599,25 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
 
     fn tracked_add(&mut self, jid: &str, at: Timestamp) -> Result<bool> {
         let existed = self.tracked_has(jid)?;
-        self.exec(
+        self.tracked_empty = Some(false);
+        self.write(
             "INSERT INTO tracked (jid, at) VALUES ($1, $2)
              ON CONFLICT (jid) DO UPDATE SET at = excluded.at",
-            &[&jid, &at.0],
+            &[Lit::Str(jid), Lit::Int(at.0)],
         )?;
         Ok(!existed)
     }
 
     fn tracked_has(&mut self, jid: &str) -> Result<bool> {
+        if self.tracked_empty.is_none() {
+            // Tracking changes only under the lock held exclusively (never
+            // by a pop), so the answer holds for the transaction.
+            self.facts_loaded = false;
+            self.load_facts()?;
+        }
+        if self.tracked_empty == Some(true) {
+            return Ok(false);
+        }
         Ok(self
             .row("SELECT 1 FROM tracked WHERE jid = $1", &[&jid])?
             .is_some())
@@ -1041,6 +1628,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn tracked_remove(&mut self, jid: &str) -> Result<bool> {
+        self.tracked_empty = None;
         Ok(self.exec("DELETE FROM tracked WHERE jid = $1", &[&jid])? > 0)
     }
 
@@ -1057,16 +1645,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn worker_remove(&mut self, worker: &str) -> Result<()> {
-        self.exec("DELETE FROM workers WHERE name = $1", &[&worker])?;
-        Ok(())
+        self.write("DELETE FROM workers WHERE name = $1", &[Lit::Str(worker)])
     }
 
     fn worker_touch(&mut self, worker: &str, now: Timestamp) -> Result<()> {
-        self.exec(
+        self.write(
             "INSERT INTO workers (name, last_seen) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen",
-            &[&worker, &now.0],
-        )?;
-        Ok(())
+            &[Lit::Str(worker), Lit::Int(now.0)],
+        )
     }
 }

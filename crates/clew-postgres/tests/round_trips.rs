@@ -1,0 +1,64 @@
+//! Round trips to the database per command ([`PostgresStore::round_trips_run`]):
+//! a put, a pop of 100 jobs, a complete. Commands on one schema run one at
+//! a time, so their round trips bound the store's throughput; these bounds
+//! catch a change that adds statements to the common commands.
+//!
+//! Uses its own temporary schema of the test database
+//! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL it prints why and passes,
+//! unless `CI=true`.
+
+mod common;
+use common::ok;
+use std::sync::Arc;
+
+use clew_core::Engine;
+use clew_postgres::testing::{self, TempSchema};
+use clew_postgres::PostgresOptions;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_of_put_pop_and_complete() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    let store = Arc::new(schema.open(options).expect("open"));
+    let engine = Engine::new(store.clone());
+    // Warm up (statements prepared, queue known, statistics rows exist).
+    ok(&engine, "put", 1.0, &["w", "q", "warm", "k", "{}", "0"]).await;
+    ok(&engine, "pop", 1.0, &["q", "w", "1"]).await;
+    ok(&engine, "complete", 1.0, &["warm", "w", "q", "{}"]).await;
+
+    let mut puts = Vec::new();
+    for i in 0..100 {
+        let jid = format!("job-{i:03}");
+        let before = store.round_trips_run();
+        ok(&engine, "put", 2.0, &["w", "q", &jid, "k", "{}", "0"]).await;
+        puts.push(store.round_trips_run() - before);
+    }
+    let before = store.round_trips_run();
+    let popped = ok(&engine, "pop", 3.0, &["q", "w", "100"]).await;
+    let pop = store.round_trips_run() - before;
+    let Value::Array(popped) = popped else {
+        panic!("pop: {popped}")
+    };
+    assert_eq!(popped.len(), 100);
+    let mut completes = Vec::new();
+    for i in 0..100 {
+        let jid = format!("job-{i:03}");
+        let before = store.round_trips_run();
+        ok(&engine, "complete", 4.0, &[&jid, "w", "q", "{}"]).await;
+        completes.push(store.round_trips_run() - before);
+    }
+    let put = puts.iter().max().copied().unwrap_or(0);
+    let complete = completes.iter().max().copied().unwrap_or(0);
+    println!("round trips: put {put}, pop of 100 {pop}, complete {complete}");
+    // Before buffered writes and the transaction's facts: 13, 1514, 19.
+    assert!(put <= 8, "put: {put} round trips");
+    assert!(pop <= 300, "pop of 100: {pop} round trips");
+    assert!(complete <= 12, "complete: {complete} round trips");
+}
