@@ -803,13 +803,11 @@ impl Cx<'_> {
         //    period) first, then are handed over or failed (§8).
         let mut handed: Vec<JobRecord> = Vec::new();
         let grace = self.config_num("grace-period", 10.0)?;
-        for jid in self
-            .tx
-            .job_list(queue, Loc::Locked, TimeRange::up_to(now), 0, count)?
+        for mut rec in
+            self.tx
+                .job_list_records(queue, Loc::Locked, TimeRange::up_to(now), 0, count)?
         {
-            let Some(mut rec) = self.tx.job_get(&jid)? else {
-                continue;
-            };
+            let jid = rec.jid.clone();
             rec.worker_listed = false;
             if !rec.grace || grace <= 0.0 {
                 if self.tracked(&jid)? {
@@ -870,14 +868,10 @@ impl Cx<'_> {
         if need > 0 {
             self.spawn_recurring(queue, need)?;
             self.promote_scheduled(queue, need)?;
-            for jid in self
-                .tx
-                .job_list(queue, Loc::Work, TimeRange::ALL, 0, need)?
-            {
-                if let Some(rec) = self.tx.job_get(&jid)? {
-                    handed.push(rec);
-                }
-            }
+            handed.extend(
+                self.tx
+                    .job_list_records(queue, Loc::Work, TimeRange::ALL, 0, need)?,
+            );
         }
 
         let hb = self.heartbeat_for(queue)?;

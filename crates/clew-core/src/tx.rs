@@ -202,6 +202,26 @@ pub trait Tx {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<String>>;
+    /// The rows of the jobs [`Tx::job_list`] lists, in its order (a job
+    /// whose row is gone is skipped). The default reads each listed row
+    /// with [`Tx::job_get`]; a backend may read them in the same query.
+    fn job_list_records(
+        &mut self,
+        queue: &str,
+        loc: Loc,
+        range: TimeRange,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>> {
+        let jids = self.job_list(queue, loc, range, offset, limit)?;
+        let mut records = Vec::with_capacity(jids.len());
+        for jid in jids {
+            if let Some(record) = self.job_get(&jid)? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
     /// Like [`Tx::job_list`] but newest `sort_time` first (ties: jid descending).
     fn job_list_rev(
         &mut self,

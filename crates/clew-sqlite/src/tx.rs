@@ -1,9 +1,12 @@
 //! [`SqliteTx`]: the [`Tx`] primitives as SQL statements on one connection.
 //!
-//! Every primitive is one or two cached prepared statements
-//! ([`Connection::prepare_cached`]). The caller owns the transaction: the
-//! store's writer thread wraps each command in a savepoint inside a batch
-//! transaction; tests use [`crate::testing::in_tx`].
+//! Every primitive is at most one or two cached prepared statements
+//! ([`Connection::prepare_cached`]); many need none, answered or buffered
+//! by the [`TxCache`] (events and history entries are written many rows
+//! per statement by [`SqliteTx::flush_stats`]). The caller owns the
+//! transaction: the store's writer thread runs a group of commands in one
+//! batch transaction and calls [`SqliteTx::flush`] before committing;
+//! tests use [`crate::testing::in_tx`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +20,17 @@ use serde_json::{Map, Value};
 /// Most config keys remembered by a [`TxCache`] before it starts over
 /// (callers may ask for arbitrary keys).
 const CONFIG_CACHE_MAX: usize = 256;
+
+/// Most per-job history counts remembered by a [`TxCache`] before it
+/// starts over.
+const HISTORY_COUNTS_MAX: usize = 65_536;
+
+/// Rows per multi-row `INSERT` of buffered events and history entries (a
+/// remainder goes in statements of [`ROWS_SMALL`] rows, then one by one).
+const ROWS_LARGE: usize = 32;
+
+/// The middle size of a multi-row `INSERT`.
+const ROWS_SMALL: usize = 8;
 
 /// Turns a SQLite error into clew's store error.
 pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
@@ -76,7 +90,11 @@ fn offset(offset: i64) -> i64 {
 ///
 /// * the placement sequence (`seq_next`), loaded from the `meta` table once
 ///   and written back by [`SqliteTx::flush`];
-/// * config values read or written.
+/// * config values read or written;
+/// * statistics, the complete counter, lookups (tracked, dependencies,
+///   queues, placements), per-job history counts and the oldest completed
+///   time (see the fields);
+/// * events (numbered here) and history entries not yet written.
 ///
 /// The owner must call [`TxCache::clear`] when the file may have been changed
 /// behind its back (another connection committed, or its own commit failed)
@@ -112,6 +130,23 @@ pub struct TxCache {
     complete_base: Option<i64>,
     /// Queues known to be registered (`known = 1`).
     known_queues: HashSet<String>,
+    /// The last event sequence number handed out (written or pending),
+    /// once loaded: the single writer numbers events itself.
+    event_seq: Option<i64>,
+    /// Events appended but not yet written: `(seq, at, channel, message)`.
+    events: Vec<(i64, i64, String, String)>,
+    /// History entries appended but not yet written, in order.
+    history: Vec<(String, HistoryEntry)>,
+    /// Each job's number of history entries (written and buffered), as
+    /// last counted or kept up to date since. Every job with buffered
+    /// entries has one (so a count read from the table is complete);
+    /// forgotten only with them, or when written and the map is large.
+    history_counts: HashMap<String, i64>,
+    /// No job with `queue = ''` and `loc = 5` (the complete set) has a
+    /// `sort_time` below this, once known (a lower bound: lowered when a
+    /// job enters the set, never raised by one leaving it), so expiring
+    /// completed jobs older than a cutoff below it needs no query.
+    complete_floor: Option<i64>,
     /// Batch items run without savepoints (the writer's optimistic pass,
     /// which is rolled back and run again if anything is refused).
     optimistic: bool,
@@ -145,6 +180,13 @@ impl TxCache {
         self.hist.clear();
         self.locs.clear();
         self.complete_delta = 0;
+        // Buffered rows were written before the savepoint too: what is
+        // pending now belongs to it.
+        self.event_seq = None;
+        self.events.clear();
+        self.history.clear();
+        self.history_counts.clear();
+        self.complete_floor = None;
     }
 
     /// Starts (or ends) the optimistic pass: batch items then take no
@@ -165,6 +207,8 @@ impl TxCache {
     /// [`SqliteTx::flush`] has not yet written back.
     pub fn is_dirty(&self) -> bool {
         self.seq_dirty
+            || !self.events.is_empty()
+            || !self.history.is_empty()
             || self.complete_delta != 0
             || !self.hist.is_empty()
             || self.timing.values().any(|(_, dirty)| *dirty)
@@ -214,6 +258,7 @@ impl<'a> SqliteTx<'a> {
     /// [`SqliteTx::flush`] and before every savepoint, so that rolling a
     /// savepoint back only ever discards what was done inside it.
     pub fn flush_stats(&mut self) -> Result<()> {
+        self.write_rows()?;
         for ((queue, day, kind), (stat, dirty)) in self.cache.timing.iter_mut() {
             if !*dirty {
                 continue;
@@ -263,6 +308,54 @@ impl<'a> SqliteTx<'a> {
         Ok(())
     }
 
+    /// Writes the buffered events and history entries, many rows per
+    /// statement (the rows are the same as one `INSERT` each would write:
+    /// events with the numbers handed out, history in append order).
+    fn write_rows(&mut self) -> Result<()> {
+        let events = std::mem::take(&mut self.cache.events);
+        let mut rest = &events[..];
+        while !rest.is_empty() {
+            let n = chunk(rest.len());
+            let sql = rows_sql(
+                "INSERT INTO events (seq, at, channel, message) VALUES ",
+                4,
+                n,
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).sql()?;
+            for (i, (seq, at, channel, message)) in rest[..n].iter().enumerate() {
+                let p = i * 4;
+                stmt.raw_bind_parameter(p + 1, seq).sql()?;
+                stmt.raw_bind_parameter(p + 2, at).sql()?;
+                stmt.raw_bind_parameter(p + 3, channel.as_str()).sql()?;
+                stmt.raw_bind_parameter(p + 4, message.as_str()).sql()?;
+            }
+            stmt.raw_execute().sql()?;
+            rest = &rest[n..];
+        }
+        let history = std::mem::take(&mut self.cache.history);
+        if self.cache.history_counts.len() >= HISTORY_COUNTS_MAX {
+            // Nothing is buffered from here on: any count may go.
+            self.cache.history_counts.clear();
+        }
+        let mut rest = &history[..];
+        while !rest.is_empty() {
+            let n = chunk(rest.len());
+            let sql = rows_sql("INSERT INTO history (jid, at, what, extra) VALUES ", 4, n);
+            let mut stmt = self.conn.prepare_cached(&sql).sql()?;
+            for (i, (jid, entry)) in rest[..n].iter().enumerate() {
+                let p = i * 4;
+                stmt.raw_bind_parameter(p + 1, jid.as_str()).sql()?;
+                stmt.raw_bind_parameter(p + 2, entry.when.0).sql()?;
+                stmt.raw_bind_parameter(p + 3, entry.what.as_str()).sql()?;
+                stmt.raw_bind_parameter(p + 4, to_json_text(&entry.extra)?)
+                    .sql()?;
+            }
+            stmt.raw_execute().sql()?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
     /// Runs a statement returning nothing; returns the number of changed rows.
     fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
         self.conn
@@ -298,6 +391,25 @@ impl<'a> SqliteTx<'a> {
         self.cache.locs.insert(jid.to_owned(), new);
     }
 
+    /// No completed job (`queue = ''`, `loc = 5`) has a `sort_time` below
+    /// this (read once, then kept: see `TxCache::complete_floor`).
+    fn complete_floor(&mut self) -> Result<i64> {
+        if let Some(floor) = self.cache.complete_floor {
+            return Ok(floor);
+        }
+        // `loc <> 1` literally: a seek in the `jobs_time` index.
+        let oldest: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT min(sort_time) FROM jobs WHERE queue = '' AND loc = 5 AND loc <> 1",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .sql()?;
+        let floor = oldest.unwrap_or(i64::MAX);
+        self.cache.complete_floor = Some(floor);
+        Ok(floor)
+    }
+
     /// Whether no job has a dependency (remembered until one is added or
     /// removed).
     fn no_deps(&mut self) -> Result<bool> {
@@ -326,10 +438,49 @@ impl<'a> SqliteTx<'a> {
     }
 }
 
+/// How many buffered rows the next multi-row `INSERT` takes out of `left`.
+fn chunk(left: usize) -> usize {
+    if left >= ROWS_LARGE {
+        ROWS_LARGE
+    } else if left >= ROWS_SMALL {
+        ROWS_SMALL
+    } else {
+        1
+    }
+}
+
+/// `head` followed by `rows` groups of `cols` numbered parameters.
+fn rows_sql(head: &str, cols: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * cols * 5);
+    sql.push_str(head);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// The `jobs` columns in [`job_from_row`]'s order.
 macro_rules! job_cols {
     () => {
-        "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
+        concat!("jid, ", job_cols_but_jid!())
+    };
+}
+
+/// [`job_cols!`] without the first, `jid`.
+macro_rules! job_cols_but_jid {
+    () => {
+        "klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
          fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata"
     };
@@ -516,12 +667,28 @@ impl Tx for SqliteTx<'_> {
 
     // --- events --------------------------------------------------------
 
+    /// Numbers the event (the writer is the only one appending while it
+    /// holds the write lock) and buffers it: the rows are written many per
+    /// statement at commit, and before any savepoint or read of the log.
     fn event_append(&mut self, at: Timestamp, channel: &str, message: &str) -> Result<i64> {
-        self.exec(
-            "INSERT INTO events (at, channel, message) VALUES (?1, ?2, ?3)",
-            params![at.0, channel, message],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        let last = match self.cache.event_seq {
+            Some(last) => last,
+            // AUTOINCREMENT: never below a number used before (the rows of
+            // the highest numbers may have been pruned).
+            None => self.int(
+                "SELECT max(coalesce((SELECT max(seq) FROM events), 0),
+                            coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
+                [],
+            )?,
+        };
+        let seq = last
+            .checked_add(1)
+            .ok_or_else(|| Error::store("event sequence exhausted"))?;
+        self.cache.event_seq = Some(seq);
+        self.cache
+            .events
+            .push((seq, at.0, channel.to_owned(), message.to_owned()));
+        Ok(seq)
     }
 
     // --- failure lists -------------------------------------------------
@@ -563,24 +730,36 @@ impl Tx for SqliteTx<'_> {
 
     // --- history -------------------------------------------------------
 
+    /// Buffered (written many per statement at commit, see
+    /// [`SqliteTx::flush_stats`]). The job's count is kept: a job with
+    /// buffered entries always has one (see `TxCache::history_counts`).
     fn history_append(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
-        let extra = to_json_text(&entry.extra)?;
-        self.exec(
-            "INSERT INTO history (jid, at, what, extra) VALUES (?1, ?2, ?3, ?4)",
-            params![jid, entry.when.0, entry.what, extra],
-        )?;
+        let count = self.history_count(jid)?;
+        self.cache.history_counts.insert(jid.to_owned(), count + 1);
+        self.cache.history.push((jid.to_owned(), entry.clone()));
         Ok(())
     }
 
+    /// Counted once, then kept up to date by appends, so a job's later
+    /// entries need no count.
     fn history_count(&mut self, jid: &str) -> Result<i64> {
-        self.int("SELECT COUNT(*) FROM history WHERE jid = ?1", params![jid])
+        if let Some(n) = self.cache.history_counts.get(jid) {
+            return Ok(*n);
+        }
+        // Not known, so none of its entries is buffered: all are written.
+        let n = self.int("SELECT COUNT(*) FROM history WHERE jid = ?1", params![jid])?;
+        self.cache.history_counts.insert(jid.to_owned(), n);
+        Ok(n)
     }
 
     fn history_delete(&mut self, jid: &str) -> Result<()> {
+        self.cache.history.retain(|(j, _)| j != jid);
+        self.cache.history_counts.remove(jid);
         self.exec("DELETE FROM history WHERE jid = ?1", params![jid])?;
         Ok(())
     }
 
+    /// The written entries, then the buffered ones (appended after them).
     fn history_list(&mut self, jid: &str) -> Result<Vec<HistoryEntry>> {
         let mut stmt = self
             .conn
@@ -595,10 +774,20 @@ impl Tx for SqliteTx<'_> {
                 })
             })
             .sql()?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+        let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>().sql()?;
+        entries.extend(
+            self.cache
+                .history
+                .iter()
+                .filter(|(j, _)| j == jid)
+                .map(|(_, entry)| entry.clone()),
+        );
+        Ok(entries)
     }
 
     fn history_trim(&mut self, jid: &str, keep_last: i64) -> Result<()> {
+        self.write_rows()?;
+        self.cache.history_counts.remove(jid);
         self.exec(
             "DELETE FROM history WHERE jid = ?1
                AND id > (SELECT MIN(id) FROM history WHERE jid = ?1)
@@ -652,6 +841,11 @@ impl Tx for SqliteTx<'_> {
         lim: i64,
     ) -> Result<Vec<String>> {
         let (min, max) = bounds(range);
+        let completed = loc == Loc::Complete && queue.is_empty();
+        if completed && max < self.complete_floor()? {
+            // Expiry's "completed before the cutoff", usually none.
+            return Ok(Vec::new());
+        }
         // `loc = 1` / `loc <> 1` literally: the partial indexes' conditions.
         let sql = if loc == Loc::Work {
             // Walks `jobs_work` in pop order, filtering on the time.
@@ -663,10 +857,62 @@ impl Tx for SqliteTx<'_> {
              WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4
              ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
         };
-        self.strings(
+        let jids = self.strings(
             sql,
             params![queue, loc.code(), min, max, offset(off), limit(lim)],
-        )
+        )?;
+        if completed && jids.is_empty() && min == i64::MIN && off <= 0 && lim > 0 {
+            // None at or before `max`.
+            let floor = self.cache.complete_floor.unwrap_or(i64::MIN);
+            self.cache.complete_floor = Some(floor.max(max.saturating_add(1)));
+        }
+        Ok(jids)
+    }
+
+    /// One query instead of [`Tx::job_list`] then a [`Tx::job_get`] per jid.
+    fn job_list_records(
+        &mut self,
+        queue: &str,
+        loc: Loc,
+        range: TimeRange,
+        off: i64,
+        lim: i64,
+    ) -> Result<Vec<JobRecord>> {
+        let (min, max) = bounds(range);
+        // As in `job_list`, with the whole rows.
+        let sql = if loc == Loc::Work {
+            concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs
+                 WHERE queue = ?1 AND loc = 1 AND ?2 = 1 AND sort_time BETWEEN ?3 AND ?4
+                 ORDER BY sort_prio DESC, sort_time, seq LIMIT ?6 OFFSET ?5"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs
+                 WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4
+                 ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
+            )
+        };
+        let records = {
+            let mut stmt = self.conn.prepare_cached(sql).sql()?;
+            let rows = stmt
+                .query_map(
+                    params![queue, loc.code(), min, max, offset(off), limit(lim)],
+                    job_from_row,
+                )
+                .sql()?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().sql()?
+        };
+        for job in &records {
+            self.cache
+                .locs
+                .insert(job.jid.clone(), Some(job.loc.code()));
+        }
+        Ok(records)
     }
 
     fn job_list_rev(
@@ -762,53 +1008,63 @@ impl Tx for SqliteTx<'_> {
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
-        self.exec(
-            concat!(
-                "INSERT INTO jobs (",
-                job_cols!(),
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-                 ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
-                   queue = excluded.queue, state = excluded.state, data = excluded.data,
-                   priority = excluded.priority, tags = excluded.tags,
-                   worker = excluded.worker, expires = excluded.expires,
-                   retries = excluded.retries, remaining = excluded.remaining,
-                   time = excluded.time, grace = excluded.grace,
-                   scheduled = excluded.scheduled, failure = excluded.failure,
-                   spawned_from = excluded.spawned_from,
-                   worker_listed = excluded.worker_listed, fail_group = excluded.fail_group,
-                   fail_seq = excluded.fail_seq, loc = excluded.loc,
-                   sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
-                   seq = excluded.seq, metadata = excluded.metadata"
-            ),
-            params![
-                job.jid,
-                job.klass,
-                job.queue,
-                job.state.as_str(),
-                job.data,
-                job.priority,
-                tags,
-                job.worker,
-                job.expires.0,
-                job.retries,
-                job.remaining,
-                job.time.0,
-                job.grace,
-                job.scheduled.map(|t| t.0),
-                failure,
-                job.spawned_from,
-                job.worker_listed,
-                job.fail_group,
-                job.fail_seq,
-                job.loc.code(),
-                job.sort_prio,
-                job.sort_time.0,
-                job.seq,
-                metadata,
-            ],
-        )?;
+        let params = params![
+            job.jid,
+            job.klass,
+            job.queue,
+            job.state.as_str(),
+            job.data,
+            job.priority,
+            tags,
+            job.worker,
+            job.expires.0,
+            job.retries,
+            job.remaining,
+            job.time.0,
+            job.grace,
+            job.scheduled.map(|t| t.0),
+            failure,
+            job.spawned_from,
+            job.worker_listed,
+            job.fail_group,
+            job.fail_seq,
+            job.loc.code(),
+            job.sort_prio,
+            job.sort_time.0,
+            job.seq,
+            metadata,
+        ];
+        // The placement read before tells whether the row exists: a plain
+        // UPDATE or INSERT instead of an upsert's failed insert first (the
+        // statements are short too: the statement cache hashes the text).
+        let updated = old.is_some()
+            && self.exec(
+                concat!(
+                    "UPDATE jobs SET (",
+                    job_cols_but_jid!(),
+                    ") = (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,\
+                     ?21,?22,?23,?24) WHERE jid = ?1"
+                ),
+                params,
+            )? == 1;
+        if !updated {
+            // A row that exists after all fails this loudly (primary key).
+            self.exec(
+                concat!(
+                    "INSERT INTO jobs (",
+                    job_cols!(),
+                    ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,\
+                     ?19,?20,?21,?22,?23,?24)"
+                ),
+                params,
+            )?;
+        }
         self.placed(&job.jid, old, Some(job.loc.code()));
+        if job.loc == Loc::Complete && job.queue.is_empty() {
+            if let Some(floor) = &mut self.cache.complete_floor {
+                *floor = (*floor).min(job.sort_time.0);
+            }
+        }
         Ok(())
     }
 

@@ -639,6 +639,139 @@ async fn statistics_stay_exact_through_grouped_and_refused_commands() {
     assert_eq!(run_total, 50, "{stats}");
 }
 
+/// Events and history entries are buffered by the writer (numbered by it,
+/// written many rows per statement), each job's history count is kept, and
+/// the oldest completed time is remembered: through grouped commands,
+/// refused batch items (the optimistic pass rolled back and run again with
+/// savepoints), trimmed histories, a pruned log and a reopened file, the
+/// log holds exactly what the sink received, numbered upwards, and every
+/// history is what one statement per row would have written.
+#[tokio::test]
+async fn events_and_history_stay_exact_through_grouped_and_refused_commands() {
+    use clew_core::command::{CompleteParams, PutParams};
+    use clew_core::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let sink = Arc::new(MemorySink::default());
+    let engine = Engine::new(store.clone()).with_sink(sink.clone());
+    engine
+        .qless("config.set", None, &["max-job-history".into(), "3".into()])
+        .await
+        .expect("config.set");
+    let jobs: Vec<PutParams> = (0..60)
+        .map(|i| PutParams {
+            jid: format!("j{i}"),
+            ..PutParams::new("q", "K")
+        })
+        .collect();
+    engine.put_many(jobs).await.expect("put_many");
+    // One job put again four times in one transaction, into other queues:
+    // its history is trimmed to the first entry and the newest two.
+    let again: Vec<PutParams> = (1..5)
+        .map(|i| PutParams {
+            jid: "again".into(),
+            ..PutParams::new(format!("r{i}"), "K")
+        })
+        .collect();
+    engine
+        .put(PutParams {
+            jid: "again".into(),
+            ..PutParams::new("r0", "K")
+        })
+        .await
+        .expect("put");
+    engine.put_many(again).await.expect("put_many again");
+    let popped = engine.pop("q", "w", 60).await.expect("pop");
+    assert_eq!(popped.len(), 60);
+    for job in &popped {
+        let what: Vec<&str> = job.history.iter().map(|h| h.what.as_str()).collect();
+        assert_eq!(what, ["put", "popped"], "{}", job.record.jid);
+    }
+    let params = |i: usize, jid: &str| CompleteParams {
+        jid: jid.to_owned(),
+        worker: if i % 6 == 3 { "intruder" } else { "w" }.into(),
+        queue: "q".into(),
+        data: "{}".into(),
+        next: None,
+        delay: 0.0,
+        depends: Vec::new(),
+        metadata: None,
+    };
+    let (first, second) = popped.split_at(30);
+    let batch: Vec<CompleteParams> = first
+        .iter()
+        .enumerate()
+        .map(|(i, job)| params(i, &job.record.jid))
+        .collect();
+    let results = engine.complete_many(batch).await.expect("complete_many");
+    let mut done: Vec<String> = first
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(job, _)| job.record.jid.clone())
+        .collect();
+    let singles: Vec<_> = second
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let engine = engine.clone();
+            let p = params(i, &job.record.jid);
+            let jid = job.record.jid.clone();
+            tokio::spawn(async move { (jid, engine.complete(p).await) })
+        })
+        .collect();
+    for handle in singles {
+        let (jid, result) = handle.await.expect("task");
+        if result.is_ok() {
+            done.push(jid);
+        }
+    }
+    assert_eq!(done.len(), 50);
+    for job in &popped {
+        let jid = &job.record.jid;
+        let got = engine.get(jid).await.expect("get").expect("job");
+        let what: Vec<&str> = got.history.iter().map(|h| h.what.as_str()).collect();
+        let want: &[&str] = if done.contains(jid) {
+            &["put", "popped", "done"]
+        } else {
+            &["put", "popped"]
+        };
+        assert_eq!(what, want, "{jid}");
+    }
+    let again = engine.get("again").await.expect("get").expect("again");
+    let queues: Vec<&str> = again
+        .history
+        .iter()
+        .map(|h| h.extra["q"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(queues, ["r0", "r3", "r4"]);
+
+    // The log is exactly what was published, numbered upwards.
+    let published = sink.events();
+    let log = store.events_after(0, 100_000).await.expect("events");
+    assert_eq!(log, published);
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    let completed = log
+        .iter()
+        .filter(|e| e.message.contains("\"event\":\"completed\""))
+        .count();
+    assert_eq!(completed, 50);
+
+    // Numbers are never reused, even when the newest rows are pruned and
+    // the file is reopened.
+    let last = log.last().expect("events").seq;
+    store.events_prune(last + 1).await.expect("prune");
+    store.close().await.expect("close");
+    drop(engine);
+    let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let engine = Engine::new(store.clone());
+    engine.put(PutParams::new("q", "K")).await.expect("put");
+    let log = store.events_after(0, 100).await.expect("events");
+    assert!(!log.is_empty() && log[0].seq > last, "{log:?}");
+    store.close().await.expect("close");
+}
+
 /// The WAL is checkpointed off the writer's path: with a pause after each
 /// burst of writes, the next burst starts the WAL over, so the file stays
 /// about one burst long (SQLite's commit-time checkpoint is off: without
