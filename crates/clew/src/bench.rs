@@ -1911,11 +1911,14 @@ impl Drop for DropSchema<'_> {
 
 /// Runs the bare SQL of `n` jobs' lives in a temporary schema (default
 /// `synchronous_commit`, as the store): `connections` connections insert
-/// each job row and its `put` history row in transactions of `sizes.put`
+/// the job rows and their `put` history rows in transactions of `sizes.put`
 /// jobs; then each, until none is left, claims `sizes.claim` jobs (one
-/// UPDATE of a `FOR UPDATE SKIP LOCKED` selection, and a `popped` history
-/// row each) in one transaction and finishes them (an UPDATE and a `done`
-/// history row each) in another. Returns jobs per second.
+/// UPDATE of a `FOR UPDATE SKIP LOCKED` selection, and their `popped`
+/// history rows) in one transaction and finishes them (an UPDATE and the
+/// `done` history rows) in another. Every step is one set-based statement
+/// (arrays bound with `unnest` / `ANY`), so each transaction costs a few
+/// round trips whatever its size: the database's limit, not the driver's.
+/// Returns jobs per second.
 fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Result<f64> {
     let connect = || -> anyhow::Result<postgres::Client> {
         let mut c = postgres::Client::connect(&run.url, postgres::NoTls)
@@ -1942,7 +1945,11 @@ fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Resul
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0)
     };
-    const HISTORY: &str = "INSERT INTO history (jid, at, what, worker) VALUES ($1, $2, $3, $4)";
+    // Set-based: each step is one statement (one round trip) for the whole
+    // batch, arrays bound as parameters; `now()` per statement, as the
+    // store stamps one time per command.
+    const HISTORY: &str = "INSERT INTO history (jid, at, what, worker) \
+         SELECT j, $2, $3, $4 FROM unnest($1::text[]) AS j";
     let next = AtomicUsize::new(0);
     let start = Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -1952,7 +1959,8 @@ fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Resul
             threads.push(scope.spawn(move || -> anyhow::Result<()> {
                 let job = c.prepare(
                     "INSERT INTO jobs (jid, queue, klass, data, state, priority, seq) \
-                     VALUES ($1, 'q', 'Bench::Noop', '{}', 'waiting', 0, $2)",
+                     SELECT j, 'q', 'Bench::Noop', '{}', 'waiting', 0, s \
+                     FROM unnest($1::text[], $2::bigint[]) AS t(j, s)",
                 )?;
                 let history = c.prepare(HISTORY)?;
                 loop {
@@ -1961,12 +1969,11 @@ fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Resul
                         return Ok(());
                     }
                     let last = (first + run.sizes.put).min(n);
+                    let jids: Vec<String> = (first..last).map(|i| format!("ceiling-{i}")).collect();
+                    let seqs: Vec<i64> = (first..last).map(|i| i as i64).collect();
                     let mut tx = c.transaction()?;
-                    for i in first..last {
-                        let jid = format!("ceiling-{i}");
-                        tx.execute(&job, &[&jid, &(i as i64)])?;
-                        tx.execute(&history, &[&jid, &now(), &"put", &"clew-bench"])?;
-                    }
+                    tx.execute(&job, &[&jids, &seqs])?;
+                    tx.execute(&history, &[&jids, &now(), &"put", &"clew-bench"])?;
                     tx.commit()?;
                     bar.inc((last - first) as u64);
                 }
@@ -1992,25 +1999,22 @@ fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Resul
                 )?;
                 let finish = c.prepare(
                     "UPDATE jobs SET state = 'complete', worker = '', expires = 0 \
-                     WHERE jid = $1 AND worker = $2",
+                     WHERE jid = ANY($1::text[]) AND worker = $2",
                 )?;
                 let history = c.prepare(HISTORY)?;
                 loop {
                     let mut tx = c.transaction()?;
                     let rows = tx.query(&claim, &[&worker, &now(), &(run.sizes.claim as i64)])?;
                     let jids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-                    for jid in &jids {
-                        tx.execute(&history, &[jid, &now(), &"popped", &worker])?;
-                    }
-                    tx.commit()?;
                     if jids.is_empty() {
+                        tx.commit()?;
                         return Ok(());
                     }
+                    tx.execute(&history, &[&jids, &now(), &"popped", &worker])?;
+                    tx.commit()?;
                     let mut tx = c.transaction()?;
-                    for jid in &jids {
-                        tx.execute(&finish, &[jid, &worker])?;
-                        tx.execute(&history, &[jid, &now(), &"done", &worker])?;
-                    }
+                    tx.execute(&finish, &[&jids, &worker])?;
+                    tx.execute(&history, &[&jids, &now(), &"done", &worker])?;
                     tx.commit()?;
                     finished.fetch_add(jids.len(), Ordering::Relaxed);
                     bar.inc(jids.len() as u64);
