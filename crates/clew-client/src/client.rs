@@ -31,7 +31,7 @@ use clew_core::command::{
 use clew_core::{Command, Engine, Error, ErrorKind, Result};
 use clew_sqlite::{SqliteOptions, SqliteStore};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// A job as the natural job JSON shows it (the reply of `get`, `pop`,
 /// `peek`, `multiget`).
@@ -103,6 +103,22 @@ struct Remote {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// `X-Clew-Origin: HOST:PID` of this process, made once.
+    origin: reqwest::header::HeaderValue,
+}
+
+/// The body of `POST /v1/qless`, written from borrowed arguments.
+#[derive(serde::Serialize)]
+struct QlessBody<'a> {
+    command: &'a str,
+    args: &'a [String],
+}
+
+/// A successful reply of `POST /v1/qless`, read straight into `T`.
+#[derive(Deserialize)]
+struct QlessReply<T: Default> {
+    #[serde(default)]
+    result: T,
 }
 
 /// A handle on clew: a local store or a remote server, with one API.
@@ -167,11 +183,20 @@ impl Client {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| Error::store(format!("cannot build an HTTP client: {e}")))?;
+        // Lifecycle events of this process's calls (dequeued, finished,
+        // failed...) name this host and process, not the server's.
+        let origin = clew_core::Origin::this_process();
+        let origin = reqwest::header::HeaderValue::from_str(&format!(
+            "{}:{}",
+            origin.hostname, origin.process
+        ))
+        .map_err(|e| Error::invalid(format!("host name: not a header value: {e}")))?;
         Ok(Client {
             backend: Backend::Remote(Remote {
                 http,
                 base: base_url.trim_end_matches('/').to_owned(),
                 token: token.filter(|t| !t.is_empty()),
+                origin,
             }),
         })
     }
@@ -194,10 +219,22 @@ impl Client {
     pub async fn qless(&self, command: &str, args: &[String]) -> Result<Value> {
         match &self.backend {
             Backend::Local(engine) => engine.qless(command, None, args).await,
+            Backend::Remote(r) => r.qless(command, args).await,
+        }
+    }
+
+    /// Runs a typed command and reads its natural JSON result as `T`
+    /// (from a server: straight from the reply's text, no `Value` between).
+    async fn execute_as<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        cmd: &'static str,
+        command: Command,
+    ) -> Result<T> {
+        match &self.backend {
+            Backend::Local(engine) => decode(cmd, engine.execute(command).await?.to_json()),
             Backend::Remote(r) => {
-                let body = json!({"command": command, "args": args});
-                let v = r.send(r.post("/v1/qless").json(&body)).await?;
-                Ok(v.get("result").cloned().unwrap_or(Value::Null))
+                let (name, args) = qless_args(&command);
+                r.qless(name, &args).await
             }
         }
     }
@@ -254,14 +291,15 @@ impl Client {
 
     /// Pops up to `count` jobs of `queue` for `worker`.
     pub async fn pop(&self, queue: &str, worker: &str, count: i64) -> Result<Vec<JobView>> {
-        let v = self
-            .execute(Command::Pop {
+        self.execute_as(
+            "pop",
+            Command::Pop {
                 queue: queue.to_owned(),
                 worker: worker.to_owned(),
                 count,
-            })
-            .await?;
-        decode("pop", v)
+            },
+        )
+        .await
     }
 
     /// Waits up to `timeout` until one of `queues` has a job a pop would
@@ -435,12 +473,13 @@ impl Client {
 
     /// One job, or `None` when it does not exist.
     pub async fn get(&self, jid: &str) -> Result<Option<JobView>> {
-        let v = self
-            .execute(Command::Get {
+        self.execute_as(
+            "get",
+            Command::Get {
                 jid: jid.to_owned(),
-            })
-            .await?;
-        decode("get", v)
+            },
+        )
+        .await
     }
 
     /// Several jobs (missing ones are skipped).
@@ -448,12 +487,13 @@ impl Client {
         if jids.is_empty() {
             return Ok(Vec::new());
         }
-        let v = self
-            .execute(Command::MultiGet {
+        self.execute_as(
+            "multiget",
+            Command::MultiGet {
                 jids: jids.to_vec(),
-            })
-            .await?;
-        decode("multiget", v)
+            },
+        )
+        .await
     }
 
     /// Closes a local store (pending writes finish); a no-op for a server.
@@ -477,34 +517,63 @@ impl Remote {
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         // Lifecycle events of this process's calls (dequeued, finished,
         // failed...) name this host and process, not the server's.
-        let origin = clew_core::Origin::this_process();
-        let rb = rb.header(
-            "x-clew-origin",
-            format!("{}:{}", origin.hostname, origin.process),
-        );
+        let rb = rb.header("x-clew-origin", self.origin.clone());
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,
         }
     }
 
+    /// Runs a qless command on the server; reads the result as `T`.
+    async fn qless<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        command: &str,
+        args: &[String],
+    ) -> Result<T> {
+        let body = serde_json::to_vec(&QlessBody { command, args })
+            .map_err(|e| Error::invalid(format!("{command}: cannot write the request: {e}")))?;
+        let rb = self
+            .post("/v1/qless")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let bytes = self.send_bytes(rb).await?;
+        serde_json::from_slice::<QlessReply<T>>(&bytes)
+            .map(|r| r.result)
+            .map_err(|e| Error::store(format!("{command}: unexpected reply: {e}")))
+    }
+
     /// Sends a request; maps an error body back to [`Error`] by status.
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Value> {
+        let bytes = self.send_bytes(rb).await?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            Error::store(format!(
+                "{}: reply is not JSON: {:.200}",
+                self.base,
+                String::from_utf8_lossy(&bytes)
+            ))
+        })
+    }
+
+    /// Sends a request; returns the body of a successful reply, or maps an
+    /// error body back to [`Error`] by status.
+    async fn send_bytes(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<impl std::ops::Deref<Target = [u8]>> {
         let resp = rb
             .send()
             .await
             .map_err(|e| Error::store(format!("cannot reach {}: {e}", self.base)))?;
         let status = resp.status();
-        let text = resp
-            .text()
+        let bytes = resp
+            .bytes()
             .await
             .map_err(|e| Error::store(format!("reading the reply of {}: {e}", self.base)))?;
-        let body: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
-            return body.ok_or_else(|| {
-                Error::store(format!("{}: reply is not JSON: {text:.200}", self.base))
-            });
+            return Ok(bytes);
         }
+        let text = String::from_utf8_lossy(&bytes);
+        let body: Option<Value> = serde_json::from_str(&text).ok();
         let message = body
             .as_ref()
             .and_then(|b| b.pointer("/error/message"))
@@ -840,6 +909,7 @@ mod tests {
     use super::*;
     use clew_core::qless::parse;
     use clew_core::Timestamp;
+    use serde_json::json;
 
     fn v(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()

@@ -117,10 +117,10 @@ impl Histogram {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// (queue, outcome) → count.
-    outcomes: BTreeMap<(String, &'static str), u64>,
-    /// (queue, lifecycle kind) → count.
-    kinds: BTreeMap<(String, &'static str), u64>,
+    /// queue → outcome → count.
+    outcomes: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// queue → lifecycle kind → count.
+    kinds: BTreeMap<String, BTreeMap<&'static str, u64>>,
     wait: BTreeMap<String, Histogram>,
     run: BTreeMap<String, Histogram>,
     /// Route → HTTP request time.
@@ -155,44 +155,55 @@ impl Metrics {
     /// event (the job landed in a failed group), else `retried` (a failed
     /// attempt that will run again).
     pub fn observe(&self, events: &[Event]) {
-        let failed_jids: Vec<String> = events
-            .iter()
-            .filter(|e| e.channel == "ql:log")
-            .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.message).ok())
-            .filter(|v| v["event"] == "failed")
-            .filter_map(|v| v["jid"].as_str().map(str::to_owned))
-            .collect();
+        // This runs on the store's writer thread (the engine's event sink),
+        // after each command: read only the few fields counted, never the
+        // payload or metadata, and allocate only for a queue seen first.
+        let mut failed_jids: Vec<String> = Vec::new();
+        let mut briefs: Vec<LifecycleBrief<'_>> = Vec::new();
+        for e in events {
+            if e.channel == "ql:log" {
+                // Only qless's `failed` log entries matter; most are not.
+                if e.message.contains("\"failed\"") {
+                    if let Ok(log) = serde_json::from_str::<LogBrief<'_>>(&e.message) {
+                        if log.event == "failed" {
+                            if let Some(jid) = log.jid {
+                                failed_jids.push(jid.into_owned());
+                            }
+                        }
+                    }
+                }
+            } else if e.channel == clew_core::logic::LIFECYCLE_CHANNEL {
+                if let Ok(brief) = serde_json::from_str::<LifecycleBrief<'_>>(&e.message) {
+                    briefs.push(brief);
+                }
+            }
+        }
+        if briefs.is_empty() {
+            return;
+        }
         let mut inner = self.lock();
-        for ev in events.iter().filter_map(Event::lifecycle) {
-            *inner
-                .kinds
-                .entry((ev.queue.clone(), ev.kind.as_str()))
+        let inner = &mut *inner;
+        for ev in &briefs {
+            let queue: &str = &ev.queue;
+            *per_queue(&mut inner.kinds, queue)
+                .entry(ev.kind.as_str())
                 .or_default() += 1;
             let outcome = match ev.kind {
                 LifecycleKind::PerformFinished => Some("completed"),
-                LifecycleKind::Failed if failed_jids.contains(&ev.jid) => Some("failed"),
+                LifecycleKind::Failed if failed_jids.iter().any(|j| *j == ev.jid) => Some("failed"),
                 LifecycleKind::Failed => Some("retried"),
                 _ => None,
             };
             if let Some(outcome) = outcome {
-                *inner
-                    .outcomes
-                    .entry((ev.queue.clone(), outcome))
+                *per_queue(&mut inner.outcomes, queue)
+                    .entry(outcome)
                     .or_default() += 1;
             }
             if let Some(t) = ev.time_in_queue {
-                inner
-                    .wait
-                    .entry(ev.queue.clone())
-                    .or_insert_with(|| Histogram::new(JOB_BUCKETS))
-                    .observe(t);
+                histogram(&mut inner.wait, queue).observe(t);
             }
             if let Some(t) = ev.time_to_perform {
-                inner
-                    .run
-                    .entry(ev.queue.clone())
-                    .or_insert_with(|| Histogram::new(JOB_BUCKETS))
-                    .observe(t);
+                histogram(&mut inner.run, queue).observe(t);
             }
         }
     }
@@ -232,12 +243,14 @@ impl Metrics {
             "counter",
             "Jobs that finished an attempt through this server, by queue and outcome (completed, failed, retried).",
         );
-        for ((queue, outcome), n) in &inner.outcomes {
-            let _ = writeln!(
-                out,
-                "clew_jobs_total{{queue=\"{}\",outcome=\"{outcome}\"}} {n}",
-                escape(queue)
-            );
+        for (queue, outcomes) in &inner.outcomes {
+            for (outcome, n) in outcomes {
+                let _ = writeln!(
+                    out,
+                    "clew_jobs_total{{queue=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(queue)
+                );
+            }
         }
         header_line(
             out,
@@ -245,12 +258,14 @@ impl Metrics {
             "counter",
             "Lifecycle events committed through this server, by queue and kind.",
         );
-        for ((queue, kind), n) in &inner.kinds {
-            let _ = writeln!(
-                out,
-                "clew_lifecycle_events_total{{queue=\"{}\",kind=\"{kind}\"}} {n}",
-                escape(queue)
-            );
+        for (queue, kinds) in &inner.kinds {
+            for (kind, n) in kinds {
+                let _ = writeln!(
+                    out,
+                    "clew_lifecycle_events_total{{queue=\"{}\",kind=\"{kind}\"}} {n}",
+                    escape(queue)
+                );
+            }
         }
         for (name, help, map) in [
             (
@@ -288,6 +303,46 @@ impl Metrics {
             h.render(out, "clew_http_request_seconds", "route", route);
         }
     }
+}
+
+/// The fields of a lifecycle event the metrics count (the payload,
+/// metadata and the rest are skipped, not built).
+#[derive(serde::Deserialize)]
+struct LifecycleBrief<'a> {
+    kind: LifecycleKind,
+    #[serde(borrow)]
+    jid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    queue: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    time_in_queue: Option<f64>,
+    #[serde(default)]
+    time_to_perform: Option<f64>,
+}
+
+/// The fields of a qless `ql:log` entry that tell a failure.
+#[derive(serde::Deserialize)]
+struct LogBrief<'a> {
+    #[serde(borrow)]
+    event: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    jid: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// `map[queue]`, created empty the first time (the only allocation).
+fn per_queue<'m, V: Default>(map: &'m mut BTreeMap<String, V>, queue: &str) -> &'m mut V {
+    if !map.contains_key(queue) {
+        map.insert(queue.to_owned(), V::default());
+    }
+    map.get_mut(queue).expect("just inserted")
+}
+
+/// The job time histogram of `queue`, created empty the first time.
+fn histogram<'m>(map: &'m mut BTreeMap<String, Histogram>, queue: &str) -> &'m mut Histogram {
+    if !map.contains_key(queue) {
+        map.insert(queue.to_owned(), Histogram::new(JOB_BUCKETS));
+    }
+    map.get_mut(queue).expect("just inserted")
 }
 
 /// A store whose every call is timed into [`Metrics`].

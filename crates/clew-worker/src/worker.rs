@@ -336,6 +336,9 @@ struct Shared {
     halt: CancellationToken,
     /// Reports outcomes, batched.
     completer: Completer,
+    /// Signalled when a job's handler is done and its slot free (its
+    /// outcome may still be on its way to the store).
+    freed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -452,6 +455,7 @@ impl Worker {
             middleware,
             locks: LockCache::new(config.lock_length),
             halt: CancellationToken::new(),
+            freed: tokio::sync::Notify::new(),
             config,
         });
         // Read the lock lengths once at start (and report problems early).
@@ -460,6 +464,16 @@ impl Worker {
         }
         let mut order = QueueOrder::new(shared.config.reserver, shared.config.queues.clone());
         let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+        // A slot is free once its handler is done, while its outcome is
+        // still being reported, so the next pop overlaps the last batch's
+        // completions; jobs held (running or being reported) stay within
+        // twice the concurrency.
+        let held_max = 2 * shared.config.concurrency;
+        let free_slots = |tasks: &JoinSet<JobEnd>| {
+            slots
+                .available_permits()
+                .min(held_max.saturating_sub(tasks.len()))
+        };
         let mut tasks: JoinSet<JobEnd> = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut report = ShutdownReport::default();
@@ -484,7 +498,7 @@ impl Worker {
             let paused = *paused_rx.borrow_and_update();
             let mut popped = 0;
             if !paused {
-                let free = slots.available_permits();
+                let free = free_slots(&tasks);
                 if free > 0 {
                     for job in reserve(&shared, &mut order, free).await {
                         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -503,24 +517,40 @@ impl Worker {
             }
             publish(&control, &running, paused, false);
             let woke_for_nothing = std::mem::take(&mut woke) && popped == 0;
-            if popped > 0 && !paused && slots.available_permits() > 0 {
+            if popped > 0 && !paused && free_slots(&tasks) > 0 {
                 // More may be waiting: pop again at once.
                 continue;
             }
+            let free = free_slots(&tasks);
             tokio::select! {
                 biased;
                 _ = stop_now.cancelled() => {}
                 _ = stop_after.cancelled() => {}
                 Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     tally(&mut report, &mut running, ended, false);
-                    // Others that ended meanwhile too, so that the next
-                    // pop asks for all the free slots at once.
+                    // Others that end with it too (one batch's answers wake
+                    // them together, on other runtime threads), so that the
+                    // next pop asks for all the free slots at once rather
+                    // than one pop per job.
+                    for _ in 0..2 {
+                        tokio::task::yield_now().await;
+                    }
                     while let Some(ended) = tasks.try_join_next_with_id() {
                         tally(&mut report, &mut running, ended, false);
                     }
                 }
                 _ = paused_rx.changed() => {}
-                ready = idle_wait(&shared, !paused && slots.available_permits() > 0 && !woke_for_nothing) => {
+                () = shared.freed.notified(), if !paused && free == 0 => {
+                    // Other handlers that finish with it too, so that the
+                    // next pop asks for all the free slots at once.
+                    for _ in 0..2 {
+                        tokio::task::yield_now().await;
+                    }
+                    while let Some(ended) = tasks.try_join_next_with_id() {
+                        tally(&mut report, &mut running, ended, false);
+                    }
+                }
+                ready = idle_wait(&shared, !paused && free > 0 && !woke_for_nothing) => {
                     woke = ready;
                     continue;
                 }
@@ -917,7 +947,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Runs one job: handler, heartbeats, time limit; then reports the outcome.
-async fn run_job(shared: Arc<Shared>, job: Job, _slot: OwnedSemaphorePermit) -> JobEnd {
+async fn run_job(shared: Arc<Shared>, job: Job, slot: OwnedSemaphorePermit) -> JobEnd {
     let cancel = CancellationToken::new();
     let ctx = JobContext::new(
         job.jid.clone(),
@@ -972,6 +1002,10 @@ async fn run_job(shared: Arc<Shared>, job: Job, _slot: OwnedSemaphorePermit) -> 
     cancel.cancel();
     perform.abort();
     drop(_beat);
+    // The handler is done: its slot is free for the next pop while the
+    // outcome is reported.
+    drop(slot);
+    shared.freed.notify_one();
 
     let jid = job.jid.as_str();
     match stopped {

@@ -482,7 +482,9 @@ async fn work(
                 title(&s, &control);
             }
             Ok(()) = status.changed() => {
-                let s = status.borrow_and_update().clone();
+                // Borrowed, not cloned: the status changes on every turn of
+                // a busy worker, and the title needs only its counts.
+                let s = status.borrow_and_update();
                 let long = describe(&s, &control, concurrency).1;
                 if long != last {
                     last = long;
