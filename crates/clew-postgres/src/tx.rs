@@ -258,6 +258,11 @@ pub struct PgTx<'t, C: GenericClient> {
     tracked_empty: Option<bool>,
     /// `Some(true)` when no job has a dependency.
     deps_empty: Option<bool>,
+    /// Jobs' whole histories (stored and appended since), as read with
+    /// their rows or listed in this transaction: the command holds the
+    /// store's lock exclusively, or (a claiming pop) the job's row, so no
+    /// one else writes them meanwhile.
+    history: HashMap<String, Vec<HistoryEntry>>,
     /// Timing statistics read or written in this transaction.
     timing: HashMap<(String, i64, StatKind), TimingStat>,
     /// Whether [`FACTS_SQL`] was read (since the last savepoint rollback).
@@ -295,6 +300,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
             tracked_empty: None,
             deps_empty: None,
             timing: HashMap::new(),
+            history: HashMap::new(),
             facts_loaded: false,
             next_seq: None,
             seqs: Vec::new(),
@@ -471,6 +477,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         self.tracked_empty = None;
         self.deps_empty = None;
         self.timing.clear();
+        self.history.clear();
         // Read again (a sequence value taken stays good: values may skip).
         self.facts_loaded = false;
     }
@@ -691,6 +698,40 @@ macro_rules! job_cols {
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
          fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata"
     };
+}
+
+/// A job's whole history as one JSON text column (`[[at, what, extra], …]`
+/// in order, NULL when it has none), selected with its row, so the logic's
+/// history count and list need no query of their own (see [`PgTx`]'s
+/// `history`). `$jid` is the SQL naming the job.
+macro_rules! history_col {
+    ($jid:literal) => {
+        concat!(
+            "(SELECT json_agg(json_build_array(h.at, h.what, h.extra) ORDER BY h.id)
+              FROM history h WHERE h.jid = ",
+            $jid,
+            ")::text"
+        )
+    };
+}
+
+/// Reads [`history_col!`]'s text.
+fn history_from_json(text: Option<&str>) -> Result<Vec<HistoryEntry>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(i64, String, String)> =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("job history: {e}")))?;
+    rows.into_iter()
+        .map(|(at, what, extra)| {
+            Ok(HistoryEntry {
+                when: Timestamp(at),
+                what,
+                extra: serde_json::from_str(&extra)
+                    .map_err(|e| corrupt(format!("history entry: {e}")))?,
+            })
+        })
+        .collect()
 }
 
 /// Reads a job row selected with [`job_cols!`].
@@ -967,6 +1008,9 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
 
     fn history_append(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
         let extra = to_json_text(&entry.extra)?;
+        if let Some(list) = self.history.get_mut(jid) {
+            list.push(entry.clone());
+        }
         self.write(
             "INSERT INTO history (jid, at, what, extra) VALUES ($1, $2, $3, $4)",
             &[
@@ -979,6 +1023,9 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn history_count(&mut self, jid: &str) -> Result<i64> {
+        if let Some(list) = self.history.get(jid) {
+            return Ok(list.len() as i64);
+        }
         self.int_now(
             "SELECT COUNT(*) FROM history WHERE jid = $1",
             &[Lit::Str(jid)],
@@ -986,10 +1033,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn history_delete(&mut self, jid: &str) -> Result<()> {
+        self.history.insert(jid.to_owned(), Vec::new());
         self.write("DELETE FROM history WHERE jid = $1", &[Lit::Str(jid)])
     }
 
     fn history_list(&mut self, jid: &str) -> Result<Vec<HistoryEntry>> {
+        if let Some(list) = self.history.get(jid) {
+            return Ok(list.clone());
+        }
         const SQL: &str = "SELECT at, what, extra FROM history WHERE jid = $1 ORDER BY id";
         if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
             return rows
@@ -1016,6 +1067,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn history_trim(&mut self, jid: &str, keep_last: i64) -> Result<()> {
+        self.history.remove(jid);
         self.write(
             "DELETE FROM history WHERE jid = $1
                AND id > (SELECT MIN(id) FROM history WHERE jid = $1)
@@ -1051,14 +1103,37 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
         // No FOR UPDATE: a command holding the store's lock exclusively is
         // alone, and a claiming pop locked the row when it listed it.
-        const SQL: &str = concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = $1");
-        if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
-            return rows.first().map(job_from_text).transpose();
-        }
-        self.row(SQL, &[&jid])?
-            .as_ref()
-            .map(job_from_row)
-            .transpose()
+        // One row whether or not the job exists: its history comes too.
+        const SQL: &str = concat!(
+            "SELECT ",
+            job_cols!(),
+            ", ",
+            history_col!("wanted.want"),
+            " FROM (SELECT $1::text AS want) AS wanted
+             LEFT JOIN jobs ON jobs.jid = wanted.want"
+        );
+        let (job, history) = if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
+            let row = rows
+                .first()
+                .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
+            let job = match text_opt(row, 0)? {
+                Some(_) => Some(job_from_text(row)?),
+                None => None,
+            };
+            (job, history_from_json(text_opt(row, 24)?)?)
+        } else {
+            let row = self
+                .row(SQL, &[&jid])?
+                .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
+            let job = match row.try_get::<_, Option<String>>(0).pg()? {
+                Some(_) => Some(job_from_row(&row)?),
+                None => None,
+            };
+            let history: Option<String> = row.try_get(24).pg()?;
+            (job, history_from_json(history.as_deref())?)
+        };
+        self.history.insert(jid.to_owned(), history);
+        Ok(job)
     }
 
     fn job_list(
@@ -1116,6 +1191,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             (true, false) => concat!(
                 "SELECT ",
                 job_cols!(),
+                ", ",
+                history_col!("jobs.jid"),
                 " FROM jobs
                  WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
                  ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
@@ -1123,6 +1200,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             (true, true) => concat!(
                 "SELECT ",
                 job_cols!(),
+                ", ",
+                history_col!("jobs.jid"),
                 " FROM jobs
                  WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
                  ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5
@@ -1131,6 +1210,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             (false, false) => concat!(
                 "SELECT ",
                 job_cols!(),
+                ", ",
+                history_col!("jobs.jid"),
                 " FROM jobs
                  WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
                  ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
@@ -1138,6 +1219,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             (false, true) => concat!(
                 "SELECT ",
                 job_cols!(),
+                ", ",
+                history_col!("jobs.jid"),
                 " FROM jobs
                  WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
                  ORDER BY sort_time, jid LIMIT $6 OFFSET $5
@@ -1152,11 +1235,25 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             Lit::Int(offset(off)),
             Lit::Int(limit(lim)),
         ];
+        let mut jobs = Vec::new();
         if let Some(rows) = self.text_query(sql, &params)? {
-            return rows.iter().map(job_from_text).collect();
+            for row in &rows {
+                jobs.push((job_from_text(row)?, history_from_json(text_opt(row, 24)?)?));
+            }
+        } else {
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
+            for row in &self.rows(sql, &values)? {
+                let history: Option<String> = row.try_get(24).pg()?;
+                jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
+            }
         }
-        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
-        self.rows(sql, &values)?.iter().map(job_from_row).collect()
+        Ok(jobs
+            .into_iter()
+            .map(|(job, history)| {
+                self.history.insert(job.jid.clone(), history);
+                job
+            })
+            .collect())
     }
 
     fn job_list_rev(
@@ -1531,8 +1628,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         kind: StatKind,
         stat: &TimingStat,
     ) -> Result<()> {
-        self.timing
-            .insert((queue.to_owned(), day.0, kind), *stat);
+        self.timing.insert((queue.to_owned(), day.0, kind), *stat);
         self.write(
             "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
              VALUES ($1, $2, $3, $4, $5, $6)

@@ -58,7 +58,7 @@ async fn round_trips_of_put_pop_and_complete() {
     let complete = completes.iter().max().copied().unwrap_or(0);
     println!("round trips: put {put}, pop of 100 {pop}, complete {complete}");
     // Before buffered writes and the transaction's facts: 13, 1514, 19.
-    assert!(put <= 8, "put: {put} round trips");
-    assert!(pop <= 300, "pop of 100: {pop} round trips");
-    assert!(complete <= 12, "complete: {complete} round trips");
+    assert!(put <= 6, "put: {put} round trips");
+    assert!(pop <= 40, "pop of 100: {pop} round trips");
+    assert!(complete <= 10, "complete: {complete} round trips");
 }
