@@ -75,10 +75,17 @@ impl Default for ServerConfig {
 
 /// The engine, the settings, the latest committed event number (which
 /// wakes event streams), and the shutdown flag (which ends them).
+///
+/// Cheap to clone (one shared allocation): axum clones it for every
+/// middleware layer and extractor of every request.
 #[derive(Clone)]
 pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
     engine: Engine,
-    config: Arc<ServerConfig>,
+    config: ServerConfig,
     latest: watch::Receiver<i64>,
     shutdown: Arc<watch::Sender<bool>>,
     metrics: Metrics,
@@ -89,12 +96,12 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("engine", &self.engine)
-            .field("config", &self.config)
-            .field("latest", &self.latest)
-            .field("shutdown", &self.shutdown)
-            .field("metrics", &self.metrics)
-            .field("sink_lags", &self.sink_lags.is_some())
+            .field("engine", &self.inner.engine)
+            .field("config", &self.inner.config)
+            .field("latest", &self.inner.latest)
+            .field("shutdown", &self.inner.shutdown)
+            .field("metrics", &self.inner.metrics)
+            .field("sink_lags", &self.inner.sink_lags.is_some())
             .finish()
     }
 }
@@ -160,70 +167,95 @@ impl AppState {
             .with_sink(Arc::new(WakeSink(tx, metrics.clone())));
         let session_key = crate::ui::session::SessionKey::for_token(config.token.as_deref());
         AppState {
-            engine,
-            config: Arc::new(config),
-            latest: rx,
-            shutdown: Arc::new(watch::channel(false).0),
-            metrics,
-            sink_lags: None,
-            session_key,
+            inner: Arc::new(StateInner {
+                engine,
+                config,
+                latest: rx,
+                shutdown: Arc::new(watch::channel(false).0),
+                metrics,
+                sink_lags: None,
+                session_key,
+            }),
         }
     }
 
     /// Sets the provider of `clew_sink_lag_events` figures: `(sink name,
     /// events behind)` pairs read at every `/metrics` scrape.
-    pub fn with_sink_lags(mut self, provider: SinkLags) -> AppState {
-        self.sink_lags = Some(provider);
-        self
+    pub fn with_sink_lags(self, provider: SinkLags) -> AppState {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.sink_lags = Some(provider);
+                inner
+            }
+            // Shared already (a clone is held elsewhere): a new state with
+            // the same parts.
+            Err(shared) => StateInner {
+                engine: shared.engine.clone(),
+                config: shared.config.clone(),
+                latest: shared.latest.clone(),
+                shutdown: shared.shutdown.clone(),
+                metrics: shared.metrics.clone(),
+                sink_lags: Some(provider),
+                session_key: shared.session_key.clone(),
+            },
+        };
+        AppState {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The sink lags (none unless [`AppState::with_sink_lags`] was called).
     pub fn sink_lags(&self) -> Vec<(String, i64)> {
-        self.sink_lags.as_ref().map(|f| f()).unwrap_or_default()
+        self.inner
+            .sink_lags
+            .as_ref()
+            .map(|f| f())
+            .unwrap_or_default()
     }
 
     /// The key that signs dashboard sessions and CSRF tokens.
     pub fn session_key(&self) -> &crate::ui::session::SessionKey {
-        &self.session_key
+        &self.inner.session_key
     }
 
     /// The server's counters and histograms.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.inner.metrics
     }
 
     /// The engine.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.inner.engine
     }
 
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// A receiver that changes whenever events are committed.
     pub fn event_wakeups(&self) -> watch::Receiver<i64> {
-        self.latest.clone()
+        self.inner.latest.clone()
     }
 
     /// A receiver whose value turns `true` once the server begins shutting
     /// down; long-lived responses (event streams) end when it does, so that
     /// a graceful shutdown does not wait for them forever.
     pub fn shutting_down(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
+        self.inner.shutdown.subscribe()
     }
 
     /// Marks the server as shutting down (see [`AppState::shutting_down`]).
     /// Calling it again does nothing.
     pub fn begin_shutdown(&self) {
-        self.shutdown
+        self.inner
+            .shutdown
             .send_if_modified(|down| !std::mem::replace(down, true));
     }
 
     /// The server clock's time.
     pub fn now(&self) -> Timestamp {
-        self.engine.now()
+        self.inner.engine.now()
     }
 }
 
