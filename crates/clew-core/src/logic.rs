@@ -669,6 +669,7 @@ impl Cx<'_> {
             .or(existing.as_ref().map(|e| e.retries))
             .unwrap_or(5);
 
+        let created = existing.is_none();
         let mut rec = match existing {
             Some(old) => {
                 self.remove_tags(&old)?;
@@ -705,10 +706,13 @@ impl Cx<'_> {
             "ql:log",
             json!({"jid": p.jid, "event": "put", "queue": p.queue}),
         );
-        self.history(
-            &p.jid,
-            HistoryEntry::new(now, "put").with("q", p.queue.clone()),
-        )?;
+        let entry = HistoryEntry::new(now, "put").with("q", p.queue.clone());
+        if created {
+            // A new job has no history: one entry needs no cap check.
+            self.tx.history_append_first(&p.jid, &entry)?;
+        } else {
+            self.history(&p.jid, entry)?;
+        }
         if !rec.worker.is_empty() {
             rec.worker_listed = false;
             if rec.worker != p.worker {

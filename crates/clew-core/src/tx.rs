@@ -173,6 +173,12 @@ pub trait Tx {
     // --- history -------------------------------------------------------
     /// Appends an entry to a job's history.
     fn history_append(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()>;
+    /// Appends the first entry of a job being created (logic deletes a
+    /// job's history with its row, so it has none). The default is
+    /// [`Tx::history_append`]; a backend keeping counts knows it is one.
+    fn history_append_first(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
+        self.history_append(jid, entry)
+    }
     /// Number of entries in a job's history.
     fn history_count(&mut self, jid: &str) -> Result<i64>;
     /// Deletes every entry of a job's history.

@@ -740,6 +740,16 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    /// A new job's count is one: no query.
+    fn history_append_first(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
+        if !self.cache.history_counts.contains_key(jid) {
+            // None written (the contract) and, its count not being known,
+            // none buffered.
+            self.cache.history_counts.insert(jid.to_owned(), 0);
+        }
+        self.history_append(jid, entry)
+    }
+
     /// Counted once, then kept up to date by appends, so a job's later
     /// entries need no count.
     fn history_count(&mut self, jid: &str) -> Result<i64> {
