@@ -411,3 +411,76 @@ async fn over_a_server_completions_go_in_batches_too() {
     stop.cancel();
     server.await.expect("server task").expect("server ran");
 }
+
+/// Like `clew_core::logic::apply`, with batches of outcomes 20 ms slower
+/// (so that jobs wait to be reported while the worker pops more).
+fn slowish_batch_apply(
+    tx: &mut dyn Tx,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
+    events: &mut Vec<PendingEvent>,
+) -> Result<Reply> {
+    if matches!(command, Command::Batch { atomic: false, .. }) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    clew_core::logic::apply(tx, now, origin, command, events)
+}
+
+/// A slot is free once its handler is done, so pops overlap the reports
+/// of finished jobs: handlers never exceed the concurrency, the jobs the
+/// worker holds (running or being reported) never exceed twice it, and
+/// every job completes exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pops_overlap_reports_within_twice_the_concurrency() {
+    const JOBS: usize = 120;
+    const N: usize = 4;
+    let (client, _store, _dir) = store_with(slowish_batch_apply);
+    let mut jids = Vec::with_capacity(JOBS);
+    for _ in 0..JOBS {
+        jids.push(put(&client, "q", "Quick", 5).await);
+    }
+    let active = Arc::new(AtomicUsize::new(0));
+    let most_active = Arc::new(AtomicUsize::new(0));
+    let performed = Arc::new(AtomicUsize::new(0));
+    let handler = FnHandler({
+        let (active, most_active, performed) =
+            (active.clone(), most_active.clone(), performed.clone());
+        move |_job, _ctx| {
+            let (active, most_active, performed) =
+                (active.clone(), most_active.clone(), performed.clone());
+            async move {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                most_active.fetch_max(now, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                active.fetch_sub(1, Ordering::SeqCst);
+                performed.fetch_add(1, Ordering::SeqCst);
+                Outcome::complete()
+            }
+        }
+    });
+    let mut cfg = config("w-overlap", &["q"]);
+    cfg.concurrency = N;
+    let (control, run) = start(Worker::new(client.clone(), handler, cfg));
+    let mut most_held = 0;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while performed.load(Ordering::SeqCst) < JOBS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jobs not performed in time"
+        );
+        most_held = most_held.max(control.status().running.len());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let report = finish(&control, run).await;
+    eprintln!("concurrency {N}: at most {most_held} jobs held at once");
+    assert_eq!(report.completed, JOBS, "{report:?}");
+    assert!(
+        most_active.load(Ordering::SeqCst) <= N,
+        "handlers exceed the concurrency"
+    );
+    assert!(most_held <= 2 * N, "{most_held} jobs held, concurrency {N}");
+    for jid in &jids {
+        assert_eq!(dones(&client, jid).await, 1, "{jid} completed once");
+    }
+}
