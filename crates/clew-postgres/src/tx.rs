@@ -101,6 +101,11 @@ enum Lit<'a> {
 }
 
 impl Lit<'_> {
+    /// Whether [`Lit::push`] can write the value.
+    fn inlinable(&self) -> bool {
+        !matches!(self, Lit::Str(v) | Lit::OptStr(Some(v)) if v.contains('\0'))
+    }
+
     /// The value as a statement parameter.
     fn param(&self) -> &(dyn ToSql + Sync) {
         match self {
@@ -202,6 +207,12 @@ const FACTS_SQL: &str = "SELECT 'c', key, value FROM config
 #[derive(Debug, Default)]
 pub struct StatementCache {
     statements: HashMap<&'static str, Statement>,
+    /// Statements prepared with SQL `PREPARE` (for `EXECUTE` in a batch of
+    /// statements sent as text): the name of each, by SQL text.
+    named: HashMap<&'static str, String>,
+    /// The number in the next such name (names are never reused: one
+    /// whose `PREPARE` may not have run is forgotten, not prepared again).
+    next_name: u64,
     /// Round trips to the server made through this cache's [`PgTx`]s
     /// since the owner last took the count ([`StatementCache::take_round_trips`]).
     round_trips: u64,
@@ -263,6 +274,10 @@ pub struct PgTx<'t, C: GenericClient> {
     /// store's lock exclusively, or (a claiming pop) the job's row, so no
     /// one else writes them meanwhile.
     history: HashMap<String, Vec<HistoryEntry>>,
+    /// Statements whose `PREPARE` is in a batch not yet answered
+    /// ([`StatementCache`]'s `named`); forgotten if the batch fails or is
+    /// dropped.
+    unconfirmed: Vec<&'static str>,
     /// Timing statistics read or written in this transaction.
     timing: HashMap<(String, i64, StatKind), TimingStat>,
     /// Whether [`FACTS_SQL`] was read (since the last savepoint rollback).
@@ -278,6 +293,14 @@ pub struct PgTx<'t, C: GenericClient> {
     claims: Option<String>,
     /// The SQLSTATE of the last statement that failed.
     failed: Option<SqlState>,
+}
+
+impl<C: GenericClient> Drop for PgTx<'_, C> {
+    fn drop(&mut self) {
+        // Buffered writes not sent (the command failed): their `PREPARE`s
+        // never ran.
+        self.forget_unconfirmed();
+    }
 }
 
 impl<C: GenericClient> std::fmt::Debug for PgTx<'_, C> {
@@ -300,6 +323,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
             tracked_empty: None,
             deps_empty: None,
             timing: HashMap::new(),
+            unconfirmed: Vec::new(),
             history: HashMap::new(),
             facts_loaded: false,
             next_seq: None,
@@ -325,6 +349,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         batch.push_str(sql);
         self.trip();
         let result = self.client.batch_execute(&batch);
+        self.confirm(result.is_ok());
         result.map_err(|e| self.failure(e))
     }
 
@@ -343,6 +368,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         batch.push_str(sql);
         self.trip();
         let result = self.client.simple_query(&batch);
+        self.confirm(result.is_ok());
         let messages = result.map_err(|e| self.failure(e))?;
         // The rows of the first statement (the facts) and of the last
         // (the query; a lock before it returns one).
@@ -413,7 +439,10 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// that cannot be inlined (a string with a NUL) is sent at once as
     /// before, with its error.
     fn write(&mut self, sql: &'static str, params: &[Lit<'_>]) -> Result<()> {
-        if inline(&mut self.pending, sql, params) {
+        let mut pending = std::mem::take(&mut self.pending);
+        let inlined = self.statement(&mut pending, sql, params);
+        self.pending = pending;
+        if inlined {
             self.pending.push_str(";\n");
             return Ok(());
         }
@@ -426,7 +455,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// round trip.
     fn int_now(&mut self, sql: &'static str, params: &[Lit<'_>]) -> Result<i64> {
         let mut query = String::new();
-        if !inline(&mut query, sql, params) {
+        if !self.statement(&mut query, sql, params) {
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
             return self.int(sql, &values);
         }
@@ -463,15 +492,72 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
             return Ok(None);
         }
         let mut query = String::new();
-        if !inline(&mut query, sql, params) {
+        if !self.statement(&mut query, sql, params) {
             return Ok(None);
         }
         self.flush_query(&query).map(Some)
     }
 
+    /// Appends `EXECUTE` of `sql` (prepared once per connection with SQL
+    /// `PREPARE`, in the same batch, so the server parses and plans it
+    /// once, as with the driver's prepared statements) with `params`
+    /// inlined as literals; `false` (nothing appended) when a value cannot
+    /// be inlined.
+    fn statement(&mut self, out: &mut String, sql: &'static str, params: &[Lit<'_>]) -> bool {
+        if !params.iter().all(Lit::inlinable) {
+            return false;
+        }
+        let name = match self.statements.named.get(sql) {
+            Some(name) => name.clone(),
+            None => {
+                let name = format!("clew_{}", self.statements.next_name);
+                self.statements.next_name += 1;
+                out.push_str("PREPARE ");
+                out.push_str(&name);
+                out.push_str(" AS ");
+                out.push_str(sql);
+                out.push_str(";\n");
+                self.statements.named.insert(sql, name.clone());
+                self.unconfirmed.push(sql);
+                name
+            }
+        };
+        out.push_str("EXECUTE ");
+        out.push_str(&name);
+        if !params.is_empty() {
+            out.push('(');
+            for (i, param) in params.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                param.push(out);
+            }
+            out.push(')');
+        }
+        true
+    }
+
+    /// After a batch: its `PREPARE`s ran if it succeeded.
+    fn confirm(&mut self, ok: bool) {
+        if ok {
+            self.unconfirmed.clear();
+        } else {
+            self.forget_unconfirmed();
+        }
+    }
+
+    /// Forgets the statements whose `PREPARE` was in a batch that failed
+    /// or was never sent (they may not exist on the server).
+    fn forget_unconfirmed(&mut self) {
+        for sql in self.unconfirmed.drain(..) {
+            self.statements.named.remove(sql);
+        }
+    }
+
     /// Forgets what a rolled-back savepoint may have changed.
     fn rolled_back(&mut self) {
         self.pending.clear();
+        self.forget_unconfirmed();
         self.config.clear();
         self.config_loaded = false;
         self.tracked_empty = None;

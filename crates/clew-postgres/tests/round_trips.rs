@@ -62,3 +62,47 @@ async fn round_trips_of_put_pop_and_complete() {
     assert!(pop <= 40, "pop of 100: {pop} round trips");
     assert!(complete <= 10, "complete: {complete} round trips");
 }
+
+/// The logic, except that a `get` of jid `refuse` first writes (a worker
+/// row and a history entry: statements buffered, prepared in the same
+/// batch) and then is refused.
+fn refusing(
+    tx: &mut dyn clew_core::Tx,
+    now: clew_core::Timestamp,
+    origin: &clew_core::Origin,
+    command: &clew_core::Command,
+    events: &mut Vec<clew_core::PendingEvent>,
+) -> clew_core::Result<clew_core::Reply> {
+    if let clew_core::Command::Get { jid } = command {
+        if jid == "refuse" {
+            tx.worker_touch("refuser", now)?;
+            tx.history_append("refuse", &clew_core::HistoryEntry::new(now, "x"))?;
+            return Err(clew_core::Error::invalid("refused on purpose"));
+        }
+    }
+    clew_core::logic::apply(tx, now, origin, command, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_buffered_by_a_refused_command_leave_nothing_behind() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    let store = Arc::new(schema.open_with_logic(options, refusing).expect("open"));
+    let engine = Engine::new(store.clone());
+    // First use of the statements on this connection is in the refused
+    // command: they must be prepared again, not assumed prepared.
+    let refused = common::call(&engine, "get", 1.0, &["refuse"]).await;
+    assert!(refused.is_err(), "{refused:?}");
+    ok(&engine, "put", 2.0, &["w", "q", "a", "k", "{}", "0"]).await;
+    ok(&engine, "pop", 3.0, &["q", "w", "1"]).await;
+    let workers = ok(&engine, "workers", 4.0, &[]).await;
+    assert!(!workers.to_string().contains("refuser"), "{workers}");
+    let job = ok(&engine, "get", 5.0, &["a"]).await;
+    assert_eq!(job["history"].as_array().map(Vec::len), Some(2), "{job}");
+}
