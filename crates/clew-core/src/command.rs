@@ -6,9 +6,11 @@
 //! [`crate::qless::parse`]; replies render to natural JSON with
 //! [`Reply::to_json`].
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::job::{Job, RecurRecord};
+use crate::job::{to_value, Job, RecurRecord, Secs};
 use crate::time::Timestamp;
 use crate::tx::LocCounts;
 
@@ -532,18 +534,26 @@ pub struct QueueCounts {
 }
 
 impl QueueCounts {
-    /// The qless shape.
+    /// The qless shape (see its `Serialize`).
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "name": self.name,
-            "waiting": self.counts.waiting,
-            "running": self.counts.running,
-            "stalled": self.counts.stalled,
-            "scheduled": self.counts.scheduled,
-            "depends": self.counts.depends,
-            "recurring": self.recurring,
-            "paused": self.paused,
-        })
+        to_value(self)
+    }
+}
+
+/// The qless shape: `{name, waiting, running, stalled, scheduled, depends,
+/// recurring, paused}`.
+impl Serialize for QueueCounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("waiting", &self.counts.waiting)?;
+        m.serialize_entry("running", &self.counts.running)?;
+        m.serialize_entry("stalled", &self.counts.stalled)?;
+        m.serialize_entry("scheduled", &self.counts.scheduled)?;
+        m.serialize_entry("depends", &self.counts.depends)?;
+        m.serialize_entry("recurring", &self.recurring)?;
+        m.serialize_entry("paused", &self.paused)?;
+        m.end()
     }
 }
 
@@ -560,14 +570,15 @@ pub struct TimingReport {
     pub histogram: Vec<i64>,
 }
 
-impl TimingReport {
-    fn to_json(&self) -> Value {
-        serde_json::json!({
-            "count": self.count,
-            "mean": self.mean,
-            "std": self.std,
-            "histogram": self.histogram,
-        })
+/// `{count, mean, std, histogram}`.
+impl Serialize for TimingReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("count", &self.count)?;
+        m.serialize_entry("mean", &self.mean)?;
+        m.serialize_entry("std", &self.std)?;
+        m.serialize_entry("histogram", &self.histogram)?;
+        m.end()
     }
 }
 
@@ -659,14 +670,206 @@ pub struct WorkerSummary {
 
 impl Reply {
     /// The reply as natural JSON: documents as documents, empty lists as
-    /// `[]`, nothing as `null`.
+    /// `[]`, nothing as `null`. The shape is defined once, by the reply's
+    /// `Serialize` (servers write replies straight from it); this is for
+    /// callers that want a tree.
     pub fn to_json(&self) -> Value {
+        to_value(self)
+    }
+}
+
+/// One item of a batch's reply: `{"ok": reply}` or `{"error": {code, message}}`.
+struct BatchItem<'a>(&'a crate::error::Result<Reply>);
+
+impl Serialize for BatchItem<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        match self.0 {
+            Ok(reply) => m.serialize_entry("ok", reply)?,
+            Err(e) => m.serialize_entry("error", &ErrorDoc(e))?,
+        }
+        m.end()
+    }
+}
+
+struct ErrorDoc<'a>(&'a crate::error::Error);
+
+impl Serialize for ErrorDoc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("code", self.0.kind().code())?;
+        m.serialize_entry("message", self.0.message())?;
+        m.end()
+    }
+}
+
+/// `{name, jobs, stalled}`, and `last_seen` when known.
+impl Serialize for WorkerSummary {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3 + usize::from(self.last_seen.is_some())))?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("jobs", &self.jobs)?;
+        m.serialize_entry("stalled", &self.stalled)?;
+        if let Some(t) = self.last_seen {
+            m.serialize_entry("last_seen", &Secs(t.as_secs_f64()))?;
+        }
+        m.end()
+    }
+}
+
+/// The reply as natural JSON (see [`Reply::to_json`]).
+impl Serialize for Reply {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
+            Reply::Batch(results) => s.collect_seq(results.iter().map(BatchItem)),
+            Reply::Nil => s.serialize_unit(),
+            Reply::Bool(b) => s.serialize_bool(*b),
+            Reply::Int(i) => s.serialize_i64(*i),
+            Reply::Str(v) => s.serialize_str(v),
+            Reply::Expiry(t) => s.serialize_i64(t.floor_secs()),
+            Reply::Strings(v) => v.serialize(s),
+            Reply::Job(j) => j.serialize(s),
+            Reply::Jobs(v) => v.serialize(s),
+            Reply::ConfigValue(v) => v.serialize(s),
+            Reply::ConfigAll(m) => m.serialize(s),
+            // Through a map, as before (a group named twice is one key).
+            Reply::FailedGroups(v) => v
+                .iter()
+                .map(|(g, c)| (g.clone(), Value::from(*c)))
+                .collect::<Map<String, Value>>()
+                .serialize(s),
+            Reply::Page { total, jobs } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("total", total)?;
+                m.serialize_entry("jobs", jobs)?;
+                m.end()
+            }
+            Reply::Queue(q) => q.serialize(s),
+            Reply::Queues(v) => v.serialize(s),
+            Reply::Recur(r) => r.as_ref().map(RecurRecord::to_json).serialize(s),
+            Reply::Stats {
+                retries,
+                failed,
+                failures,
+                wait,
+                run,
+            } => {
+                let mut m = s.serialize_map(Some(5))?;
+                m.serialize_entry("retries", retries)?;
+                m.serialize_entry("failed", failed)?;
+                m.serialize_entry("failures", failures)?;
+                m.serialize_entry("wait", wait)?;
+                m.serialize_entry("run", run)?;
+                m.end()
+            }
+            Reply::Tracked { jobs, expired } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("jobs", jobs)?;
+                m.serialize_entry("expired", expired)?;
+                m.end()
+            }
+            Reply::WorkerJobs {
+                jobs,
+                stalled,
+                last_seen,
+            } => {
+                let mut m = s.serialize_map(Some(2 + usize::from(last_seen.is_some())))?;
+                m.serialize_entry("jobs", jobs)?;
+                m.serialize_entry("stalled", stalled)?;
+                if let Some(t) = last_seen {
+                    m.serialize_entry("last_seen", &Secs(t.as_secs_f64()))?;
+                }
+                m.end()
+            }
+            Reply::Workers(v) => v.serialize(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The JSON shape of replies is a public API: the serialised form must
+    //! be, byte for byte, what the `Value` trees built before replies were
+    //! serialised directly gave. The old builders are kept here verbatim.
+    use super::*;
+    use crate::error::Error;
+    use crate::job::{Failure, HistoryEntry, JobRecord, JobState, Loc};
+
+    fn old_failure(f: &Failure) -> Value {
+        serde_json::json!({
+            "group": f.group,
+            "message": f.message,
+            "when": f.when.floor_secs(),
+            "worker": f.worker,
+        })
+    }
+
+    fn old_history(h: &HistoryEntry) -> Value {
+        let mut m = Map::new();
+        for (k, v) in &h.extra {
+            m.insert(k.clone(), v.clone());
+        }
+        m.insert("what".into(), Value::from(h.what.clone()));
+        m.insert("when".into(), Value::from(h.when.floor_secs()));
+        Value::Object(m)
+    }
+
+    fn old_job(job: &Job) -> Value {
+        let r = &job.record;
+        let mut v = serde_json::json!({
+            "jid": r.jid,
+            "klass": r.klass,
+            "state": r.state.as_str(),
+            "queue": r.queue,
+            "worker": r.worker,
+            "priority": r.priority,
+            "expires": r.expires.to_json(),
+            "retries": r.retries,
+            "remaining": r.remaining,
+            "data": r.data,
+            "tags": r.tags,
+            "history": job.history.iter().map(old_history).collect::<Vec<_>>(),
+            "failure": r.failure.as_ref().map(old_failure).unwrap_or_else(|| Value::Object(Map::new())),
+            "tracked": job.tracked,
+            "dependencies": job.dependencies,
+            "dependents": job.dependents,
+            "spawned_from_jid": r.spawned_from,
+        });
+        if !r.metadata.is_empty() {
+            v["metadata"] = Value::Object(r.metadata.clone());
+        }
+        v
+    }
+
+    fn old_queue(q: &QueueCounts) -> Value {
+        serde_json::json!({
+            "name": q.name,
+            "waiting": q.counts.waiting,
+            "running": q.counts.running,
+            "stalled": q.counts.stalled,
+            "scheduled": q.counts.scheduled,
+            "depends": q.counts.depends,
+            "recurring": q.recurring,
+            "paused": q.paused,
+        })
+    }
+
+    fn old_timing(t: &TimingReport) -> Value {
+        serde_json::json!({
+            "count": t.count,
+            "mean": t.mean,
+            "std": t.std,
+            "histogram": t.histogram,
+        })
+    }
+
+    fn old_reply(reply: &Reply) -> Value {
+        match reply {
             Reply::Batch(results) => Value::Array(
                 results
                     .iter()
                     .map(|r| match r {
-                        Ok(reply) => serde_json::json!({"ok": reply.to_json()}),
+                        Ok(reply) => serde_json::json!({"ok": old_reply(reply)}),
                         Err(e) => serde_json::json!({
                             "error": {"code": e.kind().code(), "message": e.message()}
                         }),
@@ -679,8 +882,8 @@ impl Reply {
             Reply::Str(s) => Value::from(s.clone()),
             Reply::Expiry(t) => Value::from(t.floor_secs()),
             Reply::Strings(v) => Value::from(v.clone()),
-            Reply::Job(j) => j.as_ref().map(|j| j.to_json()).unwrap_or(Value::Null),
-            Reply::Jobs(v) => Value::Array(v.iter().map(Job::to_json).collect()),
+            Reply::Job(j) => j.as_ref().map(|j| old_job(j)).unwrap_or(Value::Null),
+            Reply::Jobs(v) => Value::Array(v.iter().map(old_job).collect()),
             Reply::ConfigValue(v) => v.clone().unwrap_or(Value::Null),
             Reply::ConfigAll(m) => Value::Object(m.clone()),
             Reply::FailedGroups(v) => Value::Object(
@@ -689,8 +892,8 @@ impl Reply {
                     .collect(),
             ),
             Reply::Page { total, jobs } => serde_json::json!({"total": total, "jobs": jobs}),
-            Reply::Queue(q) => q.to_json(),
-            Reply::Queues(v) => Value::Array(v.iter().map(QueueCounts::to_json).collect()),
+            Reply::Queue(q) => old_queue(q),
+            Reply::Queues(v) => Value::Array(v.iter().map(old_queue).collect()),
             Reply::Recur(r) => r.as_ref().map(RecurRecord::to_json).unwrap_or(Value::Null),
             Reply::Stats {
                 retries,
@@ -702,11 +905,11 @@ impl Reply {
                 "retries": retries,
                 "failed": failed,
                 "failures": failures,
-                "wait": wait.to_json(),
-                "run": run.to_json(),
+                "wait": old_timing(wait),
+                "run": old_timing(run),
             }),
             Reply::Tracked { jobs, expired } => serde_json::json!({
-                "jobs": jobs.iter().map(Job::to_json).collect::<Vec<_>>(),
+                "jobs": jobs.iter().map(old_job).collect::<Vec<_>>(),
                 "expired": expired,
             }),
             Reply::WorkerJobs {
@@ -732,5 +935,251 @@ impl Reply {
                     .collect(),
             ),
         }
+    }
+
+    fn record(jid: &str, state: JobState) -> JobRecord {
+        JobRecord {
+            jid: jid.to_owned(),
+            klass: "Klass".to_owned(),
+            queue: "q".to_owned(),
+            state,
+            data: "{}".to_owned(),
+            priority: 0,
+            tags: Vec::new(),
+            worker: String::new(),
+            expires: Timestamp::ZERO,
+            retries: 5,
+            remaining: 5,
+            time: Timestamp(1_700_000_000_000_000),
+            grace: false,
+            scheduled: None,
+            failure: None,
+            spawned_from: None,
+            worker_listed: false,
+            fail_group: None,
+            fail_seq: 0,
+            loc: Loc::Work,
+            sort_prio: 0,
+            sort_time: Timestamp::ZERO,
+            seq: 0,
+            metadata: Map::new(),
+        }
+    }
+
+    fn job(record: JobRecord) -> Job {
+        Job {
+            record,
+            history: Vec::new(),
+            tracked: false,
+            dependencies: Vec::new(),
+            dependents: Vec::new(),
+        }
+    }
+
+    /// Jobs in every state, with and without failure, dependencies, tags,
+    /// history (including details named `what`/`when`), metadata, a spawning
+    /// template, fractional and negative times, big and unicode payloads.
+    fn jobs() -> Vec<Job> {
+        let mut out = Vec::new();
+        for (i, state) in JobState::ALL.into_iter().enumerate() {
+            out.push(job(record(&format!("plain-{i}"), state)));
+            let mut r = record(&format!("full-{i}"), state);
+            r.priority = -3 + i as i64;
+            r.tags = vec!["a".into(), "ünïcode ☃".into(), "quote\"back\\slash".into()];
+            r.worker = "host-1234-w".into();
+            r.expires = Timestamp(1_700_000_060_123_456);
+            r.remaining = 2;
+            r.data = format!(
+                "{{\"n\": {i}, \"text\": \"日本語 \\u00e9 🎉\", \"nested\": {{\"x\": [1, 2.5, null, true]}}}}"
+            );
+            r.failure = Some(Failure {
+                group: "Klass:Error".into(),
+                message: "boom\n  at line 3 \u{0}\u{1f}".into(),
+                when: Timestamp(1_700_000_001_999_999),
+                worker: "w".into(),
+            });
+            r.spawned_from = Some("recur-1".into());
+            if i % 2 == 0 {
+                r.metadata.insert("trace".into(), Value::from("abc"));
+                r.metadata
+                    .insert("n".into(), serde_json::json!({"deep": [1.25, -7]}));
+            }
+            let mut j = job(r);
+            j.tracked = i % 3 == 0;
+            j.dependencies = vec!["dep-1".into(), "dep-2".into()];
+            j.dependents = vec!["after-1".into()];
+            j.history = vec![
+                HistoryEntry::new(Timestamp(1_700_000_000_500_000), "put").with("q", "q"),
+                HistoryEntry::new(Timestamp(1_700_000_001_000_000), "popped")
+                    .with("worker", "host-1234-w"),
+                HistoryEntry::new(Timestamp(-1_500_000), "log message ✓")
+                    .with("when", "caller's when")
+                    .with("extra", serde_json::json!({"k": [1, 2]}))
+                    .with("what", 42),
+                HistoryEntry::new(Timestamp(1_700_000_002_000_000), "failed")
+                    .with("what", "first")
+                    .with("group", "g"),
+            ];
+            out.push(j);
+        }
+        // A big payload, and a fractional negative lock expiry.
+        let mut r = record("big", JobState::Running);
+        r.data = serde_json::to_string(&serde_json::json!({
+            "blob": "x".repeat(100_000),
+            "list": (0..1000).collect::<Vec<_>>(),
+            "uni": "ñ€𝄞".repeat(1000),
+        }))
+        .unwrap();
+        r.expires = Timestamp(-2_250_000);
+        out.push(job(r));
+        // A payload that is not JSON text at all is still carried as a string.
+        let mut r = record("odd", JobState::Waiting);
+        r.data = "not json \u{7f} \"".into();
+        out.push(job(r));
+        out
+    }
+
+    fn same(reply: &Reply) {
+        let old = old_reply(reply).to_string();
+        let new = serde_json::to_string(reply).unwrap();
+        assert_eq!(new, old, "serialised reply differs");
+        assert_eq!(reply.to_json().to_string(), old, "to_json differs");
+        assert_eq!(serde_json::to_vec(reply).unwrap(), old.as_bytes());
+    }
+
+    #[test]
+    fn jobs_serialise_exactly_as_the_value_trees_did() {
+        let jobs = jobs();
+        for j in &jobs {
+            assert_eq!(serde_json::to_string(j).unwrap(), old_job(j).to_string());
+            assert_eq!(j.to_json().to_string(), old_job(j).to_string());
+            same(&Reply::Job(Some(Box::new(j.clone()))));
+        }
+        same(&Reply::Job(None));
+        same(&Reply::Jobs(jobs.clone()));
+        same(&Reply::Jobs(Vec::new()));
+        same(&Reply::Tracked {
+            jobs: jobs[..3].to_vec(),
+            expired: vec!["gone".into()],
+        });
+        for f in jobs.iter().filter_map(|j| j.record.failure.as_ref()) {
+            assert_eq!(f.to_json().to_string(), old_failure(f).to_string());
+        }
+        for h in jobs.iter().flat_map(|j| &j.history) {
+            assert_eq!(h.to_json().to_string(), old_history(h).to_string());
+        }
+    }
+
+    #[test]
+    fn every_reply_serialises_exactly_as_the_value_tree_did() {
+        let jobs = jobs();
+        let timing = |count, mean: f64| TimingReport {
+            count,
+            mean,
+            std: mean / 3.0,
+            histogram: (0..148).map(|i| i % 7).collect(),
+        };
+        let queue = |name: &str, paused| QueueCounts {
+            name: name.into(),
+            counts: LocCounts {
+                waiting: 1,
+                running: 2,
+                stalled: 3,
+                scheduled: 4,
+                depends: 5,
+            },
+            recurring: 6,
+            paused,
+        };
+        let mut config = Map::new();
+        config.insert("heartbeat".into(), Value::from(60));
+        config.insert("application".into(), Value::from("qless"));
+        config.insert("zeta".into(), Value::from(0.5));
+        let replies = vec![
+            Reply::Nil,
+            Reply::Bool(true),
+            Reply::Bool(false),
+            Reply::Int(-42),
+            Reply::Int(i64::MAX),
+            Reply::Str("jid-ü".into()),
+            Reply::Expiry(Timestamp(1_700_000_060_999_999)),
+            Reply::Expiry(Timestamp(-1)),
+            Reply::Strings(vec!["a".into(), "b".into()]),
+            Reply::Strings(Vec::new()),
+            Reply::ConfigValue(Some(Value::from("x"))),
+            Reply::ConfigValue(Some(Value::from(1.5))),
+            Reply::ConfigValue(None),
+            Reply::ConfigAll(config),
+            Reply::FailedGroups(vec![("b-group".into(), 3), ("a-group".into(), 1)]),
+            Reply::FailedGroups(Vec::new()),
+            Reply::Page {
+                total: 10,
+                jobs: vec!["j1".into()],
+            },
+            Reply::Queue(queue("q", false)),
+            Reply::Queues(vec![queue("a", true), queue("b", false)]),
+            Reply::Recur(None),
+            Reply::Recur(Some(RecurRecord {
+                jid: "r".into(),
+                klass: "K".into(),
+                queue: "q".into(),
+                data: "{\"a\":1}".into(),
+                priority: 1,
+                tags: vec!["t".into()],
+                retries: 2,
+                interval: 1.5,
+                next_at: Timestamp(1_700_000_000_000_000),
+                count: 3,
+                backlog: 0,
+            })),
+            Reply::Stats {
+                retries: 1,
+                failed: 2,
+                failures: 3,
+                wait: timing(0, 0.0),
+                run: timing(5, 1.0 / 3.0),
+            },
+            Reply::Stats {
+                retries: 0,
+                failed: 0,
+                failures: 0,
+                wait: timing(1, f64::NAN),
+                run: timing(2, 2.0),
+            },
+            Reply::WorkerJobs {
+                jobs: vec!["j".into()],
+                stalled: Vec::new(),
+                last_seen: None,
+            },
+            Reply::WorkerJobs {
+                jobs: Vec::new(),
+                stalled: vec!["s".into()],
+                last_seen: Some(Timestamp(1_700_000_000_250_000)),
+            },
+            Reply::Workers(vec![
+                WorkerSummary {
+                    name: "w1".into(),
+                    jobs: 1,
+                    stalled: 0,
+                    last_seen: None,
+                },
+                WorkerSummary {
+                    name: "w2".into(),
+                    jobs: 0,
+                    stalled: 2,
+                    last_seen: Some(Timestamp(1_700_000_000_000_000)),
+                },
+            ]),
+            Reply::Jobs(jobs[..4].to_vec()),
+        ];
+        for r in &replies {
+            same(r);
+        }
+        let mut items: Vec<crate::error::Result<Reply>> = replies.into_iter().map(Ok).collect();
+        items.push(Err(Error::conflict("Job x is not running")));
+        items.push(Err(Error::not_found("Job \"y\" does not exist")));
+        same(&Reply::Batch(items.clone()));
+        same(&Reply::Batch(vec![Ok(Reply::Batch(items))]));
+        same(&Reply::Batch(Vec::new()));
     }
 }

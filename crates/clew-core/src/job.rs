@@ -1,5 +1,6 @@
 //! The job model: states, the stored record, and the job as callers see it.
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -133,14 +134,53 @@ pub struct Failure {
 
 impl Failure {
     /// The qless JSON shape: `{group, message, when (whole seconds), worker}`.
+    ///
+    /// (`Failure`'s own `Serialize` is the stored form; this view is
+    /// [`FailureView`].)
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "group": self.group,
-            "message": self.message,
-            "when": self.when.floor_secs(),
-            "worker": self.worker,
-        })
+        to_value(&FailureView(self))
     }
+}
+
+/// A failure as the qless job object shows it.
+struct FailureView<'a>(&'a Failure);
+
+impl Serialize for FailureView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("group", &f.group)?;
+        m.serialize_entry("message", &f.message)?;
+        m.serialize_entry("when", &f.when.floor_secs())?;
+        m.serialize_entry("worker", &f.worker)?;
+        m.end()
+    }
+}
+
+/// Seconds rendered as [`crate::time::secs_json`] renders them (an integer
+/// when whole, a float otherwise).
+pub(crate) struct Secs(pub(crate) f64);
+
+impl Serialize for Secs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // A number Value holds no heap data: the rule stays in one place.
+        crate::time::secs_json(self.0).serialize(s)
+    }
+}
+
+/// `{}`.
+struct EmptyObject;
+
+impl Serialize for EmptyObject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_map(Some(0))?.end()
+    }
+}
+
+/// A view serialised to a `Value` (the views write only strings, numbers,
+/// and JSON values, so this cannot fail).
+pub(crate) fn to_value<T: Serialize + ?Sized>(v: &T) -> Value {
+    serde_json::to_value(v).expect("a JSON view serialises to a Value")
 }
 
 /// One entry of a job's history: what happened, when, and event details.
@@ -171,15 +211,38 @@ impl HistoryEntry {
         self
     }
 
-    /// The qless JSON shape: `{what, when (whole seconds), ...details}`.
+    /// The qless JSON shape: `{what, when (whole seconds), ...details}`
+    /// (see its `Serialize`).
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
+        to_value(self)
+    }
+}
+
+/// The qless JSON shape of a history entry: its details in order, then
+/// `what` and `when` (whole seconds). A detail named `what` or `when` keeps
+/// its place and takes the entry's value (as inserting into the ordered map
+/// did).
+impl Serialize for HistoryEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let when = self.when.floor_secs();
+        let has_what = self.extra.contains_key("what");
+        let has_when = self.extra.contains_key("when");
+        let len = self.extra.len() + usize::from(!has_what) + usize::from(!has_when);
+        let mut m = s.serialize_map(Some(len))?;
         for (k, v) in &self.extra {
-            m.insert(k.clone(), v.clone());
+            match k.as_str() {
+                "what" => m.serialize_entry(k, &self.what)?,
+                "when" => m.serialize_entry(k, &when)?,
+                _ => m.serialize_entry(k, v)?,
+            }
         }
-        m.insert("what".into(), Value::from(self.what.clone()));
-        m.insert("when".into(), Value::from(self.when.floor_secs()));
-        Value::Object(m)
+        if !has_what {
+            m.serialize_entry("what", &self.what)?;
+        }
+        if !has_when {
+            m.serialize_entry("when", &when)?;
+        }
+        m.end()
     }
 }
 
@@ -317,32 +380,60 @@ impl Job {
     }
 
     /// The qless job object, in natural JSON (empty lists are `[]`, a missing
-    /// `spawned_from_jid` is `null`, no failure is `{}`).
+    /// `spawned_from_jid` is `null`, no failure is `{}`). The shape is
+    /// defined once, by [`Job::serialize_with_data`]; replies are written
+    /// straight from it (`serde_json::to_vec(&job)`), this is for callers
+    /// that want a tree.
     pub fn to_json(&self) -> Value {
+        to_value(self)
+    }
+
+    /// Writes the qless job object with `data` in place of the payload text
+    /// (the resource API shows the payload as a JSON value).
+    ///
+    /// Keys, in order: `jid`, `klass`, `state`, `queue`, `worker`,
+    /// `priority`, `expires`, `retries`, `remaining`, `data`, `tags`,
+    /// `history`, `failure`, `tracked`, `dependencies`, `dependents`,
+    /// `spawned_from_jid`, and `metadata` only when there is some (so a job
+    /// without metadata keeps qless's exact shape).
+    pub fn serialize_with_data<D, S>(&self, data: &D, s: S) -> Result<S::Ok, S::Error>
+    where
+        D: Serialize + ?Sized,
+        S: Serializer,
+    {
         let r = &self.record;
-        let mut v = serde_json::json!({
-            "jid": r.jid,
-            "klass": r.klass,
-            "state": r.state.as_str(),
-            "queue": r.queue,
-            "worker": r.worker,
-            "priority": r.priority,
-            "expires": r.expires.to_json(),
-            "retries": r.retries,
-            "remaining": r.remaining,
-            "data": r.data,
-            "tags": r.tags,
-            "history": self.history.iter().map(HistoryEntry::to_json).collect::<Vec<_>>(),
-            "failure": r.failure.as_ref().map(Failure::to_json).unwrap_or_else(|| Value::Object(Map::new())),
-            "tracked": self.tracked,
-            "dependencies": self.dependencies,
-            "dependents": self.dependents,
-            "spawned_from_jid": r.spawned_from,
-        });
-        // Only when set, so a job without metadata keeps qless's exact shape.
-        if !r.metadata.is_empty() {
-            v["metadata"] = Value::Object(r.metadata.clone());
+        let with_metadata = !r.metadata.is_empty();
+        let mut m = s.serialize_map(Some(17 + usize::from(with_metadata)))?;
+        m.serialize_entry("jid", &r.jid)?;
+        m.serialize_entry("klass", &r.klass)?;
+        m.serialize_entry("state", r.state.as_str())?;
+        m.serialize_entry("queue", &r.queue)?;
+        m.serialize_entry("worker", &r.worker)?;
+        m.serialize_entry("priority", &r.priority)?;
+        m.serialize_entry("expires", &Secs(r.expires.as_secs_f64()))?;
+        m.serialize_entry("retries", &r.retries)?;
+        m.serialize_entry("remaining", &r.remaining)?;
+        m.serialize_entry("data", data)?;
+        m.serialize_entry("tags", &r.tags)?;
+        m.serialize_entry("history", &self.history)?;
+        match &r.failure {
+            Some(f) => m.serialize_entry("failure", &FailureView(f))?,
+            None => m.serialize_entry("failure", &EmptyObject)?,
         }
-        v
+        m.serialize_entry("tracked", &self.tracked)?;
+        m.serialize_entry("dependencies", &self.dependencies)?;
+        m.serialize_entry("dependents", &self.dependents)?;
+        m.serialize_entry("spawned_from_jid", &r.spawned_from)?;
+        if with_metadata {
+            m.serialize_entry("metadata", &r.metadata)?;
+        }
+        m.end()
+    }
+}
+
+/// The qless job object (see [`Job::serialize_with_data`]), payload as its text.
+impl Serialize for Job {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_with_data(self.record.data.as_str(), s)
     }
 }

@@ -45,9 +45,9 @@ pub struct QlessCall {
     pub args: Vec<Value>,
 }
 
-fn arg_text(v: &Value) -> String {
+fn arg_text(v: Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         other => other.to_string(),
     }
 }
@@ -132,14 +132,14 @@ async fn call(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Answer>, ApiError> {
     let origin = match headers.get("x-clew-origin") {
         Some(v) => crate::state::parse_origin(v.to_str().unwrap_or("\u{fffd}"))?,
         None => state.engine().origin().clone(),
     };
     let Json(body) = body.map_err(|e| body_error(&e, state.config().body_limit))?;
     let body = QlessCall::from_json(body)?;
-    let args: Vec<String> = body.args.iter().map(arg_text).collect();
+    let args: Vec<String> = body.args.into_iter().map(arg_text).collect();
     let now = match (&body.now, state.config().test_mode) {
         (Some(n), true) => {
             let secs = match n {
@@ -165,8 +165,16 @@ async fn call(
         })?,
         None => engine.now(),
     };
-    let result = engine.execute_as(now, origin, command).await?.to_json();
-    Ok(Json(json!({ "result": result })))
+    let result = engine.execute_as(now, origin, command).await?;
+    Ok(Json(Answer { result }))
+}
+
+/// `{"result": V}`: the reply is written straight from its `Serialize`
+/// (no `Value` tree in between; the JSON is the same as `Reply::to_json`'s).
+#[derive(Debug, serde::Serialize)]
+pub struct Answer {
+    /// The command's reply, as natural JSON.
+    pub result: clew_core::Reply,
 }
 
 /// Query of `GET /v1/qless/events`.

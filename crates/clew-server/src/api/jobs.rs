@@ -17,8 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    data_text, existing_job, job_json, natural, one, run, split_list, ApiJson, ApiQuery, ErrorBody,
-    ErrorDetail, JobDoc,
+    data_text, existing_job, one, run, split_list, ApiJson, ApiQuery, ErrorBody, ErrorDetail,
+    JobDoc, Natural,
 };
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
@@ -329,7 +329,7 @@ pub async fn pop(
     now: RequestNow,
     Path(queue): Path<String>,
     ApiJson(body): ApiJson<PopBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Natural>, ApiError> {
     let count = count_arg(body.count, 1)?;
     let reply = run(
         &state,
@@ -341,7 +341,7 @@ pub async fn pop(
         },
     )
     .await?;
-    Ok(Json(natural(&reply)))
+    Ok(Json(Natural(reply)))
 }
 
 /// Body of `POST /v1/wait`.
@@ -431,10 +431,10 @@ pub async fn peek(
     now: RequestNow,
     Path(queue): Path<String>,
     ApiQuery(q): ApiQuery<CountQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Natural>, ApiError> {
     let count = count_arg(q.count, 1)?;
     let reply = run(&state, now, Command::Peek { queue, count }).await?;
-    Ok(Json(natural(&reply)))
+    Ok(Json(Natural(reply)))
 }
 
 /// One job.
@@ -447,9 +447,9 @@ pub async fn get_job(
     State(state): State<AppState>,
     now: RequestNow,
     Path(jid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Natural>, ApiError> {
     let job = existing_job(&state, now, &jid).await?;
-    Ok(Json(job_json(&job)))
+    Ok(Json(Natural(Reply::Job(Some(Box::new(job))))))
 }
 
 /// Cancels one job (and forgets it). Refused (409) if another job depends
@@ -487,10 +487,10 @@ pub async fn multiget(
     State(state): State<AppState>,
     now: RequestNow,
     ApiQuery(q): ApiQuery<JidsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Natural>, ApiError> {
     let jids = split_list("jids", &q.jids)?;
     let reply = run(&state, now, Command::MultiGet { jids }).await?;
-    Ok(Json(natural(&reply)))
+    Ok(Json(Natural(reply)))
 }
 
 /// Cancels several jobs at once. Refused (409) if a job outside the list
@@ -1287,7 +1287,7 @@ pub async fn untrack(
 pub async fn tracked(
     State(state): State<AppState>,
     now: RequestNow,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Natural>, ApiError> {
     let reply = run(&state, now, Command::Tracked).await?;
-    Ok(Json(natural(&reply)))
+    Ok(Json(Natural(reply)))
 }

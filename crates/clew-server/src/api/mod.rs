@@ -317,30 +317,82 @@ fn parse_data(mut doc: Value) -> Value {
     doc
 }
 
-/// A job as the resource API shows it.
-pub fn job_json(job: &Job) -> Value {
-    parse_data(job.to_json())
+/// A job as the resource API shows it: the qless job object
+/// ([`Job::serialize_with_data`]) with `data` as a JSON value (left as its
+/// text if it is not JSON, which the engine never stores).
+struct ResourceJob<'a>(&'a Job);
+
+impl Serialize for ResourceJob<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Parsed into a value (not copied raw) so the text is normalised as
+        // it always was.
+        match serde_json::from_str::<Value>(&self.0.record.data) {
+            Ok(data) => self.0.serialize_with_data(&data, s),
+            Err(_) => self.0.serialize(s),
+        }
+    }
 }
 
-/// A reply as the resource API shows it: like [`Reply::to_json`] but job
-/// and template documents carry `data` as a JSON value.
-pub fn natural(reply: &Reply) -> Value {
-    match reply {
-        Reply::Job(Some(j)) => job_json(j),
-        Reply::Jobs(v) => Value::Array(v.iter().map(job_json).collect()),
-        Reply::Recur(Some(r)) => {
-            let mut doc = parse_data(r.to_json());
-            if let Some(obj) = doc.as_object_mut() {
-                obj.insert("next_run".into(), r.next_at.to_json());
-            }
-            doc
-        }
-        Reply::Tracked { jobs, expired } => serde_json::json!({
-            "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
-            "expired": expired,
-        }),
-        other => other.to_json(),
+/// A reply as the resource API shows it: like the reply's own JSON
+/// ([`Reply::to_json`]) but job and template documents carry `data` as a
+/// JSON value. Handlers answer `Json(Natural(reply))`: written straight
+/// from the reply, no `Value` tree in between.
+#[derive(Debug)]
+pub struct Natural(pub Reply);
+
+impl Serialize for Natural {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NaturalRef(&self.0).serialize(s)
     }
+}
+
+struct NaturalRef<'a>(&'a Reply);
+
+impl Serialize for NaturalRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Reply::Job(Some(j)) => ResourceJob(j).serialize(s),
+            Reply::Jobs(v) => s.collect_seq(v.iter().map(ResourceJob)),
+            Reply::Recur(Some(r)) => {
+                let mut doc = parse_data(r.to_json());
+                if let Some(obj) = doc.as_object_mut() {
+                    obj.insert("next_run".into(), r.next_at.to_json());
+                }
+                doc.serialize(s)
+            }
+            Reply::Tracked { jobs, expired } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("jobs", &JobList(jobs))?;
+                m.serialize_entry("expired", expired)?;
+                m.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+struct JobList<'a>(&'a [Job]);
+
+impl Serialize for JobList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ResourceJob))
+    }
+}
+
+/// A view serialised to a tree (it holds only JSON: cannot fail).
+fn tree<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("a JSON view serialises to a Value")
+}
+
+/// A job as the resource API shows it, as a tree (see [`Natural`]).
+pub fn job_json(job: &Job) -> Value {
+    tree(ResourceJob(job))
+}
+
+/// A reply as the resource API shows it, as a tree (see [`Natural`]).
+pub fn natural(reply: &Reply) -> Value {
+    tree(NaturalRef(reply))
 }
 
 /// Runs a command at the request's time.
@@ -399,4 +451,129 @@ pub fn timestamp(name: &str, secs: f64) -> Result<Timestamp, ApiError> {
     Timestamp::from_secs_f64(secs).ok_or_else(|| {
         ApiError::invalid(format!("{name}: expected a number of seconds, got {secs}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clew_core::{Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord};
+
+    /// The resource API's documents as they were built before replies were
+    /// serialised directly: the reply's tree, `data` parsed in place.
+    fn old_natural(reply: &Reply) -> Value {
+        let job = |j: &Job| parse_data(j.to_json());
+        match reply {
+            Reply::Job(Some(j)) => job(j),
+            Reply::Jobs(v) => Value::Array(v.iter().map(job).collect()),
+            Reply::Recur(Some(r)) => {
+                let mut doc = parse_data(r.to_json());
+                if let Some(obj) = doc.as_object_mut() {
+                    obj.insert("next_run".into(), r.next_at.to_json());
+                }
+                doc
+            }
+            Reply::Tracked { jobs, expired } => serde_json::json!({
+                "jobs": jobs.iter().map(job).collect::<Vec<_>>(),
+                "expired": expired,
+            }),
+            other => other.to_json(),
+        }
+    }
+
+    fn job(jid: &str, state: JobState, data: &str) -> Job {
+        let mut metadata = Map::new();
+        metadata.insert("m".into(), Value::from("ü"));
+        Job {
+            record: JobRecord {
+                jid: jid.into(),
+                klass: "K".into(),
+                queue: "q".into(),
+                state,
+                data: data.into(),
+                priority: 2,
+                tags: vec!["t".into()],
+                worker: "w".into(),
+                expires: Timestamp(1_700_000_000_500_000),
+                retries: 5,
+                remaining: 4,
+                time: Timestamp::ZERO,
+                grace: false,
+                scheduled: None,
+                failure: Some(Failure {
+                    group: "g".into(),
+                    message: "m".into(),
+                    when: Timestamp(1_700_000_000_900_000),
+                    worker: "w".into(),
+                }),
+                spawned_from: None,
+                worker_listed: true,
+                fail_group: None,
+                fail_seq: 0,
+                loc: Loc::Locked,
+                sort_prio: 0,
+                sort_time: Timestamp::ZERO,
+                seq: 1,
+                metadata,
+            },
+            history: vec![HistoryEntry::new(Timestamp(1_700_000_000_000_000), "put").with("q", "q")],
+            tracked: true,
+            dependencies: vec!["d".into()],
+            dependents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn resource_documents_serialise_exactly_as_the_trees_did() {
+        let jobs: Vec<Job> = [
+            "{}",
+            "{ \"spaced\" : [1, 2.50, 1e3, \"日本\"], \"dup\": 1, \"dup\": 2 }",
+            "[1,2]",
+            "\"a string\"",
+            "12",
+            "not json",
+            "1e400",
+            "",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| job(&format!("j{i}"), JobState::ALL[i % 7], d))
+        .collect();
+        let mut replies: Vec<Reply> = jobs
+            .iter()
+            .map(|j| Reply::Job(Some(Box::new(j.clone()))))
+            .collect();
+        replies.push(Reply::Job(None));
+        replies.push(Reply::Jobs(jobs.clone()));
+        replies.push(Reply::Tracked {
+            jobs: jobs.clone(),
+            expired: vec!["x".into()],
+        });
+        replies.push(Reply::Recur(Some(RecurRecord {
+            jid: "r".into(),
+            klass: "K".into(),
+            queue: "q".into(),
+            data: "{\"a\": 1}".into(),
+            priority: 0,
+            tags: Vec::new(),
+            retries: 0,
+            interval: 60.0,
+            next_at: Timestamp(1_700_000_000_250_000),
+            count: 1,
+            backlog: 0,
+        })));
+        replies.push(Reply::Recur(None));
+        replies.push(Reply::Int(3));
+        replies.push(Reply::Strings(vec!["a".into()]));
+        for reply in replies {
+            let old = old_natural(&reply).to_string();
+            assert_eq!(natural(&reply).to_string(), old);
+            assert_eq!(serde_json::to_string(&Natural(reply)).unwrap(), old);
+        }
+        for j in &jobs {
+            assert_eq!(
+                job_json(j).to_string(),
+                old_natural(&Reply::Job(Some(Box::new(j.clone())))).to_string()
+            );
+        }
+    }
 }
