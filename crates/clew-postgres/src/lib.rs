@@ -22,11 +22,20 @@
 //!   [`PostgresOptions::pool_size`], default 4, opened as concurrent calls
 //!   need them). The [`clew_core::Tx`] trait is synchronous, so the store
 //!   uses the synchronous `postgres` driver on dedicated threads rather than
-//!   `tokio-postgres` behind a blocking bridge: a command's logic makes many
+//!   `tokio-postgres` behind a blocking bridge: a command's logic makes
 //!   small round trips in a row, each a plain blocking call on a thread that
 //!   owns its connection, and async callers only await a oneshot reply (as
 //!   with the SQLite store's writer thread). No async runtime is blocked,
 //!   and the store works under any runtime, current-thread included.
+//! * **Few round trips** ([`PgTx`], [`PostgresStore::round_trips_run`]).
+//!   Writes whose result the logic does not need are buffered as `EXECUTE`
+//!   of statements prepared once per connection (values inlined as
+//!   literals) and sent in one batch with the next read, savepoint or the
+//!   command's events (one multi-row insert); config, "anything tracked",
+//!   "any dependency" and a placement value are read once per transaction
+//!   with its first query; a job's history comes with its row. (Warm, one
+//!   command per transaction: put 13 → 5 round trips, pop of 100 jobs
+//!   1,514 → 17, complete 19 → 9.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.

@@ -236,7 +236,15 @@ impl StatementCache {
 /// Config values read or written are remembered for the transaction's
 /// lifetime: the command holds the store's advisory lock (exclusively, or
 /// shared by concurrent pops, none of which writes config), so nobody else
-/// changes them meanwhile.
+/// changes them meanwhile. So are the other facts of `FACTS_SQL`, timing
+/// statistics and the histories of the jobs read.
+///
+/// **Buffered writes** ([`PgTx::flush`]): a write whose result the logic
+/// does not need is appended to a text buffer as `EXECUTE` of a statement
+/// prepared with SQL `PREPARE` (once per connection), its values inlined,
+/// and sent with the next read, savepoint or the events, in one round
+/// trip. The owner must call [`PgTx::flush`] (or append events through the
+/// store) before committing.
 ///
 /// **Claiming** ([`PgTx::claiming`], for a pop holding the lock in shared
 /// mode next to other pops): every row the pop may change is locked as it
