@@ -1,0 +1,122 @@
+//! The PostgreSQL store inlines the values of buffered writes as SQL
+//! literals (`E'...'`, see `PgTx`'s `Lit`). Hostile text in every field a
+//! caller controls must come back exactly as written and never act as SQL:
+//! quotes, backslashes, `$$`, comment markers, statement separators,
+//! control characters, non-ASCII text and a string of every character from
+//! 1 to 0x2FF; a NUL only inside job data (JSON text escapes it; a NUL in
+//! a text column is refused by PostgreSQL itself, bound or inlined).
+//!
+//! Uses its own temporary schema of the test database
+//! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL it prints why and passes,
+//! unless `CI=true`.
+
+mod common;
+use common::ok;
+
+use clew_core::Engine;
+use clew_postgres::testing::{self, TempSchema};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn hostile() -> Vec<String> {
+    let mut all: String = (1u32..0x300).filter_map(char::from_u32).collect();
+    all.push_str("\u{1F600}\u{FFFD}\u{10FFFF}");
+    vec![
+        "it's".into(),
+        "''".into(),
+        "\\".into(),
+        "\\'".into(),
+        "'\\''".into(),
+        "E'\\x27'".into(),
+        "x'); DROP TABLE jobs; --".into(),
+        "$$; DROP TABLE jobs; $$".into(),
+        "$tag$ '' $tag$".into(),
+        "/* unterminated comment".into(),
+        "-- comment\nnext line\r\ttab".into(),
+        "NULL".into(),
+        "(1)::int8".into(),
+        "Grüße, 東京, ☃".into(),
+        all,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_comes_back_exactly_and_never_runs() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = Engine::new(store.clone());
+    for (i, text) in hostile().iter().enumerate() {
+        let jid = format!("hostile-{i}");
+        let queue = format!("q{i}");
+        let data = json!({ "text": text }).to_string();
+        let tags = json!([text]).to_string();
+        ok(
+            &engine,
+            "put",
+            1.0,
+            &["w", &queue, &jid, text, &data, "0", "tags", &tags],
+        )
+        .await;
+        ok(&engine, "config.set", 1.0, &[&format!("k{i}"), text]).await;
+        let popped = ok(&engine, "pop", 2.0, &[&queue, text, "1"]).await;
+        assert_eq!(
+            popped.as_array().map(Vec::len),
+            Some(1),
+            "{text:?}: {popped}"
+        );
+        ok(&engine, "fail", 3.0, &[&jid, text, text, text, &data]).await;
+
+        let job = ok(&engine, "get", 4.0, &[&jid]).await;
+        let job: Value = match job {
+            Value::String(s) => serde_json::from_str(&s).expect("job JSON"),
+            v => v,
+        };
+        assert_eq!(job["klass"], json!(text), "class of {text:?}");
+        let job_data: Value = match &job["data"] {
+            Value::String(s) => serde_json::from_str(s).expect("data JSON"),
+            v => v.clone(),
+        };
+        assert_eq!(job_data["text"], json!(text), "data of {text:?}");
+        assert_eq!(job["tags"], json!([text]), "tags of {text:?}");
+        assert_eq!(job["failure"]["group"], json!(text), "group of {text:?}");
+        assert_eq!(
+            job["failure"]["message"],
+            json!(text),
+            "message of {text:?}"
+        );
+        assert_eq!(job["failure"]["worker"], json!(text), "worker of {text:?}");
+        let value = ok(&engine, "config.get", 4.0, &[&format!("k{i}")]).await;
+        assert_eq!(value, json!(text), "config value {text:?}");
+        let tagged = ok(&engine, "tag", 4.0, &["get", text]).await;
+        assert_eq!(
+            tagged["jobs"],
+            json!([jid]),
+            "tag index of {text:?}: {tagged}"
+        );
+    }
+    // A NUL in job data survives (the JSON text carries it escaped).
+    let data = json!({ "text": "nul \0 inside" }).to_string();
+    ok(&engine, "put", 6.0, &["w", "qn", "nul", "k", &data, "0"]).await;
+    let job = ok(&engine, "get", 6.0, &["nul"]).await;
+    let job: Value = match job {
+        Value::String(s) => serde_json::from_str(&s).expect("job JSON"),
+        v => v,
+    };
+    let job_data: Value = match &job["data"] {
+        Value::String(s) => serde_json::from_str(s).expect("data JSON"),
+        v => v.clone(),
+    };
+    assert_eq!(job_data["text"], json!("nul \0 inside"));
+    // Every job is still there: nothing ran as SQL.
+    let failed = ok(&engine, "failed", 5.0, &[]).await;
+    let total: i64 = failed
+        .as_object()
+        .expect("failed groups")
+        .values()
+        .map(|n| n.as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, hostile().len() as i64, "{failed}");
+}
