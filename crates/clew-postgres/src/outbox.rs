@@ -315,6 +315,24 @@ pub(crate) fn commit_sql(channel: Option<&str>, last_seq: Option<i64>) -> String
     }
 }
 
+/// [`commit_sql`] sent right after the transaction's last events were
+/// inserted, in the same batch: the notification carries the number of
+/// the last one as this session's current value of the event sequence.
+/// Returns the SQL and its number of statements.
+pub(crate) fn commit_current_sql(channel: Option<&str>) -> (String, usize) {
+    match channel {
+        Some(channel) => (
+            format!(
+                "SELECT pg_notify({}, currval(pg_get_serial_sequence('events', 'seq'))::text); \
+                 COMMIT",
+                quote_literal(channel)
+            ),
+            2,
+        ),
+        None => ("COMMIT".to_owned(), 1),
+    }
+}
+
 /// `text` as an SQL string literal (standard-conforming strings).
 pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))

@@ -898,6 +898,12 @@ impl<'a> OpenTx<'a> {
         self.client.batch_execute(sql).pg()
     }
 
+    /// Notes that the transaction was committed (by statements sent with
+    /// the last command's writes).
+    fn committed(mut self) {
+        self.open = false;
+    }
+
     /// Ends the transaction with `COMMIT` or `ROLLBACK` (`sql` may notify
     /// before it).
     fn end(mut self, sql: &str) -> Result<()> {
@@ -939,9 +945,16 @@ fn run_command(
         }
     }
     let Conn { client, statements } = conn;
-    shared.transactions.fetch_add(1, Ordering::Relaxed);
-    let (tx, drained) = OpenTx::begin(client, &shared.round_trips, &shared.begin)?;
-    run_exclusive(tx, statements, shared, now, drained, job, turn)
+    for savepoints in [false, true] {
+        shared.transactions.fetch_add(1, Ordering::Relaxed);
+        let (tx, drained) = OpenTx::begin(client, &shared.round_trips, &shared.begin)?;
+        if let Some(outcome) =
+            run_exclusive(tx, statements, shared, now, drained, job, turn, savepoints)?
+        {
+            return Ok(outcome);
+        }
+    }
+    Err(Error::store("internal error: a command ran out of passes"))
 }
 
 /// Several commands in one transaction (group commit): `BEGIN`, the
@@ -980,6 +993,7 @@ fn run_group(
             &mut drained_events,
         )?;
         let mut outcomes = Vec::with_capacity(group.len());
+        let mut committed = false;
         if savepoints {
             for request in group {
                 tx.run("SAVEPOINT clew_command")?;
@@ -1008,15 +1022,39 @@ fn run_group(
             }
         } else {
             // One PgTx for the whole pass: its config cache stays right,
-            // as nothing is rolled back within the pass.
-            let mut pg = PgTx::new(&mut *tx.client, statements);
-            for request in group {
-                match apply_request(&mut pg, shared, request) {
-                    Ok((reply, events)) => outcomes.push(Outcome {
-                        result: Ok(reply),
-                        events,
-                    }),
-                    Err(_) => break,
+            // as nothing is rolled back within the pass (batch items take
+            // no savepoints either: a refused one sends the group to the
+            // second pass too).
+            // The last command commits with its last writes and events.
+            let mut pg = PgTx::new(&mut *tx.client, statements).optimistic();
+            for (i, request) in group.iter().enumerate() {
+                let commit = (i + 1 == group.len()).then(|| Commit {
+                    channel: shared.channel.get().map(String::as_str),
+                    last_seq: outcomes
+                        .iter()
+                        .rev()
+                        .find_map(|outcome: &Outcome| outcome.events.last().map(|e| e.seq))
+                        .or_else(|| drained_events.last().map(|e| e.seq)),
+                });
+                let applied = apply_logic_then(
+                    &mut pg,
+                    shared.apply,
+                    request.now,
+                    &request.origin,
+                    &request.command,
+                    None,
+                    &mut || (),
+                    commit,
+                );
+                match applied {
+                    Ok((reply, events, done)) if !pg.item_refused() => {
+                        committed = done;
+                        outcomes.push(Outcome {
+                            result: Ok(reply),
+                            events,
+                        });
+                    }
+                    _ => break,
                 }
             }
         }
@@ -1029,6 +1067,10 @@ fn run_group(
         if let Some(first) = outcomes.first_mut() {
             drained_events.append(&mut first.events);
             first.events = drained_events;
+        }
+        if committed {
+            tx.committed();
+            return Ok(outcomes);
         }
         let last_seq = outcomes
             .iter()
@@ -1062,6 +1104,11 @@ fn apply_request(
 
 /// The rest of a command's transaction once it holds the command lock
 /// exclusively and took the outbox's first page (see [`run_command`]).
+///
+/// Without `savepoints` the items of a non-atomic batch run without
+/// savepoints ([`PgTx::optimistic`]); if one is refused, the transaction
+/// is rolled back and `None` returned: run it again with `savepoints`.
+#[allow(clippy::too_many_arguments)]
 fn run_exclusive(
     mut tx: OpenTx<'_>,
     statements: &mut StatementCache,
@@ -1070,7 +1117,8 @@ fn run_exclusive(
     drained: Vec<crate::outbox::OutboxRow>,
     job: Option<(&Origin, &Command)>,
     turn: &mut Option<Turn>,
-) -> Result<Outcome> {
+    savepoints: bool,
+) -> Result<Option<Outcome>> {
     *turn = Some(shared.order.take());
     let mut events = Vec::new();
     let drained = crate::outbox::drain(
@@ -1086,9 +1134,17 @@ fn run_exclusive(
         if drained > 0 {
             tx.run("SAVEPOINT clew_command")?;
         }
-        let outcome = {
+        let (outcome, item_refused) = {
             let mut pg = PgTx::new(&mut *tx.client, statements);
-            apply_logic(
+            if !savepoints {
+                pg = pg.optimistic();
+            }
+            // Committed with the command's last writes and events.
+            let commit = Commit {
+                channel: shared.channel.get().map(String::as_str),
+                last_seq: events.last().map(|e| e.seq),
+            };
+            let outcome = apply_logic_then(
                 &mut pg,
                 shared.apply,
                 now,
@@ -1096,19 +1152,34 @@ fn run_exclusive(
                 command,
                 None,
                 &mut || (),
-            )
+                Some(commit),
+            );
+            (outcome, pg.item_refused())
         };
+        if item_refused {
+            tx.end("ROLLBACK")?;
+            *turn = None;
+            return Ok(None);
+        }
         match outcome {
-            Ok((reply, command_events)) => {
+            Ok((reply, command_events, true)) => {
+                tx.committed();
+                events.extend(command_events);
+                return Ok(Some(Outcome {
+                    result: Ok(reply),
+                    events,
+                }));
+            }
+            Ok((reply, command_events, false)) => {
                 events.extend(command_events);
                 result = Ok(reply);
             }
             Err(e) if drained == 0 => {
                 tx.end("ROLLBACK")?;
-                return Ok(Outcome {
+                return Ok(Some(Outcome {
                     result: Err(e),
                     events: Vec::new(),
-                });
+                }));
             }
             Err(e) => {
                 tx.run("ROLLBACK TO SAVEPOINT clew_command")?;
@@ -1121,7 +1192,7 @@ fn run_exclusive(
         channel,
         events.last().map(|e| e.seq),
     ))?;
-    Ok(Outcome { result, events })
+    Ok(Some(Outcome { result, events }))
 }
 
 /// What begins a concurrent pop's transaction, in one statement: the
@@ -1170,6 +1241,7 @@ fn run_pop(
             tx.trips.fetch_add(1, Ordering::Relaxed);
             let messages = tx.client.simple_query(crate::outbox::DRAIN_SQL).pg()?;
             let drained = crate::outbox::drained_rows(&messages)?;
+            // A pop is no batch: savepoints or not makes no difference.
             return run_exclusive(
                 tx,
                 statements,
@@ -1178,7 +1250,9 @@ fn run_pop(
                 drained,
                 Some((origin, command)),
                 turn,
-            );
+                true,
+            )?
+            .ok_or_else(|| Error::store("internal error: a pop ran out of passes"));
         }
         let (outcome, retryable) = {
             let mut pg =
@@ -1238,6 +1312,33 @@ pub(crate) fn apply_logic(
     event_lock: Option<i64>,
     locked: &mut dyn FnMut(),
 ) -> Result<(Reply, Vec<Event>)> {
+    apply_logic_then(tx, apply, now, origin, command, event_lock, locked, None)
+        .map(|(reply, events, _)| (reply, events))
+}
+
+/// How to commit in the round trip of a command's last writes and events
+/// ([`apply_logic_then`]).
+pub(crate) struct Commit<'a> {
+    /// The schema's notification channel, if known.
+    pub(crate) channel: Option<&'a str>,
+    /// The last event appended earlier in the transaction, if any.
+    pub(crate) last_seq: Option<i64>,
+}
+
+/// [`apply_logic`]; with `commit`, the transaction is also committed (with
+/// its notification) in the same round trip as the command's last writes
+/// and events when the logic succeeds; returns whether it was.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_logic_then(
+    tx: &mut PgTx<'_, Client>,
+    apply: ApplyFn,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
+    event_lock: Option<i64>,
+    locked: &mut dyn FnMut(),
+    commit: Option<Commit<'_>>,
+) -> Result<(Reply, Vec<Event>, bool)> {
     let mut pending = Vec::new();
     let reply = catch_unwind(AssertUnwindSafe(|| {
         apply(tx, now, origin, command, &mut pending)
@@ -1249,9 +1350,25 @@ pub(crate) fn apply_logic(
             command.name()
         )))
     })?;
+    if tx.item_refused() {
+        // The optimistic pass is lost (the owner runs it again): send
+        // nothing more, commit nothing.
+        return Err(Error::store(
+            "a batch item was refused: the batch runs again with savepoints",
+        ));
+    }
     if pending.is_empty() {
-        tx.flush()?;
-        return Ok((reply, Vec::new()));
+        return match commit {
+            Some(commit) => {
+                let end = crate::outbox::commit_sql(commit.channel, commit.last_seq);
+                tx.flush_then(&end)?;
+                Ok((reply, Vec::new(), true))
+            }
+            None => {
+                tx.flush()?;
+                Ok((reply, Vec::new(), false))
+            }
+        };
     }
     let lock = event_lock
         .map(|key| format!("SELECT pg_advisory_xact_lock({key});"))
@@ -1260,7 +1377,13 @@ pub(crate) fn apply_logic(
         .iter()
         .map(|p| (p.channel.as_str(), p.message.as_str()))
         .collect();
-    let seqs = tx.events_append(now, &texts, &lock)?;
+    let end = commit.map(|commit| crate::outbox::commit_current_sql(commit.channel));
+    let (seqs, committed) = tx.events_append_then(
+        now,
+        &texts,
+        &lock,
+        end.as_ref().map(|(sql, n)| (sql.as_str(), *n)),
+    )?;
     if event_lock.is_some() {
         locked();
     }
@@ -1276,6 +1399,7 @@ pub(crate) fn apply_logic(
                 message,
             })
             .collect(),
+        committed,
     ))
 }
 

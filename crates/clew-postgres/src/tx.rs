@@ -301,6 +301,18 @@ pub struct PgTx<'t, C: GenericClient> {
     claims: Option<String>,
     /// The SQLSTATE of the last statement that failed.
     failed: Option<SqlState>,
+    /// No job in the complete set (`queue = ''`, `loc` complete) has a
+    /// `sort_time` below this, once known: learnt when listing the set up
+    /// to a cutoff found none, lowered when this transaction saves a
+    /// complete job, forgotten with a rolled-back savepoint. Expiring
+    /// completed jobs below it needs no query (each complete of a batch
+    /// expires at the same cutoff). Kept only by a command holding the
+    /// store's lock exclusively (not by a claiming pop).
+    complete_floor: Option<i64>,
+    /// Batch items run without savepoints ([`PgTx::optimistic`]).
+    optimistic: bool,
+    /// In the optimistic pass, a batch item was refused.
+    item_refused: bool,
 }
 
 impl<C: GenericClient> Drop for PgTx<'_, C> {
@@ -339,7 +351,27 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
             seq_block: 1,
             claims: None,
             failed: None,
+            complete_floor: None,
+            optimistic: false,
+            item_refused: false,
         }
+    }
+
+    /// Runs the items of non-atomic batches without savepoints (the
+    /// optimistic pass): a refused item is only noted
+    /// ([`PgTx::item_refused`]), after which the next item fails at once;
+    /// the owner must then roll the transaction back and run the command
+    /// again with savepoints (as the store's groups do). Refusals are rare,
+    /// and a savepoint per item costs a round trip and a subtransaction.
+    pub fn optimistic(mut self) -> PgTx<'t, C> {
+        self.optimistic = true;
+        self
+    }
+
+    /// Whether a batch item was refused in the optimistic pass: what this
+    /// transaction did must be rolled back and run again with savepoints.
+    pub fn item_refused(&self) -> bool {
+        self.item_refused
     }
 
     /// Sends the buffered writes (one round trip), if any.
@@ -366,6 +398,17 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// The transaction's facts ([`FACTS_SQL`]) come first in the first
     /// one, free of a round trip of their own.
     fn flush_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryRow>> {
+        self.flush_query_then(sql, "", 0)
+    }
+
+    /// [`PgTx::flush_query`] with `tail` (`tail_statements` statements,
+    /// which may return rows) sent after the query in the same batch.
+    fn flush_query_then(
+        &mut self,
+        sql: &str,
+        tail: &str,
+        tail_statements: usize,
+    ) -> Result<Vec<SimpleQueryRow>> {
         let with_facts = !self.facts_loaded;
         let mut batch = if with_facts {
             String::from(FACTS_SQL)
@@ -374,6 +417,10 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         };
         batch.push_str(&std::mem::take(&mut self.pending));
         batch.push_str(sql);
+        if !tail.is_empty() {
+            batch.push_str(";\n");
+            batch.push_str(tail);
+        }
         self.trip();
         let result = self.client.simple_query(&batch);
         self.confirm(result.is_ok());
@@ -400,6 +447,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         Ok(if sql.is_empty() {
             Vec::new()
         } else {
+            segments.truncate(segments.len().saturating_sub(tail_statements));
             segments.pop().unwrap_or_default()
         })
     }
@@ -572,6 +620,8 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         self.deps_empty = None;
         self.timing.clear();
         self.history.clear();
+        // The savepoint may have deleted complete jobs below it.
+        self.complete_floor = None;
         // Read again (a sequence value taken stays good: values may skip).
         self.facts_loaded = false;
     }
@@ -585,6 +635,20 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         events: &[(&str, &str)],
         before: &str,
     ) -> Result<Vec<i64>> {
+        Ok(self.events_append_then(at, events, before, None)?.0)
+    }
+
+    /// [`PgTx::events_append`], and with `end` (the statements ending the
+    /// transaction, their number), those too in the same round trip when
+    /// the events can be inlined; returns whether `end` was sent (the
+    /// transaction is then committed: a failure is an error).
+    pub fn events_append_then(
+        &mut self,
+        at: Timestamp,
+        events: &[(&str, &str)],
+        before: &str,
+        end: Option<(&str, usize)>,
+    ) -> Result<(Vec<i64>, bool)> {
         let mut sql = String::from(before);
         sql.push_str("INSERT INTO events (at, channel, message) VALUES ");
         let mut inlined = true;
@@ -601,12 +665,14 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         sql.push_str(" RETURNING seq");
         if !inlined || events.is_empty() {
             self.flush_with(before)?;
-            return events
+            let seqs = events
                 .iter()
                 .map(|(channel, message)| self.event_append(at, channel, message))
-                .collect();
+                .collect::<Result<Vec<i64>>>()?;
+            return Ok((seqs, false));
         }
-        let rows = self.flush_query(&sql)?;
+        let (tail, tail_statements) = end.unwrap_or(("", 0));
+        let rows = self.flush_query_then(&sql, tail, tail_statements)?;
         let seqs = rows
             .iter()
             .map(|row| {
@@ -621,7 +687,13 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
                 "postgres: events numbered out of order: {seqs:?}"
             )));
         }
-        Ok(seqs)
+        Ok((seqs, end.is_some()))
+    }
+
+    /// Sends the buffered writes followed by `end` (statements ending the
+    /// transaction) in one round trip.
+    pub fn flush_then(&mut self, end: &str) -> Result<()> {
+        self.flush_with(end)
     }
 
     /// Claims the rows a pop may change as it selects them (see the type
@@ -968,14 +1040,36 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     // --- savepoints ------------------------------------------------------
 
     fn savepoint(&mut self) -> Result<()> {
+        if self.optimistic {
+            if self.item_refused {
+                // The pass is lost: stop the batch here.
+                return Err(Error::store(
+                    "a batch item was refused: the batch runs again with savepoints",
+                ));
+            }
+            return Ok(());
+        }
         self.flush_with("SAVEPOINT batch_item")
     }
 
     fn savepoint_release(&mut self) -> Result<()> {
-        self.flush_with("RELEASE SAVEPOINT batch_item")
+        if self.optimistic {
+            return Ok(());
+        }
+        // Sent with the next statement: the next item's savepoint, or
+        // the events (a later rollback to a savepoint is always sent
+        // after it).
+        self.pending.push_str("RELEASE SAVEPOINT batch_item;\n");
+        Ok(())
     }
 
     fn savepoint_rollback(&mut self) -> Result<()> {
+        if self.optimistic {
+            // Nothing to undo here: the owner rolls the transaction back
+            // and runs the command again with savepoints.
+            self.item_refused = true;
+            return Ok(());
+        }
         // What is buffered was done inside the savepoint: dropped.
         self.rolled_back();
         self.flush_with("ROLLBACK TO SAVEPOINT batch_item; RELEASE SAVEPOINT batch_item")
@@ -1263,10 +1357,35 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                  FOR UPDATE SKIP LOCKED"
             }
         };
-        self.strings(
-            sql,
-            &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
-        )
+        let complete_set = queue.is_empty() && loc == Loc::Complete && self.claims.is_none();
+        if complete_set && self.complete_floor.is_some_and(|floor| max < floor) {
+            return Ok(Vec::new());
+        }
+        let params = [
+            Lit::Str(queue),
+            Lit::Int(loc.code()),
+            Lit::Int(min),
+            Lit::Int(max),
+            Lit::Int(offset(off)),
+            Lit::Int(limit(lim)),
+        ];
+        // With buffered writes: sent with them, in one round trip.
+        let jids = match self.text_query(sql, &params)? {
+            Some(rows) => rows
+                .iter()
+                .map(|r| Ok(text_col(r, 0)?.to_owned()))
+                .collect::<Result<Vec<String>>>()?,
+            None => self.strings(
+                sql,
+                &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
+            )?,
+        };
+        if complete_set && jids.is_empty() && offset(off) == 0 && limit(lim) > 0 {
+            // None up to `max`: every complete job sorts after it.
+            let floor = max.saturating_add(1);
+            self.complete_floor = Some(self.complete_floor.map_or(floor, |f| f.max(floor)));
+        }
+        Ok(jids)
     }
 
     fn job_list_records(
@@ -1406,6 +1525,11 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
+        if job.loc == Loc::Complete {
+            if let Some(floor) = &mut self.complete_floor {
+                *floor = (*floor).min(job.sort_time.0);
+            }
+        }
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;

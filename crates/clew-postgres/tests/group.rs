@@ -378,3 +378,68 @@ async fn a_read_queued_among_commands_is_answered_after_their_group() {
     assert!(whole_log(&*store).await.len() > read.len(), "c came after");
     store.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_item_in_a_group_has_no_effect_and_the_rest_commits() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    let store = Arc::new(schema.open(options).expect("open"));
+    let sink = MemorySink::default();
+    let engine = Engine::new(store.clone()).with_sink(Arc::new(sink.clone()));
+    let put = |jid: &str, must_exist: bool| {
+        let mut params = clew_core::command::PutParams::new("q", "k");
+        params.jid = jid.to_owned();
+        params.must_exist = must_exist;
+        Command::Put(params)
+    };
+    // A put, a non-atomic batch whose middle item (a requeue of a job that
+    // does not exist) is refused, a put: queued behind the lock, so they
+    // run as one group, optimistically first (batch items without
+    // savepoints), then again with savepoints.
+    let lock = CommandLock::hold(&schema);
+    let mut tasks = Vec::new();
+    for command in [
+        put("x", false),
+        Command::Batch {
+            commands: vec![put("b1", false), put("nope", true), put("b2", false)],
+            atomic: false,
+        },
+        put("y", false),
+    ] {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            engine.execute_at(Timestamp::from_secs(2), command).await
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("task").expect("command"));
+    }
+    let Reply::Batch(items) = &replies[1] else {
+        panic!("batch: {:?}", replies[1]);
+    };
+    let items: Vec<bool> = items.iter().map(Result::is_ok).collect();
+    assert_eq!(items, [true, false, true]);
+
+    let log = whole_log(&*store).await;
+    assert_eq!(sink.events(), log, "published once each, in log order");
+    for jid in ["x", "b1", "b2", "y"] {
+        let job = ok(&engine, "get", 3.0, &[jid]).await;
+        assert_eq!(job["jid"], jid, "{job}");
+        assert_eq!(job["history"].as_array().map(Vec::len), Some(1), "{job}");
+    }
+    assert_eq!(ok(&engine, "get", 3.0, &["nope"]).await, Value::Null);
+    assert!(!log.iter().any(|e| e.message.contains("nope")));
+    let popped = ok(&engine, "pop", 4.0, &["q", "w1", "100"]).await;
+    assert_eq!(popped.as_array().map(Vec::len), Some(4), "{popped}");
+    store.close().await.expect("close");
+}
