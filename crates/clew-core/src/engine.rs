@@ -5,9 +5,11 @@
 //! command's events to the engine's [`EventSink`] after the commit. The HTTP
 //! server, the CLI and workers all go through an engine.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 use crate::command::{Command, CompleteParams, PutParams, Reply};
 use crate::error::{Error, Result};
@@ -25,6 +27,32 @@ pub struct Engine {
     sink: Arc<dyn EventSink>,
     origin: Origin,
     preprocessors: Vec<Preprocessor>,
+    peeks: Arc<SharedPeeks>,
+}
+
+/// The looks at a queue that waiters woken by the same commit share (see
+/// [`Engine::wait_for_jobs`]): per queue, the commit number last looked
+/// after and the answer (a job ready or not), computed once.
+#[derive(Default)]
+struct SharedPeeks {
+    by_queue: Mutex<HashMap<String, (i64, Arc<OnceCell<bool>>)>>,
+}
+
+impl SharedPeeks {
+    /// The shared look at `queue` after commit `seq`; None when a later
+    /// commit's look has started already (the caller looks on its own).
+    fn cell(&self, queue: &str, seq: i64) -> Option<Arc<OnceCell<bool>>> {
+        let mut map = self.by_queue.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(queue) {
+            Some((s, cell)) if *s == seq => Some(cell.clone()),
+            Some((s, _)) if *s > seq => None,
+            _ => {
+                let cell = Arc::new(OnceCell::new());
+                map.insert(queue.to_owned(), (seq, cell.clone()));
+                Some(cell)
+            }
+        }
+    }
 }
 
 /// A hook run on every put before it reaches the store (resque-clues' item
@@ -53,6 +81,7 @@ impl Engine {
             sink: Arc::new(NullSink),
             origin: Origin::this_process(),
             preprocessors: Vec::new(),
+            peeks: Arc::default(),
         }
     }
 
@@ -119,32 +148,48 @@ impl Engine {
         let started = tokio::time::Instant::now();
         let deadline = started + w.timeout;
         let (mut commits, mut stop) = (w.commits, w.stop);
+        // Woken by a commit: every waiter of this engine woken by the same
+        // commit shares one look per queue (many idle workers or `/v1/wait`
+        // callers would otherwise each run a peek through the store after
+        // every commit). The first look and the timed re-looks are the
+        // waiter's own (time, not a commit, may have made a job ready).
+        let mut after_commit = None;
         loop {
             if let Some(c) = commits.as_mut() {
-                c.borrow_and_update();
+                let seq = *c.borrow_and_update();
+                after_commit = after_commit.map(|_| seq);
             }
             let at = w.start.add_secs(started.elapsed().as_secs_f64());
             for queue in w.queues {
-                let peek = Command::Peek {
-                    queue: queue.clone(),
-                    count: 1,
+                let shared = after_commit.and_then(|seq| self.peeks.cell(queue, seq));
+                let ready = match shared {
+                    Some(cell) => *cell.get_or_try_init(|| self.ready(at, queue)).await?,
+                    None => self.ready(at, queue).await?,
                 };
-                if let Reply::Jobs(jobs) = self.execute_at(at, peek).await? {
-                    if !jobs.is_empty() {
-                        return Ok(Some(queue.clone()));
-                    }
+                if ready {
+                    return Ok(Some(queue.clone()));
                 }
             }
             let now = tokio::time::Instant::now();
             if now >= deadline || stop.as_ref().is_some_and(|s| *s.borrow()) {
                 return Ok(None);
             }
+            after_commit = None;
             tokio::select! {
-                () = changed(&mut commits) => {}
+                () = changed(&mut commits) => after_commit = Some(0),
                 () = changed(&mut stop) => {}
                 () = tokio::time::sleep_until(deadline.min(now + WAIT_RECHECK)) => {}
             }
         }
+    }
+
+    /// Whether a pop of `queue` at `at` would hand out a job (a peek of one).
+    async fn ready(&self, at: Timestamp, queue: &str) -> Result<bool> {
+        let peek = Command::Peek {
+            queue: queue.to_owned(),
+            count: 1,
+        };
+        Ok(matches!(self.execute_at(at, peek).await?, Reply::Jobs(jobs) if !jobs.is_empty()))
     }
 
     /// Runs a command at a caller-given time (test mode and qless clients).
