@@ -35,13 +35,16 @@ pub struct Engine {
 /// after and the answer (a job ready or not), computed once.
 #[derive(Default)]
 struct SharedPeeks {
-    by_queue: Mutex<HashMap<String, (i64, Arc<OnceCell<bool>>)>>,
+    by_queue: Mutex<HashMap<String, (i64, SharedLook)>>,
 }
+
+/// One look's answer, computed by the first waiter that asks.
+type SharedLook = Arc<OnceCell<bool>>;
 
 impl SharedPeeks {
     /// The shared look at `queue` after commit `seq`; None when a later
     /// commit's look has started already (the caller looks on its own).
-    fn cell(&self, queue: &str, seq: i64) -> Option<Arc<OnceCell<bool>>> {
+    fn cell(&self, queue: &str, seq: i64) -> Option<SharedLook> {
         let mut map = self.by_queue.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(queue) {
             Some((s, cell)) if *s == seq => Some(cell.clone()),
