@@ -15,7 +15,7 @@ use clew_core::{
     Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store, Timestamp, Tx,
 };
 use rusqlite::{params, Connection};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::schema::{open_connection, Synchronous};
 use crate::tx::{SqlResult, SqliteTx, TxCache};
@@ -115,6 +115,98 @@ pub struct SqliteStore {
     /// The writer thread, until joined.
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
+    /// The last committed event number, announced by the writer after each
+    /// commit ([`Store::subscribe_commits`]).
+    commits: Arc<watch::Sender<i64>>,
+    /// Announces other processes' commits to the same file; started by the
+    /// first subscriber.
+    watcher: Mutex<Option<Watcher>>,
+}
+
+/// How often the watcher asks SQLite whether another connection committed.
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+/// A thread with a read connection of its own that, every [`WATCH_EVERY`],
+/// reads `PRAGMA data_version` (a counter that changes when another
+/// connection commits; a local read, no I/O) and on a change announces the
+/// file's last event number: commits by other processes on the same file
+/// (`clew put --db`, a second `clew work --db`) wake waiters within a few
+/// milliseconds instead of at their next timed look.
+struct Watcher {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(
+        path: &Path,
+        options: &SqliteOptions,
+        commits: Arc<watch::Sender<i64>>,
+    ) -> Option<Watcher> {
+        let conn = match open_connection(path, options.synchronous, options.busy_timeout) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "no commit watcher; other processes' commits are seen at timed looks");
+                return None;
+            }
+        };
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("clew-sqlite-watch".into())
+            .spawn(move || {
+                let mut seen = None;
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(WATCH_EVERY) {
+                    let Ok(version) =
+                        conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                    else {
+                        continue;
+                    };
+                    if seen == Some(version) {
+                        continue;
+                    }
+                    seen = Some(version);
+                    let last = conn.query_row(
+                        "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    );
+                    match last {
+                        Ok(seq) => announce(&commits, seq),
+                        Err(e) => tracing::debug!(error = %e, "reading the last event number"),
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Some(Watcher {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "no commit watcher; other processes' commits are seen at timed looks");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Announces `seq` as the last committed event number if it is newer.
+fn announce(commits: &watch::Sender<i64>, seq: i64) {
+    commits.send_if_modified(|latest| {
+        let newer = seq > *latest;
+        if newer {
+            *latest = seq;
+        }
+        newer
+    });
 }
 
 impl fmt::Debug for SqliteStore {
@@ -154,7 +246,9 @@ impl SqliteStore {
         }
         let (sender, receiver) = mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let commits = Arc::new(watch::channel(0).0);
         let writer = Writer {
+            commits: commits.clone(),
             checkpointer,
             conn,
             cache: TxCache::new(),
@@ -173,6 +267,8 @@ impl SqliteStore {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             counters,
+            commits,
+            watcher: Mutex::new(None),
         })
     }
 
@@ -206,6 +302,9 @@ impl SqliteStore {
     /// Stops the writer (after it finishes queued requests) and waits for it,
     /// unless called on the writer thread itself.
     fn stop_and_join(&self) {
+        if let Ok(mut watcher) = self.watcher.lock() {
+            drop(watcher.take());
+        }
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();
         }
@@ -256,6 +355,18 @@ impl Store for SqliteStore {
         rx.await.map_err(|_| closed())?
     }
 
+    /// The writer announces its own commits; the first subscriber also
+    /// starts the [`Watcher`] for other processes' commits to the file.
+    fn subscribe_commits(&self) -> Option<watch::Receiver<i64>> {
+        let open = self.sender.lock().is_ok_and(|s| s.is_some());
+        if let (true, Ok(mut watcher)) = (open, self.watcher.lock()) {
+            if watcher.is_none() {
+                *watcher = Watcher::start(&self.path, &self.options, self.commits.clone());
+            }
+        }
+        Some(self.commits.subscribe())
+    }
+
     async fn events_prune(&self, before_seq: i64) -> Result<u64> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::EventsPrune {
@@ -292,6 +403,8 @@ impl Drop for SqliteStore {
 
 /// The writer thread's state: the only connection that writes.
 struct Writer {
+    /// Announces each commit's last event number.
+    commits: Arc<watch::Sender<i64>>,
     /// Checkpoints the WAL off the writer's path (stopped before the
     /// connection closes); `None`: SQLite's automatic checkpoints at commit.
     checkpointer: Option<Checkpointer>,
@@ -555,6 +668,14 @@ impl Writer {
         };
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.commands.fetch_add(count, Ordering::Relaxed);
+        let last = outcomes
+            .iter()
+            .filter_map(|o| o.events.last())
+            .map(|e| e.seq)
+            .max();
+        if let Some(seq) = last {
+            announce(&self.commits, seq);
+        }
         for Outcome {
             request,
             result,

@@ -115,3 +115,49 @@ async fn waiters_woken_by_one_commit_share_one_look() {
     // One look after the put's commit, shared (without sharing: 16).
     assert_eq!(peeks.load(Ordering::SeqCst) - WAITERS, 1);
 }
+
+/// A put announces its commit to the store's subscribers, and a commit by
+/// another store on the same file (another process) reaches them too.
+#[tokio::test]
+async fn commits_are_announced_to_subscribers_here_and_across_stores() {
+    let (a, dir) = clew_sqlite::testing::temp_store();
+    let path = a.path().to_path_buf();
+    let b = Arc::new(
+        clew_sqlite::SqliteStore::open(&path, clew_sqlite::SqliteOptions::default())
+            .expect("second store on the file"),
+    );
+    let mut here = a.subscribe_commits().expect("announces commits");
+    let mut there = b.subscribe_commits().expect("announces commits");
+    let put = |jid: &str| PutParams {
+        worker: "test".into(),
+        queue: "q".into(),
+        jid: jid.into(),
+        klass: "K".into(),
+        data: "{}".into(),
+        ..PutParams::default()
+    };
+    let engine_a = Engine::new(a.clone());
+    engine_a.put(put("one")).await.expect("put");
+    let within = Duration::from_secs(5);
+    tokio::time::timeout(within, here.changed())
+        .await
+        .expect("own commit announced")
+        .expect("sender alive");
+    let seq_here = *here.borrow_and_update();
+    assert!(seq_here > 0);
+    tokio::time::timeout(within, there.changed())
+        .await
+        .expect("the other store's commit announced by the watcher")
+        .expect("sender alive");
+    assert_eq!(*there.borrow_and_update(), seq_here);
+    // And the other way round.
+    Engine::new(b.clone()).put(put("two")).await.expect("put");
+    tokio::time::timeout(within, here.changed())
+        .await
+        .expect("announced")
+        .expect("sender alive");
+    assert!(*here.borrow_and_update() > seq_here);
+    b.close().await.expect("close");
+    a.close().await.expect("close");
+    drop(dir);
+}
