@@ -120,7 +120,7 @@ async fn round_trips_of_batches_of_puts_and_completes() {
     let popped = ok(&engine, "pop", 3.0, &["q", "w", "100"]).await;
     assert_eq!(popped.as_array().map(Vec::len), Some(100));
 
-    let before = store.round_trips_run();
+    let (before, transactions_before) = (store.round_trips_run(), store.transactions_run());
     let completes: Vec<Command> = (0..100).map(|i| complete(format!("job-{i:03}"))).collect();
     let reply = engine
         .execute_at(Timestamp::from_secs(4), batch(completes, false))
@@ -128,6 +128,7 @@ async fn round_trips_of_batches_of_puts_and_completes() {
         .expect("complete_many");
     let complete_many = store.round_trips_run() - before;
     assert!(results(reply).iter().all(Result::is_ok));
+    assert_eq!(store.transactions_run(), transactions_before + 1);
     println!("round trips: put_many of 100 {put_many}, complete_many of 100 {complete_many}");
     // Before batch items ran without savepoints, expiry listed with the
     // writes and remembered an empty complete set, and the commit went
@@ -156,10 +157,13 @@ async fn round_trips_of_batches_of_puts_and_completes() {
             params.queue = "r".to_owned();
         }
     }
+    let transactions = store.transactions_run();
     let reply = engine
         .execute_at(Timestamp::from_secs(6), batch(completes, false))
         .await
         .expect("complete_many");
+    // Optimistically without savepoints, then again with them.
+    assert_eq!(store.transactions_run() - transactions, 2);
     let states: Vec<bool> = results(reply).iter().map(Result::is_ok).collect();
     assert_eq!(states, [true, true, false]);
     for (jid, state, history) in [
