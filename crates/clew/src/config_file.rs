@@ -47,6 +47,7 @@ const WORK_KEYS: &[&str] = &[
     "url",
     "queue",
     "shell",
+    "noop",
     "concurrency",
     "reserver",
     "timeout",
@@ -308,6 +309,7 @@ pub fn apply(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<Cli> {
 fn apply_work(f: &ConfigFile, given: &Given<'_>, a: &mut WorkArgs) -> anyhow::Result<()> {
     fill(given, "queue", &mut a.queue, f.strings("queue")?);
     fill(given, "shell", &mut a.shell, f.bool("shell")?);
+    fill(given, "noop", &mut a.noop, f.bool("noop")?);
     let n = f.int("concurrency", "a number of jobs >= 1")?;
     fill(given, "concurrency", &mut a.concurrency, n);
     fill(given, "reserver", &mut a.reserver, f.string("reserver")?);

@@ -68,11 +68,10 @@ pub struct WorkArgs {
     /// The handler: PROGRAM and its ARGS; everything after --exec is passed
     /// to the program, so put clew's options before it. The job arrives as
     /// JSON on stdin and in CLEW_* variables; exit 0 completes, the retry
-    /// status retries, anything else fails. Required unless --noop.
+    /// status retries, anything else fails. Required unless --noop (on the
+    /// command line or `noop = true` in --config).
     #[arg(
         long,
-        required_unless_present = "noop",
-        conflicts_with = "noop",
         num_args = 1..,
         allow_hyphen_values = true,
         value_name = "PROGRAM [ARGS]..."
@@ -85,7 +84,7 @@ pub struct WorkArgs {
     /// running any program (instead of --exec). Everything else is the
     /// same worker: pops, heartbeats, lifecycle events, batched
     /// completions.
-    #[arg(long, conflicts_with = "shell")]
+    #[arg(long)]
     pub(crate) noop: bool,
     /// Jobs run at once by each process.
     #[arg(long, short = 'c', default_value_t = 1)]
@@ -202,6 +201,9 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, Option<ExecConfig
         .map_err(|e: String| Error::invalid(format!("--{e}")))?;
     if args.noop && !args.exec.is_empty() {
         return Err(Error::invalid("--noop: cannot be used with --exec (one handler)").into());
+    }
+    if args.noop && args.shell {
+        return Err(Error::invalid("--noop: cannot be used with --shell (no program runs)").into());
     }
     let program = if args.noop {
         None

@@ -673,11 +673,11 @@ fn bad_options_are_refused_with_a_clear_message() {
         (vec!["--exec", "no-such-handler-program"], "on PATH"),
         (
             vec!["--noop", "--exec", "true"],
-            "'--noop' cannot be used with '--exec",
+            "--noop: cannot be used with --exec",
         ),
         (
             vec!["--noop", "--shell"],
-            "'--noop' cannot be used with '--shell'",
+            "--noop: cannot be used with --shell",
         ),
     ] {
         let exec = if args.contains(&"--exec") || args.contains(&"--noop") {
@@ -752,10 +752,23 @@ fn a_handler_is_required() {
         .expect("run clew work");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("required arguments were not provided: --exec"),
-        "{err}"
-    );
+    assert!(err.contains("--exec: expected PROGRAM"), "{err}");
+    assert!(err.contains("--noop"), "names the alternative: {err}");
+}
+
+#[test]
+fn noop_can_come_from_the_config_file() {
+    let server = Server::start(60);
+    server.put("from-config", "Anything", "{}", 5);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("work.toml");
+    std::fs::write(&config, "noop = true\nconcurrency = 2\n").expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let mut worker = server.worker_with(&["--config", &config]);
+    server.wait_state("from-config", "complete");
+    worker.signal("-QUIT");
+    assert!(worker.wait_exit().success(), "{}", worker.log());
+    assert!(server.lines("done").is_empty(), "no program ran");
 }
 
 #[test]
