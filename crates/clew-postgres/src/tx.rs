@@ -20,6 +20,13 @@ use serde_json::{Map, Value};
 /// detail and hint when it has them.
 pub(crate) fn pg_err(e: postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
+        // PostgreSQL's text cannot hold a NUL character (SQLite's can): the
+        // caller's input, not the store, is at fault (HTTP 400, not 500).
+        if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE && db.message().contains("0x00") {
+            return Error::invalid(
+                "text must not contain a NUL character (\\u0000): PostgreSQL cannot store it",
+            );
+        }
         let mut message = format!("postgres: {}: {}", db.severity(), db.message());
         if let Some(detail) = db.detail() {
             message.push_str(&format!(" ({detail})"));

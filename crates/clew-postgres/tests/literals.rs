@@ -110,6 +110,20 @@ async fn hostile_text_comes_back_exactly_and_never_runs() {
         v => v.clone(),
     };
     assert_eq!(job_data["text"], json!("nul \0 inside"));
+    // A NUL in a name is the caller's error (400), not the store's (500),
+    // and refuses only that command.
+    let err = common::call(
+        &engine,
+        "put",
+        6.0,
+        &["w", "qn", "nul-klass", "A\0B", "{}", "0"],
+    )
+    .await
+    .expect_err("a NUL in a class");
+    assert_eq!(err.kind(), clew_core::ErrorKind::Invalid, "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    let gone = ok(&engine, "get", 6.0, &["nul-klass"]).await;
+    assert!(gone.is_null(), "nothing was put: {gone}");
     // Every job is still there: nothing ran as SQL.
     let failed = ok(&engine, "failed", 5.0, &[]).await;
     let total: i64 = failed
@@ -119,4 +133,40 @@ async fn hostile_text_comes_back_exactly_and_never_runs() {
         .map(|n| n.as_i64().unwrap_or(0))
         .sum();
     assert_eq!(total, hostile().len() as i64, "{failed}");
+}
+
+/// Commands grouped into one transaction with a put whose class holds a
+/// NUL: that put alone is refused; the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_refuses_only_its_own_command_in_a_group() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = Engine::new(store.clone());
+    for round in 0..5 {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let engine = engine.clone();
+            calls.spawn(async move {
+                let jid = format!("r{round}-{i}");
+                let klass = if i == 7 { "bad\0class" } else { "Good" };
+                let args = ["w", "q", jid.as_str(), klass, "{}", "0"];
+                (i, common::call(&engine, "put", 1.0, &args).await)
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (i, result) = done.expect("call");
+            if i == 7 {
+                let err = result.expect_err("the NUL put");
+                assert_eq!(err.kind(), clew_core::ErrorKind::Invalid, "{err}");
+            } else {
+                result.unwrap_or_else(|e| panic!("put {i} of round {round}: {e}"));
+            }
+        }
+    }
+    let length = ok(&engine, "length", 2.0, &["q"]).await;
+    assert_eq!(length, json!(5 * 15));
+    println!("transactions for 80 puts: {}", store.transactions_run());
 }
