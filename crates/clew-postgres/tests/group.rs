@@ -113,11 +113,7 @@ async fn commands_queued_behind_one_another_commit_in_one_transaction() {
         return;
     }
     let schema = TempSchema::new();
-    let options = PostgresOptions {
-        pool_size: 1,
-        ..schema.options()
-    };
-    let store = Arc::new(schema.open(options).expect("open"));
+    let store = common::one_thread_store(&schema);
     let sink = MemorySink::default();
     let engine = Engine::new(store.clone()).with_sink(Arc::new(sink.clone()));
     let (commands, transactions) = (store.commands_run(), store.transactions_run());
@@ -340,11 +336,7 @@ async fn a_read_queued_among_commands_is_answered_after_their_group() {
         return;
     }
     let schema = TempSchema::new();
-    let options = PostgresOptions {
-        pool_size: 1,
-        ..schema.options()
-    };
-    let store = Arc::new(schema.open(options).expect("open"));
+    let store = common::one_thread_store(&schema);
     let engine = Engine::new(store.clone()).with_sink(Arc::new(MemorySink::default()));
     let lock = CommandLock::hold(&schema);
     let put = |jid: &'static str| {
@@ -385,11 +377,7 @@ async fn a_refused_batch_item_in_a_group_has_no_effect_and_the_rest_commits() {
         return;
     }
     let schema = TempSchema::new();
-    let options = PostgresOptions {
-        pool_size: 1,
-        ..schema.options()
-    };
-    let store = Arc::new(schema.open(options).expect("open"));
+    let store = common::one_thread_store(&schema);
     let sink = MemorySink::default();
     let engine = Engine::new(store.clone()).with_sink(Arc::new(sink.clone()));
     let put = |jid: &str, must_exist: bool| {

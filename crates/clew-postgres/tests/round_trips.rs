@@ -23,11 +23,7 @@ async fn round_trips_of_put_pop_and_complete() {
         return;
     }
     let schema = TempSchema::new();
-    let options = PostgresOptions {
-        pool_size: 1,
-        ..schema.options()
-    };
-    let store = Arc::new(schema.open(options).expect("open"));
+    let store = common::one_thread_store(&schema);
     let engine = Engine::new(store.clone());
     // Warm up (statements prepared, queue known, statistics rows exist).
     ok(&engine, "put", 1.0, &["w", "q", "warm", "k", "{}", "0"]).await;
@@ -75,11 +71,7 @@ async fn round_trips_of_batches_of_puts_and_completes() {
         return;
     }
     let schema = TempSchema::new();
-    let options = PostgresOptions {
-        pool_size: 1,
-        ..schema.options()
-    };
-    let store = Arc::new(schema.open(options).expect("open"));
+    let store = common::one_thread_store(&schema);
     let engine = Engine::new(store.clone());
     ok(&engine, "put", 1.0, &["w", "q", "warm", "k", "{}", "0"]).await;
     ok(&engine, "pop", 1.0, &["q", "w", "1"]).await;

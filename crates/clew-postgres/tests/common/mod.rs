@@ -5,8 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clew_core::{Engine, Event, Store};
-use clew_postgres::PostgresStore;
+use clew_postgres::testing::TempSchema;
+use clew_postgres::{PostgresOptions, PostgresStore};
 use serde_json::Value;
+
+/// A store on `schema` with one connection thread: commands queue behind
+/// one another (group commit) and round trips are counted one at a time.
+pub fn one_thread_store(schema: &TempSchema) -> Arc<PostgresStore> {
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..schema.options()
+    };
+    Arc::new(schema.open(options).expect("open"))
+}
 
 /// Runs a qless command at `now` seconds.
 pub async fn call(
