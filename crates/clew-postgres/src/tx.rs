@@ -865,6 +865,22 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
 }
 
 /// The `jobs` columns in [`job_from_row`]'s order.
+/// `job_list`'s conditions and order for waiting jobs (pop order).
+macro_rules! list_work {
+    () => {
+        " WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4 \
+         ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
+    };
+}
+
+/// `job_list`'s conditions and order for every other placement (by time).
+macro_rules! list_other {
+    () => {
+        " WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4 \
+         ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
+    };
+}
+
 macro_rules! job_cols {
     () => {
         "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
@@ -1342,26 +1358,24 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         let (min, max) = bounds(range);
         let sql = match (loc == Loc::Work, self.claims.is_some()) {
             (true, false) => {
-                "SELECT jid FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
+                concat!("SELECT jid FROM jobs", list_work!())
             }
             (true, true) => {
-                "SELECT jid FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5
-                 FOR UPDATE SKIP LOCKED"
+                concat!(
+                    "SELECT jid FROM jobs",
+                    list_work!(),
+                    " FOR UPDATE SKIP LOCKED"
+                )
             }
             (false, false) => {
-                "SELECT jid FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
+                concat!("SELECT jid FROM jobs", list_other!())
             }
             (false, true) => {
-                "SELECT jid FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5
-                 FOR UPDATE SKIP LOCKED"
+                concat!(
+                    "SELECT jid FROM jobs",
+                    list_other!(),
+                    " FOR UPDATE SKIP LOCKED"
+                )
             }
         };
         let complete_set = queue.is_empty() && loc == Loc::Complete && self.claims.is_none();
@@ -1413,38 +1427,34 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 job_cols!(),
                 ", ",
                 history_col!("jobs.jid"),
-                " FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5"
+                " FROM jobs",
+                list_work!()
             ),
             (true, true) => concat!(
                 "SELECT ",
                 job_cols!(),
                 ", ",
                 history_col!("jobs.jid"),
-                " FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_prio DESC, sort_time, seq LIMIT $6 OFFSET $5
-                 FOR UPDATE SKIP LOCKED"
+                " FROM jobs",
+                list_work!(),
+                " FOR UPDATE SKIP LOCKED"
             ),
             (false, false) => concat!(
                 "SELECT ",
                 job_cols!(),
                 ", ",
                 history_col!("jobs.jid"),
-                " FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5"
+                " FROM jobs",
+                list_other!()
             ),
             (false, true) => concat!(
                 "SELECT ",
                 job_cols!(),
                 ", ",
                 history_col!("jobs.jid"),
-                " FROM jobs
-                 WHERE queue = $1 AND loc = $2 AND sort_time BETWEEN $3 AND $4
-                 ORDER BY sort_time, jid LIMIT $6 OFFSET $5
-                 FOR UPDATE SKIP LOCKED"
+                " FROM jobs",
+                list_other!(),
+                " FOR UPDATE SKIP LOCKED"
             ),
         };
         let params = [

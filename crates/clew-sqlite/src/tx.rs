@@ -471,6 +471,24 @@ fn rows_sql(head: &str, cols: usize, rows: usize) -> String {
 }
 
 /// The `jobs` columns in [`job_from_row`]'s order.
+/// `job_list`'s conditions and order for waiting jobs (`?2` is 1), with
+/// `loc = 1` literally: the partial index `jobs_work`'s condition.
+macro_rules! list_work {
+    () => {
+        " WHERE queue = ?1 AND loc = 1 AND ?2 = 1 AND sort_time BETWEEN ?3 AND ?4 \
+         ORDER BY sort_prio DESC, sort_time, seq LIMIT ?6 OFFSET ?5"
+    };
+}
+
+/// `job_list`'s conditions and order for every other placement, with
+/// `loc <> 1` literally: the partial index `jobs_time`'s condition.
+macro_rules! list_other {
+    () => {
+        " WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4 \
+         ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
+    };
+}
+
 macro_rules! job_cols {
     () => {
         concat!("jid, ", job_cols_but_jid!())
@@ -859,13 +877,9 @@ impl Tx for SqliteTx<'_> {
         // `loc = 1` / `loc <> 1` literally: the partial indexes' conditions.
         let sql = if loc == Loc::Work {
             // Walks `jobs_work` in pop order, filtering on the time.
-            "SELECT jid FROM jobs
-             WHERE queue = ?1 AND loc = 1 AND ?2 = 1 AND sort_time BETWEEN ?3 AND ?4
-             ORDER BY sort_prio DESC, sort_time, seq LIMIT ?6 OFFSET ?5"
+            concat!("SELECT jid FROM jobs", list_work!())
         } else {
-            "SELECT jid FROM jobs
-             WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4
-             ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
+            concat!("SELECT jid FROM jobs", list_other!())
         };
         let jids = self.strings(
             sql,
@@ -891,21 +905,9 @@ impl Tx for SqliteTx<'_> {
         let (min, max) = bounds(range);
         // As in `job_list`, with the whole rows.
         let sql = if loc == Loc::Work {
-            concat!(
-                "SELECT ",
-                job_cols!(),
-                " FROM jobs
-                 WHERE queue = ?1 AND loc = 1 AND ?2 = 1 AND sort_time BETWEEN ?3 AND ?4
-                 ORDER BY sort_prio DESC, sort_time, seq LIMIT ?6 OFFSET ?5"
-            )
+            concat!("SELECT ", job_cols!(), " FROM jobs", list_work!())
         } else {
-            concat!(
-                "SELECT ",
-                job_cols!(),
-                " FROM jobs
-                 WHERE queue = ?1 AND loc = ?2 AND loc <> 1 AND sort_time BETWEEN ?3 AND ?4
-                 ORDER BY sort_time, jid LIMIT ?6 OFFSET ?5"
-            )
+            concat!("SELECT ", job_cols!(), " FROM jobs", list_other!())
         };
         let records = {
             let mut stmt = self.conn.prepare_cached(sql).sql()?;
