@@ -854,6 +854,12 @@ fn put_args(p: &PutParams) -> Vec<String> {
     if let Some(m) = &p.metadata {
         a.extend(["metadata".to_owned(), Value::Object(m.clone()).to_string()]);
     }
+    if let Some(u) = &p.unique {
+        a.extend(["unique".to_owned(), u.key.clone()]);
+        if u.on_conflict != clew_core::unique::OnConflict::default() {
+            a.extend(["on-conflict".to_owned(), u.on_conflict.as_str().to_owned()]);
+        }
+    }
     a
 }
 
@@ -927,6 +933,27 @@ mod tests {
                         .as_object()
                         .cloned()
                         .unwrap_or_default(),
+                ),
+                ..PutParams::new("q", "K")
+            }),
+            Command::Put(PutParams {
+                jid: "u1".into(),
+                unique: Some(clew_core::unique::Unique::new("search:user-42")),
+                ..PutParams::new("q", "K")
+            }),
+            Command::Put(PutParams {
+                jid: "u2".into(),
+                unique: Some(
+                    clew_core::unique::Unique::new("k 2")
+                        .on_conflict(clew_core::unique::OnConflict::Replace),
+                ),
+                ..PutParams::new("q", "K")
+            }),
+            Command::Put(PutParams {
+                jid: "u3".into(),
+                unique: Some(
+                    clew_core::unique::Unique::new("k3")
+                        .on_conflict(clew_core::unique::OnConflict::Refuse),
                 ),
                 ..PutParams::new("q", "K")
             }),
@@ -1133,6 +1160,7 @@ mod tests {
                 depends: Some(v(&["d"])),
                 must_exist: false,
                 metadata: None,
+                unique: None,
             }),
             Command::Put(PutParams {
                 worker: "w".into(),

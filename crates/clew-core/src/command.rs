@@ -43,6 +43,9 @@ pub struct PutParams {
     /// User metadata for the job's lifecycle events; `None` keeps the
     /// existing job's (default none). Keys starting with `_` are dropped.
     pub metadata: Option<Map<String, Value>>,
+    /// A uniqueness key and its conflict policy (see [`crate::unique`]);
+    /// `None` keeps the existing job's key (default none).
+    pub unique: Option<crate::unique::Unique>,
 }
 
 impl PutParams {
@@ -963,6 +966,7 @@ mod tests {
             sort_time: Timestamp::ZERO,
             seq: 0,
             metadata: Map::new(),
+            unique_key: None,
         }
     }
 

@@ -304,6 +304,9 @@ pub struct JobRecord {
     /// running handler; keys starting with `_` are the system's and never
     /// stored). Carried on the job's lifecycle events.
     pub metadata: Map<String, Value>,
+    /// The uniqueness key the job carries (see [`crate::unique`]); it holds
+    /// the key only while it is neither failed nor complete.
+    pub unique_key: Option<String>,
 }
 
 /// A recurring job template.
@@ -394,8 +397,9 @@ impl Job {
     /// Keys, in order: `jid`, `klass`, `state`, `queue`, `worker`,
     /// `priority`, `expires`, `retries`, `remaining`, `data`, `tags`,
     /// `history`, `failure`, `tracked`, `dependencies`, `dependents`,
-    /// `spawned_from_jid`, and `metadata` only when there is some (so a job
-    /// without metadata keeps qless's exact shape).
+    /// `spawned_from_jid`, `metadata` only when there is some and
+    /// `unique_key` only when the job has one (so a job without either
+    /// keeps qless's exact shape).
     pub fn serialize_with_data<D, S>(&self, data: &D, s: S) -> Result<S::Ok, S::Error>
     where
         D: Serialize + ?Sized,
@@ -403,7 +407,10 @@ impl Job {
     {
         let r = &self.record;
         let with_metadata = !r.metadata.is_empty();
-        let mut m = s.serialize_map(Some(17 + usize::from(with_metadata)))?;
+        let with_key = r.unique_key.is_some();
+        let mut m = s.serialize_map(Some(
+            17 + usize::from(with_metadata) + usize::from(with_key),
+        ))?;
         m.serialize_entry("jid", &r.jid)?;
         m.serialize_entry("klass", &r.klass)?;
         m.serialize_entry("state", r.state.as_str())?;
@@ -426,6 +433,9 @@ impl Job {
         m.serialize_entry("spawned_from_jid", &r.spawned_from)?;
         if with_metadata {
             m.serialize_entry("metadata", &r.metadata)?;
+        }
+        if let Some(key) = &r.unique_key {
+            m.serialize_entry("unique_key", key)?;
         }
         m.end()
     }

@@ -16,6 +16,7 @@
 //!   error wording.
 //! * [`stats`]: histogram buckets and the reported statistics.
 //! * [`config`]: the configuration defaults.
+//! * [`unique`]: uniqueness keys ([`unique::Unique`], [`unique::OnConflict`]).
 //! * [`analytics`]: search and statistics over the lifecycle history.
 
 pub mod analytics;
@@ -32,6 +33,7 @@ pub mod stats;
 pub mod store;
 pub mod time;
 pub mod tx;
+pub mod unique;
 
 pub use command::{Command, Reply};
 pub use engine::{Engine, Preprocessor};

@@ -22,6 +22,7 @@ use crate::lifecycle::{LifecycleError, LifecycleKind, Origin};
 use crate::stats;
 use crate::time::Timestamp;
 use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
+use crate::unique::OnConflict;
 
 /// "No limit" for listing primitives.
 const ALL: i64 = i64::MAX;
@@ -318,6 +319,9 @@ pub fn validate(command: &Command) -> Result<()> {
                 return Err(Error::invalid(format!(
                     "{c}(): Arg \"retries\" must not be negative"
                 )));
+            }
+            if let Some(u) = &p.unique {
+                crate::unique::validate_key(c, &u.key)?;
             }
             if p.depends.as_ref().is_some_and(|d| d.contains(&p.jid)) {
                 return Err(Error::invalid(format!(
@@ -655,6 +659,9 @@ impl Cx<'_> {
                 p.jid
             )));
         }
+        if let Some(holder) = self.unique_conflict(p, existing.as_ref())? {
+            return self.unique_resolve(p, holder);
+        }
         let priority = p
             .priority
             .or(existing.as_ref().map(|e| e.priority))
@@ -700,8 +707,11 @@ impl Cx<'_> {
                 sort_time: now,
                 seq: 0,
                 metadata: Map::new(),
+                unique_key: None,
             },
         };
+        // Whether the job held its key before this put (then it still does).
+        let held_key = !created && crate::unique::holds_key(rec.state);
         self.emit(
             "ql:log",
             json!({"jid": p.jid, "event": "put", "queue": p.queue}),
@@ -743,6 +753,12 @@ impl Cx<'_> {
         if let Some(m) = &p.metadata {
             rec.metadata = user_metadata(m);
         }
+        match &p.unique {
+            // Checked free by `unique_conflict`.
+            Some(u) => rec.unique_key = Some(u.key.clone()),
+            None if !held_key => self.claim_key(&mut rec)?,
+            None => {}
+        }
 
         if let Some(deps) = &p.depends {
             let wanted = dedup(deps);
@@ -781,6 +797,77 @@ impl Cx<'_> {
         }
         self.lifecycle(LifecycleKind::Enqueued, &rec, &p.queue, None, None, None);
         Ok(Reply::Str(p.jid.clone()))
+    }
+
+    // --- uniqueness keys (crate::unique) --------------------------------
+
+    /// The live job other than `p.jid` holding the key `p` asks for, if
+    /// any. A put without `unique` asks for none (a key it inherits is
+    /// checked by [`Cx::claim_key`]).
+    fn unique_conflict(
+        &mut self,
+        p: &PutParams,
+        existing: Option<&JobRecord>,
+    ) -> Result<Option<String>> {
+        let Some(u) = &p.unique else {
+            return Ok(None);
+        };
+        // A live job holding the key itself needs no look-up.
+        if existing.is_some_and(|e| {
+            e.unique_key.as_deref() == Some(u.key.as_str()) && crate::unique::holds_key(e.state)
+        }) {
+            return Ok(None);
+        }
+        Ok(self.tx.unique_holder(&u.key)?.filter(|h| *h != p.jid))
+    }
+
+    /// A put whose key `holder` holds, as its policy says.
+    fn unique_resolve(&mut self, p: &PutParams, holder: String) -> Result<Reply> {
+        let c = if p.must_exist { "Requeue" } else { "Put" };
+        let u = p.unique.as_ref().expect("a conflict needs a key");
+        match u.on_conflict {
+            OnConflict::Existing => Ok(Reply::Str(holder)),
+            OnConflict::Refuse => Err(crate::unique::refused(c, &p.jid, &u.key, &holder)),
+            OnConflict::Replace => {
+                let mut rec = self.must_get(c, &holder)?;
+                if rec.state == JobState::Running {
+                    return Err(crate::unique::running(c, &p.jid, &u.key, &holder));
+                }
+                rec.data = p.data.clone();
+                if let Some(m) = &p.metadata {
+                    rec.metadata = user_metadata(m);
+                }
+                self.history(
+                    &holder,
+                    HistoryEntry::new(self.now, "replaced").with("unique_key", u.key.clone()),
+                )?;
+                self.tx.job_save(&rec)?;
+                self.emit(
+                    "ql:log",
+                    json!({"jid": holder, "event": "replaced", "unique_key": u.key}),
+                );
+                Ok(Reply::Str(holder))
+            }
+        }
+    }
+
+    /// A job becoming live again (re-put without `unique`, unfail) keeps
+    /// its key unless another live job holds it; then it drops the key,
+    /// with a `unique-dropped` history entry naming the holder.
+    fn claim_key(&mut self, rec: &mut JobRecord) -> Result<()> {
+        let Some(key) = rec.unique_key.clone() else {
+            return Ok(());
+        };
+        if let Some(holder) = self.tx.unique_holder(&key)? {
+            if holder != rec.jid {
+                rec.unique_key = None;
+                let entry = HistoryEntry::new(self.now, "unique-dropped")
+                    .with("unique_key", key)
+                    .with("holder", holder);
+                self.history(&rec.jid, entry)?;
+            }
+        }
+        Ok(())
     }
 
     // --- pop / peek (§7.3, §7.4, §8) -----------------------------------
@@ -999,6 +1086,7 @@ impl Cx<'_> {
                     sort_time: score,
                     seq: 0,
                     metadata: Map::new(),
+                    unique_key: None,
                 };
                 self.history(
                     &child,
@@ -1519,6 +1607,7 @@ impl Cx<'_> {
                 continue;
             };
             self.history(&jid, HistoryEntry::new(now, "put").with("q", queue))?;
+            self.claim_key(&mut rec)?;
             self.unlist_failure(&mut rec)?;
             rec.state = JobState::Waiting;
             rec.worker = String::new();

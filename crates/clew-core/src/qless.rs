@@ -10,6 +10,7 @@ use crate::command::{
 };
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
+use crate::unique::{OnConflict, Unique};
 
 /// The 37 qless-core command names.
 pub const COMMANDS: [&str; 37] = [
@@ -720,15 +721,37 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         depends: None,
         must_exist,
         metadata: None,
+        unique: None,
     };
-    for (k, v) in a.pairs(&["priority", "tags", "retries", "depends", "metadata"])? {
+    let mut on_conflict = None;
+    let known = [
+        "priority",
+        "tags",
+        "retries",
+        "depends",
+        "metadata",
+        "unique",
+        "on-conflict",
+    ];
+    for (k, v) in a.pairs(&known)? {
         match k.as_str() {
             "metadata" => p.metadata = Some(json_object(cmd, "metadata", &v)?),
+            "unique" => p.unique = Some(Unique::new(v)),
+            "on-conflict" => on_conflict = Some(OnConflict::parse(cmd, &v)?),
             "priority" => p.priority = Some(int(cmd, "priority", &v)?),
             "tags" => p.tags = Some(string_list(cmd, "tags", &v)?),
             "retries" => p.retries = Some(non_negative_int(cmd, "retries", &v)?),
             _ => p.depends = Some(string_list(cmd, "depends", &v)?),
         }
+    }
+    match (&mut p.unique, on_conflict) {
+        (Some(u), Some(policy)) => u.on_conflict = policy,
+        (None, Some(_)) => {
+            return Err(Error::invalid(format!(
+                "{cmd}(): Arg \"on-conflict\" needs \"unique\""
+            )))
+        }
+        _ => {}
     }
     Ok(Command::Put(p))
 }

@@ -344,6 +344,12 @@ pub trait Tx {
     /// Removes a jid from the tracked set; returns whether it was there.
     fn tracked_remove(&mut self, jid: &str) -> Result<bool>;
 
+    // --- uniqueness keys -----------------------------------------------
+    /// The jid of the live job (state neither `failed` nor `complete`)
+    /// whose `unique_key` is `key`, if any (the logic keeps at most one;
+    /// see [`crate::unique`]). Sees this transaction's own writes.
+    fn unique_holder(&mut self, key: &str) -> Result<Option<String>>;
+
     // --- workers -------------------------------------------------------
     /// Known workers with their last-seen time, most recent first (ties:
     /// name descending).

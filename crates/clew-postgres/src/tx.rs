@@ -885,7 +885,7 @@ macro_rules! job_cols {
     () => {
         "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key"
     };
 }
 
@@ -962,6 +962,7 @@ fn job_from_row(row: &Row) -> Result<JobRecord> {
         sort_time: Timestamp(row.try_get(21).pg()?),
         seq: row.try_get(22).pg()?,
         metadata: json_col(row, 23)?,
+        unique_key: row.try_get(24).pg()?,
     })
 }
 
@@ -1039,6 +1040,7 @@ fn job_from_text(row: &SimpleQueryRow) -> Result<JobRecord> {
         sort_time: Timestamp(text_int(row, 21)?),
         seq: text_int(row, 22)?,
         metadata: text_json(row, 23)?,
+        unique_key: text_opt(row, 24)?.map(str::to_owned),
     })
 }
 
@@ -1331,7 +1333,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(_) => Some(job_from_text(row)?),
                 None => None,
             };
-            (job, history_from_json(text_opt(row, 24)?)?)
+            (job, history_from_json(text_opt(row, 25)?)?)
         } else {
             let row = self
                 .row(SQL, &[&jid])?
@@ -1340,7 +1342,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(_) => Some(job_from_row(&row)?),
                 None => None,
             };
-            let history: Option<String> = row.try_get(24).pg()?;
+            let history: Option<String> = row.try_get(25).pg()?;
             (job, history_from_json(history.as_deref())?)
         };
         self.history.insert(jid.to_owned(), history);
@@ -1468,12 +1470,12 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         let mut jobs = Vec::new();
         if let Some(rows) = self.text_query(sql, &params)? {
             for row in &rows {
-                jobs.push((job_from_text(row)?, history_from_json(text_opt(row, 24)?)?));
+                jobs.push((job_from_text(row)?, history_from_json(text_opt(row, 25)?)?));
             }
         } else {
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
             for row in &self.rows(sql, &values)? {
-                let history: Option<String> = row.try_get(24).pg()?;
+                let history: Option<String> = row.try_get(25).pg()?;
                 jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
             }
         }
@@ -1556,7 +1558,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
                  ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
                    queue = excluded.queue, state = excluded.state, data = excluded.data,
                    priority = excluded.priority, tags = excluded.tags,
@@ -1568,7 +1570,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    worker_listed = excluded.worker_listed, fail_group = excluded.fail_group,
                    fail_seq = excluded.fail_seq, loc = excluded.loc,
                    sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
-                   seq = excluded.seq, metadata = excluded.metadata"
+                   seq = excluded.seq, metadata = excluded.metadata,
+                   unique_key = excluded.unique_key"
             ),
             &[
                 Lit::Str(&job.jid),
@@ -1595,6 +1598,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Lit::Int(job.sort_time.0),
                 Lit::Int(job.seq),
                 Lit::Str(&metadata),
+                Lit::OptStr(job.unique_key.as_deref()),
             ],
         )
     }
@@ -1961,6 +1965,21 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn tracked_remove(&mut self, jid: &str) -> Result<bool> {
         self.tracked_empty = None;
         Ok(self.exec("DELETE FROM tracked WHERE jid = $1", &[&jid])? > 0)
+    }
+
+    // --- uniqueness keys -----------------------------------------------
+
+    fn unique_holder(&mut self, key: &str) -> Result<Option<String>> {
+        // The condition is the unique partial index's (jobs_unique_live).
+        const SQL: &str = "SELECT jid FROM jobs WHERE unique_key = $1
+             AND unique_key IS NOT NULL AND state NOT IN ('failed', 'complete')";
+        if let Some(rows) = self.text_query(SQL, &[Lit::Str(key)])? {
+            return match rows.first() {
+                Some(row) => Ok(Some(text_col(row, 0)?.to_owned())),
+                None => Ok(None),
+            };
+        }
+        Ok(self.strings(SQL, &[&key])?.into_iter().next())
     }
 
     // --- workers -------------------------------------------------------

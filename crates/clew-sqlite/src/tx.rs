@@ -500,7 +500,7 @@ macro_rules! job_cols_but_jid {
     () => {
         "klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key"
     };
 }
 
@@ -544,6 +544,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         sort_time: Timestamp(row.get(21)?),
         seq: row.get(22)?,
         metadata: json_col(row, 23)?,
+        unique_key: row.get(24)?,
     })
 }
 
@@ -1045,6 +1046,7 @@ impl Tx for SqliteTx<'_> {
             job.sort_time.0,
             job.seq,
             metadata,
+            job.unique_key,
         ];
         // The placement read before tells whether the row exists: a plain
         // UPDATE or INSERT instead of an upsert's failed insert first (the
@@ -1055,7 +1057,7 @@ impl Tx for SqliteTx<'_> {
                     "UPDATE jobs SET (",
                     job_cols_but_jid!(),
                     ") = (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,\
-                     ?21,?22,?23,?24) WHERE jid = ?1"
+                     ?21,?22,?23,?24,?25) WHERE jid = ?1"
                 ),
                 params,
             )? == 1;
@@ -1066,7 +1068,7 @@ impl Tx for SqliteTx<'_> {
                     "INSERT INTO jobs (",
                     job_cols!(),
                     ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,\
-                     ?19,?20,?21,?22,?23,?24)"
+                     ?19,?20,?21,?22,?23,?24,?25)"
                 ),
                 params,
             )?;
@@ -1469,6 +1471,19 @@ impl Tx for SqliteTx<'_> {
     fn worker_remove(&mut self, worker: &str) -> Result<()> {
         self.exec("DELETE FROM workers WHERE name = ?1", params![worker])?;
         Ok(())
+    }
+
+    fn unique_holder(&mut self, key: &str) -> Result<Option<String>> {
+        // The condition is the unique partial index's (jobs_unique_live),
+        // named literally so the planner uses it.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT jid FROM jobs WHERE unique_key = ?1
+                 AND unique_key IS NOT NULL AND state NOT IN ('failed', 'complete')",
+            )
+            .sql()?;
+        stmt.query_row([key], |r| r.get(0)).optional().sql()
     }
 
     fn worker_touch(&mut self, worker: &str, now: Timestamp) -> Result<()> {

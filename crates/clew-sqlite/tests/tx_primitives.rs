@@ -46,6 +46,7 @@ fn job(jid: &str, queue: &str, loc: Loc, sort_prio: i64, sort_time: i64, seq: i6
         sort_time: t(sort_time),
         seq,
         metadata: serde_json::Map::new(),
+        unique_key: None,
     }
 }
 

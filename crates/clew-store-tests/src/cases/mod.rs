@@ -30,5 +30,6 @@ pub mod timeout;
 pub mod track;
 pub mod transitions;
 pub mod typed;
+pub mod unique;
 pub mod validation;
 pub mod workers;
