@@ -98,13 +98,30 @@ pub struct PutJob {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
+    /// A uniqueness key (1 to 255 bytes, e.g. `search:user-42`): while a
+    /// live job (neither failed nor complete) holds it, this put does what
+    /// `on_conflict` says. Default none, or the existing job's.
+    #[serde(default)]
+    pub unique_key: Option<String>,
+    /// With `unique_key`: `existing` (default: answer the holder's jid,
+    /// change nothing), `replace` (replace the holder's data, and metadata
+    /// if given; 409 if it is running) or `refuse` (409 naming the holder).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "existing")]
+    pub on_conflict: Option<String>,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct PutAnswer {
-    /// The job id.
+    /// The job id: the job put, or the live job holding `unique_key`.
     pub jid: String,
+    /// Present, and true, when `jid` is another, existing job holding
+    /// `unique_key` (the put created or moved nothing; with `replace` it
+    /// replaced that job's data). Then the status is 200 instead of 201.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub existing: bool,
 }
 
 /// Puts a job into a queue (or moves an existing one there).
@@ -113,28 +130,70 @@ pub struct PutAnswer {
     request_body = PutJob,
     responses(
         (status = 201, description = "Created or moved", body = PutAnswer),
-        (status = "4XX", description = "Refused", body = ErrorBody)))]
+        (status = 200, description = "Answered by the live job holding `unique_key` (`existing`: true)", body = PutAnswer),
+        (status = "4XX", description = "Refused (409: `unique_key` held, with `refuse`, or by a running job, with `replace`)", body = ErrorBody)))]
 pub async fn put_job(
     State(state): State<AppState>,
     now: RequestNow,
     headers: axum::http::HeaderMap,
     Path(queue): Path<String>,
     ApiJson(body): ApiJson<PutJob>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PutAnswer>), ApiError> {
     if let Some(q) = body.queue.as_ref().filter(|q| **q != queue) {
         return Err(ApiError::invalid(format!(
             "queue: the path names queue {queue:?}, the body {q:?} (leave it out of the body)"
         )));
     }
-    let mut command = Command::Put(put_params(queue, body));
+    let params = put_params(queue, body).map_err(|e| ApiError::invalid(e.message()))?;
+    let asked = params.jid.clone();
+    let mut command = Command::Put(params);
     state.config().apply_header_metadata(&headers, &mut command);
     let reply = run(&state, now, command).await?;
-    Ok((StatusCode::CREATED, Json(one("jid", reply.to_json()))))
+    let jid = match reply {
+        Reply::Str(jid) => jid,
+        other => {
+            return Err(clew_core::Error::store(format!(
+                "put: unexpected reply {}",
+                other.to_json()
+            ))
+            .into())
+        }
+    };
+    let existing = jid != asked;
+    let status = if existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(PutAnswer { jid, existing })))
 }
 
-/// The put of `body` into `queue` (a new jid when it names none).
-fn put_params(queue: String, body: PutJob) -> PutParams {
+/// The put of `body` into `queue` (a new jid when it names none); refuses
+/// a bad `on_conflict`, or one without `unique_key`.
+fn put_params(queue: String, body: PutJob) -> clew_core::Result<PutParams> {
+    let unique = match (body.unique_key, body.on_conflict) {
+        (Some(key), policy) => Some(clew_core::unique::Unique {
+            key,
+            on_conflict: match policy {
+                Some(p) => {
+                    clew_core::unique::OnConflict::parse("on_conflict", &p).map_err(|_| {
+                        clew_core::Error::invalid(format!(
+                            "on_conflict: expected existing, replace or refuse, got {p:?}"
+                        ))
+                    })?
+                }
+                None => Default::default(),
+            },
+        }),
+        (None, Some(_)) => {
+            return Err(clew_core::Error::invalid(
+                "on_conflict: only with unique_key",
+            ))
+        }
+        (None, None) => None,
+    };
     let mut p = PutParams::new(queue, body.klass);
+    p.unique = unique;
     p.jid = match body.jid {
         Some(j) => j,
         None => clew_core::engine::new_jid(),
@@ -152,7 +211,7 @@ fn put_params(queue: String, body: PutJob) -> PutParams {
     p.depends = body.depends;
     p.must_exist = body.must_exist;
     p.metadata = body.metadata;
-    p
+    Ok(p)
 }
 
 /// The most jobs one call of `POST /v1/batch/put`, `/v1/batch/complete`
@@ -234,6 +293,17 @@ pub struct PutManyBody {
 pub struct PutManyAnswer {
     /// The job ids, in the order of the request's jobs.
     pub jids: Vec<String>,
+    /// Present when some job's answer is another, existing job holding its
+    /// `unique_key` (see `POST /v1/queues/{queue}/jobs`): for each job, in
+    /// order, whether it is.
+    #[serde(skip_serializing_if = "no_existing")]
+    #[schema(required = false)]
+    pub existing: Vec<bool>,
+}
+
+/// Whether no put of a batch was answered by an existing holder.
+fn no_existing(existing: &[bool]) -> bool {
+    !existing.contains(&true)
 }
 
 /// Puts many jobs in one transaction: all of them or none.
@@ -263,7 +333,7 @@ pub async fn put_many(
                 "jobs[{i}].queue: missing (each job names its queue)"
             )));
         };
-        let params = put_params(queue, job);
+        let params = put_params(queue, job).map_err(|e| item_error(i, e))?;
         if let Some(first) = first_of.insert(params.jid.clone(), i) {
             return Err(ApiError::invalid(format!(
                 "jobs[{i}].jid: {:?} is also the jid of jobs[{first}] (a call puts each job once)",
@@ -275,6 +345,13 @@ pub async fn put_many(
         state.config().apply_header_metadata(&headers, &mut command);
         commands.push(command);
     }
+    let commands_jids: Vec<String> = commands
+        .iter()
+        .map(|c| match c {
+            Command::Put(p) => p.jid.clone(),
+            _ => String::new(),
+        })
+        .collect();
     let results = match run_batch(&state, now, commands, true).await {
         Ok(results) => results,
         // The refusal names a job by its jid (`Requeue(): Job x does not
@@ -291,9 +368,14 @@ pub async fn put_many(
         }
     };
     let mut out = Vec::with_capacity(results.len());
+    let mut existing = Vec::with_capacity(results.len());
+    let mut asked = commands_jids.into_iter();
     for result in results {
         match result? {
-            Reply::Str(jid) => out.push(jid),
+            Reply::Str(jid) => {
+                existing.push(asked.next().is_some_and(|a| a != jid));
+                out.push(jid);
+            }
             other => {
                 return Err(clew_core::Error::store(format!(
                     "put: unexpected reply {}",
@@ -303,7 +385,13 @@ pub async fn put_many(
             }
         }
     }
-    Ok((StatusCode::CREATED, Json(PutManyAnswer { jids: out })))
+    Ok((
+        StatusCode::CREATED,
+        Json(PutManyAnswer {
+            jids: out,
+            existing,
+        }),
+    ))
 }
 
 /// Body of `POST /v1/queues/{queue}/pop`.

@@ -251,6 +251,10 @@ pub struct JobDoc {
     pub dependents: Vec<String>,
     /// The recurring template that spawned it, if any.
     pub spawned_from_jid: Option<String>,
+    /// Its uniqueness key, present only when it has one (it holds the key
+    /// while neither failed nor complete).
+    #[schema(required = false)]
+    pub unique_key: Option<String>,
 }
 
 /// A recurring template. `data` is the payload as a JSON value.
