@@ -425,6 +425,15 @@ struct PutArgs {
     /// Comma-separated jids this job waits for.
     #[arg(long, value_delimiter = ',')]
     depends: Vec<String>,
+    /// A uniqueness key (e.g. search:user-42): while a live job (neither
+    /// failed nor complete) holds it, the put does what --on-conflict says.
+    #[arg(long, value_name = "KEY")]
+    unique: Option<String>,
+    /// With --unique: existing (print the holder's jid, change nothing),
+    /// replace (replace the holder's data; refused if it is running) or
+    /// refuse (fail, naming the holder).
+    #[arg(long, requires = "unique", value_parser = ["existing", "replace", "refuse"])]
+    on_conflict: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1145,12 +1154,30 @@ impl Ctx {
                 Error::invalid(format!("--delay: expected seconds >= 0, got {}", p.delay)).into(),
             );
         }
+        let unique = match p.unique {
+            Some(key) => Some(clew_core::unique::Unique {
+                key,
+                on_conflict: match p.on_conflict.as_deref() {
+                    Some(policy) => clew_core::unique::OnConflict::parse("put", policy)?,
+                    None => Default::default(),
+                },
+            }),
+            None => None,
+        };
+        // With a key, the jid is made here, so an answer naming another
+        // job shows the put was answered by the key's holder.
+        let asked = match (p.jid, &unique) {
+            (Some(jid), _) => jid,
+            (None, Some(_)) => clew_core::engine::new_jid(),
+            (None, None) => String::new(),
+        };
+        let key = unique.as_ref().map(|u| u.key.clone());
         let jid = self
             .client
             .put(PutParams {
                 worker: "clew".to_owned(),
                 queue: p.queue,
-                jid: p.jid.unwrap_or_default(),
+                jid: asked.clone(),
                 klass: p.klass,
                 data: p.data,
                 delay: p.delay,
@@ -1160,9 +1187,12 @@ impl Ctx {
                 depends: non_empty(p.depends),
                 must_exist: false,
                 metadata: None,
-                unique: None,
+                unique,
             })
             .await?;
+        if let Some(key) = key.filter(|_| jid != asked) {
+            eprintln!("clew: existing job {jid} holds unique key {key:?}");
+        }
         self.scalar_out(&Value::from(jid))
     }
 
