@@ -178,6 +178,7 @@ class Job:
         self.dependencies = list(raw.get("dependencies") or [])
         self.dependents = list(raw.get("dependents") or [])
         self.tracked = bool(raw.get("tracked", False))
+        self.unique_key = raw.get("unique_key")
         data = raw.get("data")
         if isinstance(data, str):
             try:
@@ -294,6 +295,8 @@ class Client:
         retries=None,
         depends=None,
         worker=None,
+        unique_key=None,
+        on_conflict=None,
     ):
         """Puts a job into ``queue`` and returns its jid.
 
@@ -302,6 +305,14 @@ class Client:
         replaces that job. ``delay`` is in seconds; ``tags`` and ``depends``
         are lists of strings. ``worker`` is the name recorded as the putter
         (default: ``HOST-PID``).
+
+        ``unique_key`` (e.g. ``"search:user-42"``): while a live job (neither
+        failed nor complete) holds the key, the put does what ``on_conflict``
+        says: ``"existing"`` (the default) returns the holder's jid and
+        changes nothing, ``"replace"`` replaces the holder's data and returns
+        its jid (:class:`Conflict` if it is running), ``"refuse"`` raises
+        :class:`Conflict` naming the holder. A returned jid other than the
+        one put is the holder's.
         """
         if jid is None:
             jid = uuid.uuid4().hex
@@ -314,6 +325,10 @@ class Client:
             args += ["retries", retries]
         if depends is not None:
             args += ["depends", list(depends)]
+        if unique_key is not None:
+            args += ["unique", unique_key]
+        if on_conflict is not None:
+            args += ["on-conflict", on_conflict]
         return self.call("put", *args)
 
     def pop(self, queue, worker, count=1):
@@ -387,8 +402,10 @@ class Client:
 
         ``jobs`` is a list (1 to 10,000) of dicts with the keys ``queue``,
         ``klass`` and ``data`` and, optionally, ``jid``, ``delay``,
-        ``priority``, ``tags``, ``retries``, ``depends``, ``worker`` and
-        ``metadata`` (as :meth:`put` takes them). ``data`` is a dict or JSON
+        ``priority``, ``tags``, ``retries``, ``depends``, ``worker``,
+        ``metadata``, ``unique_key`` and ``on_conflict`` (as :meth:`put`
+        takes them; a job answered by its key's holder gets the holder's jid,
+        and two jobs of the call with one key: the second sees the first). ``data`` is a dict or JSON
         text, as for :meth:`put`. A job without a ``jid`` gets a new uuid4 hex
         one. A refused job raises (for example :class:`InvalidArgument` whose
         message names it: ``jobs[3]: missing field `klass```) and nothing is

@@ -105,6 +105,18 @@ class WireTest(unittest.TestCase):
         )
         self.assertTrue(all(isinstance(a, str) for a in body["args"]))
 
+    def test_put_sends_unique_key_and_on_conflict_as_pairs(self):
+        self.reply(200, {"result": "holder"})
+        jid = Client(self.url).put(
+            "q", "K", {}, jid="j1", worker="w", unique_key="search:user-42", on_conflict="refuse",
+        )
+        self.assertEqual(jid, "holder")
+        _, body = self.sent()
+        self.assertEqual(
+            body["args"],
+            ["w", "q", "j1", "K", "{}", "0", "unique", "search:user-42", "on-conflict", "refuse"],
+        )
+
     def test_put_makes_a_uuid4_hex_jid(self):
         self.reply(200, {"result": "whatever"})
         Client(self.url).put("q", "K", {})
@@ -423,6 +435,44 @@ class ServerTest(unittest.TestCase):
             self.assertEqual((job.queue, job.klass, job.data, job.priority), (self.q, "K%d" % i, {"i": i}, i))
         self.assertEqual(self.client.get(jids[4]).tags, ["many"])
         self.assertEqual(self.client.queues(self.q)["waiting"], 5)
+
+    def test_unique_key_policies(self):
+        key = "py-key-" + uuid.uuid4().hex
+        a = self.client.put(self.q, "K", {"n": 1}, unique_key=key)
+        self.assertEqual(self.client.get(a).unique_key, key)
+        # existing (default): the holder's jid, nothing changes.
+        self.assertEqual(self.client.put(self.q, "K", {"n": 2}, unique_key=key), a)
+        self.assertEqual(self.client.get(a).data, {"n": 1})
+        # replace: the holder's data.
+        self.assertEqual(self.client.put(self.q, "K", {"n": 3}, unique_key=key, on_conflict="replace"), a)
+        self.assertEqual(self.client.get(a).data, {"n": 3})
+        # refuse: Conflict naming the holder.
+        with self.assertRaises(Conflict) as ctx:
+            self.client.put(self.q, "K", {}, unique_key=key, on_conflict="refuse")
+        self.assertIn(a, ctx.exception.message)
+        # A bad policy is the caller's error.
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.put(self.q, "K", {}, unique_key=key, on_conflict="merge")
+        self.assertIn("on-conflict", ctx.exception.message)
+        # Running holder: replace is refused; once complete, the key is free.
+        job = self.client.pop(self.q, self.worker)[0]
+        self.assertEqual(job.jid, a)
+        with self.assertRaises(Conflict):
+            self.client.put(self.q, "K", {}, unique_key=key, on_conflict="replace")
+        job.complete()
+        b = self.client.put(self.q, "K", {}, unique_key=key, on_conflict="refuse")
+        self.assertNotEqual(b, a)
+        self.assertEqual(self.client.get(b).unique_key, key)
+        self.assertIsNone(self.client.get(self.client.put(self.q, "K", {})).unique_key)
+
+    def test_put_many_with_one_key_twice(self):
+        key = "py-key-" + uuid.uuid4().hex
+        jids = self.client.put_many([
+            {"queue": self.q, "klass": "K", "data": {}, "unique_key": key},
+            {"queue": self.q, "klass": "K", "data": {}, "unique_key": key},
+        ])
+        self.assertEqual(jids[0], jids[1])
+        self.assertEqual(self.client.queues(self.q)["waiting"], 1)
 
     def test_put_many_is_all_or_nothing(self):
         with self.assertRaises(InvalidArgument) as ctx:
