@@ -160,4 +160,30 @@ test('why: running, paused queue, dependencies; dependency links', async ({ page
   assert.equal(await fact(page, 'worker'), 'runner-1');
 });
 
+test('unique key: the fact, replaced data, a key dropped for its holder', async ({ page }) => {
+  const KEY = 'search:<b>user-42</b>';
+  const a = await put('jq-u', 'K', { n: 1 }, { unique_key: KEY });
+  const again = await api('POST', '/v1/queues/jq-u/jobs', { klass: 'K', data: { n: 2 }, unique_key: KEY, on_conflict: 'replace' });
+  assert.deepEqual(again, { jid: a, existing: true });
+  await open(page, `#/jobs/${a}`);
+  await page.waitForSelector('dd[data-fact="unique_key"]');
+  assert.equal(await fact(page, 'unique_key'), `${KEY} (held)`);
+  const heads = await page.$$eval('ol.timeline > li .entry-head strong', (ss) => ss.map((s) => s.textContent));
+  assert.deepEqual(heads, ['Put in queue jq-u', `Data replaced by a put with unique key ${KEY}`]);
+  // a fails; b takes the key; a put again runs without it.
+  await api('POST', '/v1/queues/jq-u/pop', { worker: 'w-u', count: 1 });
+  await api('POST', `/v1/jobs/${a}/fail`, { worker: 'w-u', group: 'g', message: 'm' });
+  const b = await put('jq-u', 'K', {}, { unique_key: KEY });
+  assert.notEqual(b, a);
+  await put('jq-u', 'K', {}, { jid: a });
+  await open(page, `#/jobs/${a}`);
+  await page.waitForSelector('ol.timeline li[data-what="unique-dropped"]');
+  assert.equal(await page.$('dd[data-fact="unique_key"]'), null);
+  const dropped = await page.$eval('ol.timeline li[data-what="unique-dropped"] .entry-head strong', (e) => e.textContent);
+  assert.equal(dropped, `Unique key ${KEY} dropped: held by ${b}`);
+  await page.click('ol.timeline li[data-what="unique-dropped"] .entry-head a');
+  await waitText(page, 'dd[data-fact="unique_key"]', `${KEY} (held)`);
+  await shot(page, 'job-unique');
+});
+
 await run();

@@ -95,7 +95,16 @@ function facts(job, ctx) {
     row('Tags', tagEditor(job, ctx), 'tags'),
     row('Depends on', jidLinks(job.dependencies), 'dependencies'),
     row('Dependents', jidLinks(job.dependents), 'dependents'),
-    job.spawned_from_jid ? row('Spawned from', jobLink(job.spawned_from_jid), 'spawned') : null);
+    job.spawned_from_jid ? row('Spawned from', jobLink(job.spawned_from_jid), 'spawned') : null,
+    job.unique_key ? row('Unique key', uniqueKey(job), 'unique_key') : null);
+}
+
+/** The job's uniqueness key, and whether it holds it (only while live). */
+function uniqueKey(job) {
+  const held = job.state !== 'failed' && job.state !== 'complete';
+  return h('span', {},
+    h('code', job.unique_key),
+    h('span', { class: 'muted' }, held ? ' (held)' : ' (not held while ' + job.state + ')'));
 }
 
 // ---------------------------------------------------------------- actions
@@ -169,6 +178,8 @@ function entryTitle(e) {
     case 'failed': return ['Failed', e.group ? [' in group ', h('a', { href: `#/failed/${enc(e.group)}` }, e.group)] : ''];
     case 'timed-out': return 'Lock timed out';
     case 'released': return ['Released by ', e.worker ? workerLink(e.worker) : '?'];
+    case 'replaced': return ['Data replaced by a put with unique key ', h('code', String(e.unique_key || '?'))];
+    case 'unique-dropped': return ['Unique key ', h('code', String(e.unique_key || '?')), ' dropped: held by ', e.holder ? jobLink(e.holder) : '?'];
     default: return ['Log: ', e.what];
   }
 }
