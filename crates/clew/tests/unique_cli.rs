@@ -109,7 +109,7 @@ fn script(target: &[String]) {
             "refuse",
         ],
     );
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(4), "conflict's exit code");
     let e = stderr(&o);
     assert!(
         e.starts_with("clew: ") && e.contains("held by job a"),
