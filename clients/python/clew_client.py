@@ -381,6 +381,12 @@ class Client:
         raw = self.call("get", jid)
         return None if raw is None else Job(raw, self)
 
+    def unique_get(self, key):
+        """Returns the live :class:`Job` (neither failed nor complete) holding
+        the uniqueness key ``key``, or None."""
+        raw = self.call("unique.get", key)
+        return None if raw is None else Job(raw, self)
+
     def cancel(self, *jids):
         """Cancels jobs (a job others depend on can only be cancelled with
         them). Returns the list of cancelled jids."""

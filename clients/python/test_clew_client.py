@@ -463,6 +463,8 @@ class ServerTest(unittest.TestCase):
         b = self.client.put(self.q, "K", {}, unique_key=key, on_conflict="refuse")
         self.assertNotEqual(b, a)
         self.assertEqual(self.client.get(b).unique_key, key)
+        self.assertEqual(self.client.unique_get(key).jid, b)
+        self.assertIsNone(self.client.unique_get(key + "-free"))
         self.assertIsNone(self.client.get(self.client.put(self.q, "K", {})).unique_key)
 
     def test_put_many_with_one_key_twice(self):

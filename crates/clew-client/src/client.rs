@@ -774,6 +774,7 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
         Command::Queues { queue } => queue.iter().cloned().collect(),
         Command::Recur(p) => recur_args(p),
         Command::RecurGet { jid } | Command::Unrecur { jid } => vec![s(jid)],
+        Command::UniqueGet { key } => vec![s(key)],
         Command::RecurTag { jid, tags } | Command::RecurUntag { jid, tags } => {
             let mut a = vec![s(jid)];
             a.extend(tags.iter().cloned());
@@ -1190,6 +1191,9 @@ mod tests {
                 backlog: 2,
             }),
             Command::RecurGet { jid: "r".into() },
+            Command::UniqueGet {
+                key: "search:user 42".into(),
+            },
             Command::RecurTag {
                 jid: "r".into(),
                 tags: v(&["a", "b"]),

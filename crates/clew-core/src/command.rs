@@ -447,6 +447,12 @@ pub enum Command {
         /// The queues.
         queues: Vec<String>,
     },
+    /// The live job holding a uniqueness key (see [`crate::unique`]), or
+    /// `None` (clew's `unique.get`).
+    UniqueGet {
+        /// The key.
+        key: String,
+    },
     /// Delete a recurring template.
     Unrecur {
         /// The template.
@@ -515,6 +521,7 @@ impl Command {
             Command::Track { .. } | Command::Tracked | Command::Untrack { .. } => "track",
             Command::Unfail { .. } => "unfail",
             Command::Unpause { .. } => "unpause",
+            Command::UniqueGet { .. } => "unique.get",
             Command::Unrecur { .. } => "unrecur",
             Command::WorkerDeregister { .. } => "worker.deregister",
             Command::Workers { detail: true, .. } => "workers.detail",

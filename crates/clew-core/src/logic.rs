@@ -174,6 +174,16 @@ pub fn apply(
         }
         Command::Recur(p) => cx.recur(p),
         Command::RecurGet { jid } => Ok(Reply::Recur(cx.tx.recur_get(jid)?)),
+        Command::UniqueGet { key } => {
+            let holder = match cx.tx.unique_holder(key)? {
+                Some(jid) => cx.tx.job_get(&jid)?,
+                None => None,
+            };
+            match holder {
+                Some(rec) => Ok(Reply::Job(Some(Box::new(cx.view(rec)?)))),
+                None => Ok(Reply::Job(None)),
+            }
+        }
         Command::RecurTag { jid, tags } => {
             let mut r = cx.must_recur(jid)?;
             for t in tags {
@@ -354,6 +364,7 @@ pub fn validate(command: &Command) -> Result<()> {
         Command::Heartbeat { data: Some(d), .. } => json("Heartbeat", "data", d)?,
         Command::Fail { data: Some(d), .. } => json("Fail", "data", d)?,
         Command::Retry { delay: d, .. } => delay("Retry", *d)?,
+        Command::UniqueGet { key } => crate::unique::validate_key("Unique.get", key)?,
         Command::Recur(p) => {
             name("Recur", "queue", &p.queue)?;
             name("Recur", "jid", &p.jid)?;

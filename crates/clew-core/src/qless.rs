@@ -54,7 +54,7 @@ pub const COMMANDS: [&str; 37] = [
 ];
 
 /// Commands clew adds to qless-core's set (same calling convention).
-pub const EXTENSIONS: [&str; 3] = ["batch", "release", "workers.detail"];
+pub const EXTENSIONS: [&str; 4] = ["batch", "release", "workers.detail", "unique.get"];
 
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
 pub const DEFAULT_PAGE: i64 = 25;
@@ -615,6 +615,13 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
             let jid = a.name("jid")?;
             a.done()?;
             Ok(Command::RecurGet { jid })
+        }
+        "unique.get" => {
+            let mut a = Args::new("Unique.get", args);
+            let key = a.text("key")?;
+            a.done()?;
+            crate::unique::validate_key("Unique.get", &key)?;
+            Ok(Command::UniqueGet { key })
         }
         "recur.update" => {
             let mut a = Args::new("Recur.update", args);

@@ -148,3 +148,31 @@ async fn batch_put_with_one_key_twice() {
     s.expect(StatusCode::NOT_FOUND, Method::GET, "/v1/jobs/p", None)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_the_holder_of_a_key() {
+    let s = start(true).await;
+    let path = "/v1/unique/search%3Auser%2F42";
+    let v = s
+        .expect(StatusCode::NOT_FOUND, Method::GET, path, None)
+        .await;
+    assert_error(&v, "not_found", "search:user/42");
+    s.put(
+        "q",
+        json!({"jid": "a", "klass": "K", "data": {"n": 1}, "unique_key": "search:user/42"}),
+    )
+    .await;
+    let job = s.get(path).await;
+    assert_eq!(job["jid"], "a");
+    assert_eq!(job["data"], json!({"n": 1}));
+    assert_eq!(job["unique_key"], "search:user/42");
+    s.pop("q", "w").await;
+    s.post("/v1/jobs/a/complete", json!({"worker": "w"})).await;
+    s.expect(StatusCode::NOT_FOUND, Method::GET, path, None)
+        .await;
+    let long = format!("/v1/unique/{}", "k".repeat(256));
+    let v = s
+        .expect(StatusCode::BAD_REQUEST, Method::GET, &long, None)
+        .await;
+    assert_error(&v, "invalid_argument", "at most 255");
+}

@@ -44,6 +44,7 @@ pub mod jobs;
 pub mod queues;
 pub mod recurring;
 pub mod tags;
+pub mod unique;
 pub mod workers;
 
 /// The resource routes (including `GET /v1/openapi.json`).
@@ -63,6 +64,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(recurring::routes())
         .merge(events::routes())
         .merge(dashboard::routes())
+        .merge(unique::routes())
         .split_for_parts()
 }
 

@@ -474,3 +474,40 @@ pub fn unique_concurrent_puts_yield_one_job(t: &Harness) {
         }
     }
 }
+
+/// `unique.get KEY`: the live holder's job, or nothing once the key is
+/// free (a failed or complete job carrying the key does not count).
+pub fn unique_get_finds_the_live_holder(t: &Harness) {
+    assert_eq!(t.ok("unique.get", 0.0, &["k"]), Value::Null);
+    put_key(t, 0.0, "a", r#"{"n":1}"#, "k", &[]).expect("put");
+    let holder = t.ok("unique.get", 1.0, &["k"]);
+    assert_eq!(holder, t.get("a"));
+    assert_eq!(t.pop_one(1.0, "q", "w").as_deref(), Some("a"));
+    assert_eq!(t.ok("unique.get", 1.0, &["k"])["state"], json!("running"));
+    t.ok("fail", 2.0, &["a", "w", "g", "boom"]);
+    assert_eq!(t.ok("unique.get", 3.0, &["k"]), Value::Null);
+    put_key(t, 3.0, "b", "{}", "k", &[]).expect("put");
+    assert_eq!(t.ok("unique.get", 3.0, &["k"])["jid"], json!("b"));
+    let reply = t
+        .exec(3.0, Command::UniqueGet { key: "k".into() })
+        .expect("typed");
+    let Reply::Job(Some(job)) = reply else {
+        panic!("a job")
+    };
+    assert_eq!(job.jid(), "b");
+    t.err_with(
+        "unique.get",
+        3.0,
+        &[""],
+        ErrorKind::Invalid,
+        "must not be empty",
+    );
+    t.err_with("unique.get", 3.0, &[], ErrorKind::Invalid, "key");
+    t.err_with(
+        "unique.get",
+        3.0,
+        &["k", "x"],
+        ErrorKind::Invalid,
+        "Too many",
+    );
+}
