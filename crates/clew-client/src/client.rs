@@ -277,7 +277,9 @@ impl Client {
         }
     }
 
-    /// Puts a job; returns its jid (a new one when `params.jid` is empty).
+    /// Puts a job; returns its jid (a new one when `params.jid` is empty;
+    /// with `params.unique`, possibly the key holder's, see
+    /// [`clew_core::unique`]).
     pub async fn put(&self, mut params: PutParams) -> Result<String> {
         if params.jid.is_empty() {
             params.jid = clew_core::engine::new_jid();

@@ -306,7 +306,9 @@ impl Engine {
     }
 
     /// Puts a job; returns its jid. An empty `jid` gets a new one (a UUID
-    /// in lower-case hex, as qless clients make).
+    /// in lower-case hex, as qless clients make). With `params.unique`,
+    /// the jid returned may be another job's: the live holder of the key
+    /// (see [`crate::unique`]).
     pub async fn put(&self, mut params: PutParams) -> Result<String> {
         if params.jid.is_empty() {
             params.jid = new_jid();

@@ -27,6 +27,7 @@
 use std::sync::OnceLock;
 
 use clew_core::command::PutParams;
+use clew_core::unique::{OnConflict, Unique};
 use clew_core::{Command, Error, Event, Origin, Result, Timestamp};
 use postgres::types::Type;
 use postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
@@ -109,6 +110,7 @@ impl OutboxRow {
         let mut p = PutParams::new(self.queue.clone(), self.klass.clone());
         p.jid = self.jid.clone();
         p.data = self.data.clone();
+        let mut on_conflict = None;
         for (key, value) in options {
             match key.as_str() {
                 "priority" => p.priority = Some(integer(&key, &value)?),
@@ -121,13 +123,27 @@ impl OutboxRow {
                     Value::Object(m) => p.metadata = Some(m),
                     other => return Err(bad_option(&key, "a JSON object", &other)),
                 },
+                // Written by put_in only (the SQL function does not take them).
+                "unique_key" => p.unique = Some(Unique::new(string(&key, &value)?)),
+                "on_conflict" => {
+                    on_conflict = Some(OnConflict::parse("put", &string(&key, &value)?)?)
+                }
                 _ => {
                     return Err(Error::invalid(format!(
                         "put(): unknown option {key:?} (known: priority, tags, delay, retries, \
-                         depends, metadata, worker)"
+                         depends, metadata, worker, unique_key, on_conflict)"
                     )))
                 }
             }
+        }
+        match (&mut p.unique, on_conflict) {
+            (Some(u), Some(policy)) => u.on_conflict = policy,
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "put(): option \"on_conflict\" needs \"unique_key\"",
+                ))
+            }
+            _ => {}
         }
         Ok(p)
     }
@@ -383,6 +399,10 @@ fn outbox_entry(params: &PutParams) -> Result<(String, String)> {
     if params.worker != DEFAULT_WORKER {
         options.insert("worker".into(), params.worker.clone().into());
     }
+    if let Some(u) = &params.unique {
+        options.insert("unique_key".into(), u.key.clone().into());
+        options.insert("on_conflict".into(), u.on_conflict.as_str().into());
+    }
     let options = serde_json::to_string(&Value::Object(options))
         .map_err(|e| Error::invalid(format!("put_in(): encoding the options: {e}")))?;
     Ok((params.jid, options))
@@ -426,7 +446,11 @@ fn this_process() -> &'static Origin {
 /// `params.data` is stored byte for byte. The put is checked as
 /// [`clew_core::Engine::put`] checks it (names, JSON data, delay, retries,
 /// self-dependency); a requeue (`must_exist`) is refused. The job's
-/// lifecycle events name this process as their origin.
+/// lifecycle events name this process as their origin. A uniqueness key
+/// (`params.unique`) is applied when the store drains the put: the jid
+/// returned here is then the one asked for, and a put the drain answers
+/// with another holder changes nothing (`existing`, `replace` aside) or,
+/// refused, lands in `put_rejected`.
 ///
 /// ```no_run
 /// # fn main() -> clew_core::Result<()> {

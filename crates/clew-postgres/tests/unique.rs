@@ -170,3 +170,63 @@ async fn the_index_refuses_a_second_live_holder() {
     });
     store.close().await.expect("close");
 }
+
+/// Puts made with `put_in` in the application's transactions carry their
+/// key through the outbox: the drain applies it like any put (the second
+/// answered by the first, a refused one lands in `put_rejected`).
+#[test]
+fn put_in_carries_the_key_through_the_outbox() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store: Arc<PostgresStore> = Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = Engine::new(store.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut app = std::thread::spawn(|| {
+        postgres::Client::connect(&testing::test_url(), postgres::NoTls).expect("app connection")
+    })
+    .join()
+    .expect("connect thread");
+    for (jid, policy) in [
+        ("a1", OnConflict::Existing),
+        ("a2", OnConflict::Existing),
+        ("a3", OnConflict::Refuse),
+    ] {
+        let put = PutParams {
+            jid: jid.into(),
+            unique: Some(Unique::new("k").on_conflict(policy)),
+            ..PutParams::new("q", "K")
+        };
+        let mut tx = app.transaction().expect("begin");
+        assert_eq!(
+            clew_postgres::put_in(&mut tx, schema.name(), &put).expect("put_in"),
+            jid
+        );
+        tx.commit().expect("commit");
+    }
+    // A command drains the outbox first.
+    let a1 = rt.block_on(engine.get("a1")).expect("get").expect("a1");
+    assert_eq!(a1.record.unique_key.as_deref(), Some("k"));
+    assert!(rt.block_on(engine.get("a2")).expect("get").is_none());
+    assert!(rt.block_on(engine.get("a3")).expect("get").is_none());
+    let name = clew_postgres::SchemaName::new(schema.name())
+        .expect("schema")
+        .quoted();
+    let rejected: Vec<(String, String)> = app
+        .query(
+            &format!("SELECT jid, error FROM {name}.put_rejected ORDER BY id"),
+            &[],
+        )
+        .expect("put_rejected")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].0, "a3");
+    assert!(rejected[0].1.contains("held by job a1"), "{rejected:?}");
+    rt.block_on(store.close()).expect("close");
+}
