@@ -16,11 +16,13 @@
 //!   error wording.
 //! * [`stats`]: histogram buckets and the reported statistics.
 //! * [`config`]: the configuration defaults.
+//! * [`cron`]: cron schedules of recurring templates.
 //! * [`analytics`]: search and statistics over the lifecycle history.
 
 pub mod analytics;
 pub mod command;
 pub mod config;
+pub mod cron;
 pub mod engine;
 pub mod error;
 pub mod event;

@@ -1669,6 +1669,9 @@ impl Ctx {
                     tags,
                     retries,
                     backlog,
+                    cron: None,
+                    timezone: None,
+                    missed: Default::default(),
                 }))
                 .await?;
                 self.scalar_out(&Value::from(jid))
@@ -1721,6 +1724,7 @@ impl Ctx {
                             klass,
                             queue,
                             backlog,
+                            ..RecurUpdate::default()
                         },
                     })
                     .await?;

@@ -560,6 +560,7 @@ mod tests {
             next_at: Timestamp(1_700_000_000_250_000),
             count: 1,
             backlog: 0,
+            cron: None,
         })));
         replies.push(Reply::Recur(None));
         replies.push(Reply::Int(3));

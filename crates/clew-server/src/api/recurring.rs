@@ -88,6 +88,9 @@ pub async fn recur_create(
         tags: body.tags.unwrap_or_default(),
         retries: body.retries.unwrap_or(5),
         backlog: body.backlog.unwrap_or(0),
+        cron: None,
+        timezone: None,
+        missed: Default::default(),
     };
     run(&state, now, Command::Recur(params)).await?;
     Ok((StatusCode::CREATED, Json(one("jid", jid))))
@@ -194,6 +197,7 @@ pub async fn recur_update(
         klass: body.klass,
         queue: body.queue,
         backlog: body.backlog,
+        ..RecurUpdate::default()
     };
     let cmd = Command::RecurUpdate {
         jid: jid.clone(),
