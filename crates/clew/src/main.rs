@@ -1726,7 +1726,10 @@ impl Ctx {
                 ]
                 .iter()
                 .filter(|k| v.get(**k).is_some())
-                .map(|k| (*k, f(k)))
+                .map(|k| match *k {
+                    "next_at" => (*k, format_time(v[*k].as_f64().unwrap_or(0.0))),
+                    _ => (*k, f(k)),
+                })
                 .chain([(
                     "tags",
                     strings(v.get("tags").unwrap_or(&Value::Null)).join(", "),
