@@ -400,6 +400,75 @@ class Client:
             return self.call("queues")
         return self.call("queues", queue)
 
+    # -- recurring jobs -------------------------------------------------
+
+    def recur(
+        self,
+        queue,
+        klass,
+        data,
+        interval=None,
+        cron=None,
+        timezone=None,
+        missed=None,
+        jid=None,
+        offset=0,
+        priority=None,
+        tags=None,
+        retries=None,
+        backlog=None,
+    ):
+        """Creates (or replaces) a recurring job template; returns its jid.
+
+        Give ``interval`` (seconds between children) or ``cron``, a 5-field
+        expression (``minute hour day-of-month month day-of-week``, e.g.
+        ``"*/5 * * * *"``, ``"0 9 * * MON-FRI"``, ``"@daily"``) read in the
+        IANA ``timezone`` (default UTC). ``missed`` says what a cron template
+        does with ticks missed during downtime: ``"catch-up"`` (default: one
+        child for all of them) or ``"skip"`` (none). Children are put when
+        the queue is popped or peeked, exactly one per tick.
+        """
+        if (interval is None) == (cron is None):
+            raise ValueError("give interval or cron (exactly one)")
+        if jid is None:
+            jid = uuid.uuid4().hex
+        if cron is not None:
+            args = [queue, jid, klass, _data_text(data), "cron", cron, offset]
+        else:
+            args = [queue, jid, klass, _data_text(data), "interval", interval, offset]
+        for name, value in (
+            ("priority", priority),
+            ("tags", None if tags is None else list(tags)),
+            ("retries", retries),
+            ("backlog", backlog),
+            ("timezone", timezone),
+            ("missed", missed),
+        ):
+            if value is not None:
+                args += [name, value]
+        return self.call("recur", *args)
+
+    def recur_get(self, jid):
+        """The recurring template as a dict (with ``cron``, ``timezone``,
+        ``missed`` and ``next_at`` for a cron template), or None."""
+        return self.call("recur.get", jid)
+
+    def recur_update(self, jid, **changes):
+        """Changes a template: any of ``priority``, ``interval``, ``retries``,
+        ``data``, ``klass``, ``queue``, ``backlog``, ``cron``, ``timezone``,
+        ``missed``. ``cron`` switches an interval template to cron and
+        ``interval`` switches back. Returns True."""
+        args = [jid]
+        for name, value in changes.items():
+            if value is None:
+                continue
+            args += [name, _data_text(value) if name == "data" else value]
+        return self.call("recur.update", *args)
+
+    def unrecur(self, jid):
+        """Deletes a recurring template (its spawned jobs stay)."""
+        return self.call("unrecur", jid)
+
     # -- many jobs in one call -------------------------------------------
 
     def put_many(self, jobs):

@@ -274,6 +274,51 @@ class WireTest(unittest.TestCase):
             job.complete()  # not bound to a client
 
 
+class RecurWireTest(unittest.TestCase):
+    """What the recurring-job methods send (WireTest's stub server)."""
+
+    setUpClass = WireTest.__dict__["setUpClass"]
+    tearDownClass = WireTest.__dict__["tearDownClass"]
+    setUp = WireTest.setUp
+    reply = WireTest.reply
+    sent = WireTest.sent
+
+    def test_recur_cron_sends_the_qless_cron_form(self):
+        self.reply(200, {"result": "r1"})
+        jid = Client(self.url).recur(
+            "q", "K", {"a": 1}, cron="*/5 * * * *", timezone="Europe/Paris", missed="skip",
+            jid="r1", priority=2,
+        )
+        self.assertEqual(jid, "r1")
+        _, body = self.sent()
+        self.assertEqual(body["command"], "recur")
+        self.assertEqual(
+            body["args"],
+            ["q", "r1", "K", '{"a": 1}', "cron", "*/5 * * * *", "0", "priority", "2",
+             "timezone", "Europe/Paris", "missed", "skip"],
+        )
+
+    def test_recur_interval_and_update(self):
+        self.reply(200, {"result": True})
+        Client(self.url).recur("q", "K", "{}", interval=60, jid="r2")
+        _, body = self.sent()
+        self.assertEqual(body["args"], ["q", "r2", "K", "{}", "interval", "60", "0"])
+        self.server.requests.clear()
+        Client(self.url).recur_update("r2", cron="0 * * * *", missed="catch-up", data={"b": 2})
+        _, body = self.sent()
+        self.assertEqual(body["command"], "recur.update")
+        self.assertEqual(
+            body["args"], ["r2", "cron", "0 * * * *", "missed", "catch-up", "data", '{"b": 2}']
+        )
+
+    def test_recur_needs_exactly_one_schedule(self):
+        with self.assertRaises(ValueError):
+            Client(self.url).recur("q", "K", {}, interval=5, cron="* * * * *")
+        with self.assertRaises(ValueError):
+            Client(self.url).recur("q", "K", {})
+        self.assertEqual(self.server.requests, [])
+
+
 @unittest.skipUnless(CLEW_URL, "set CLEW_URL to run against a real clew server")
 class ServerTest(unittest.TestCase):
     """Against a real server; every test uses its own queue names."""
@@ -309,6 +354,28 @@ class ServerTest(unittest.TestCase):
         jid = "py-" + uuid.uuid4().hex
         self.assertEqual(self.client.put(self.q, "K", '{"raw": true}', jid=jid), jid)
         self.assertEqual(self.client.get(jid).data, {"raw": True})
+
+    def test_recur_cron_template(self):
+        jid = "py-" + uuid.uuid4().hex
+        self.assertEqual(
+            self.client.recur(self.q, "Report", {"n": 1}, cron="*/5 * * * *",
+                              timezone="Europe/Paris", missed="skip", jid=jid),
+            jid,
+        )
+        t = self.client.recur_get(jid)
+        self.assertEqual((t["cron"], t["timezone"], t["missed"]),
+                         ("*/5 * * * *", "Europe/Paris", "skip"))
+        self.assertGreater(t["next_at"], time.time())
+        self.assertTrue(self.client.recur_update(jid, cron="@hourly", missed="catch-up"))
+        self.assertEqual(self.client.recur_get(jid)["cron"], "@hourly")
+        with self.assertRaises(InvalidArgument) as e:
+            self.client.recur(self.q, "K", {}, cron="* * *", jid=jid)
+        self.assertIn("5 fields", str(e.exception))
+        with self.assertRaises(InvalidArgument):
+            self.client.recur_update(jid, timezone="Nowhere/Else")
+        self.assertEqual(self.client.recur_get(jid)["cron"], "@hourly")
+        self.assertTrue(self.client.unrecur(jid))
+        self.assertIsNone(self.client.recur_get(jid))
 
     def test_get_missing_is_none(self):
         self.assertIsNone(self.client.get("no-such-" + uuid.uuid4().hex))

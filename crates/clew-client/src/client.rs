@@ -867,13 +867,17 @@ fn put_args(p: &PutParams) -> Vec<String> {
 }
 
 fn recur_args(p: &RecurParams) -> Vec<String> {
-    vec![
+    let (spec, every) = match &p.cron {
+        Some(c) => ("cron", c.clone()),
+        None => ("interval", secs(p.interval)),
+    };
+    let mut a = vec![
         p.queue.clone(),
         p.jid.clone(),
         p.klass.clone(),
         p.data.clone(),
-        "interval".to_owned(),
-        secs(p.interval),
+        spec.to_owned(),
+        every,
         secs(p.offset),
         "priority".to_owned(),
         p.priority.to_string(),
@@ -883,7 +887,14 @@ fn recur_args(p: &RecurParams) -> Vec<String> {
         p.retries.to_string(),
         "backlog".to_owned(),
         p.backlog.to_string(),
-    ]
+    ];
+    if p.cron.is_some() {
+        if let Some(z) = &p.timezone {
+            a.extend(["timezone".to_owned(), z.clone()]);
+        }
+        a.extend(["missed".to_owned(), p.missed.as_str().to_owned()]);
+    }
+    a
 }
 
 fn recur_update_args(jid: &str, u: &RecurUpdate) -> Vec<String> {
@@ -900,6 +911,9 @@ fn recur_update_args(jid: &str, u: &RecurUpdate) -> Vec<String> {
     pair("klass", u.klass.clone());
     pair("queue", u.queue.clone());
     pair("backlog", u.backlog.map(|v| v.to_string()));
+    pair("cron", u.cron.clone());
+    pair("timezone", u.timezone.clone());
+    pair("missed", u.missed.map(|m| m.as_str().to_owned()));
     a
 }
 
@@ -1191,6 +1205,24 @@ mod tests {
                 tags: v(&["t"]),
                 retries: 3,
                 backlog: 2,
+                cron: None,
+                timezone: None,
+                missed: Default::default(),
+            }),
+            Command::Recur(RecurParams {
+                queue: "q".into(),
+                jid: "r".into(),
+                klass: "K".into(),
+                data: "{}".into(),
+                interval: 0.0,
+                offset: 0.0,
+                priority: 0,
+                tags: vec![],
+                retries: 5,
+                backlog: 0,
+                cron: Some("*/5 9-17 * * MON-FRI".into()),
+                timezone: Some("Europe/Paris".into()),
+                missed: clew_core::cron::Missed::Skip,
             }),
             Command::RecurGet { jid: "r".into() },
             Command::UniqueGet {
@@ -1218,6 +1250,9 @@ mod tests {
                     klass: Some("K2".into()),
                     queue: Some("q2".into()),
                     backlog: Some(4),
+                    cron: Some("0 * * * *".into()),
+                    timezone: Some("UTC".into()),
+                    missed: Some(clew_core::cron::Missed::CatchUp),
                 },
             },
             Command::Release {

@@ -108,6 +108,13 @@ pub struct RecurParams {
     pub retries: i64,
     /// Catch-up cap after idle periods (default 0 = no cap).
     pub backlog: i64,
+    /// A 5-field cron expression instead of `interval` (which is then 0):
+    /// the first child is due at the first tick strictly after now + offset.
+    pub cron: Option<String>,
+    /// The IANA zone of `cron` (default UTC).
+    pub timezone: Option<String>,
+    /// What a cron template does with missed ticks (default catch-up).
+    pub missed: crate::cron::Missed,
 }
 
 /// Changes for `recur.update` (each `None` is left alone).
@@ -127,6 +134,13 @@ pub struct RecurUpdate {
     pub queue: Option<String>,
     /// New backlog.
     pub backlog: Option<i64>,
+    /// New cron expression (a template on `interval` switches to cron; the
+    /// next spawn is the first tick after now).
+    pub cron: Option<String>,
+    /// New time zone of a cron template (the next spawn is recomputed).
+    pub timezone: Option<String>,
+    /// New handling of missed ticks of a cron template.
+    pub missed: Option<crate::cron::Missed>,
 }
 
 /// How `depends` changes a job's dependencies.
@@ -1142,6 +1156,7 @@ mod tests {
                 next_at: Timestamp(1_700_000_000_000_000),
                 count: 3,
                 backlog: 0,
+                cron: None,
             })),
             Reply::Stats {
                 retries: 1,

@@ -335,12 +335,16 @@ pub struct RecurRecord {
     /// If non-zero, at most about `backlog + 1` children are spawned after a
     /// long idle period.
     pub backlog: i64,
+    /// The cron schedule; when set the template fires on its ticks (and
+    /// `interval` is 0 and unused). Boxed: most templates have none.
+    pub cron: Option<Box<crate::cron::CronSpec>>,
 }
 
 impl RecurRecord {
-    /// The qless `recur.get` shape.
+    /// The qless `recur.get` shape; a cron template adds `cron`, `timezone`,
+    /// `missed` and `next_at`.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "jid": self.jid,
             "klass": self.klass,
             "state": "recur",
@@ -352,7 +356,14 @@ impl RecurRecord {
             "data": self.data,
             "tags": self.tags,
             "backlog": self.backlog,
-        })
+        });
+        if let (Some(cron), serde_json::Value::Object(m)) = (&self.cron, &mut v) {
+            m.insert("cron".into(), cron.expr.clone().into());
+            m.insert("timezone".into(), cron.zone_name().into());
+            m.insert("missed".into(), cron.missed.as_str().into());
+            m.insert("next_at".into(), self.next_at.to_json());
+        }
+        v
     }
 }
 

@@ -17,11 +17,13 @@
 //! * [`stats`]: histogram buckets and the reported statistics.
 //! * [`config`]: the configuration defaults.
 //! * [`unique`]: uniqueness keys ([`unique::Unique`], [`unique::OnConflict`]).
+//! * [`cron`]: cron schedules of recurring templates.
 //! * [`analytics`]: search and statistics over the lifecycle history.
 
 pub mod analytics;
 pub mod command;
 pub mod config;
+pub mod cron;
 pub mod engine;
 pub mod error;
 pub mod event;

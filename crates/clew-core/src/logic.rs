@@ -370,7 +370,9 @@ pub fn validate(command: &Command) -> Result<()> {
             name("Recur", "jid", &p.jid)?;
             name("Recur", "klass", &p.klass)?;
             json("Recur", "data", &p.data)?;
-            if !(p.interval > 0.0 && p.interval.is_finite()) {
+            if p.cron.is_some() || p.timezone.is_some() || p.missed != Default::default() {
+                crate::cron::validate_recur(p)?;
+            } else if !(p.interval > 0.0 && p.interval.is_finite()) {
                 return Err(Error::invalid(format!(
                     "Recur(): Arg \"interval\" must be greater than 0: {}",
                     p.interval
@@ -389,6 +391,7 @@ pub fn validate(command: &Command) -> Result<()> {
                     "Recur.update(): Arg \"interval\" must be greater than 0",
                 ));
             }
+            crate::cron::validate_update(update)?;
         }
         _ => {}
     }
@@ -1052,6 +1055,19 @@ impl Cx<'_> {
             let Some(mut r) = self.tx.recur_get(&tjid)? else {
                 continue;
             };
+            if r.cron.is_some() {
+                // One child at most per template and call (crate::cron).
+                if let Some(tick) = crate::cron::due_tick(&mut r, now)? {
+                    r.count += 1;
+                    moved += 1;
+                    self.spawn_child(&r, tick)?;
+                }
+                self.tx.recur_save(&r)?;
+                if moved >= limit {
+                    break;
+                }
+                continue;
+            }
             let step = (r.interval * 1_000_000.0).round() as i64;
             let mut score = r.next_at;
             if r.backlog != 0 {
@@ -1064,49 +1080,7 @@ impl Cx<'_> {
             while score <= now && moved < limit {
                 r.count += 1;
                 moved += 1;
-                let child = format!("{}-{}", r.jid, r.count);
-                if let Some(old) = self.tx.job_get(&child)? {
-                    self.remove_tags(&old)?;
-                }
-                for t in &r.tags {
-                    self.tx.tag_index_add(t, &child, now)?;
-                    self.tx.tag_count_add(t, 1)?;
-                }
-                let mut rec = JobRecord {
-                    jid: child.clone(),
-                    klass: r.klass.clone(),
-                    queue: r.queue.clone(),
-                    state: JobState::Waiting,
-                    data: r.data.clone(),
-                    priority: r.priority,
-                    tags: r.tags.clone(),
-                    worker: String::new(),
-                    expires: Timestamp::ZERO,
-                    retries: r.retries,
-                    remaining: r.retries,
-                    time: score,
-                    grace: false,
-                    scheduled: None,
-                    failure: None,
-                    spawned_from: Some(r.jid.clone()),
-                    worker_listed: false,
-                    fail_group: None,
-                    fail_seq: 0,
-                    loc: Loc::None,
-                    sort_prio: 0,
-                    sort_time: score,
-                    seq: 0,
-                    metadata: Map::new(),
-                    unique_key: None,
-                };
-                self.history(
-                    &child,
-                    HistoryEntry::new(score, "put").with("q", r.queue.clone()),
-                )?;
-                self.place_work(&mut rec, score)?;
-                self.tx.job_save(&rec)?;
-                let q = rec.queue.clone();
-                self.lifecycle(LifecycleKind::Enqueued, &rec, &q, None, None, None);
+                self.spawn_child(&r, score)?;
                 score = Timestamp(score.0.saturating_add(step));
             }
             r.next_at = score;
@@ -1793,6 +1767,55 @@ impl Cx<'_> {
 
     // --- recurring (§7.9) -------------------------------------------------
 
+    /// Spawns child number `r.count` of template `r`, put at `tick`.
+    fn spawn_child(&mut self, r: &RecurRecord, tick: Timestamp) -> Result<()> {
+        let now = self.now;
+        let child = format!("{}-{}", r.jid, r.count);
+        if let Some(old) = self.tx.job_get(&child)? {
+            self.remove_tags(&old)?;
+        }
+        for t in &r.tags {
+            self.tx.tag_index_add(t, &child, now)?;
+            self.tx.tag_count_add(t, 1)?;
+        }
+        let mut rec = JobRecord {
+            jid: child.clone(),
+            klass: r.klass.clone(),
+            queue: r.queue.clone(),
+            state: JobState::Waiting,
+            data: r.data.clone(),
+            priority: r.priority,
+            tags: r.tags.clone(),
+            worker: String::new(),
+            expires: Timestamp::ZERO,
+            retries: r.retries,
+            remaining: r.retries,
+            time: tick,
+            grace: false,
+            scheduled: None,
+            failure: None,
+            spawned_from: Some(r.jid.clone()),
+            worker_listed: false,
+            fail_group: None,
+            fail_seq: 0,
+            loc: Loc::None,
+            sort_prio: 0,
+            sort_time: tick,
+            seq: 0,
+            metadata: Map::new(),
+            unique_key: None,
+        };
+        self.history(
+            &child,
+            HistoryEntry::new(tick, "put").with("q", r.queue.clone()),
+        )?;
+        self.place_work(&mut rec, tick)?;
+        self.tx.job_save(&rec)?;
+        let q = rec.queue.clone();
+        self.lifecycle(LifecycleKind::Enqueued, &rec, &q, None, None, None);
+        Ok(())
+    }
+
     fn recur(&mut self, p: &RecurParams) -> Result<Reply> {
         let count = self.tx.recur_get(&p.jid)?.map_or(0, |r| r.count);
         let r = RecurRecord {
@@ -1807,7 +1830,9 @@ impl Cx<'_> {
             next_at: self.now.add_secs(p.offset),
             count,
             backlog: p.backlog,
+            cron: None,
         };
+        let r = crate::cron::recur_record(r, p, self.now)?;
         self.tx.recur_save(&r)?;
         self.tx.queue_register(&p.queue, self.now)?;
         Ok(Reply::Str(p.jid.clone()))
@@ -1815,10 +1840,11 @@ impl Cx<'_> {
 
     fn recur_update(&mut self, jid: &str, u: &RecurUpdate) -> Result<Reply> {
         let mut r = self.must_recur(jid)?;
+        crate::cron::apply_update(&mut r, u, self.now)?;
         if let Some(p) = u.priority {
             r.priority = p;
         }
-        if let Some(i) = u.interval {
+        if let Some(i) = u.interval.filter(|_| r.cron.is_none()) {
             r.next_at = r.next_at.add_secs(i - r.interval);
             r.interval = i;
         }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::command::{
     Command, CompleteParams, DependsChange, JobsListing, PutParams, RecurParams, RecurUpdate,
 };
+use crate::cron::Missed;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 use crate::unique::{OnConflict, Unique};
@@ -657,6 +658,9 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                         )))
                     }
                     "backlog" => u.backlog = Some(non_negative_int(c, k, v)?),
+                    "cron" => u.cron = Some(v.to_owned()),
+                    "timezone" => u.timezone = Some(v.to_owned()),
+                    "missed" => u.missed = Some(Missed::parse(c, v)?),
                     _ => {
                         return Err(Error::invalid(format!(
                             "Recur.update(): Unrecognized option \"{k}\""
@@ -814,17 +818,23 @@ fn parse_recur(args: &[String]) -> Result<Command> {
     let klass = a.name("klass")?;
     let data = a.json_text("data")?;
     let spec = a.name("spec")?;
-    if spec != "interval" {
-        return Err(Error::invalid(format!(
-            "Recur(): schedule type \"{spec}\" unknown"
-        )));
-    }
-    let interval = a.number("interval")?;
-    if interval <= 0.0 {
-        return Err(Error::invalid(format!(
-            "Recur(): Arg \"interval\" must be greater than 0: {interval}"
-        )));
-    }
+    let (interval, cron) = match spec.as_str() {
+        "interval" => {
+            let interval = a.number("interval")?;
+            if interval <= 0.0 {
+                return Err(Error::invalid(format!(
+                    "Recur(): Arg \"interval\" must be greater than 0: {interval}"
+                )));
+            }
+            (interval, None)
+        }
+        "cron" => (0.0, Some(a.name("cron")?)),
+        _ => {
+            return Err(Error::invalid(format!(
+                "Recur(): schedule type \"{spec}\" unknown (expected interval or cron)"
+            )))
+        }
+    };
     let offset = a.number("offset")?;
     let mut p = RecurParams {
         queue,
@@ -837,12 +847,24 @@ fn parse_recur(args: &[String]) -> Result<Command> {
         tags: Vec::new(),
         retries: 5,
         backlog: 0,
+        cron,
+        timezone: None,
+        missed: Missed::default(),
     };
-    for (k, v) in a.pairs(&["priority", "tags", "retries", "backlog"])? {
+    let known: &[&str] = if p.cron.is_some() {
+        &[
+            "priority", "tags", "retries", "backlog", "timezone", "missed",
+        ]
+    } else {
+        &["priority", "tags", "retries", "backlog"]
+    };
+    for (k, v) in a.pairs(known)? {
         match k.as_str() {
             "priority" => p.priority = int(c, "priority", &v)?,
             "tags" => p.tags = string_list(c, "tags", &v)?,
             "retries" => p.retries = non_negative_int(c, "retries", &v)?,
+            "timezone" => p.timezone = Some(v),
+            "missed" => p.missed = Missed::parse(c, &v)?,
             _ => p.backlog = non_negative_int(c, "backlog", &v)?,
         }
     }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_cursors.sql"),
     include_str!("../migrations/0004_complete_count.sql"),
     include_str!("../migrations/0005_unique_key.sql"),
+    include_str!("../migrations/0006_recur_cron.sql"),
 ];
 
 /// The schema version this build writes and understands.

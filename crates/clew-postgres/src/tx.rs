@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use clew_core::cron::{CronSpec, Missed};
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
@@ -1058,6 +1059,14 @@ fn recur_from_row(row: &Row) -> Result<RecurRecord> {
         next_at: Timestamp(row.try_get(8).pg()?),
         count: row.try_get(9).pg()?,
         backlog: row.try_get(10).pg()?,
+        cron: match row.try_get::<_, Option<String>>(11).pg()? {
+            None => None,
+            Some(expr) => Some(Box::new(CronSpec {
+                expr,
+                timezone: row.try_get(12).pg()?,
+                missed: Missed::parse("recurring", row.try_get(13).pg()?).unwrap_or_default(),
+            })),
+        },
     })
 }
 
@@ -1683,7 +1692,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn recur_get(&mut self, jid: &str) -> Result<Option<RecurRecord>> {
         self.row(
             "SELECT jid, klass, queue, data, priority, tags, retries, interval,
-                    next_at, count, backlog
+                    next_at, count, backlog, cron, timezone, missed
              FROM recurring WHERE jid = $1",
             &[&jid],
         )?
@@ -1718,13 +1727,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO recurring
                (jid, klass, queue, data, priority, tags, retries, interval, next_at,
-                count, backlog)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                count, backlog, cron, timezone, missed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
                queue = excluded.queue, data = excluded.data, priority = excluded.priority,
                tags = excluded.tags, retries = excluded.retries,
                interval = excluded.interval, next_at = excluded.next_at,
-               count = excluded.count, backlog = excluded.backlog",
+               count = excluded.count, backlog = excluded.backlog,
+               cron = excluded.cron, timezone = excluded.timezone,
+               missed = excluded.missed",
             &[
                 Lit::Str(&recur.jid),
                 Lit::Str(&recur.klass),
@@ -1737,6 +1748,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Lit::Int(recur.next_at.0),
                 Lit::Int(recur.count),
                 Lit::Int(recur.backlog),
+                Lit::OptStr(recur.cron.as_ref().map(|c| c.expr.as_str())),
+                Lit::OptStr(recur.cron.as_ref().and_then(|c| c.timezone.as_deref())),
+                Lit::Str(
+                    recur
+                        .cron
+                        .as_ref()
+                        .map_or(Missed::default(), |c| c.missed)
+                        .as_str(),
+                ),
             ],
         )
     }

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use clew_core::cron::{CronSpec, Missed};
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
@@ -562,6 +563,14 @@ fn recur_from_row(row: &Row<'_>) -> rusqlite::Result<RecurRecord> {
         next_at: Timestamp(row.get(8)?),
         count: row.get(9)?,
         backlog: row.get(10)?,
+        cron: match row.get::<_, Option<String>>(11)? {
+            None => None,
+            Some(expr) => Some(Box::new(CronSpec {
+                expr,
+                timezone: row.get(12)?,
+                missed: Missed::parse("recurring", &row.get::<_, String>(13)?).unwrap_or_default(),
+            })),
+        },
     })
 }
 
@@ -1180,7 +1189,7 @@ impl Tx for SqliteTx<'_> {
         self.conn
             .prepare_cached(
                 "SELECT jid, klass, queue, data, priority, tags, retries, interval,
-                        next_at, count, backlog
+                        next_at, count, backlog, cron, timezone, missed
                  FROM recurring WHERE jid = ?1",
             )
             .and_then(|mut s| s.query_row(params![jid], recur_from_row).optional())
@@ -1207,8 +1216,8 @@ impl Tx for SqliteTx<'_> {
         self.exec(
             "INSERT OR REPLACE INTO recurring
                (jid, klass, queue, data, priority, tags, retries, interval, next_at,
-                count, backlog)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                count, backlog, cron, timezone, missed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 recur.jid,
                 recur.klass,
@@ -1221,6 +1230,13 @@ impl Tx for SqliteTx<'_> {
                 recur.next_at.0,
                 recur.count,
                 recur.backlog,
+                recur.cron.as_ref().map(|c| &c.expr),
+                recur.cron.as_ref().and_then(|c| c.timezone.as_ref()),
+                recur
+                    .cron
+                    .as_ref()
+                    .map_or(Missed::default(), |c| c.missed)
+                    .as_str(),
             ],
         )?;
         Ok(())

@@ -614,6 +614,11 @@ fn recurring_templates_round_trip_and_list_by_next_at() {
         next_at: t(next_at),
         count: 7,
         backlog: 3,
+        cron: Some(Box::new(clew_core::cron::CronSpec {
+            expr: "*/5 * * * *".into(),
+            timezone: Some("Europe/Paris".into()),
+            missed: clew_core::cron::Missed::Skip,
+        })),
     };
     in_tx(&conn, |tx| {
         let r = recur("r1", "q", 30);

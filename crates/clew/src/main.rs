@@ -21,6 +21,7 @@ use clew::{Client, JobView};
 use clew_core::command::{
     CompleteParams, DependsChange, JobsListing, PutParams, RecurParams, RecurUpdate,
 };
+use clew_core::cron::Missed;
 use clew_core::{Command, Engine, Error, ErrorKind, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -475,13 +476,25 @@ enum RecurCmd {
         queue: String,
         /// The children's class.
         klass: String,
-        /// Seconds between children.
+        /// Seconds between children (or --cron).
+        #[arg(long, required_unless_present = "cron", conflicts_with = "cron")]
+        interval: Option<f64>,
+        /// A 5-field cron expression ("*/5 * * * *", "0 9 * * MON-FRI",
+        /// "@daily"...) instead of --interval.
         #[arg(long)]
-        interval: f64,
+        cron: Option<String>,
+        /// The IANA time zone of --cron (default UTC).
+        #[arg(long, alias = "timezone", requires = "cron")]
+        tz: Option<String>,
+        /// Ticks missed during downtime: catch-up (one child for all of
+        /// them, the default) or skip (none).
+        #[arg(long, requires = "cron")]
+        missed: Option<String>,
         /// The template's jid (default: a new UUID).
         #[arg(long)]
         jid: Option<String>,
-        /// Seconds until the first child.
+        /// Seconds until the first child (with --cron: the first tick after
+        /// now + offset).
         #[arg(long, default_value_t = 0.0)]
         offset: f64,
         /// The children's payload (JSON).
@@ -512,9 +525,18 @@ enum RecurCmd {
         /// New priority.
         #[arg(long, allow_hyphen_values = true)]
         priority: Option<i64>,
-        /// New interval (seconds).
-        #[arg(long)]
+        /// New interval (seconds); a cron template switches to it.
+        #[arg(long, conflicts_with = "cron")]
         interval: Option<f64>,
+        /// New cron expression; an interval template switches to it.
+        #[arg(long)]
+        cron: Option<String>,
+        /// New IANA time zone of the cron expression.
+        #[arg(long, alias = "timezone")]
+        tz: Option<String>,
+        /// New handling of missed ticks: catch-up or skip.
+        #[arg(long)]
+        missed: Option<String>,
         /// New retries.
         #[arg(long)]
         retries: Option<i64>,
@@ -1376,15 +1398,19 @@ impl Ctx {
             return print_str("no recurring jobs\n");
         }
         let mut t = Table::new([
-            "JID", "QUEUE", "KLASS", "INTERVAL", "PRIORITY", "COUNT", "TAGS",
+            "JID", "QUEUE", "KLASS", "SCHEDULE", "PRIORITY", "COUNT", "TAGS",
         ]);
         for r in &all {
             let f = |k: &str| r.get(k).map(text_of).unwrap_or_default();
+            let schedule = match r.get("cron") {
+                Some(c) => format!("cron {} {}", text_of(c), f("timezone")),
+                None => format!("every {}s", f("interval")),
+            };
             t.row([
                 f("jid"),
                 f("queue"),
                 f("klass"),
-                f("interval"),
+                schedule,
                 f("priority"),
                 f("count"),
                 strings(r.get("tags").unwrap_or(&Value::Null)).join(","),
@@ -1680,6 +1706,9 @@ impl Ctx {
                 queue,
                 klass,
                 interval,
+                cron,
+                tz,
+                missed,
                 jid,
                 offset,
                 data,
@@ -1689,18 +1718,25 @@ impl Ctx {
                 backlog,
             } => {
                 check_json("--data", &data)?;
+                let missed = missed
+                    .map(|m| Missed::parse("Recur", &m))
+                    .transpose()?
+                    .unwrap_or_default();
                 let jid = jid.unwrap_or_else(clew_core::engine::new_jid);
                 self.exec(Command::Recur(RecurParams {
                     queue,
                     jid: jid.clone(),
                     klass,
                     data,
-                    interval,
+                    interval: interval.unwrap_or(0.0),
                     offset,
                     priority,
                     tags,
                     retries,
                     backlog,
+                    cron,
+                    timezone: tz,
+                    missed,
                 }))
                 .await?;
                 self.scalar_out(&Value::from(jid))
@@ -1717,11 +1753,15 @@ impl Ctx {
                 }
                 let f = |k: &str| v.get(k).map(text_of).unwrap_or_default();
                 let pairs: Vec<(&str, String)> = [
-                    "jid", "klass", "queue", "interval", "priority", "retries", "count", "backlog",
-                    "data",
+                    "jid", "klass", "queue", "interval", "cron", "timezone", "missed", "next_at",
+                    "priority", "retries", "count", "backlog", "data",
                 ]
                 .iter()
-                .map(|k| (*k, f(k)))
+                .filter(|k| v.get(**k).is_some())
+                .map(|k| match *k {
+                    "next_at" => (*k, format_time(v[*k].as_f64().unwrap_or(0.0))),
+                    _ => (*k, f(k)),
+                })
                 .chain([(
                     "tags",
                     strings(v.get("tags").unwrap_or(&Value::Null)).join(", "),
@@ -1738,6 +1778,9 @@ impl Ctx {
                 klass,
                 queue,
                 backlog,
+                cron,
+                tz,
+                missed,
             } => {
                 if let Some(d) = &data {
                     check_json("--data", d)?;
@@ -1753,6 +1796,11 @@ impl Ctx {
                             klass,
                             queue,
                             backlog,
+                            cron,
+                            timezone: tz,
+                            missed: missed
+                                .map(|m| Missed::parse("Recur.update", &m))
+                                .transpose()?,
                         },
                     })
                     .await?;

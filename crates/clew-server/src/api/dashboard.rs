@@ -393,15 +393,29 @@ async fn recurring_answer(
     if facts.counts.paused {
         reasons.push(paused_reason(&t.queue));
     }
+    let (every, mut figures) = match &t.cron {
+        Some(c) => (
+            format!("on cron \"{}\" ({})", c.expr, c.zone_name()),
+            json!({"cron": c.expr, "timezone": c.zone_name(), "missed": c.missed.as_str()}),
+        ),
+        None => (
+            format!("every {}", span(t.interval)),
+            json!({"interval": clew_core::time::secs_json(t.interval)}),
+        ),
+    };
+    if let Some(m) = figures.as_object_mut() {
+        m.insert("queue".into(), json!(t.queue));
+        m.insert("next".into(), t.next_at.to_json());
+        m.insert("count".into(), json!(t.count));
+    }
     reasons.push(reason(
         "recurring",
         format!(
-            "a recurring template, not a job: it puts a job into queue {} every {}; the next is due at {}",
+            "a recurring template, not a job: it puts a job into queue {} {every}; the next is due at {}",
             t.queue,
-            span(t.interval),
             iso8601(t.next_at)
         ),
-        json!({"queue": t.queue, "interval": clew_core::time::secs_json(t.interval), "next": t.next_at.to_json(), "count": t.count}),
+        figures,
     ));
     Ok(Some(json!({
         "jid": jid, "state": "recur", "queue": t.queue, "now": now.0.to_json(), "reasons": reasons,

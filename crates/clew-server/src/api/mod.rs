@@ -272,8 +272,20 @@ pub struct RecurDoc {
     pub queue: String,
     /// Children's priority.
     pub priority: i64,
-    /// Seconds between children.
+    /// Seconds between children (0 for a cron template).
     pub interval: f64,
+    /// A cron template's 5-field expression (absent on interval templates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// A cron template's IANA time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A cron template's handling of missed ticks: `catch-up` or `skip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed: Option<String>,
+    /// A cron template's next tick (the same as `next_run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<f64>,
     /// Children's retries.
     pub retries: i64,
     /// Children spawned so far.
@@ -567,6 +579,7 @@ mod tests {
             next_at: Timestamp(1_700_000_000_250_000),
             count: 1,
             backlog: 0,
+            cron: None,
         })));
         replies.push(Reply::Recur(None));
         replies.push(Reply::Int(3));

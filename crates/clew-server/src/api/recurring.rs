@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use clew_core::command::{JobsListing, RecurParams, RecurUpdate};
+use clew_core::cron::Missed;
 use clew_core::{Command, Reply};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -40,9 +41,22 @@ pub struct CreateRecur {
     #[serde(default)]
     #[schema(value_type = Value)]
     pub data: Option<Box<RawValue>>,
-    /// Seconds between children (> 0).
-    pub interval: f64,
-    /// Seconds from now until the first child (default 0).
+    /// Seconds between children (> 0); give this or `cron`.
+    #[serde(default)]
+    pub interval: Option<f64>,
+    /// A 5-field cron expression (`minute hour day-of-month month
+    /// day-of-week`, or `@hourly`, `@daily`...) instead of `interval`.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// The IANA time zone `cron` is read in (default `UTC`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// What a cron template does with ticks missed during downtime:
+    /// `catch-up` (default: one child for all of them) or `skip` (none).
+    #[serde(default)]
+    pub missed: Option<String>,
+    /// Seconds from now until the first child (default 0); with `cron`, the
+    /// first child is at the first tick after now + offset.
     #[serde(default)]
     pub offset: Option<f64>,
     /// Children's priority (default 0).
@@ -72,6 +86,21 @@ pub async fn recur_create(
     Path(queue): Path<String>,
     ApiJson(body): ApiJson<CreateRecur>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let interval = match (&body.cron, body.interval) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("give \"interval\" or \"cron\", not both"))
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "\"interval\" (seconds) or \"cron\" (an expression) is required",
+            ))
+        }
+        (_, i) => i.unwrap_or(0.0),
+    };
+    let missed = match &body.missed {
+        Some(m) => Missed::parse("Recur", m).map_err(ApiError::from)?,
+        None => Missed::default(),
+    };
     let jid = body.jid.unwrap_or_else(clew_core::engine::new_jid);
     let params = RecurParams {
         queue,
@@ -82,12 +111,15 @@ pub async fn recur_create(
             .as_deref()
             .map(data_text)
             .unwrap_or_else(|| "{}".to_owned()),
-        interval: body.interval,
+        interval,
         offset: body.offset.unwrap_or(0.0),
         priority: body.priority.unwrap_or(0),
         tags: body.tags.unwrap_or_default(),
         retries: body.retries.unwrap_or(5),
         backlog: body.backlog.unwrap_or(0),
+        cron: body.cron,
+        timezone: body.timezone,
+        missed,
     };
     run(&state, now, Command::Recur(params)).await?;
     Ok((StatusCode::CREATED, Json(one("jid", jid))))
@@ -171,6 +203,16 @@ pub struct UpdateRecur {
     /// New backlog.
     #[serde(default)]
     pub backlog: Option<i64>,
+    /// New cron expression (an interval template switches to cron; the next
+    /// child is at the first tick after now). `interval` switches back.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// New IANA time zone of a cron template.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// New handling of missed ticks of a cron template: `catch-up` or `skip`.
+    #[serde(default)]
+    pub missed: Option<String>,
 }
 
 /// Changes a recurring template.
@@ -194,6 +236,14 @@ pub async fn recur_update(
         klass: body.klass,
         queue: body.queue,
         backlog: body.backlog,
+        cron: body.cron,
+        timezone: body.timezone,
+        missed: body
+            .missed
+            .as_deref()
+            .map(|m| Missed::parse("Recur.update", m))
+            .transpose()
+            .map_err(ApiError::from)?,
     };
     let cmd = Command::RecurUpdate {
         jid: jid.clone(),

@@ -3,6 +3,7 @@ pub mod batch;
 pub mod cancel;
 pub mod complete;
 pub mod config;
+pub mod cron;
 pub mod depends;
 pub mod events;
 pub mod expiry;

@@ -480,14 +480,14 @@ pub fn unrecur_missing_template_is_true(t: &Harness) {
     assert_eq!(t.ok("unrecur", 0.0, &["nope"]), json!(true));
 }
 
-/// `recur` with a schedule type other than `interval` is an invalid-argument error.
+/// `recur` with a schedule type other than `interval` or `cron` is an invalid-argument error.
 pub fn recur_unknown_schedule_type_is_invalid(t: &Harness) {
     t.err_with(
         "recur",
         0.0,
-        &["q", "r", "klass", "{}", "cron", "60", "0"],
+        &["q", "r", "klass", "{}", "hourly", "60", "0"],
         ErrorKind::Invalid,
-        "Recur(): schedule type \"cron\" unknown",
+        "Recur(): schedule type \"hourly\" unknown",
     );
     assert_eq!(t.ok("recur.get", 0.0, &["r"]), Value::Null);
 }

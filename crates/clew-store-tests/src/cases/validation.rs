@@ -1173,14 +1173,14 @@ pub fn recur_missing_required_args(t: &Harness) {
     }
 }
 
-/// `recur` with a schedule type other than interval: `Recur(): schedule type "cron" unknown`.
+/// `recur` with a schedule type other than interval or cron: `Recur(): schedule type "hourly" unknown`.
 pub fn recur_unknown_schedule_type(t: &Harness) {
     world(t);
     invalid(
         t,
         "recur",
-        &["q", "r2", "klass", "{}", "cron", "60", "0"],
-        &["Recur(): schedule type \"cron\" unknown"],
+        &["q", "r2", "klass", "{}", "hourly", "60", "0"],
+        &["Recur(): schedule type \"hourly\" unknown"],
     );
 }
 

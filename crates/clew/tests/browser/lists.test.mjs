@@ -179,6 +179,37 @@ test('recurring templates of every queue; edit; remove', async ({ page }) => {
   assert.equal(await page.$$eval('table.recurring img, table.recurring script', (x) => x.length), 0);
 });
 
+test('a cron template shows its expression, zone and next run; edit its schedule', async ({ page }) => {
+  await api('POST', '/v1/queues/rq-cron/recurring',
+    { jid: 'r-cron', klass: 'Report', cron: '*/5 * * * *', timezone: 'Europe/Paris', missed: 'skip' }, { now: T });
+  const doc = await api('GET', '/v1/recurring/r-cron');
+  assert.ok(doc.next_run > T && doc.next_run <= T + 300 && doc.next_run % 300 === 0, `next_run ${doc.next_run}`);
+  await reopen(page, '#/recurring');
+  await page.waitForSelector('section[data-queue="rq-cron"] table.recurring');
+  const cells = await rowCells(page, 'table.recurring', 'r-cron');
+  assert.equal(cells[2], '*/5 * * * * Europe/Parismissed ticks skipped');
+  assert.ok(cells[7].startsWith(fmt(doc.next_run)), cells[7]);
+  await shot(page, 'recurring-cron');
+  // Edit: a bad expression is refused by the server and changes nothing.
+  await page.click(`${rowSel('table.recurring', 'r-cron')} [data-action="edit"]`);
+  await page.waitForSelector('form.recur-edit');
+  assert.equal(await page.inputValue('form.recur-edit input[name="cron"]'), '*/5 * * * *');
+  assert.equal(await page.inputValue('form.recur-edit input[name="timezone"]'), 'Europe/Paris');
+  assert.equal(await page.inputValue('form.recur-edit select[name="missed"]'), 'skip');
+  await page.fill('form.recur-edit input[name="cron"]', '* * *');
+  await page.click('form.recur-edit button[type="submit"]');
+  await waitText(page, '.toast.error', '5 fields');
+  assert.equal((await api('GET', '/v1/recurring/r-cron')).cron, '*/5 * * * *');
+  await page.fill('form.recur-edit input[name="cron"]', '0 9 * * MON-FRI');
+  await page.fill('form.recur-edit input[name="timezone"]', 'UTC');
+  await page.selectOption('form.recur-edit select[name="missed"]', 'catch-up');
+  await page.click('form.recur-edit button[type="submit"]');
+  await page.waitForSelector('form.recur-edit', { state: 'detached' });
+  await page.waitForFunction(() => document.querySelector('tr[data-key="r-cron"] [data-col="cron"]')?.textContent.startsWith('0 9 * * MON-FRI UTC'));
+  const after = await api('GET', '/v1/recurring/r-cron');
+  assert.deepEqual([after.cron, after.timezone, after.missed], ['0 9 * * MON-FRI', 'UTC', 'catch-up']);
+});
+
 // ------------------------------------------------------------------- config
 
 test('config values with defaults; edit, reset, add', async ({ page }) => {

@@ -59,7 +59,8 @@ function jobColumns(state) {
 const recurColumns = [
   { title: 'Template', cell: (r) => jobLink(r.jid) },
   { title: 'Class', cell: (r) => h('span', { class: 'klass' }, r.klass) },
-  { title: 'Every', cell: (r) => fmtDur(r.interval) },
+  { title: 'Every', cell: (r) => (r.cron ? `cron ${r.cron} (${r.timezone})` : fmtDur(r.interval)) },
+  { title: 'Next run', cell: (r) => time(r.next_run) },
   { title: 'Priority', class: 'num', cell: (r) => String(r.priority) },
   { title: 'Tags', cell: (r) => tagList(r.tags) },
   { title: 'Spawned', class: 'num', cell: (r) => String(r.count) },

@@ -1,7 +1,8 @@
 // Page: recurring jobs (#/recurring): every recurring template of every
-// queue (one panel per queue, paged when large) with its class, interval,
-// priority, retries, tags, children so far and next run; edit interval and
-// priority (in an in-page dialog), remove after a confirmation.
+// queue (one panel per queue, paged when large) with its class, schedule
+// (interval, or cron expression + time zone + missed-tick handling),
+// priority, retries, tags, children so far and next run; edit the schedule
+// and priority (in an in-page dialog), remove after a confirmation.
 // Refreshes live.
 import {
   h, mount, api, enc, stat, table, pager, queueLink, tagLink, time, fmtDur, fmtAgo, actionButton,
@@ -32,14 +33,31 @@ function interval(secs) {
   return h('span', { title: `${secs} seconds` }, fmtDur(secs), h('span', { class: 'muted' }, ` (${secs} s)`));
 }
 
+/** A cron template's schedule: the expression, its zone and what it does with missed ticks. */
+function cronSchedule(r) {
+  return h('span', { title: `cron "${r.cron}" in ${r.timezone}; missed ticks: ${r.missed}` },
+    h('code', r.cron), ' ', h('span', { class: 'tz' }, r.timezone),
+    h('div', { class: 'muted small' }, r.missed === 'skip' ? 'missed ticks skipped' : 'missed ticks caught up once'));
+}
+
+/** The schedule as words, for confirmations. */
+const scheduleWords = (r) => (r.cron ? `on cron "${r.cron}" (${r.timezone})` : `every ${fmtDur(r.interval)}`);
+
+/** A text field of the edit dialog. */
+function textField(label, name, value, hint) {
+  const input = h('input', { name, type: 'text', value, required: true, 'aria-label': label });
+  return { input, row: h('label', { class: 'field' }, h('span', { class: 'field-label' }, label), input, hint ? h('span', { class: 'muted hint' }, hint) : null) };
+}
+
 /** A field of the edit dialog. */
 function field(label, name, value, hint) {
   const input = h('input', { name, type: 'number', value, step: 'any', required: true, 'aria-label': label });
   return { input, row: h('label', { class: 'field' }, h('span', { class: 'field-label' }, label), input, hint ? h('span', { class: 'muted hint' }, hint) : null) };
 }
 
-/** The in-page dialog that edits a template's interval and priority. */
+/** The in-page dialog that edits a template's schedule and priority. */
 function editDialog(r, after) {
+  if (r.cron) return cronDialog(r, after);
   const iv = field('Interval (seconds)', 'interval', r.interval, 'time between two children, > 0');
   const pr = field('Priority', 'priority', r.priority, 'higher runs first');
   pr.input.step = '1';
@@ -71,11 +89,51 @@ function editDialog(r, after) {
   iv.input.focus();
 }
 
+/** The dialog of a cron template: expression, zone, missed ticks, priority (the server checks them). */
+function cronDialog(r, after) {
+  const cr = textField('Cron expression', 'cron', r.cron, 'minute hour day-of-month month day-of-week, e.g. */5 * * * *');
+  const tz = textField('Time zone', 'timezone', r.timezone, 'IANA name, e.g. Europe/Paris');
+  const missed = h('select', { name: 'missed', 'aria-label': 'Missed ticks' },
+    h('option', { value: 'catch-up', selected: r.missed !== 'skip' }, 'catch up once'),
+    h('option', { value: 'skip', selected: r.missed === 'skip' }, 'skip'));
+  const pr = field('Priority', 'priority', r.priority, 'higher runs first');
+  pr.input.step = '1';
+  const close = () => overlay.remove();
+  const form = h('form', { class: 'modal recur-edit', 'data-form': 'recur-edit' },
+    h('h2', 'Edit recurring job'),
+    h('p', { class: 'muted' }, h('span', { class: 'klass' }, r.klass), ' in ', r.queue),
+    cr.row, tz.row,
+    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Missed ticks'), missed,
+      h('span', { class: 'muted hint' }, 'after downtime: one child for all of them, or none')),
+    pr.row,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', 'data-confirm': 'cancel', on: { click: close } }, 'Cancel'),
+      h('button', { type: 'submit', class: 'primary', 'data-confirm': 'ok' }, 'Save')));
+  const overlay = h('div', { class: 'modal-overlay', role: 'dialog', 'aria-modal': 'true' }, form);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const priority = Number(pr.input.value);
+    if (!Number.isInteger(priority)) { toast('Priority: expected a whole number', 'error'); return; }
+    try {
+      await api.patch(`/v1/recurring/${enc(r.jid)}`, {
+        cron: cr.input.value.trim(), timezone: tz.input.value.trim(), missed: missed.value, priority,
+      });
+      close();
+      toast(`Recurring job ${r.jid} updated`, 'ok');
+      await after();
+    } catch (e) {
+      toast(`Save: ${e.message}`, 'error');
+    }
+  });
+  document.body.appendChild(overlay);
+  cr.input.focus();
+}
+
 function templateTable(rows, ctx) {
   const cols = [
     { title: 'Template', cell: (r) => h('span', { class: 'jid' }, r.jid) },
     { title: 'Class', cell: (r) => h('span', { class: 'klass' }, r.klass) },
-    { title: 'Interval', cell: (r) => h('span', { 'data-col': 'interval' }, interval(r.interval)) },
+    { title: 'Schedule', cell: (r) => (r.cron ? h('span', { 'data-col': 'cron' }, cronSchedule(r)) : h('span', { 'data-col': 'interval' }, interval(r.interval))) },
     { title: 'Priority', class: 'num', cell: (r) => h('span', { 'data-col': 'priority' }, String(r.priority)) },
     { title: 'Retries', class: 'num', cell: (r) => h('span', { 'data-col': 'retries' }, String(r.retries)) },
     { title: 'Tags', cell: (r) => (r.tags.length ? r.tags.map(tagLink) : h('span', { class: 'muted' }, '—')) },
@@ -85,7 +143,7 @@ function templateTable(rows, ctx) {
       h('button', { 'data-action': 'edit', on: { click: () => editDialog(r, ctx.refresh) } }, 'Edit'),
       actionButton('Remove', () => api.del(`/v1/recurring/${enc(r.jid)}`), {
         name: 'remove', class: 'quiet-danger',
-        confirm: `Remove recurring job ${r.jid} (${r.klass} every ${fmtDur(r.interval)} in ${r.queue})? Children already spawned stay.`,
+        confirm: `Remove recurring job ${r.jid} (${r.klass} ${scheduleWords(r)} in ${r.queue})? Children already spawned stay.`,
         done: `Recurring job ${r.jid} removed`, after: ctx.refresh,
       })) },
   ];
