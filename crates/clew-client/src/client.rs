@@ -670,6 +670,20 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
             }
             a
         }
+        Command::BatchCreate(b) => {
+            let mut a = vec![s(&b.id), serde_json::to_string(&b.spec).unwrap_or_default()];
+            for p in &b.jobs {
+                let mut parts = vec![s("put")];
+                parts.extend(put_args(p));
+                a.push(Value::from(parts).to_string());
+            }
+            a
+        }
+        Command::BatchGet { id } | Command::BatchCancel { id } => vec![s(id)],
+        Command::BatchList { offset, count } => vec![offset.to_string(), count.to_string()],
+        Command::BatchJobs { id, offset, count } => {
+            vec![s(id), offset.to_string(), count.to_string()]
+        }
         Command::Cancel { jids } => jids.clone(),
         Command::Complete(p) => {
             let mut a = vec![s(&p.jid), s(&p.worker), s(&p.queue), s(&p.data)];
@@ -854,6 +868,9 @@ fn put_args(p: &PutParams) -> Vec<String> {
     if let Some(m) = &p.metadata {
         a.extend(["metadata".to_owned(), Value::Object(m.clone()).to_string()]);
     }
+    if let Some(b) = &p.batch {
+        a.extend(["batch".to_owned(), b.clone()]);
+    }
     a
 }
 
@@ -961,6 +978,61 @@ mod tests {
             Command::Cancel {
                 jids: v(&["a", "b"]),
             },
+            Command::BatchCreate(clew_core::batch::BatchParams {
+                id: "b1".into(),
+                spec: clew_core::batch::BatchSpec {
+                    description: "nightly".into(),
+                    metadata: serde_json::json!({"k": [1]})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    callback: Some(clew_core::batch::CallbackSpec {
+                        queue: "cb".into(),
+                        klass: "Done".into(),
+                        jid: "cbj".into(),
+                        data: serde_json::json!({"x": 1})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                        priority: Some(3),
+                        tags: v(&["t"]),
+                        retries: Some(1),
+                    }),
+                },
+                jobs: vec![
+                    PutParams {
+                        jid: "a".into(),
+                        ..PutParams::new("q", "K")
+                    },
+                    PutParams {
+                        jid: "b".into(),
+                        batch: Some("b1".into()),
+                        priority: Some(2),
+                        ..PutParams::new("q", "K")
+                    },
+                ],
+            }),
+            Command::BatchCreate(clew_core::batch::BatchParams {
+                id: "b2".into(),
+                spec: Default::default(),
+                jobs: vec![],
+            }),
+            Command::BatchGet { id: "b1".into() },
+            Command::BatchCancel { id: "b1".into() },
+            Command::BatchList {
+                offset: 1,
+                count: 2,
+            },
+            Command::BatchJobs {
+                id: "b1".into(),
+                offset: 0,
+                count: 25,
+            },
+            Command::Put(PutParams {
+                jid: "in-batch".into(),
+                batch: Some("b1".into()),
+                ..PutParams::new("q", "K")
+            }),
             Command::Complete(CompleteParams {
                 jid: "j".into(),
                 worker: "w".into(),
@@ -1133,6 +1205,7 @@ mod tests {
                 depends: Some(v(&["d"])),
                 must_exist: false,
                 metadata: None,
+                batch: None,
             }),
             Command::Put(PutParams {
                 worker: "w".into(),

@@ -304,6 +304,11 @@ pub struct JobRecord {
     /// running handler; keys starting with `_` are the system's and never
     /// stored). Carried on the job's lifecycle events.
     pub metadata: Map<String, Value>,
+    /// The batch the job belongs to (see [`crate::batch`]).
+    pub batch: Option<String>,
+    /// How the batch counts the job now (kept by the logic's one save
+    /// hook; meaningless without `batch`).
+    pub batch_outcome: crate::batch::BatchOutcome,
 }
 
 /// A recurring job template.
@@ -394,8 +399,9 @@ impl Job {
     /// Keys, in order: `jid`, `klass`, `state`, `queue`, `worker`,
     /// `priority`, `expires`, `retries`, `remaining`, `data`, `tags`,
     /// `history`, `failure`, `tracked`, `dependencies`, `dependents`,
-    /// `spawned_from_jid`, and `metadata` only when there is some (so a job
-    /// without metadata keeps qless's exact shape).
+    /// `spawned_from_jid`, `metadata` only when there is some and `batch`
+    /// only when the job belongs to one (so other jobs keep qless's exact
+    /// shape).
     pub fn serialize_with_data<D, S>(&self, data: &D, s: S) -> Result<S::Ok, S::Error>
     where
         D: Serialize + ?Sized,
@@ -403,7 +409,8 @@ impl Job {
     {
         let r = &self.record;
         let with_metadata = !r.metadata.is_empty();
-        let mut m = s.serialize_map(Some(17 + usize::from(with_metadata)))?;
+        let extra = usize::from(with_metadata) + usize::from(r.batch.is_some());
+        let mut m = s.serialize_map(Some(17 + extra))?;
         m.serialize_entry("jid", &r.jid)?;
         m.serialize_entry("klass", &r.klass)?;
         m.serialize_entry("state", r.state.as_str())?;
@@ -426,6 +433,9 @@ impl Job {
         m.serialize_entry("spawned_from_jid", &r.spawned_from)?;
         if with_metadata {
             m.serialize_entry("metadata", &r.metadata)?;
+        }
+        if let Some(b) = &r.batch {
+            m.serialize_entry("batch", b)?;
         }
         m.end()
     }

@@ -23,6 +23,8 @@ use crate::stats;
 use crate::time::Timestamp;
 use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
 
+mod batches;
+
 /// "No limit" for listing primitives.
 const ALL: i64 = i64::MAX;
 
@@ -44,6 +46,14 @@ pub fn apply(
     };
     match command {
         Command::Batch { commands, atomic } => cx.batch(commands, *atomic),
+        Command::BatchCreate(p) => cx.batch_create(p),
+        Command::BatchGet { id } => cx.batch_get(id),
+        Command::BatchList { offset, count } => cx.batch_list(*offset, *count),
+        Command::BatchJobs { id, offset, count } => {
+            let (total, jobs) = cx.tx.batch_jobs(id, *offset, *count)?;
+            Ok(Reply::Page { total, jobs })
+        }
+        Command::BatchCancel { id } => cx.batch_cancel(id),
         Command::Cancel { jids } => cx.cancel(jids),
         Command::Complete(p) => cx.complete(p),
         Command::ConfigGet { key } => cx.config_get(key.as_deref()),
@@ -151,7 +161,7 @@ pub fn apply(
                 rec.sort_prio = *priority;
                 rec.sort_time = Timestamp::ZERO;
             }
-            cx.tx.job_save(&rec)?;
+            cx.save(&mut rec)?;
             Ok(Reply::Int(*priority))
         }
         Command::Put(p) => cx.put(p),
@@ -216,7 +226,7 @@ pub fn apply(
                 }
                 cx.tx.tag_index_add(&t, jid, cx.now)?;
             }
-            cx.tx.job_save(&rec)?;
+            cx.save(&mut rec)?;
             Ok(Reply::Strings(rec.tags))
         }
         Command::TagGet { tag, offset, count } => {
@@ -232,7 +242,7 @@ pub fn apply(
                     cx.tx.tag_count_add(&t, -1)?;
                 }
             }
-            cx.tx.job_save(&rec)?;
+            cx.save(&mut rec)?;
             Ok(Reply::Strings(rec.tags))
         }
         Command::TagTop { offset, count } => Ok(Reply::Strings(cx.tx.tag_top(2, *offset, *count)?)),
@@ -312,6 +322,9 @@ pub fn validate(command: &Command) -> Result<()> {
             name(c, "queue", &p.queue)?;
             name(c, "jid", &p.jid)?;
             name(c, "klass", &p.klass)?;
+            if let Some(b) = &p.batch {
+                name(c, "batch", b)?;
+            }
             json(c, "data", &p.data)?;
             delay(c, p.delay)?;
             if p.retries.is_some_and(|r| r < 0) {
@@ -342,6 +355,10 @@ pub fn validate(command: &Command) -> Result<()> {
             if commands.iter().any(|c| matches!(c, Command::Batch { .. })) =>
         {
             return Err(Error::invalid("Batch(): batches do not nest"));
+        }
+        Command::BatchCreate(p) => batches::validate_create(p)?,
+        Command::BatchGet { id } | Command::BatchCancel { id } | Command::BatchJobs { id, .. } => {
+            name("Batch", "id", id)?
         }
         Command::Pop { queue, worker, .. } => {
             name("Pop", "queue", queue)?;
@@ -700,8 +717,13 @@ impl Cx<'_> {
                 sort_time: now,
                 seq: 0,
                 metadata: Map::new(),
+                batch: None,
+                batch_outcome: Default::default(),
             },
         };
+        if let Some(b) = &p.batch {
+            self.batch_join(&mut rec, b)?;
+        }
         self.emit(
             "ql:log",
             json!({"jid": p.jid, "event": "put", "queue": p.queue}),
@@ -774,7 +796,7 @@ impl Cx<'_> {
             rec.state = JobState::Waiting;
             self.place_work(&mut rec, now)?;
         }
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         self.tx.queue_register(&p.queue, now)?;
         if self.tracked(&p.jid)? {
             self.emit_raw("ql:put", &p.jid);
@@ -825,7 +847,7 @@ impl Cx<'_> {
                 rec.sort_time = rec.expires;
                 self.count(queue, now.day(), Counter::Retries, 1)?;
                 if grace > 0.0 {
-                    self.tx.job_save(&rec)?;
+                    self.save(&mut rec)?;
                     continue;
                 }
             }
@@ -847,7 +869,7 @@ impl Cx<'_> {
                     "ql:log",
                     json!({"jid": jid, "event": "failed", "group": group, "worker": old, "message": message}),
                 );
-                self.tx.job_save(&rec)?;
+                self.save(&mut rec)?;
                 let ran = now.secs_since(rec.time).max(0.0);
                 let error = LifecycleError {
                     class: group.clone(),
@@ -904,7 +926,7 @@ impl Cx<'_> {
             rec.state = JobState::Running;
             let expires = rec.expires;
             self.place(&mut rec, Loc::Locked, expires)?;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             if self.tracked(&jid)? {
                 self.emit_raw("ql:popped", &jid);
             }
@@ -940,7 +962,7 @@ impl Cx<'_> {
             if let Some(mut rec) = self.tx.job_get(&jid)? {
                 rec.state = JobState::Waiting;
                 self.place_work(&mut rec, now)?;
-                self.tx.job_save(&rec)?;
+                self.save(&mut rec)?;
             }
         }
         Ok(())
@@ -999,13 +1021,15 @@ impl Cx<'_> {
                     sort_time: score,
                     seq: 0,
                     metadata: Map::new(),
+                    batch: None,
+                    batch_outcome: Default::default(),
                 };
                 self.history(
                     &child,
                     HistoryEntry::new(score, "put").with("q", r.queue.clone()),
                 )?;
                 self.place_work(&mut rec, score)?;
-                self.tx.job_save(&rec)?;
+                self.save(&mut rec)?;
                 let q = rec.queue.clone();
                 self.lifecycle(LifecycleKind::Enqueued, &rec, &q, None, None, None);
                 score = Timestamp(score.0.saturating_add(step));
@@ -1043,7 +1067,7 @@ impl Cx<'_> {
         if let Some(d) = data {
             rec.data = d.to_owned();
         }
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         self.tx.worker_touch(worker, self.now)?;
         Ok(Reply::Expiry(expires))
     }
@@ -1143,7 +1167,7 @@ impl Cx<'_> {
                 JobState::Waiting
             };
             rec.state = state;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             self.lifecycle(LifecycleKind::Enqueued, &rec, next, None, None, None);
             return Ok(Reply::Str(state.as_str().to_owned()));
         }
@@ -1155,7 +1179,7 @@ impl Cx<'_> {
         rec.state = JobState::Complete;
         rec.queue = String::new();
         self.place(&mut rec, Loc::Complete, now)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         self.expire_completed()?;
         for dependent in self.tx.dependents_of(&jid)? {
             self.tx.dep_remove(&dependent, &jid)?;
@@ -1176,7 +1200,7 @@ impl Cx<'_> {
                         self.place_work(&mut d, now)?;
                     }
                 }
-                self.tx.job_save(&d)?;
+                self.save(&mut d)?;
             }
         }
         Ok(Reply::Str("complete".to_owned()))
@@ -1287,7 +1311,7 @@ impl Cx<'_> {
             Some(split_error(group, message)),
         );
         self.fail_into(&mut rec, group, message, worker)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         Ok(Reply::Str(jid.to_owned()))
     }
 
@@ -1367,7 +1391,7 @@ impl Cx<'_> {
                 });
             }
         }
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         Ok(Reply::Int(remaining))
     }
 
@@ -1390,7 +1414,7 @@ impl Cx<'_> {
         rec.expires = Timestamp::ZERO;
         rec.grace = false;
         self.place_work(&mut rec, Timestamp::ZERO)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         Ok(Reply::Str(JobState::Waiting.as_str().to_owned()))
     }
 
@@ -1412,7 +1436,7 @@ impl Cx<'_> {
             rec.sort_prio = i64::MAX;
             rec.sort_time = now;
             rec.seq = self.tx.seq_next()?;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             let old = rec.worker.clone();
             self.lock_lost(jid, &old);
         }
@@ -1453,6 +1477,7 @@ impl Cx<'_> {
             if self.tracked(jid)? {
                 self.emit_raw("ql:canceled", jid);
             }
+            self.batch_move(&mut rec, None)?;
             self.delete_job(&rec)?;
         }
         Ok(Reply::Strings(jids.to_vec()))
@@ -1503,7 +1528,7 @@ impl Cx<'_> {
                     self.place_work(&mut rec, now)?;
                 }
             }
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
         }
         Ok(Reply::Bool(true))
     }
@@ -1528,7 +1553,7 @@ impl Cx<'_> {
             rec.remaining = rec.retries;
             rec.time = now;
             self.place_work(&mut rec, now)?;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             self.lifecycle(LifecycleKind::Enqueued, &rec, queue, None, None, None);
         }
         if n > 0 {

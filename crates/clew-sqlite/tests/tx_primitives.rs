@@ -46,6 +46,8 @@ fn job(jid: &str, queue: &str, loc: Loc, sort_prio: i64, sort_time: i64, seq: i6
         sort_time: t(sort_time),
         seq,
         metadata: serde_json::Map::new(),
+        batch: None,
+        batch_outcome: Default::default(),
     }
 }
 
