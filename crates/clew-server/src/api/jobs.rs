@@ -98,6 +98,10 @@ pub struct PutJob {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
+    /// The batch the job joins (it must exist and be open; a job stays in
+    /// its batch). In `POST /v1/batches` the batch being created.
+    #[serde(default)]
+    pub batch: Option<String>,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
@@ -133,7 +137,7 @@ pub async fn put_job(
 }
 
 /// The put of `body` into `queue` (a new jid when it names none).
-fn put_params(queue: String, body: PutJob) -> PutParams {
+pub(crate) fn put_params(queue: String, body: PutJob) -> PutParams {
     let mut p = PutParams::new(queue, body.klass);
     p.jid = match body.jid {
         Some(j) => j,
@@ -152,6 +156,7 @@ fn put_params(queue: String, body: PutJob) -> PutParams {
     p.depends = body.depends;
     p.must_exist = body.must_exist;
     p.metadata = body.metadata;
+    p.batch = body.batch;
     p
 }
 

@@ -36,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
 
+pub mod batches;
 pub mod config;
 pub mod dashboard;
 pub mod events;
@@ -61,6 +62,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tags::routes())
         .merge(config::routes())
         .merge(recurring::routes())
+        .merge(batches::routes())
         .merge(events::routes())
         .merge(dashboard::routes())
         .split_for_parts()
@@ -251,6 +253,9 @@ pub struct JobDoc {
     pub dependents: Vec<String>,
     /// The recurring template that spawned it, if any.
     pub spawned_from_jid: Option<String>,
+    /// The batch it belongs to (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 /// A recurring template. `data` is the payload as a JSON value.
