@@ -25,6 +25,7 @@ use clew_core::{Command, Engine, Error, ErrorKind, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod batch_cmd;
 mod bench;
 mod config_file;
 mod events_cmd;
@@ -286,6 +287,11 @@ enum Cmd {
         #[command(subcommand)]
         action: RecurCmd,
     },
+    /// Batches: jobs put together, with progress and a callback job.
+    Batch {
+        #[command(subcommand)]
+        action: batch_cmd::BatchCmd,
+    },
     /// Set a job's priority.
     Priority {
         /// The job.
@@ -425,6 +431,9 @@ struct PutArgs {
     /// Comma-separated jids this job waits for.
     #[arg(long, value_delimiter = ',')]
     depends: Vec<String>,
+    /// The batch the job joins (it must be open).
+    #[arg(long)]
+    batch: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1027,6 +1036,7 @@ impl Ctx {
                 self.done_out(&format!("unpaused {}", queues.join(", ")))
             }
             Cmd::Recur { action } => self.recur(action).await,
+            Cmd::Batch { action } => self.batch(action).await,
             Cmd::Priority { jid, priority } => {
                 let v = self.exec(Command::Priority { jid, priority }).await?;
                 self.scalar_out(&v)
@@ -1160,7 +1170,7 @@ impl Ctx {
                 depends: non_empty(p.depends),
                 must_exist: false,
                 metadata: None,
-                batch: None,
+                batch: p.batch,
             })
             .await?;
         self.scalar_out(&Value::from(jid))
