@@ -95,7 +95,8 @@ function facts(job, ctx) {
     row('Tags', tagEditor(job, ctx), 'tags'),
     row('Depends on', jidLinks(job.dependencies), 'dependencies'),
     row('Dependents', jidLinks(job.dependents), 'dependents'),
-    job.spawned_from_jid ? row('Spawned from', jobLink(job.spawned_from_jid), 'spawned') : null);
+    job.spawned_from_jid ? row('Spawned from', jobLink(job.spawned_from_jid), 'spawned') : null,
+    job.batch ? row('Batch', h('a', { href: `#/batches/${encodeURIComponent(job.batch)}`, class: 'jid' }, job.batch), 'batch') : null);
 }
 
 // ---------------------------------------------------------------- actions
