@@ -417,6 +417,44 @@ impl Client {
             .collect()
     }
 
+    /// Creates a batch with its jobs in one transaction (see
+    /// [`clew_core::batch`]); an empty batch id, callback jid or job jid gets
+    /// a new one. Returns the batch id and the jobs' jids, in order.
+    pub async fn create_batch(
+        &self,
+        mut params: clew_core::batch::BatchParams,
+    ) -> Result<(String, Vec<String>)> {
+        if params.id.is_empty() {
+            params.id = clew_core::engine::new_jid();
+        }
+        if let Some(cb) = &mut params.spec.callback {
+            if cb.jid.is_empty() {
+                cb.jid = clew_core::engine::new_jid();
+            }
+        }
+        for p in &mut params.jobs {
+            if p.jid.is_empty() {
+                p.jid = clew_core::engine::new_jid();
+            }
+            if p.worker.is_empty() {
+                p.worker = "clew".to_owned();
+            }
+        }
+        let id = params.id.clone();
+        let v = self.execute(Command::BatchCreate(params)).await?;
+        let jids: Vec<String> = decode("batch.create", v["jids"].clone())?;
+        Ok((id, jids))
+    }
+
+    /// A batch's progress (`{id, total, pending, complete, failed,
+    /// canceled, finished, callback_jid, callback_state, ...}`), or `None`.
+    pub async fn batch_status(&self, id: &str) -> Result<Option<Value>> {
+        let v = self
+            .execute(Command::BatchGet { id: id.to_owned() })
+            .await?;
+        Ok((!v.is_null()).then_some(v))
+    }
+
     /// Completes (or advances) jobs in one transaction, each on its own: a
     /// refused one (lock lost, say) leaves the others done. Returns each
     /// job's new state or refusal, in order.
@@ -1417,6 +1455,44 @@ mod tests {
         assert!(client.get("nope").await.expect("get").is_none());
         let e = client.complete(&jid, "w", "q", "{}").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+
+        // A batch: generated ids, progress, the callback once all finished.
+        let (id, jids) = client
+            .create_batch(clew_core::batch::BatchParams {
+                id: String::new(),
+                spec: clew_core::batch::BatchSpec {
+                    callback: Some(clew_core::batch::CallbackSpec {
+                        queue: "cb".into(),
+                        klass: "Done".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                jobs: vec![PutParams::new("bq", "K"), PutParams::new("bq", "K")],
+            })
+            .await
+            .expect("create_batch");
+        assert_eq!(jids.len(), 2);
+        let status = client
+            .batch_status(&id)
+            .await
+            .expect("status")
+            .expect("exists");
+        assert_eq!(status["pending"], 2);
+        for job in client.pop("bq", "w", 5).await.expect("pop") {
+            client
+                .complete(&job.jid, "w", "bq", "{}")
+                .await
+                .expect("complete");
+        }
+        let status = client
+            .batch_status(&id)
+            .await
+            .expect("status")
+            .expect("exists");
+        assert_eq!(status["complete"], 2);
+        assert_eq!(status["callback_state"], "waiting");
+        assert!(client.batch_status("nope").await.expect("status").is_none());
         client.close().await.expect("close");
     }
 }
