@@ -156,6 +156,7 @@ class Job:
         failure: dict (``{}`` when the job has not failed).
         dependencies, dependents: lists of jids.
         tracked: bool.
+        batch: the id of the batch the job belongs to, or None.
         raw: the whole job document as the server sent it.
     """
 
@@ -179,6 +180,7 @@ class Job:
         self.dependents = list(raw.get("dependents") or [])
         self.tracked = bool(raw.get("tracked", False))
         self.unique_key = raw.get("unique_key")
+        self.batch = raw.get("batch")
         data = raw.get("data")
         if isinstance(data, str):
             try:
@@ -297,6 +299,7 @@ class Client:
         worker=None,
         unique_key=None,
         on_conflict=None,
+        batch=None,
     ):
         """Puts a job into ``queue`` and returns its jid.
 
@@ -304,7 +307,8 @@ class Client:
         uuid4 hex jid is made when ``jid`` is None; putting an existing jid
         replaces that job. ``delay`` is in seconds; ``tags`` and ``depends``
         are lists of strings. ``worker`` is the name recorded as the putter
-        (default: ``HOST-PID``).
+        (default: ``HOST-PID``). ``batch`` names an open batch the job joins
+        (see :meth:`create_batch`).
 
         ``unique_key`` (e.g. ``"search:user-42"``): while a live job (neither
         failed nor complete) holds the key, the put does what ``on_conflict``
@@ -329,6 +333,8 @@ class Client:
             args += ["unique", unique_key]
         if on_conflict is not None:
             args += ["on-conflict", on_conflict]
+        if batch is not None:
+            args += ["batch", batch]
         return self.call("put", *args)
 
     def pop(self, queue, worker, count=1):
@@ -539,6 +545,60 @@ class Client:
                 item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
             items.append(item)
         return self._results("/v1/batch/fail", worker, items, "jid")
+
+    # -- batches (jobs with progress and a callback job) ---------------------
+
+    def create_batch(self, jobs, id=None, description=None, metadata=None, callback=None):
+        """Creates a batch with its jobs in one transaction
+        (``POST /v1/batches``): all of them or none. Returns
+        ``{"batch": {...}, "jids": [...]}`` (the batch as :meth:`batch`
+        returns it; the jobs' jids in order).
+
+        ``jobs`` is a list (1 to 10,000) of dicts as :meth:`put_many` takes
+        them. ``callback`` is a dict with ``queue`` and ``klass`` and,
+        optionally, ``jid``, ``data`` (a dict), ``priority``, ``tags`` and
+        ``retries``: that job is put once, when every job of the batch has
+        finished (complete, failed or canceled), its data holding
+        ``"batch": {"id", "total", "complete", "failed", "canceled"}``. An
+        existing ``id`` raises :class:`Conflict`; a refused job raises and
+        nothing is put.
+        """
+        items = []
+        for i, job in enumerate(jobs):
+            item = {k: v for k, v in dict(job).items() if v is not None}
+            item.setdefault("jid", uuid.uuid4().hex)
+            item.setdefault("worker", default_worker_name())
+            if "data" in item:
+                item["data"] = _data_value(item["data"], "jobs[%d].data" % i)
+            items.append(item)
+        body = {"jobs": items}
+        for key, value in (("id", id), ("description", description),
+                           ("metadata", metadata), ("callback", callback)):
+            if value is not None:
+                body[key] = value
+        return self._post_json("/v1/batches", body)
+
+    def batch(self, id):
+        """A batch's progress, or None: a dict with ``id``, ``created``,
+        ``description``, ``metadata``, ``total``, ``pending``, ``complete``,
+        ``failed``, ``canceled``, ``finished`` (seconds, or None),
+        ``callback`` (its spec, or None), ``callback_jid`` (once put) and
+        ``callback_state``."""
+        return self.call("batch.get", id)
+
+    def batches(self, offset=0, count=25):
+        """Batches, newest first: ``{"total": N, "batches": [...]}``."""
+        return self.call("batch.list", offset, count)
+
+    def batch_jobs(self, id, offset=0, count=25):
+        """The jids of a batch's jobs that still exist, by jid:
+        ``{"total": N, "jobs": [...]}``."""
+        return self.call("batch.jobs", id, offset, count)
+
+    def cancel_batch(self, id):
+        """Cancels every job of the batch that is not complete; returns
+        their jids."""
+        return self.call("batch.cancel", id)
 
     def _results(self, path, worker, items, done_key):
         decoded = self._post_json(path, {"worker": worker, "jobs": items})

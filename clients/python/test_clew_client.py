@@ -205,6 +205,33 @@ class WireTest(unittest.TestCase):
         self.assertEqual(second["worker"], clew_client.default_worker_name())
         self.assertNotIn("delay", second)  # None is left out
 
+    def test_put_sends_the_batch_pair(self):
+        self.reply(200, {"result": "j"})
+        Client(self.url).put("q", "K", {}, jid="j", batch="b1", worker="w")
+        _, body = self.sent()
+        self.assertEqual(body["args"], ["w", "q", "j", "K", "{}", "0", "batch", "b1"])
+
+    def test_create_batch_posts_jobs_and_callback(self):
+        self.reply(201, {"batch": {"id": "b1", "total": 1}, "jids": ["a"]})
+        out = Client(self.url).create_batch(
+            [{"queue": "q", "klass": "K", "data": '{"n": 1}', "jid": "a"}],
+            id="b1", description="nightly",
+            callback={"queue": "cb", "klass": "Done", "data": {"x": 1}},
+        )
+        self.assertEqual(out["jids"], ["a"])
+        body = self.sent_json("/v1/batches")
+        self.assertEqual(body["id"], "b1")
+        self.assertEqual(body["description"], "nightly")
+        self.assertNotIn("metadata", body)
+        self.assertEqual(body["callback"], {"queue": "cb", "klass": "Done", "data": {"x": 1}})
+        self.assertEqual(body["jobs"][0]["data"], {"n": 1})
+
+    def test_batch_reads_go_through_the_qless_endpoint(self):
+        self.reply(200, {"result": {"id": "b1", "pending": 0}})
+        self.assertEqual(Client(self.url).batch("b1")["pending"], 0)
+        _, body = self.sent()
+        self.assertEqual((body["command"], body["args"]), ("batch.get", ["b1"]))
+
     def test_put_many_refuses_data_that_is_not_json_before_sending(self):
         with self.assertRaises(ValueError) as ctx:
             Client(self.url).put_many([{"queue": "q", "klass": "K", "data": "{nope"}])
@@ -542,6 +569,43 @@ class ServerTest(unittest.TestCase):
         ])
         self.assertEqual(jids[0], jids[1])
         self.assertEqual(self.client.queues(self.q)["waiting"], 1)
+    def test_a_batch_puts_its_callback_when_every_job_finished(self):
+        bid = "py-" + uuid.uuid4().hex
+        cbq = self.q + "-cb"
+        out = self.client.create_batch(
+            [{"queue": self.q, "klass": "K", "data": {"i": i}} for i in range(3)],
+            id=bid, description="py", metadata={"who": "py"},
+            callback={"queue": cbq, "klass": "Done", "data": {"x": 1}},
+        )
+        self.assertEqual(out["batch"]["id"], bid)
+        self.assertEqual(out["batch"]["pending"], 3)
+        jids = out["jids"]
+        self.assertEqual(self.client.get(jids[0]).batch, bid)
+        self.assertEqual(self.client.batch_jobs(bid)["total"], 3)
+        extra = self.client.put(self.q, "K", {}, batch=bid)
+        self.assertEqual(self.client.batch(bid)["total"], 4)
+        jobs = self.client.pop(self.q, self.worker, 10)
+        self.assertEqual(len(jobs), 4)
+        for job in jobs[:2]:
+            job.complete()
+        jobs[2].fail("G", "boom")
+        self.assertIsNone(self.client.batch(bid)["callback_jid"])
+        self.client.cancel(extra)
+        b = self.client.batch(bid)
+        self.assertEqual((b["pending"], b["complete"], b["failed"], b["canceled"]), (0, 2, 1, 1))
+        self.assertEqual(b["callback_state"], "waiting")
+        (cb,) = self.client.pop(cbq, self.worker)
+        self.assertEqual(cb.jid, b["callback_jid"])
+        self.assertEqual(cb.data["x"], 1)
+        self.assertEqual(cb.data["batch"], {"id": bid, "total": 4, "complete": 2, "failed": 1, "canceled": 1})
+        self.assertIn(bid, [x["id"] for x in self.client.batches(0, 100)["batches"]])
+        with self.assertRaises(Conflict):
+            self.client.create_batch([{"queue": self.q, "klass": "K"}], id=bid)
+        with self.assertRaises(Conflict):
+            self.client.put(self.q, "K", {}, batch=bid)
+        self.assertIsNone(self.client.batch("py-missing-" + uuid.uuid4().hex))
+        with self.assertRaises(NotFound):
+            self.client.cancel_batch("py-missing-" + uuid.uuid4().hex)
 
     def test_put_many_is_all_or_nothing(self):
         with self.assertRaises(InvalidArgument) as ctx:

@@ -419,6 +419,44 @@ impl Client {
             .collect()
     }
 
+    /// Creates a batch with its jobs in one transaction (see
+    /// [`clew_core::batch`]); an empty batch id, callback jid or job jid gets
+    /// a new one. Returns the batch id and the jobs' jids, in order.
+    pub async fn create_batch(
+        &self,
+        mut params: clew_core::batch::BatchParams,
+    ) -> Result<(String, Vec<String>)> {
+        if params.id.is_empty() {
+            params.id = clew_core::engine::new_jid();
+        }
+        if let Some(cb) = &mut params.spec.callback {
+            if cb.jid.is_empty() {
+                cb.jid = clew_core::engine::new_jid();
+            }
+        }
+        for p in &mut params.jobs {
+            if p.jid.is_empty() {
+                p.jid = clew_core::engine::new_jid();
+            }
+            if p.worker.is_empty() {
+                p.worker = "clew".to_owned();
+            }
+        }
+        let id = params.id.clone();
+        let v = self.execute(Command::BatchCreate(params)).await?;
+        let jids: Vec<String> = decode("batch.create", v["jids"].clone())?;
+        Ok((id, jids))
+    }
+
+    /// A batch's progress (`{id, total, pending, complete, failed,
+    /// canceled, finished, callback_jid, callback_state, ...}`), or `None`.
+    pub async fn batch_status(&self, id: &str) -> Result<Option<Value>> {
+        let v = self
+            .execute(Command::BatchGet { id: id.to_owned() })
+            .await?;
+        Ok((!v.is_null()).then_some(v))
+    }
+
     /// Completes (or advances) jobs in one transaction, each on its own: a
     /// refused one (lock lost, say) leaves the others done. Returns each
     /// job's new state or refusal, in order.
@@ -672,6 +710,20 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
             }
             a
         }
+        Command::BatchCreate(b) => {
+            let mut a = vec![s(&b.id), serde_json::to_string(&b.spec).unwrap_or_default()];
+            for p in &b.jobs {
+                let mut parts = vec![s("put")];
+                parts.extend(put_args(p));
+                a.push(Value::from(parts).to_string());
+            }
+            a
+        }
+        Command::BatchGet { id } | Command::BatchCancel { id } => vec![s(id)],
+        Command::BatchList { offset, count } => vec![offset.to_string(), count.to_string()],
+        Command::BatchJobs { id, offset, count } => {
+            vec![s(id), offset.to_string(), count.to_string()]
+        }
         Command::Cancel { jids } => jids.clone(),
         Command::Complete(p) => {
             let mut a = vec![s(&p.jid), s(&p.worker), s(&p.queue), s(&p.data)];
@@ -863,6 +915,9 @@ fn put_args(p: &PutParams) -> Vec<String> {
             a.extend(["on-conflict".to_owned(), u.on_conflict.as_str().to_owned()]);
         }
     }
+    if let Some(b) = &p.batch {
+        a.extend(["batch".to_owned(), b.clone()]);
+    }
     a
 }
 
@@ -1005,6 +1060,61 @@ mod tests {
             Command::Cancel {
                 jids: v(&["a", "b"]),
             },
+            Command::BatchCreate(clew_core::batch::BatchParams {
+                id: "b1".into(),
+                spec: clew_core::batch::BatchSpec {
+                    description: "nightly".into(),
+                    metadata: serde_json::json!({"k": [1]})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    callback: Some(clew_core::batch::CallbackSpec {
+                        queue: "cb".into(),
+                        klass: "Done".into(),
+                        jid: "cbj".into(),
+                        data: serde_json::json!({"x": 1})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                        priority: Some(3),
+                        tags: v(&["t"]),
+                        retries: Some(1),
+                    }),
+                },
+                jobs: vec![
+                    PutParams {
+                        jid: "a".into(),
+                        ..PutParams::new("q", "K")
+                    },
+                    PutParams {
+                        jid: "b".into(),
+                        batch: Some("b1".into()),
+                        priority: Some(2),
+                        ..PutParams::new("q", "K")
+                    },
+                ],
+            }),
+            Command::BatchCreate(clew_core::batch::BatchParams {
+                id: "b2".into(),
+                spec: Default::default(),
+                jobs: vec![],
+            }),
+            Command::BatchGet { id: "b1".into() },
+            Command::BatchCancel { id: "b1".into() },
+            Command::BatchList {
+                offset: 1,
+                count: 2,
+            },
+            Command::BatchJobs {
+                id: "b1".into(),
+                offset: 0,
+                count: 25,
+            },
+            Command::Put(PutParams {
+                jid: "in-batch".into(),
+                batch: Some("b1".into()),
+                ..PutParams::new("q", "K")
+            }),
             Command::Complete(CompleteParams {
                 jid: "j".into(),
                 worker: "w".into(),
@@ -1178,6 +1288,7 @@ mod tests {
                 must_exist: false,
                 metadata: None,
                 unique: None,
+                batch: None,
             }),
             Command::Put(PutParams {
                 worker: "w".into(),
@@ -1413,6 +1524,44 @@ mod tests {
         assert!(client.get("nope").await.expect("get").is_none());
         let e = client.complete(&jid, "w", "q", "{}").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+
+        // A batch: generated ids, progress, the callback once all finished.
+        let (id, jids) = client
+            .create_batch(clew_core::batch::BatchParams {
+                id: String::new(),
+                spec: clew_core::batch::BatchSpec {
+                    callback: Some(clew_core::batch::CallbackSpec {
+                        queue: "cb".into(),
+                        klass: "Done".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                jobs: vec![PutParams::new("bq", "K"), PutParams::new("bq", "K")],
+            })
+            .await
+            .expect("create_batch");
+        assert_eq!(jids.len(), 2);
+        let status = client
+            .batch_status(&id)
+            .await
+            .expect("status")
+            .expect("exists");
+        assert_eq!(status["pending"], 2);
+        for job in client.pop("bq", "w", 5).await.expect("pop") {
+            client
+                .complete(&job.jid, "w", "bq", "{}")
+                .await
+                .expect("complete");
+        }
+        let status = client
+            .batch_status(&id)
+            .await
+            .expect("status")
+            .expect("exists");
+        assert_eq!(status["complete"], 2);
+        assert_eq!(status["callback_state"], "waiting");
+        assert!(client.batch_status("nope").await.expect("status").is_none());
         client.close().await.expect("close");
     }
 }

@@ -46,6 +46,9 @@ pub struct PutParams {
     /// A uniqueness key and its conflict policy (see [`crate::unique`]);
     /// `None` keeps the existing job's key (default none).
     pub unique: Option<crate::unique::Unique>,
+    /// The batch the job joins (it must exist and not have finished; a job
+    /// already in another batch is refused). `None` keeps the job's batch.
+    pub batch: Option<String>,
 }
 
 impl PutParams {
@@ -198,6 +201,35 @@ pub enum Command {
         commands: Vec<Command>,
         /// All or nothing.
         atomic: bool,
+    },
+    /// Create a batch with its first jobs, in one transaction (see
+    /// [`crate::batch`]).
+    BatchCreate(crate::batch::BatchParams),
+    /// A batch's progress, or `None`.
+    BatchGet {
+        /// The batch.
+        id: String,
+    },
+    /// Batches, newest first.
+    BatchList {
+        /// Skip this many.
+        offset: i64,
+        /// At most this many.
+        count: i64,
+    },
+    /// The jids of a batch's jobs that still exist, in jid order.
+    BatchJobs {
+        /// The batch.
+        id: String,
+        /// Skip this many.
+        offset: i64,
+        /// At most this many.
+        count: i64,
+    },
+    /// Cancel every job of a batch that is not complete.
+    BatchCancel {
+        /// The batch.
+        id: String,
     },
     /// Cancel jobs (refused if another job depends on one and is not listed).
     Cancel {
@@ -497,6 +529,11 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Batch { .. } => "batch",
+            Command::BatchCreate(_) => "batch.create",
+            Command::BatchGet { .. } => "batch.get",
+            Command::BatchList { .. } => "batch.list",
+            Command::BatchJobs { .. } => "batch.jobs",
+            Command::BatchCancel { .. } => "batch.cancel",
             Command::Cancel { .. } => "cancel",
             Command::Complete(_) => "complete",
             Command::ConfigGet { .. } => "config.get",
@@ -611,6 +648,22 @@ impl Serialize for TimingReport {
 pub enum Reply {
     /// Each command's result of a [`Command::Batch`], in order.
     Batch(Vec<crate::error::Result<Reply>>),
+    /// A batch (`batch.get`), or nothing.
+    BatchInfo(Option<Box<crate::batch::BatchView>>),
+    /// `batch.create`: the batch and its jobs' jids, in order.
+    BatchCreated {
+        /// The batch.
+        batch: Box<crate::batch::BatchView>,
+        /// The jids of the jobs put.
+        jids: Vec<String>,
+    },
+    /// `batch.list`: how many batches there are, and a page of them.
+    BatchList {
+        /// How many in all.
+        total: i64,
+        /// This page, newest first.
+        batches: Vec<crate::batch::BatchView>,
+    },
     /// No value (`pause`, `timeout`, `log`, `config.set`, ...).
     Nil,
     /// A boolean (`depends`, `recur.update`, `unrecur`).
@@ -746,6 +799,19 @@ impl Serialize for Reply {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Reply::Batch(results) => s.collect_seq(results.iter().map(BatchItem)),
+            Reply::BatchInfo(b) => b.serialize(s),
+            Reply::BatchCreated { batch, jids } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("batch", batch)?;
+                m.serialize_entry("jids", jids)?;
+                m.end()
+            }
+            Reply::BatchList { total, batches } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("total", total)?;
+                m.serialize_entry("batches", batches)?;
+                m.end()
+            }
             Reply::Nil => s.serialize_unit(),
             Reply::Bool(b) => s.serialize_bool(*b),
             Reply::Int(i) => s.serialize_i64(*i),
@@ -900,6 +966,10 @@ mod tests {
                     })
                     .collect(),
             ),
+            // Shapes new with batches: no older tree to compare with.
+            Reply::BatchInfo(_) | Reply::BatchCreated { .. } | Reply::BatchList { .. } => {
+                serde_json::to_value(reply).unwrap()
+            }
             Reply::Nil => Value::Null,
             Reply::Bool(b) => Value::Bool(*b),
             Reply::Int(i) => Value::from(*i),
@@ -988,6 +1058,8 @@ mod tests {
             seq: 0,
             metadata: Map::new(),
             unique_key: None,
+            batch: None,
+            batch_outcome: crate::batch::BatchOutcome::Pending,
         }
     }
 

@@ -210,6 +210,22 @@ impl Engine {
     ) -> Result<Reply> {
         match &mut command {
             Command::Put(p) => self.preprocess(p),
+            Command::BatchCreate(b) => {
+                if b.id.is_empty() {
+                    b.id = new_jid();
+                }
+                if let Some(cb) = &mut b.spec.callback {
+                    if cb.jid.is_empty() {
+                        cb.jid = new_jid();
+                    }
+                }
+                for p in &mut b.jobs {
+                    if p.jid.is_empty() {
+                        p.jid = new_jid();
+                    }
+                    self.preprocess(p);
+                }
+            }
             Command::Batch { commands, .. } => {
                 for c in commands {
                     if let Command::Put(p) = c {

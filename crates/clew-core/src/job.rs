@@ -307,6 +307,11 @@ pub struct JobRecord {
     /// The uniqueness key the job carries (see [`crate::unique`]); it holds
     /// the key only while it is neither failed nor complete.
     pub unique_key: Option<String>,
+    /// The batch the job belongs to (see [`crate::batch`]).
+    pub batch: Option<String>,
+    /// How the batch counts the job now (kept by the logic's one save
+    /// hook; meaningless without `batch`).
+    pub batch_outcome: crate::batch::BatchOutcome,
 }
 
 /// A recurring job template.
@@ -408,9 +413,9 @@ impl Job {
     /// Keys, in order: `jid`, `klass`, `state`, `queue`, `worker`,
     /// `priority`, `expires`, `retries`, `remaining`, `data`, `tags`,
     /// `history`, `failure`, `tracked`, `dependencies`, `dependents`,
-    /// `spawned_from_jid`, `metadata` only when there is some and
-    /// `unique_key` only when the job has one (so a job without either
-    /// keeps qless's exact shape).
+    /// `spawned_from_jid`, `metadata` only when there is some, `unique_key`
+    /// only when the job has one and `batch` only when the job belongs to
+    /// one (so other jobs keep qless's exact shape).
     pub fn serialize_with_data<D, S>(&self, data: &D, s: S) -> Result<S::Ok, S::Error>
     where
         D: Serialize + ?Sized,
@@ -418,10 +423,10 @@ impl Job {
     {
         let r = &self.record;
         let with_metadata = !r.metadata.is_empty();
-        let with_key = r.unique_key.is_some();
-        let mut m = s.serialize_map(Some(
-            17 + usize::from(with_metadata) + usize::from(with_key),
-        ))?;
+        let extra = usize::from(with_metadata)
+            + usize::from(r.unique_key.is_some())
+            + usize::from(r.batch.is_some());
+        let mut m = s.serialize_map(Some(17 + extra))?;
         m.serialize_entry("jid", &r.jid)?;
         m.serialize_entry("klass", &r.klass)?;
         m.serialize_entry("state", r.state.as_str())?;
@@ -447,6 +452,9 @@ impl Job {
         }
         if let Some(key) = &r.unique_key {
             m.serialize_entry("unique_key", key)?;
+        }
+        if let Some(b) = &r.batch {
+            m.serialize_entry("batch", b)?;
         }
         m.end()
     }

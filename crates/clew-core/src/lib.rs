@@ -7,6 +7,7 @@
 //! * [`job`]: [`JobState`], the stored [`JobRecord`], the caller's [`Job`], history.
 //! * [`command`]: every operation as a [`Command`], and its [`Reply`].
 //! * [`tx`]: [`Tx`], the storage primitives a backend implements.
+//! * [`batch`]: batches of jobs with progress counters and a callback job.
 //! * [`logic`]: qless semantics, once, over [`Tx`] ([`logic::apply`]).
 //! * [`store`]: [`Store`], the async seam the [`Engine`] calls.
 //! * [`lifecycle`]: resque-clues lifecycle events ([`LifecycleEvent`]).
@@ -21,6 +22,7 @@
 //! * [`analytics`]: search and statistics over the lifecycle history.
 
 pub mod analytics;
+pub mod batch;
 pub mod command;
 pub mod config;
 pub mod cron;

@@ -24,6 +24,8 @@ use crate::time::Timestamp;
 use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
 use crate::unique::OnConflict;
 
+mod batches;
+
 /// "No limit" for listing primitives.
 const ALL: i64 = i64::MAX;
 
@@ -45,6 +47,14 @@ pub fn apply(
     };
     match command {
         Command::Batch { commands, atomic } => cx.batch(commands, *atomic),
+        Command::BatchCreate(p) => cx.batch_create(p),
+        Command::BatchGet { id } => cx.batch_get(id),
+        Command::BatchList { offset, count } => cx.batch_list(*offset, *count),
+        Command::BatchJobs { id, offset, count } => {
+            let (total, jobs) = cx.tx.batch_jobs(id, *offset, *count)?;
+            Ok(Reply::Page { total, jobs })
+        }
+        Command::BatchCancel { id } => cx.batch_cancel(id),
         Command::Cancel { jids } => cx.cancel(jids),
         Command::Complete(p) => cx.complete(p),
         Command::ConfigGet { key } => cx.config_get(key.as_deref()),
@@ -152,7 +162,7 @@ pub fn apply(
                 rec.sort_prio = *priority;
                 rec.sort_time = Timestamp::ZERO;
             }
-            cx.tx.job_save(&rec)?;
+            cx.save(&mut rec)?;
             Ok(Reply::Int(*priority))
         }
         Command::Put(p) => cx.put(p),
@@ -227,7 +237,7 @@ pub fn apply(
                 }
                 cx.tx.tag_index_add(&t, jid, cx.now)?;
             }
-            cx.tx.job_save(&rec)?;
+            cx.save(&mut rec)?;
             Ok(Reply::Strings(rec.tags))
         }
         Command::TagGet { tag, offset, count } => {
@@ -243,7 +253,7 @@ pub fn apply(
                     cx.tx.tag_count_add(&t, -1)?;
                 }
             }
-            cx.tx.job_save(&rec)?;
+            cx.save(&mut rec)?;
             Ok(Reply::Strings(rec.tags))
         }
         Command::TagTop { offset, count } => Ok(Reply::Strings(cx.tx.tag_top(2, *offset, *count)?)),
@@ -323,6 +333,9 @@ pub fn validate(command: &Command) -> Result<()> {
             name(c, "queue", &p.queue)?;
             name(c, "jid", &p.jid)?;
             name(c, "klass", &p.klass)?;
+            if let Some(b) = &p.batch {
+                name(c, "batch", b)?;
+            }
             json(c, "data", &p.data)?;
             delay(c, p.delay)?;
             if p.retries.is_some_and(|r| r < 0) {
@@ -356,6 +369,10 @@ pub fn validate(command: &Command) -> Result<()> {
             if commands.iter().any(|c| matches!(c, Command::Batch { .. })) =>
         {
             return Err(Error::invalid("Batch(): batches do not nest"));
+        }
+        Command::BatchCreate(p) => batches::validate_create(p)?,
+        Command::BatchGet { id } | Command::BatchCancel { id } | Command::BatchJobs { id, .. } => {
+            name("Batch", "id", id)?
         }
         Command::Pop { queue, worker, .. } => {
             name("Pop", "queue", queue)?;
@@ -722,10 +739,15 @@ impl Cx<'_> {
                 seq: 0,
                 metadata: Map::new(),
                 unique_key: None,
+                batch: None,
+                batch_outcome: Default::default(),
             },
         };
         // Whether the job held its key before this put (then it still does).
         let held_key = !created && crate::unique::holds_key(rec.state);
+        if let Some(b) = &p.batch {
+            self.batch_join(&mut rec, b)?;
+        }
         self.emit(
             "ql:log",
             json!({"jid": p.jid, "event": "put", "queue": p.queue}),
@@ -804,7 +826,7 @@ impl Cx<'_> {
             rec.state = JobState::Waiting;
             self.place_work(&mut rec, now)?;
         }
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         self.tx.queue_register(&p.queue, now)?;
         if self.tracked(&p.jid)? {
             self.emit_raw("ql:put", &p.jid);
@@ -855,7 +877,7 @@ impl Cx<'_> {
                     &holder,
                     HistoryEntry::new(self.now, "replaced").with("unique_key", u.key.clone()),
                 )?;
-                self.tx.job_save(&rec)?;
+                self.save(&mut rec)?;
                 self.emit(
                     "ql:log",
                     json!({"jid": holder, "event": "replaced", "unique_key": u.key}),
@@ -926,7 +948,7 @@ impl Cx<'_> {
                 rec.sort_time = rec.expires;
                 self.count(queue, now.day(), Counter::Retries, 1)?;
                 if grace > 0.0 {
-                    self.tx.job_save(&rec)?;
+                    self.save(&mut rec)?;
                     continue;
                 }
             }
@@ -948,7 +970,7 @@ impl Cx<'_> {
                     "ql:log",
                     json!({"jid": jid, "event": "failed", "group": group, "worker": old, "message": message}),
                 );
-                self.tx.job_save(&rec)?;
+                self.save(&mut rec)?;
                 let ran = now.secs_since(rec.time).max(0.0);
                 let error = LifecycleError {
                     class: group.clone(),
@@ -1005,7 +1027,7 @@ impl Cx<'_> {
             rec.state = JobState::Running;
             let expires = rec.expires;
             self.place(&mut rec, Loc::Locked, expires)?;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             if self.tracked(&jid)? {
                 self.emit_raw("ql:popped", &jid);
             }
@@ -1041,7 +1063,7 @@ impl Cx<'_> {
             if let Some(mut rec) = self.tx.job_get(&jid)? {
                 rec.state = JobState::Waiting;
                 self.place_work(&mut rec, now)?;
-                self.tx.job_save(&rec)?;
+                self.save(&mut rec)?;
             }
         }
         Ok(())
@@ -1116,7 +1138,7 @@ impl Cx<'_> {
         if let Some(d) = data {
             rec.data = d.to_owned();
         }
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         self.tx.worker_touch(worker, self.now)?;
         Ok(Reply::Expiry(expires))
     }
@@ -1216,7 +1238,7 @@ impl Cx<'_> {
                 JobState::Waiting
             };
             rec.state = state;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             self.lifecycle(LifecycleKind::Enqueued, &rec, next, None, None, None);
             return Ok(Reply::Str(state.as_str().to_owned()));
         }
@@ -1228,7 +1250,7 @@ impl Cx<'_> {
         rec.state = JobState::Complete;
         rec.queue = String::new();
         self.place(&mut rec, Loc::Complete, now)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         self.expire_completed()?;
         for dependent in self.tx.dependents_of(&jid)? {
             self.tx.dep_remove(&dependent, &jid)?;
@@ -1249,7 +1271,7 @@ impl Cx<'_> {
                         self.place_work(&mut d, now)?;
                     }
                 }
-                self.tx.job_save(&d)?;
+                self.save(&mut d)?;
             }
         }
         Ok(Reply::Str("complete".to_owned()))
@@ -1360,7 +1382,7 @@ impl Cx<'_> {
             Some(split_error(group, message)),
         );
         self.fail_into(&mut rec, group, message, worker)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         Ok(Reply::Str(jid.to_owned()))
     }
 
@@ -1440,7 +1462,7 @@ impl Cx<'_> {
                 });
             }
         }
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         Ok(Reply::Int(remaining))
     }
 
@@ -1463,7 +1485,7 @@ impl Cx<'_> {
         rec.expires = Timestamp::ZERO;
         rec.grace = false;
         self.place_work(&mut rec, Timestamp::ZERO)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         Ok(Reply::Str(JobState::Waiting.as_str().to_owned()))
     }
 
@@ -1485,7 +1507,7 @@ impl Cx<'_> {
             rec.sort_prio = i64::MAX;
             rec.sort_time = now;
             rec.seq = self.tx.seq_next()?;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             let old = rec.worker.clone();
             self.lock_lost(jid, &old);
         }
@@ -1526,6 +1548,7 @@ impl Cx<'_> {
             if self.tracked(jid)? {
                 self.emit_raw("ql:canceled", jid);
             }
+            self.batch_move(&mut rec, None)?;
             self.delete_job(&rec)?;
         }
         Ok(Reply::Strings(jids.to_vec()))
@@ -1576,7 +1599,7 @@ impl Cx<'_> {
                     self.place_work(&mut rec, now)?;
                 }
             }
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
         }
         Ok(Reply::Bool(true))
     }
@@ -1602,7 +1625,7 @@ impl Cx<'_> {
             rec.remaining = rec.retries;
             rec.time = now;
             self.place_work(&mut rec, now)?;
-            self.tx.job_save(&rec)?;
+            self.save(&mut rec)?;
             self.lifecycle(LifecycleKind::Enqueued, &rec, queue, None, None, None);
         }
         if n > 0 {
@@ -1804,13 +1827,15 @@ impl Cx<'_> {
             seq: 0,
             metadata: Map::new(),
             unique_key: None,
+            batch: None,
+            batch_outcome: Default::default(),
         };
         self.history(
             &child,
             HistoryEntry::new(tick, "put").with("q", r.queue.clone()),
         )?;
         self.place_work(&mut rec, tick)?;
-        self.tx.job_save(&rec)?;
+        self.save(&mut rec)?;
         let q = rec.queue.clone();
         self.lifecycle(LifecycleKind::Enqueued, &rec, &q, None, None, None);
         Ok(())

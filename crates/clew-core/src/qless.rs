@@ -55,7 +55,17 @@ pub const COMMANDS: [&str; 37] = [
 ];
 
 /// Commands clew adds to qless-core's set (same calling convention).
-pub const EXTENSIONS: [&str; 4] = ["batch", "release", "workers.detail", "unique.get"];
+pub const EXTENSIONS: [&str; 9] = [
+    "batch",
+    "batch.create",
+    "batch.get",
+    "batch.list",
+    "batch.jobs",
+    "batch.cancel",
+    "release",
+    "workers.detail",
+    "unique.get",
+];
 
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
 pub const DEFAULT_PAGE: i64 = 25;
@@ -274,6 +284,43 @@ fn parse_batch(args: &[String]) -> Result<Command> {
     Ok(Command::Batch { commands, atomic })
 }
 
+/// `batch.create ID SPEC ["put", WORKER, QUEUE, JID, ...] ...` (a clew
+/// extension): `SPEC` is a JSON object `{description, metadata, callback:
+/// {queue, klass, jid, data, priority, tags, retries}}` (every key
+/// optional); each further argument is one `put` as a JSON array of strings.
+fn parse_batch_create(args: &[String]) -> Result<Command> {
+    const C: &str = "Batch.create";
+    let mut a = Args::new(C, args);
+    let id = a.name("id")?;
+    let spec_text = a.next().ok_or_else(|| a.missing("spec"))?;
+    let spec: crate::batch::BatchSpec = serde_json::from_str(spec_text)
+        .map_err(|e| Error::invalid(format!("{C}(): Arg \"spec\" not a batch spec: {e}")))?;
+    let mut jobs = Vec::new();
+    for (i, arg) in a.rest().iter().enumerate() {
+        let parts: Vec<String> = serde_json::from_str(arg).map_err(|e| {
+            Error::invalid(format!(
+                "{C}(): job {i} must be a JSON array of strings: {e}"
+            ))
+        })?;
+        match parts.split_first() {
+            Some((name, rest)) if name == "put" => match parse_put("Put", rest, false)? {
+                Command::Put(p) => jobs.push(p),
+                _ => unreachable!("parse_put returns a put"),
+            },
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{C}(): job {i} must be a put: [\"put\", worker, queue, jid, klass, data, delay, ...]"
+                )))
+            }
+        }
+    }
+    Ok(Command::BatchCreate(crate::batch::BatchParams {
+        id,
+        spec,
+        jobs,
+    }))
+}
+
 /// Turns a qless-core command name and its string arguments into a
 /// [`Command`].
 pub fn parse(command: &str, args: &[String]) -> Result<Command> {
@@ -281,6 +328,37 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
         "" => Err(Error::invalid("Must provide a command")),
         "put" => parse_put("Put", args, false),
         "batch" => parse_batch(args),
+        "batch.create" => parse_batch_create(args),
+        "batch.get" | "batch.cancel" => {
+            let c = if command == "batch.get" {
+                "Batch.get"
+            } else {
+                "Batch.cancel"
+            };
+            let mut a = Args::new(c, args);
+            let id = a.name("id")?;
+            a.done()?;
+            if command == "batch.get" {
+                Ok(Command::BatchGet { id })
+            } else {
+                Ok(Command::BatchCancel { id })
+            }
+        }
+        "batch.list" => {
+            let mut a = Args::new("Batch.list", args);
+            let offset = a.opt_int("offset", 0)?.max(0);
+            let count = a.opt_int("count", DEFAULT_PAGE)?.max(0);
+            a.done()?;
+            Ok(Command::BatchList { offset, count })
+        }
+        "batch.jobs" => {
+            let mut a = Args::new("Batch.jobs", args);
+            let id = a.name("id")?;
+            let offset = a.opt_int("offset", 0)?.max(0);
+            let count = a.opt_int("count", DEFAULT_PAGE)?.max(0);
+            a.done()?;
+            Ok(Command::BatchJobs { id, offset, count })
+        }
         "requeue" => parse_put("Requeue", args, true),
         "pop" => {
             let mut a = Args::new("Pop", args);
@@ -733,6 +811,7 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         must_exist,
         metadata: None,
         unique: None,
+        batch: None,
     };
     let mut on_conflict = None;
     let known = [
@@ -743,9 +822,14 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         "metadata",
         "unique",
         "on-conflict",
+        "batch",
     ];
     for (k, v) in a.pairs(&known)? {
         match k.as_str() {
+            "batch" if v.is_empty() => {
+                return Err(Error::invalid(format!("{cmd}(): Arg \"batch\" missing")))
+            }
+            "batch" => p.batch = Some(v),
             "metadata" => p.metadata = Some(json_object(cmd, "metadata", &v)?),
             "unique" => p.unique = Some(Unique::new(v)),
             "on-conflict" => on_conflict = Some(OnConflict::parse(cmd, &v)?),

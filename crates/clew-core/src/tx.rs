@@ -18,6 +18,7 @@
 //! This trait is internal: it is defined by the conformance suite and may
 //! change freely between versions.
 
+use crate::batch::BatchRecord;
 use crate::error::Result;
 use crate::job::{HistoryEntry, JobRecord, Loc, RecurRecord};
 use crate::time::Timestamp;
@@ -134,6 +135,19 @@ pub trait Tx {
     /// Undoes what was done since [`Tx::savepoint`] and closes the savepoint
     /// (caches the store keeps must forget what it undid).
     fn savepoint_rollback(&mut self) -> Result<()>;
+
+    // --- batches (see [`crate::batch`]) ---------------------------------
+    /// A batch. A backend with concurrent writers locks the row (a pop
+    /// may fail a batch's job while another pop does too).
+    fn batch_get(&mut self, id: &str) -> Result<Option<BatchRecord>>;
+    /// Inserts or replaces a batch.
+    fn batch_save(&mut self, batch: &BatchRecord) -> Result<()>;
+    /// Batches newest `created` first (ties: id descending), skipping
+    /// `offset`, at most `limit`, with how many there are.
+    fn batch_list(&mut self, offset: i64, limit: i64) -> Result<(i64, Vec<BatchRecord>)>;
+    /// Jids of the existing jobs whose `batch` is `id`, by jid ascending,
+    /// skipping `offset`, at most `limit`, with how many there are.
+    fn batch_jobs(&mut self, id: &str, offset: i64, limit: i64) -> Result<(i64, Vec<String>)>;
 
     // --- configuration -------------------------------------------------
     /// All stored config values (not the defaults), sorted by key.

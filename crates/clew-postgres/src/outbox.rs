@@ -119,6 +119,7 @@ impl OutboxRow {
                 "tags" => p.tags = Some(strings(&key, &value)?),
                 "depends" => p.depends = Some(strings(&key, &value)?),
                 "worker" => p.worker = string(&key, &value)?,
+                "batch" => p.batch = Some(string(&key, &value)?),
                 "metadata" => match value {
                     Value::Object(m) => p.metadata = Some(m),
                     other => return Err(bad_option(&key, "a JSON object", &other)),
@@ -131,7 +132,7 @@ impl OutboxRow {
                 _ => {
                     return Err(Error::invalid(format!(
                         "put(): unknown option {key:?} (known: priority, tags, delay, retries, \
-                         depends, metadata, worker, unique_key, on_conflict)"
+                         depends, metadata, worker, unique_key, on_conflict, batch)"
                     )))
                 }
             }
@@ -402,6 +403,9 @@ fn outbox_entry(params: &PutParams) -> Result<(String, String)> {
     if let Some(u) = &params.unique {
         options.insert("unique_key".into(), u.key.clone().into());
         options.insert("on_conflict".into(), u.on_conflict.as_str().into());
+    }
+    if let Some(batch) = &params.batch {
+        options.insert("batch".into(), batch.clone().into());
     }
     let options = serde_json::to_string(&Value::Object(options))
         .map_err(|e| Error::invalid(format!("put_in(): encoding the options: {e}")))?;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
@@ -886,9 +887,12 @@ macro_rules! job_cols {
     () => {
         "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome"
     };
 }
+
+/// The column of [`history_col!`] after [`job_cols!`].
+const HISTORY_COL: usize = 27;
 
 /// A job's whole history as one JSON text column (`[[at, what, extra], …]`
 /// in order, NULL when it has none), selected with its row, so the logic's
@@ -964,7 +968,38 @@ fn job_from_row(row: &Row) -> Result<JobRecord> {
         seq: row.try_get(22).pg()?,
         metadata: json_col(row, 23)?,
         unique_key: row.try_get(24).pg()?,
+        batch: row.try_get(25).pg()?,
+        batch_outcome: outcome(row.try_get(26).pg()?)?,
     })
+}
+
+/// A job's [`BatchOutcome`] from its code.
+fn outcome(code: i64) -> Result<BatchOutcome> {
+    BatchOutcome::from_code(code).ok_or_else(|| corrupt(format!("job batch outcome {code}")))
+}
+
+/// Reads a batch row selected with [`batch_cols!`].
+fn batch_from_row(row: &Row) -> Result<BatchRecord> {
+    let spec: String = row.try_get(2).pg()?;
+    Ok(BatchRecord {
+        id: row.try_get(0).pg()?,
+        created: Timestamp(row.try_get(1).pg()?),
+        spec: serde_json::from_str(&spec).map_err(|e| corrupt(format!("batch spec: {e}")))?,
+        total: row.try_get(3).pg()?,
+        pending: row.try_get(4).pg()?,
+        complete: row.try_get(5).pg()?,
+        failed: row.try_get(6).pg()?,
+        canceled: row.try_get(7).pg()?,
+        finished: row.try_get::<_, Option<i64>>(8).pg()?.map(Timestamp),
+        callback_jid: row.try_get(9).pg()?,
+    })
+}
+
+/// The `batches` columns in [`batch_from_row`]'s order.
+macro_rules! batch_cols {
+    () => {
+        "id, created, spec, total, pending, complete, failed, canceled, finished, callback_jid"
+    };
 }
 
 /// A text column of a simple-query row (`None`: SQL NULL).
@@ -1042,6 +1077,8 @@ fn job_from_text(row: &SimpleQueryRow) -> Result<JobRecord> {
         seq: text_int(row, 22)?,
         metadata: text_json(row, 23)?,
         unique_key: text_opt(row, 24)?.map(str::to_owned),
+        batch: text_opt(row, 25)?.map(str::to_owned),
+        batch_outcome: outcome(text_int(row, 26)?)?,
     })
 }
 
@@ -1107,6 +1144,81 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         // What is buffered was done inside the savepoint: dropped.
         self.rolled_back();
         self.flush_with("ROLLBACK TO SAVEPOINT batch_item; RELEASE SAVEPOINT batch_item")
+    }
+
+    // --- batches ---------------------------------------------------------
+
+    fn batch_get(&mut self, id: &str) -> Result<Option<BatchRecord>> {
+        // FOR UPDATE: two concurrent pops may each fail a job of the batch.
+        self.row(
+            concat!(
+                "SELECT ",
+                batch_cols!(),
+                " FROM batches WHERE id = $1 FOR UPDATE"
+            ),
+            &[&id],
+        )?
+        .as_ref()
+        .map(batch_from_row)
+        .transpose()
+    }
+
+    fn batch_save(&mut self, b: &BatchRecord) -> Result<()> {
+        let spec = to_json_text(&b.spec)?;
+        self.write(
+            concat!(
+                "INSERT INTO batches (",
+                batch_cols!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (id) DO UPDATE SET created = excluded.created,
+                   spec = excluded.spec, total = excluded.total,
+                   pending = excluded.pending, complete = excluded.complete,
+                   failed = excluded.failed, canceled = excluded.canceled,
+                   finished = excluded.finished, callback_jid = excluded.callback_jid"
+            ),
+            &[
+                Lit::Str(&b.id),
+                Lit::Int(b.created.0),
+                Lit::Str(&spec),
+                Lit::Int(b.total),
+                Lit::Int(b.pending),
+                Lit::Int(b.complete),
+                Lit::Int(b.failed),
+                Lit::Int(b.canceled),
+                Lit::OptInt(b.finished.map(|t| t.0)),
+                Lit::OptStr(b.callback_jid.as_deref()),
+            ],
+        )
+    }
+
+    fn batch_list(&mut self, off: i64, lim: i64) -> Result<(i64, Vec<BatchRecord>)> {
+        let total = self.int("SELECT COUNT(*) FROM batches", &[])?;
+        let rows = self.rows(
+            concat!(
+                "SELECT ",
+                batch_cols!(),
+                " FROM batches ORDER BY created DESC, id DESC LIMIT $2 OFFSET $1"
+            ),
+            &[&offset(off), &limit(lim)],
+        )?;
+        let list = rows
+            .iter()
+            .map(batch_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((total, list))
+    }
+
+    fn batch_jobs(&mut self, id: &str, off: i64, lim: i64) -> Result<(i64, Vec<String>)> {
+        let total = self.int(
+            "SELECT COUNT(*) FROM jobs WHERE batch = $1 AND batch IS NOT NULL",
+            &[&id],
+        )?;
+        let jids = self.strings(
+            "SELECT jid FROM jobs WHERE batch = $1 AND batch IS NOT NULL
+             ORDER BY jid LIMIT $3 OFFSET $2",
+            &[&id, &offset(off), &limit(lim)],
+        )?;
+        Ok((total, jids))
     }
 
     // --- configuration -------------------------------------------------
@@ -1342,7 +1454,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(_) => Some(job_from_text(row)?),
                 None => None,
             };
-            (job, history_from_json(text_opt(row, 25)?)?)
+            (job, history_from_json(text_opt(row, HISTORY_COL)?)?)
         } else {
             let row = self
                 .row(SQL, &[&jid])?
@@ -1351,7 +1463,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(_) => Some(job_from_row(&row)?),
                 None => None,
             };
-            let history: Option<String> = row.try_get(25).pg()?;
+            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
             (job, history_from_json(history.as_deref())?)
         };
         self.history.insert(jid.to_owned(), history);
@@ -1479,12 +1591,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         let mut jobs = Vec::new();
         if let Some(rows) = self.text_query(sql, &params)? {
             for row in &rows {
-                jobs.push((job_from_text(row)?, history_from_json(text_opt(row, 25)?)?));
+                jobs.push((
+                    job_from_text(row)?,
+                    history_from_json(text_opt(row, HISTORY_COL)?)?,
+                ));
             }
         } else {
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
             for row in &self.rows(sql, &values)? {
-                let history: Option<String> = row.try_get(25).pg()?;
+                let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
                 jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
             }
         }
@@ -1567,7 +1682,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
                  ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
                    queue = excluded.queue, state = excluded.state, data = excluded.data,
                    priority = excluded.priority, tags = excluded.tags,
@@ -1580,7 +1695,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    fail_seq = excluded.fail_seq, loc = excluded.loc,
                    sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
                    seq = excluded.seq, metadata = excluded.metadata,
-                   unique_key = excluded.unique_key"
+                   unique_key = excluded.unique_key,
+                   batch = excluded.batch, batch_outcome = excluded.batch_outcome"
             ),
             &[
                 Lit::Str(&job.jid),
@@ -1608,6 +1724,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Lit::Int(job.seq),
                 Lit::Str(&metadata),
                 Lit::OptStr(job.unique_key.as_deref()),
+                Lit::OptStr(job.batch.as_deref()),
+                Lit::Int(job.batch_outcome.code()),
             ],
         )
     }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_complete_count_in_writer.sql"),
     include_str!("../migrations/0006_unique_key.sql"),
     include_str!("../migrations/0007_recur_cron.sql"),
+    include_str!("../migrations/0008_batches.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
@@ -501,7 +502,7 @@ macro_rules! job_cols_but_jid {
     () => {
         "klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome"
     };
 }
 
@@ -546,6 +547,28 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         seq: row.get(22)?,
         metadata: json_col(row, 23)?,
         unique_key: row.get(24)?,
+        batch: row.get(25)?,
+        batch_outcome: {
+            let code: i64 = row.get(26)?;
+            BatchOutcome::from_code(code)
+                .ok_or_else(|| corrupt(26, format!("job batch outcome {code}")))?
+        },
+    })
+}
+
+/// Reads a batch row (columns in table order).
+fn batch_from_row(row: &Row<'_>) -> rusqlite::Result<BatchRecord> {
+    Ok(BatchRecord {
+        id: row.get(0)?,
+        created: Timestamp(row.get(1)?),
+        spec: json_col(row, 2)?,
+        total: row.get(3)?,
+        pending: row.get(4)?,
+        complete: row.get(5)?,
+        failed: row.get(6)?,
+        canceled: row.get(7)?,
+        finished: row.get::<_, Option<i64>>(8)?.map(Timestamp),
+        callback_jid: row.get(9)?,
     })
 }
 
@@ -603,6 +626,64 @@ impl Tx for SqliteTx<'_> {
         self.conn
             .execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")
             .sql()
+    }
+
+    // --- batches ---------------------------------------------------------
+
+    fn batch_get(&mut self, id: &str) -> Result<Option<BatchRecord>> {
+        self.conn
+            .prepare_cached("SELECT * FROM batches WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], batch_from_row).optional())
+            .sql()
+    }
+
+    fn batch_save(&mut self, b: &BatchRecord) -> Result<()> {
+        let spec = to_json_text(&b.spec)?;
+        self.exec(
+            "INSERT OR REPLACE INTO batches (id, created, spec, total, pending, complete, \
+             failed, canceled, finished, callback_jid) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            params![
+                b.id,
+                b.created.0,
+                spec,
+                b.total,
+                b.pending,
+                b.complete,
+                b.failed,
+                b.canceled,
+                b.finished.map(|t| t.0),
+                b.callback_jid,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn batch_list(&mut self, off: i64, lim: i64) -> Result<(i64, Vec<BatchRecord>)> {
+        let total = self.int("SELECT COUNT(*) FROM batches", [])?;
+        let list = self
+            .conn
+            .prepare_cached(
+                "SELECT * FROM batches ORDER BY created DESC, id DESC LIMIT ?2 OFFSET ?1",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![offset(off), limit(lim)], batch_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .sql()?;
+        Ok((total, list))
+    }
+
+    fn batch_jobs(&mut self, id: &str, off: i64, lim: i64) -> Result<(i64, Vec<String>)> {
+        let total = self.int(
+            "SELECT COUNT(*) FROM jobs WHERE batch = ?1 AND batch IS NOT NULL",
+            params![id],
+        )?;
+        let jids = self.strings(
+            "SELECT jid FROM jobs WHERE batch = ?1 AND batch IS NOT NULL \
+             ORDER BY jid LIMIT ?3 OFFSET ?2",
+            params![id, offset(off), limit(lim)],
+        )?;
+        Ok((total, jids))
     }
 
     // --- configuration -------------------------------------------------
@@ -1056,6 +1137,8 @@ impl Tx for SqliteTx<'_> {
             job.seq,
             metadata,
             job.unique_key,
+            job.batch,
+            job.batch_outcome.code(),
         ];
         // The placement read before tells whether the row exists: a plain
         // UPDATE or INSERT instead of an upsert's failed insert first (the
@@ -1066,7 +1149,7 @@ impl Tx for SqliteTx<'_> {
                     "UPDATE jobs SET (",
                     job_cols_but_jid!(),
                     ") = (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,\
-                     ?21,?22,?23,?24,?25) WHERE jid = ?1"
+                     ?21,?22,?23,?24,?25,?26,?27) WHERE jid = ?1"
                 ),
                 params,
             )? == 1;
@@ -1077,7 +1160,7 @@ impl Tx for SqliteTx<'_> {
                     "INSERT INTO jobs (",
                     job_cols!(),
                     ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,\
-                     ?19,?20,?21,?22,?23,?24,?25)"
+                     ?19,?20,?21,?22,?23,?24,?25,?26,?27)"
                 ),
                 params,
             )?;

@@ -47,6 +47,8 @@ fn job(jid: &str, queue: &str, loc: Loc, sort_prio: i64, sort_time: i64, seq: i6
         seq,
         metadata: serde_json::Map::new(),
         unique_key: None,
+        batch: None,
+        batch_outcome: Default::default(),
     }
 }
 

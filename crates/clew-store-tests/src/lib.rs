@@ -32,6 +32,7 @@ include!(concat!(env!("OUT_DIR"), "/conformance_macro.rs"));
 /// What cases import.
 pub mod prelude {
     pub use crate::{drain, history_whats, start, Harness, TestStore};
+    pub use clew_core::batch::*;
     pub use clew_core::command::*;
     pub use clew_core::{Error, ErrorKind, Event, JobState, Reply, Timestamp};
     pub use serde_json::{json, Value};

@@ -26,6 +26,7 @@ use clew_core::{Command, Engine, Error, ErrorKind, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+mod batch_cmd;
 mod bench;
 mod config_file;
 mod events_cmd;
@@ -287,6 +288,11 @@ enum Cmd {
         #[command(subcommand)]
         action: RecurCmd,
     },
+    /// Batches: jobs put together, with progress and a callback job.
+    Batch {
+        #[command(subcommand)]
+        action: batch_cmd::BatchCmd,
+    },
     /// Set a job's priority.
     Priority {
         /// The job.
@@ -435,6 +441,9 @@ struct PutArgs {
     /// refuse (fail, naming the holder).
     #[arg(long, requires = "unique", value_parser = ["existing", "replace", "refuse"])]
     on_conflict: Option<String>,
+    /// The batch the job joins (it must be open).
+    #[arg(long)]
+    batch: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1058,6 +1067,7 @@ impl Ctx {
                 self.done_out(&format!("unpaused {}", queues.join(", ")))
             }
             Cmd::Recur { action } => self.recur(action).await,
+            Cmd::Batch { action } => self.batch(action).await,
             Cmd::Priority { jid, priority } => {
                 let v = self.exec(Command::Priority { jid, priority }).await?;
                 self.scalar_out(&v)
@@ -1210,6 +1220,7 @@ impl Ctx {
                 must_exist: false,
                 metadata: None,
                 unique,
+                batch: p.batch,
             })
             .await?;
         if let Some(key) = key.filter(|_| jid != asked) {
@@ -1612,6 +1623,7 @@ impl Ctx {
                     must_exist: true,
                     metadata: None,
                     unique: None,
+                    batch: None,
                 }))
                 .await?;
                 Ok(serde_json::json!({"jid": jid, "queue": job.queue, "action": "requeued"}))
@@ -2157,6 +2169,7 @@ async fn demo(engine: &Engine) -> anyhow::Result<()> {
             must_exist: false,
             metadata: None,
             unique: None,
+            batch: None,
         })
         .await?;
     println!("put      {jid} into queue demo");
@@ -2231,6 +2244,7 @@ async fn put_loop(
                         must_exist: false,
                         metadata: None,
                         unique: None,
+                        batch: None,
                     })
                     .await?;
                 // Printed only after the put has committed: every line is an

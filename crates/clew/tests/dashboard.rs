@@ -138,6 +138,11 @@ fn events() {
 }
 
 #[test]
+fn batches() {
+    run("batches", None);
+}
+
+#[test]
 fn security() {
     run("security", None);
 }

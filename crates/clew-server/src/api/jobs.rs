@@ -109,6 +109,10 @@ pub struct PutJob {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "existing")]
     pub on_conflict: Option<String>,
+    /// The batch the job joins (it must exist and be open; a job stays in
+    /// its batch). In `POST /v1/batches` the batch being created.
+    #[serde(default)]
+    pub batch: Option<String>,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
@@ -170,7 +174,7 @@ pub async fn put_job(
 
 /// The put of `body` into `queue` (a new jid when it names none); refuses
 /// a bad `on_conflict`, or one without `unique_key`.
-fn put_params(queue: String, body: PutJob) -> clew_core::Result<PutParams> {
+pub(crate) fn put_params(queue: String, body: PutJob) -> clew_core::Result<PutParams> {
     let unique = match (body.unique_key, body.on_conflict) {
         (Some(key), policy) => Some(clew_core::unique::Unique {
             key,
@@ -211,6 +215,7 @@ fn put_params(queue: String, body: PutJob) -> clew_core::Result<PutParams> {
     p.depends = body.depends;
     p.must_exist = body.must_exist;
     p.metadata = body.metadata;
+    p.batch = body.batch;
     Ok(p)
 }
 

@@ -36,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
 
+pub mod batches;
 pub mod config;
 pub mod dashboard;
 pub mod events;
@@ -62,6 +63,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tags::routes())
         .merge(config::routes())
         .merge(recurring::routes())
+        .merge(batches::routes())
         .merge(events::routes())
         .merge(dashboard::routes())
         .merge(unique::routes())
@@ -257,6 +259,9 @@ pub struct JobDoc {
     /// while neither failed nor complete).
     #[schema(required = false)]
     pub unique_key: Option<String>,
+    /// The batch it belongs to (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 /// A recurring template. `data` is the payload as a JSON value.
@@ -533,6 +538,8 @@ mod tests {
                 seq: 1,
                 metadata,
                 unique_key: None,
+                batch: None,
+                batch_outcome: Default::default(),
             },
             history: vec![HistoryEntry::new(Timestamp(1_700_000_000_000_000), "put").with("q", "q")],
             tracked: true,

@@ -25,6 +25,8 @@ const ROUTES = [
   ['/tags', 'tags'],
   ['/tags/:tag', 'tags'],
   ['/recurring', 'recurring'],
+  ['/batches', 'batches'],
+  ['/batches/:id', 'batches'],
   ['/config', 'config'],
   ['/events', 'events'],
   ['/login', 'login'],
@@ -37,6 +39,7 @@ const NAV = [
   ['#/tracked', 'Tracked', 'tracked'],
   ['#/tags', 'Tags', 'tags'],
   ['#/recurring', 'Recurring', 'recurring'],
+  ['#/batches', 'Batches', 'batches'],
   ['#/events', 'Events', 'events'],
   ['#/config', 'Config', 'config'],
 ];

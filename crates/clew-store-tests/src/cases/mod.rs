@@ -1,5 +1,6 @@
 //! Conformance cases, one file per area (see the crate doc).
 pub mod batch;
+pub mod batches;
 pub mod cancel;
 pub mod complete;
 pub mod config;

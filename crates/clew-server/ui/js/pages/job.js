@@ -96,7 +96,8 @@ function facts(job, ctx) {
     row('Depends on', jidLinks(job.dependencies), 'dependencies'),
     row('Dependents', jidLinks(job.dependents), 'dependents'),
     job.spawned_from_jid ? row('Spawned from', jobLink(job.spawned_from_jid), 'spawned') : null,
-    job.unique_key ? row('Unique key', uniqueKey(job), 'unique_key') : null);
+    job.unique_key ? row('Unique key', uniqueKey(job), 'unique_key') : null,
+    job.batch ? row('Batch', h('a', { href: `#/batches/${encodeURIComponent(job.batch)}`, class: 'jid' }, job.batch), 'batch') : null);
 }
 
 /** The job's uniqueness key, and whether it holds it (only while live). */
