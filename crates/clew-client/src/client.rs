@@ -72,6 +72,8 @@ pub struct JobView {
     pub dependents: Vec<String>,
     /// The recurring template it was spawned from, if any.
     pub spawned_from_jid: Option<String>,
+    /// Named throttles it must hold a slot of to run.
+    pub throttles: Vec<String>,
 }
 
 impl JobView {
@@ -649,6 +651,7 @@ pub fn listing_name(l: JobsListing) -> &'static str {
         JobsListing::Depends => "depends",
         JobsListing::Recurring => "recurring",
         JobsListing::Waiting => "waiting",
+        JobsListing::Throttled => "throttled",
     }
 }
 
@@ -815,6 +818,9 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
         Command::TagTop { offset, count } => {
             vec![s("top"), offset.to_string(), count.to_string()]
         }
+        Command::ThrottleSet { name, max } => vec![s(name), max.to_string()],
+        Command::ThrottleGet { name } | Command::ThrottleDelete { name } => vec![s(name)],
+        Command::ThrottleList => Vec::new(),
         Command::Timeout { jids } => jids.clone(),
         Command::Track { jid } => vec![s("track"), s(jid)],
         Command::Untrack { jid } => vec![s("untrack"), s(jid)],
@@ -853,6 +859,9 @@ fn put_args(p: &PutParams) -> Vec<String> {
     }
     if let Some(m) = &p.metadata {
         a.extend(["metadata".to_owned(), Value::Object(m.clone()).to_string()]);
+    }
+    if let Some(t) = &p.throttles {
+        a.extend(["throttles".to_owned(), json_list(t)]);
     }
     a
 }
@@ -1133,6 +1142,7 @@ mod tests {
                 depends: Some(v(&["d"])),
                 must_exist: false,
                 metadata: None,
+                throttles: Some(v(&["customer-1", "api"])),
             }),
             Command::Put(PutParams {
                 worker: "w".into(),
@@ -1235,6 +1245,13 @@ mod tests {
                 offset: 0,
                 count: 10,
             },
+            Command::ThrottleSet {
+                name: "t".into(),
+                max: 3,
+            },
+            Command::ThrottleGet { name: "t".into() },
+            Command::ThrottleDelete { name: "t".into() },
+            Command::ThrottleList,
             Command::Timeout { jids: v(&["a"]) },
             Command::Track { jid: "j".into() },
             Command::Tracked,

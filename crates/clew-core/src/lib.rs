@@ -17,6 +17,7 @@
 //! * [`stats`]: histogram buckets and the reported statistics.
 //! * [`config`]: the configuration defaults.
 //! * [`analytics`]: search and statistics over the lifecycle history.
+//! * [`throttle`]: named throttles (concurrency limits across queues).
 
 pub mod analytics;
 pub mod command;
@@ -30,6 +31,7 @@ pub mod logic;
 pub mod qless;
 pub mod stats;
 pub mod store;
+pub mod throttle;
 pub mod time;
 pub mod tx;
 

@@ -23,6 +23,8 @@ use crate::stats;
 use crate::time::Timestamp;
 use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
 
+mod throttle;
+
 /// "No limit" for listing primitives.
 const ALL: i64 = i64::MAX;
 
@@ -236,6 +238,10 @@ pub fn apply(
             Ok(Reply::Strings(rec.tags))
         }
         Command::TagTop { offset, count } => Ok(Reply::Strings(cx.tx.tag_top(2, *offset, *count)?)),
+        Command::ThrottleSet { .. }
+        | Command::ThrottleGet { .. }
+        | Command::ThrottleDelete { .. }
+        | Command::ThrottleList => cx.throttle_command(command),
         Command::Timeout { jids } => cx.timeout(jids),
         Command::Track { jid } => {
             cx.must_get("Track", jid)?;
@@ -319,6 +325,14 @@ pub fn validate(command: &Command) -> Result<()> {
                     "{c}(): Arg \"retries\" must not be negative"
                 )));
             }
+            if p.throttles
+                .as_ref()
+                .is_some_and(|t| t.iter().any(String::is_empty))
+            {
+                return Err(Error::invalid(format!(
+                    "{c}(): Arg \"throttles\": a throttle name must not be empty"
+                )));
+            }
             if p.depends.as_ref().is_some_and(|d| d.contains(&p.jid)) {
                 return Err(Error::invalid(format!(
                     "{c}(): Arg \"depends\": job {} cannot depend on itself",
@@ -343,6 +357,16 @@ pub fn validate(command: &Command) -> Result<()> {
         {
             return Err(Error::invalid("Batch(): batches do not nest"));
         }
+        Command::ThrottleSet { name: n, max } => {
+            name("Throttle.set", "name", n)?;
+            if *max < 0 {
+                return Err(Error::invalid(format!(
+                    "Throttle.set(): Arg \"max\" must not be negative: {max}"
+                )));
+            }
+        }
+        Command::ThrottleGet { name: n } => name("Throttle.get", "name", n)?,
+        Command::ThrottleDelete { name: n } => name("Throttle.delete", "name", n)?,
         Command::Pop { queue, worker, .. } => {
             name("Pop", "queue", queue)?;
             name("Pop", "worker", worker)?;
@@ -640,6 +664,9 @@ impl Cx<'_> {
     /// and tracking (§9: expiry; cancel unlinks edges itself).
     fn delete_job(&mut self, rec: &JobRecord) -> Result<()> {
         self.remove_tags(rec)?;
+        if !rec.throttles.is_empty() {
+            self.throttle_release(&rec.jid)?;
+        }
         self.tx.history_delete(&rec.jid)?;
         self.tx.job_delete(&rec.jid)
     }
@@ -669,10 +696,19 @@ impl Cx<'_> {
             .or(existing.as_ref().map(|e| e.retries))
             .unwrap_or(5);
 
+        let throttles = match (&p.throttles, &existing) {
+            (Some(t), _) => dedup(t),
+            (None, Some(e)) => e.throttles.clone(),
+            (None, None) => Vec::new(),
+        };
         let created = existing.is_none();
         let mut rec = match existing {
             Some(old) => {
                 self.remove_tags(&old)?;
+                if !old.throttles.is_empty() {
+                    // Out of the lock set or the throttled placement.
+                    self.throttle_release(&old.jid)?;
+                }
                 old
             }
             None => JobRecord {
@@ -700,6 +736,7 @@ impl Cx<'_> {
                 sort_time: now,
                 seq: 0,
                 metadata: Map::new(),
+                throttles: Vec::new(),
             },
         };
         self.emit(
@@ -732,6 +769,7 @@ impl Cx<'_> {
         rec.data = p.data.clone();
         rec.priority = priority;
         rec.tags = tags;
+        rec.throttles = throttles;
         rec.worker = String::new();
         rec.worker_listed = false;
         rec.expires = Timestamp::ZERO;
@@ -774,7 +812,7 @@ impl Cx<'_> {
             rec.state = JobState::Waiting;
             self.place_work(&mut rec, now)?;
         }
-        self.tx.job_save(&rec)?;
+        self.save(&rec)?;
         self.tx.queue_register(&p.queue, now)?;
         if self.tracked(&p.jid)? {
             self.emit_raw("ql:put", &p.jid);
@@ -825,7 +863,7 @@ impl Cx<'_> {
                 rec.sort_time = rec.expires;
                 self.count(queue, now.day(), Counter::Retries, 1)?;
                 if grace > 0.0 {
-                    self.tx.job_save(&rec)?;
+                    self.save(&rec)?;
                     continue;
                 }
             }
@@ -847,7 +885,7 @@ impl Cx<'_> {
                     "ql:log",
                     json!({"jid": jid, "event": "failed", "group": group, "worker": old, "message": message}),
                 );
-                self.tx.job_save(&rec)?;
+                self.save(&rec)?;
                 let ran = now.secs_since(rec.time).max(0.0);
                 let error = LifecycleError {
                     class: group.clone(),
@@ -872,10 +910,7 @@ impl Cx<'_> {
         if need > 0 {
             self.spawn_recurring(queue, need)?;
             self.promote_scheduled(queue, need)?;
-            handed.extend(
-                self.tx
-                    .job_list_records(queue, Loc::Work, TimeRange::ALL, 0, need)?,
-            );
+            self.take_work(queue, count, &mut handed)?;
         }
 
         let hb = self.heartbeat_for(queue)?;
@@ -904,7 +939,7 @@ impl Cx<'_> {
             rec.state = JobState::Running;
             let expires = rec.expires;
             self.place(&mut rec, Loc::Locked, expires)?;
-            self.tx.job_save(&rec)?;
+            self.save(&rec)?;
             if self.tracked(&jid)? {
                 self.emit_raw("ql:popped", &jid);
             }
@@ -940,7 +975,7 @@ impl Cx<'_> {
             if let Some(mut rec) = self.tx.job_get(&jid)? {
                 rec.state = JobState::Waiting;
                 self.place_work(&mut rec, now)?;
-                self.tx.job_save(&rec)?;
+                self.save(&rec)?;
             }
         }
         Ok(())
@@ -999,13 +1034,14 @@ impl Cx<'_> {
                     sort_time: score,
                     seq: 0,
                     metadata: Map::new(),
+                    throttles: Vec::new(),
                 };
                 self.history(
                     &child,
                     HistoryEntry::new(score, "put").with("q", r.queue.clone()),
                 )?;
                 self.place_work(&mut rec, score)?;
-                self.tx.job_save(&rec)?;
+                self.save(&rec)?;
                 let q = rec.queue.clone();
                 self.lifecycle(LifecycleKind::Enqueued, &rec, &q, None, None, None);
                 score = Timestamp(score.0.saturating_add(step));
@@ -1043,7 +1079,7 @@ impl Cx<'_> {
         if let Some(d) = data {
             rec.data = d.to_owned();
         }
-        self.tx.job_save(&rec)?;
+        self.save(&rec)?;
         self.tx.worker_touch(worker, self.now)?;
         Ok(Reply::Expiry(expires))
     }
@@ -1143,7 +1179,7 @@ impl Cx<'_> {
                 JobState::Waiting
             };
             rec.state = state;
-            self.tx.job_save(&rec)?;
+            self.save(&rec)?;
             self.lifecycle(LifecycleKind::Enqueued, &rec, next, None, None, None);
             return Ok(Reply::Str(state.as_str().to_owned()));
         }
@@ -1155,7 +1191,7 @@ impl Cx<'_> {
         rec.state = JobState::Complete;
         rec.queue = String::new();
         self.place(&mut rec, Loc::Complete, now)?;
-        self.tx.job_save(&rec)?;
+        self.save(&rec)?;
         self.expire_completed()?;
         for dependent in self.tx.dependents_of(&jid)? {
             self.tx.dep_remove(&dependent, &jid)?;
@@ -1176,7 +1212,7 @@ impl Cx<'_> {
                         self.place_work(&mut d, now)?;
                     }
                 }
-                self.tx.job_save(&d)?;
+                self.save(&d)?;
             }
         }
         Ok(Reply::Str("complete".to_owned()))
@@ -1287,7 +1323,7 @@ impl Cx<'_> {
             Some(split_error(group, message)),
         );
         self.fail_into(&mut rec, group, message, worker)?;
-        self.tx.job_save(&rec)?;
+        self.save(&rec)?;
         Ok(Reply::Str(jid.to_owned()))
     }
 
@@ -1367,7 +1403,7 @@ impl Cx<'_> {
                 });
             }
         }
-        self.tx.job_save(&rec)?;
+        self.save(&rec)?;
         Ok(Reply::Int(remaining))
     }
 
@@ -1390,7 +1426,7 @@ impl Cx<'_> {
         rec.expires = Timestamp::ZERO;
         rec.grace = false;
         self.place_work(&mut rec, Timestamp::ZERO)?;
-        self.tx.job_save(&rec)?;
+        self.save(&rec)?;
         Ok(Reply::Str(JobState::Waiting.as_str().to_owned()))
     }
 
@@ -1412,7 +1448,7 @@ impl Cx<'_> {
             rec.sort_prio = i64::MAX;
             rec.sort_time = now;
             rec.seq = self.tx.seq_next()?;
-            self.tx.job_save(&rec)?;
+            self.save(&rec)?;
             let old = rec.worker.clone();
             self.lock_lost(jid, &old);
         }
@@ -1503,7 +1539,7 @@ impl Cx<'_> {
                     self.place_work(&mut rec, now)?;
                 }
             }
-            self.tx.job_save(&rec)?;
+            self.save(&rec)?;
         }
         Ok(Reply::Bool(true))
     }
@@ -1528,7 +1564,7 @@ impl Cx<'_> {
             rec.remaining = rec.retries;
             rec.time = now;
             self.place_work(&mut rec, now)?;
-            self.tx.job_save(&rec)?;
+            self.save(&rec)?;
             self.lifecycle(LifecycleKind::Enqueued, &rec, queue, None, None, None);
         }
         if n > 0 {
@@ -1578,6 +1614,10 @@ impl Cx<'_> {
             JobsListing::Waiting => {
                 self.tx
                     .job_list(queue, Loc::Work, TimeRange::ALL, offset, count)?
+            }
+            JobsListing::Throttled => {
+                self.tx
+                    .job_list(queue, Loc::Throttled, TimeRange::ALL, offset, count)?
             }
             JobsListing::Recurring => self.tx.recur_list(queue, TimeRange::ALL, offset, count)?,
         };

@@ -53,7 +53,15 @@ pub const COMMANDS: [&str; 37] = [
 ];
 
 /// Commands clew adds to qless-core's set (same calling convention).
-pub const EXTENSIONS: [&str; 3] = ["batch", "release", "workers.detail"];
+pub const EXTENSIONS: [&str; 7] = [
+    "batch",
+    "release",
+    "workers.detail",
+    "throttle.set",
+    "throttle.get",
+    "throttle.delete",
+    "throttle.list",
+];
 
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
 pub const DEFAULT_PAGE: i64 = 25;
@@ -382,6 +390,32 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 data,
                 metadata,
             })
+        }
+        "throttle.set" => {
+            let mut a = Args::new("Throttle.set", args);
+            let name = a.name("name")?;
+            let max = a.int("max")?;
+            a.done()?;
+            Ok(Command::ThrottleSet { name, max })
+        }
+        "throttle.get" | "throttle.delete" => {
+            let cmd = if command == "throttle.get" {
+                "Throttle.get"
+            } else {
+                "Throttle.delete"
+            };
+            let mut a = Args::new(cmd, args);
+            let name = a.name("name")?;
+            a.done()?;
+            Ok(if command == "throttle.get" {
+                Command::ThrottleGet { name }
+            } else {
+                Command::ThrottleDelete { name }
+            })
+        }
+        "throttle.list" => {
+            Args::new("Throttle.list", args).done()?;
+            Ok(Command::ThrottleList)
         }
         "release" => {
             let mut a = Args::new("Release", args);
@@ -720,10 +754,20 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         depends: None,
         must_exist,
         metadata: None,
+        throttles: None,
     };
-    for (k, v) in a.pairs(&["priority", "tags", "retries", "depends", "metadata"])? {
+    let keys = [
+        "priority",
+        "tags",
+        "retries",
+        "depends",
+        "metadata",
+        "throttles",
+    ];
+    for (k, v) in a.pairs(&keys)? {
         match k.as_str() {
             "metadata" => p.metadata = Some(json_object(cmd, "metadata", &v)?),
+            "throttles" => p.throttles = Some(string_list(cmd, "throttles", &v)?),
             "priority" => p.priority = Some(int(cmd, "priority", &v)?),
             "tags" => p.tags = Some(string_list(cmd, "tags", &v)?),
             "retries" => p.retries = Some(non_negative_int(cmd, "retries", &v)?),

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_outbox.sql"),
     include_str!("../migrations/0003_cursors.sql"),
     include_str!("../migrations/0004_complete_count.sql"),
+    include_str!("../migrations/0005_throttles.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -885,7 +885,7 @@ macro_rules! job_cols {
     () => {
         "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, throttles"
     };
 }
 
@@ -962,6 +962,7 @@ fn job_from_row(row: &Row) -> Result<JobRecord> {
         sort_time: Timestamp(row.try_get(21).pg()?),
         seq: row.try_get(22).pg()?,
         metadata: json_col(row, 23)?,
+        throttles: json_col(row, 24)?,
     })
 }
 
@@ -1039,6 +1040,7 @@ fn job_from_text(row: &SimpleQueryRow) -> Result<JobRecord> {
         sort_time: Timestamp(text_int(row, 21)?),
         seq: text_int(row, 22)?,
         metadata: text_json(row, 23)?,
+        throttles: text_json(row, 24)?,
     })
 }
 
@@ -1331,7 +1333,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(_) => Some(job_from_text(row)?),
                 None => None,
             };
-            (job, history_from_json(text_opt(row, 24)?)?)
+            (job, history_from_json(text_opt(row, 25)?)?)
         } else {
             let row = self
                 .row(SQL, &[&jid])?
@@ -1340,7 +1342,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(_) => Some(job_from_row(&row)?),
                 None => None,
             };
-            let history: Option<String> = row.try_get(24).pg()?;
+            let history: Option<String> = row.try_get(25).pg()?;
             (job, history_from_json(history.as_deref())?)
         };
         self.history.insert(jid.to_owned(), history);
@@ -1468,12 +1470,12 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         let mut jobs = Vec::new();
         if let Some(rows) = self.text_query(sql, &params)? {
             for row in &rows {
-                jobs.push((job_from_text(row)?, history_from_json(text_opt(row, 24)?)?));
+                jobs.push((job_from_text(row)?, history_from_json(text_opt(row, 25)?)?));
             }
         } else {
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
             for row in &self.rows(sql, &values)? {
-                let history: Option<String> = row.try_get(24).pg()?;
+                let history: Option<String> = row.try_get(25).pg()?;
                 jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
             }
         }
@@ -1506,7 +1508,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn job_loc_counts(&mut self, queue: &str, now: Timestamp) -> Result<LocCounts> {
         let rows = self.rows(
             "SELECT loc, sort_time > $2 AS live, COUNT(*) FROM jobs
-             WHERE queue = $1 AND loc IN ($3, $4, $5, $6)
+             WHERE queue = $1 AND loc IN ($3, $4, $5, $6, $7)
              GROUP BY loc, live",
             &[
                 &queue,
@@ -1515,6 +1517,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 &Loc::Locked.code(),
                 &Loc::Scheduled.code(),
                 &Loc::Depends.code(),
+                &Loc::Throttled.code(),
             ],
         )?;
         let mut counts = LocCounts::default();
@@ -1528,6 +1531,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(Loc::Locked) => counts.stalled += n,
                 Some(Loc::Scheduled) => counts.scheduled += n,
                 Some(Loc::Depends) => counts.depends += n,
+                Some(Loc::Throttled) => counts.throttled += n,
                 _ => {}
             }
         }
@@ -1549,6 +1553,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         }
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
+        let throttles = to_json_text(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let scheduled = job.scheduled.map(|t| t.0);
         self.write(
@@ -1556,7 +1561,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
                  ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
                    queue = excluded.queue, state = excluded.state, data = excluded.data,
                    priority = excluded.priority, tags = excluded.tags,
@@ -1568,7 +1573,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    worker_listed = excluded.worker_listed, fail_group = excluded.fail_group,
                    fail_seq = excluded.fail_seq, loc = excluded.loc,
                    sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
-                   seq = excluded.seq, metadata = excluded.metadata"
+                   seq = excluded.seq, metadata = excluded.metadata,
+                   throttles = excluded.throttles"
             ),
             &[
                 Lit::Str(&job.jid),
@@ -1595,6 +1601,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Lit::Int(job.sort_time.0),
                 Lit::Int(job.seq),
                 Lit::Str(&metadata),
+                Lit::Str(&throttles),
             ],
         )
     }
@@ -1923,6 +1930,128 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             "SELECT tag FROM tag_counts WHERE count >= $1
              ORDER BY count DESC, tag LIMIT $3 OFFSET $2",
             &[&min_count, &offset(off), &limit(lim)],
+        )
+    }
+
+    // --- throttles -----------------------------------------------------
+
+    fn throttle_get(&mut self, name: &str) -> Result<Option<i64>> {
+        // Definitions change only under the store's lock held exclusively.
+        match self.row("SELECT max FROM throttles WHERE name = $1", &[&name])? {
+            Some(row) => Ok(Some(row.try_get(0).pg()?)),
+            None => Ok(None),
+        }
+    }
+
+    fn throttle_set(&mut self, name: &str, max: i64) -> Result<()> {
+        self.write(
+            "INSERT INTO throttles (name, max) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET max = excluded.max",
+            &[Lit::Str(name), Lit::Int(max)],
+        )
+    }
+
+    fn throttle_delete(&mut self, name: &str) -> Result<()> {
+        self.write("DELETE FROM throttles WHERE name = $1", &[Lit::Str(name)])
+    }
+
+    fn throttle_list(&mut self) -> Result<Vec<(String, i64)>> {
+        self.rows("SELECT name, max FROM throttles ORDER BY name", &[])?
+            .iter()
+            .map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?)))
+            .collect()
+    }
+
+    fn throttle_held(&mut self, name: &str) -> Result<i64> {
+        if let Some(schema) = self.claims.clone() {
+            // A pop counts a throttle's slots: pops of jobs holding it count
+            // (and take slots) one after another from here to the commit.
+            self.exec(
+                "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
+                &[&schema, &name],
+            )?;
+        }
+        self.int(
+            "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = $1 AND holding",
+            &[&name],
+        )
+    }
+
+    fn throttle_pending_count(&mut self, name: &str) -> Result<i64> {
+        self.int(
+            "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = $1 AND NOT holding",
+            &[&name],
+        )
+    }
+
+    fn throttle_hold(&mut self, jid: &str, names: &[String]) -> Result<()> {
+        for name in names {
+            self.write(
+                "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
+                 VALUES ($1, $2, true, 0, 0, 0)
+                 ON CONFLICT (throttle, jid) DO UPDATE SET holding = true",
+                &[Lit::Str(name), Lit::Str(jid)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn throttle_pend(
+        &mut self,
+        jid: &str,
+        name: &str,
+        prio: i64,
+        time: Timestamp,
+        seq: i64,
+    ) -> Result<()> {
+        self.write(
+            "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
+             VALUES ($1, $2, false, $3, $4, $5)
+             ON CONFLICT (throttle, jid) DO UPDATE SET holding = false, prio = excluded.prio,
+               time = excluded.time, seq = excluded.seq",
+            &[
+                Lit::Str(name),
+                Lit::Str(jid),
+                Lit::Int(prio),
+                Lit::Int(time.0),
+                Lit::Int(seq),
+            ],
+        )
+    }
+
+    fn throttle_release(&mut self, jid: &str) -> Result<Vec<String>> {
+        let mut held: Vec<String> = self
+            .rows(
+                "DELETE FROM throttle_jobs WHERE jid = $1 RETURNING throttle, holding",
+                &[&jid],
+            )?
+            .iter()
+            .filter_map(|r| match r.try_get::<_, bool>(1) {
+                Ok(true) => Some(r.try_get::<_, String>(0).pg()),
+                Ok(false) => None,
+                Err(e) => Some(Err(pg_err(e))),
+            })
+            .collect::<Result<_>>()?;
+        held.sort();
+        Ok(held)
+    }
+
+    fn throttle_pending(&mut self, name: &str, lim: i64) -> Result<Vec<String>> {
+        if self.claims.is_some() {
+            // A pop promotes: claim the jobs (another pop promoting the
+            // same job through another throttle skips it).
+            return self.strings(
+                "SELECT t.jid FROM throttle_jobs t JOIN jobs j ON j.jid = t.jid
+                 WHERE t.throttle = $1 AND NOT t.holding
+                 ORDER BY t.prio DESC, t.time, t.seq, t.jid LIMIT $2
+                 FOR UPDATE OF j SKIP LOCKED",
+                &[&name, &limit(lim)],
+            );
+        }
+        self.strings(
+            "SELECT jid FROM throttle_jobs WHERE throttle = $1 AND NOT holding
+             ORDER BY prio DESC, time, seq, jid LIMIT $2",
+            &[&name, &limit(lim)],
         )
     }
 

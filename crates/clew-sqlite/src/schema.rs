@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_complete_count.sql"),
     include_str!("../migrations/0004_partial_job_indexes.sql"),
     include_str!("../migrations/0005_complete_count_in_writer.sql"),
+    include_str!("../migrations/0006_throttles.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -46,6 +46,7 @@ fn job(jid: &str, queue: &str, loc: Loc, sort_prio: i64, sort_time: i64, seq: i6
         sort_time: t(sort_time),
         seq,
         metadata: serde_json::Map::new(),
+        throttles: vec![],
     }
 }
 
@@ -187,6 +188,7 @@ fn loc_counts_split_locks_at_now() {
                 stalled: 2,
                 scheduled: 1,
                 depends: 3,
+                throttled: 0,
             }
         );
         assert_eq!(tx.job_loc_counts("empty", t(100))?, LocCounts::default());

@@ -1160,6 +1160,7 @@ impl Ctx {
                 depends: non_empty(p.depends),
                 must_exist: false,
                 metadata: None,
+                throttles: None,
             })
             .await?;
         self.scalar_out(&Value::from(jid))
@@ -1554,6 +1555,7 @@ impl Ctx {
                     depends: None,
                     must_exist: true,
                     metadata: None,
+                    throttles: None,
                 }))
                 .await?;
                 Ok(serde_json::json!({"jid": jid, "queue": job.queue, "action": "requeued"}))
@@ -2076,6 +2078,7 @@ async fn demo(engine: &Engine) -> anyhow::Result<()> {
             depends: None,
             must_exist: false,
             metadata: None,
+            throttles: None,
         })
         .await?;
     println!("put      {jid} into queue demo");
@@ -2149,6 +2152,7 @@ async fn put_loop(
                         depends: None,
                         must_exist: false,
                         metadata: None,
+                        throttles: None,
                     })
                     .await?;
                 // Printed only after the put has committed: every line is an

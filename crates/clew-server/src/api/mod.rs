@@ -514,6 +514,7 @@ mod tests {
                 sort_time: Timestamp::ZERO,
                 seq: 1,
                 metadata,
+                throttles: vec![],
             },
             history: vec![HistoryEntry::new(Timestamp(1_700_000_000_000_000), "put").with("q", "q")],
             tracked: true,
