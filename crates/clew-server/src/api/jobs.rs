@@ -98,6 +98,10 @@ pub struct PutJob {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
+    /// Named throttles the job must hold a slot of to run (see
+    /// `/v1/throttles`); default none, or the existing job's.
+    #[serde(default)]
+    pub throttles: Option<Vec<String>>,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
@@ -152,6 +156,7 @@ fn put_params(queue: String, body: PutJob) -> PutParams {
     p.depends = body.depends;
     p.must_exist = body.must_exist;
     p.metadata = body.metadata;
+    p.throttles = body.throttles;
     p
 }
 

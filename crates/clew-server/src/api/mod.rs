@@ -44,6 +44,7 @@ pub mod jobs;
 pub mod queues;
 pub mod recurring;
 pub mod tags;
+pub mod throttles;
 pub mod workers;
 
 /// The resource routes (including `GET /v1/openapi.json`).
@@ -63,6 +64,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(recurring::routes())
         .merge(events::routes())
         .merge(dashboard::routes())
+        .merge(throttles::routes())
         .split_for_parts()
 }
 
@@ -217,8 +219,8 @@ pub struct JobDoc {
     pub jid: String,
     /// The job class.
     pub klass: String,
-    /// `waiting`, `running`, `scheduled`, `depends`, `stalled`, `failed` or
-    /// `complete`.
+    /// `waiting`, `running`, `scheduled`, `depends`, `throttled`,
+    /// `stalled`, `failed` or `complete`.
     pub state: String,
     /// The queue (empty when complete).
     pub queue: String,
@@ -251,6 +253,10 @@ pub struct JobDoc {
     pub dependents: Vec<String>,
     /// The recurring template that spawned it, if any.
     pub spawned_from_jid: Option<String>,
+    /// Named throttles it must hold a slot of to run (present only when it
+    /// has some).
+    #[schema(required = false)]
+    pub throttles: Vec<String>,
 }
 
 /// A recurring template. `data` is the payload as a JSON value.
@@ -298,6 +304,9 @@ pub struct QueueDoc {
     pub scheduled: i64,
     /// Jobs waiting on dependencies.
     pub depends: i64,
+    /// Jobs held back by a full throttle (present only when there are some).
+    #[schema(required = false)]
+    pub throttled: i64,
     /// Recurring templates.
     pub recurring: i64,
     /// Whether paused.
