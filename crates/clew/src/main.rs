@@ -30,6 +30,7 @@ mod config_file;
 mod events_cmd;
 mod publish;
 mod store_url;
+mod throttle_cmd;
 mod work;
 
 /// clew: a background-job system with qless semantics.
@@ -222,8 +223,8 @@ enum Cmd {
     },
     /// List jobs in one state (of one queue, or of every queue).
     Jobs {
-        /// failed, running, stalled, scheduled, depends, recurring, waiting
-        /// or complete.
+        /// failed, running, stalled, scheduled, depends, recurring, waiting,
+        /// throttled or complete.
         #[arg(long, default_value = "waiting")]
         state: String,
         /// Only this queue (default: every queue).
@@ -268,6 +269,11 @@ enum Cmd {
     Config {
         #[command(subcommand)]
         action: ConfigCmd,
+    },
+    /// Throttles: at most N jobs naming a throttle run at once, across queues.
+    Throttle {
+        #[command(subcommand)]
+        action: throttle_cmd::ThrottleCmd,
     },
     /// Stop handing out jobs from queues.
     Pause {
@@ -425,6 +431,10 @@ struct PutArgs {
     /// Comma-separated jids this job waits for.
     #[arg(long, value_delimiter = ',')]
     depends: Vec<String>,
+    /// A throttle the job must hold a slot of to run (repeatable; see
+    /// `clew throttle`).
+    #[arg(long = "throttle")]
+    throttles: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1012,6 +1022,7 @@ impl Ctx {
             Cmd::Cancel { jids } => self.cancel(jids).await,
             Cmd::Retry { jids } => self.retry(jids).await,
             Cmd::Config { action } => self.config(action).await,
+            Cmd::Throttle { action } => self.throttle(action).await,
             Cmd::Pause { queues } => {
                 self.exec(Command::Pause {
                     queues: queues.clone(),
@@ -1160,7 +1171,7 @@ impl Ctx {
                 depends: non_empty(p.depends),
                 must_exist: false,
                 metadata: None,
-                throttles: None,
+                throttles: non_empty(p.throttles),
             })
             .await?;
         self.scalar_out(&Value::from(jid))
