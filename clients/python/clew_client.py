@@ -156,6 +156,8 @@ class Job:
         failure: dict (``{}`` when the job has not failed).
         dependencies, dependents: lists of jids.
         tracked: bool.
+        throttles: list of the throttle names the job must hold a slot of
+            to run (its ``state`` is ``"throttled"`` while one holds it back).
         raw: the whole job document as the server sent it.
     """
 
@@ -178,6 +180,7 @@ class Job:
         self.dependencies = list(raw.get("dependencies") or [])
         self.dependents = list(raw.get("dependents") or [])
         self.tracked = bool(raw.get("tracked", False))
+        self.throttles = list(raw.get("throttles") or [])
         data = raw.get("data")
         if isinstance(data, str):
             try:
@@ -294,6 +297,7 @@ class Client:
         retries=None,
         depends=None,
         worker=None,
+        throttles=None,
     ):
         """Puts a job into ``queue`` and returns its jid.
 
@@ -301,7 +305,8 @@ class Client:
         uuid4 hex jid is made when ``jid`` is None; putting an existing jid
         replaces that job. ``delay`` is in seconds; ``tags`` and ``depends``
         are lists of strings. ``worker`` is the name recorded as the putter
-        (default: ``HOST-PID``).
+        (default: ``HOST-PID``). ``throttles`` is a list of throttle names the
+        job must hold a slot of to run (see :meth:`throttle_set`).
         """
         if jid is None:
             jid = uuid.uuid4().hex
@@ -314,6 +319,8 @@ class Client:
             args += ["retries", retries]
         if depends is not None:
             args += ["depends", list(depends)]
+        if throttles is not None:
+            args += ["throttles", list(throttles)]
         return self.call("put", *args)
 
     def pop(self, queue, worker, count=1):
@@ -378,6 +385,29 @@ class Client:
         if queue is None:
             return self.call("queues")
         return self.call("queues", queue)
+
+    # -- throttles ----------------------------------------------------------
+
+    def throttle_set(self, name, maximum):
+        """Defines a throttle (or changes its maximum): at most ``maximum``
+        jobs naming it in their ``throttles`` run at once, across queues (0:
+        unlimited). Returns ``{"name", "max", "running", "pending"}``."""
+        return self.call("throttle.set", name, maximum)
+
+    def throttle_get(self, name):
+        """Returns ``{"name", "max", "running", "pending"}``; raises
+        :class:`NotFound` if the throttle is not defined."""
+        return self.call("throttle.get", name)
+
+    def throttles(self):
+        """Every throttle with its counts, by name (a list of dicts as
+        :meth:`throttle_get` returns)."""
+        return self.call("throttle.list")
+
+    def throttle_delete(self, name):
+        """Forgets a throttle (its waiting jobs go back to their queues);
+        raises :class:`NotFound` if it is not defined."""
+        self.call("throttle.delete", name)
 
     # -- many jobs in one call -------------------------------------------
 
