@@ -25,6 +25,7 @@ const ROUTES = [
   ['/tags', 'tags'],
   ['/tags/:tag', 'tags'],
   ['/recurring', 'recurring'],
+  ['/throttles', 'throttles'],
   ['/config', 'config'],
   ['/events', 'events'],
   ['/login', 'login'],
@@ -37,6 +38,7 @@ const NAV = [
   ['#/tracked', 'Tracked', 'tracked'],
   ['#/tags', 'Tags', 'tags'],
   ['#/recurring', 'Recurring', 'recurring'],
+  ['#/throttles', 'Throttles', 'throttles'],
   ['#/events', 'Events', 'events'],
   ['#/config', 'Config', 'config'],
 ];
