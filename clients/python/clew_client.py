@@ -157,6 +157,8 @@ class Job:
         dependencies, dependents: lists of jids.
         tracked: bool.
         batch: the id of the batch the job belongs to, or None.
+        throttles: list of the throttle names the job must hold a slot of
+            to run (its ``state`` is ``"throttled"`` while one holds it back).
         raw: the whole job document as the server sent it.
     """
 
@@ -181,6 +183,7 @@ class Job:
         self.tracked = bool(raw.get("tracked", False))
         self.unique_key = raw.get("unique_key")
         self.batch = raw.get("batch")
+        self.throttles = list(raw.get("throttles") or [])
         data = raw.get("data")
         if isinstance(data, str):
             try:
@@ -300,6 +303,7 @@ class Client:
         unique_key=None,
         on_conflict=None,
         batch=None,
+        throttles=None,
     ):
         """Puts a job into ``queue`` and returns its jid.
 
@@ -308,7 +312,8 @@ class Client:
         replaces that job. ``delay`` is in seconds; ``tags`` and ``depends``
         are lists of strings. ``worker`` is the name recorded as the putter
         (default: ``HOST-PID``). ``batch`` names an open batch the job joins
-        (see :meth:`create_batch`).
+        (see :meth:`create_batch`). ``throttles`` is a list of throttle names
+        the job must hold a slot of to run (see :meth:`throttle_set`).
 
         ``unique_key`` (e.g. ``"search:user-42"``): while a live job (neither
         failed nor complete) holds the key, the put does what ``on_conflict``
@@ -335,6 +340,8 @@ class Client:
             args += ["on-conflict", on_conflict]
         if batch is not None:
             args += ["batch", batch]
+        if throttles is not None:
+            args += ["throttles", list(throttles)]
         return self.call("put", *args)
 
     def pop(self, queue, worker, count=1):
@@ -474,6 +481,28 @@ class Client:
     def unrecur(self, jid):
         """Deletes a recurring template (its spawned jobs stay)."""
         return self.call("unrecur", jid)
+    # -- throttles ----------------------------------------------------------
+
+    def throttle_set(self, name, maximum):
+        """Defines a throttle (or changes its maximum): at most ``maximum``
+        jobs naming it in their ``throttles`` run at once, across queues (0:
+        unlimited). Returns ``{"name", "max", "running", "pending"}``."""
+        return self.call("throttle.set", name, maximum)
+
+    def throttle_get(self, name):
+        """Returns ``{"name", "max", "running", "pending"}``; raises
+        :class:`NotFound` if the throttle is not defined."""
+        return self.call("throttle.get", name)
+
+    def throttles(self):
+        """Every throttle with its counts, by name (a list of dicts as
+        :meth:`throttle_get` returns)."""
+        return self.call("throttle.list")
+
+    def throttle_delete(self, name):
+        """Forgets a throttle (its waiting jobs go back to their queues);
+        raises :class:`NotFound` if it is not defined."""
+        self.call("throttle.delete", name)
 
     # -- many jobs in one call -------------------------------------------
 

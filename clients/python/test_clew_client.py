@@ -116,6 +116,16 @@ class WireTest(unittest.TestCase):
             body["args"],
             ["w", "q", "j1", "K", "{}", "0", "unique", "search:user-42", "on-conflict", "refuse"],
         )
+    def test_put_throttles_and_throttle_commands_on_the_wire(self):
+        self.reply(200, {"result": "j1"})
+        Client(self.url).put("q", "K", {}, jid="j1", worker="w", throttles=["cust-1", "api"])
+        _, body = self.sent()
+        self.assertEqual(body["args"][-2:], ["throttles", '["cust-1", "api"]'])
+        self.server.requests.clear()
+        self.reply(200, {"result": {"name": "t", "max": 3, "running": 0, "pending": 0}})
+        self.assertEqual(Client(self.url).throttle_set("t", 3)["max"], 3)
+        _, body = self.sent()
+        self.assertEqual((body["command"], body["args"]), ("throttle.set", ["t", "3"]))
 
     def test_put_makes_a_uuid4_hex_jid(self):
         self.reply(200, {"result": "whatever"})
@@ -505,6 +515,31 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(counts["name"], self.q)
         self.assertEqual((counts["waiting"], counts["running"]), (1, 1))
         self.assertIn(self.q, [q["name"] for q in self.client.queues()])
+
+    def test_throttles_hold_jobs_back_until_a_slot_frees(self):
+        name = "py-throttle-" + uuid.uuid4().hex[:8]
+        self.assertEqual(
+            self.client.throttle_set(name, 1),
+            {"name": name, "max": 1, "running": 0, "pending": 0},
+        )
+        a = self.client.put(self.q, "K", {}, throttles=[name])
+        b = self.client.put(self.q, "K", {}, throttles=[name])
+        self.assertEqual(self.client.get(a).throttles, [name])
+        jobs = self.client.pop(self.q, self.worker, 5)
+        self.assertEqual([j.jid for j in jobs], [a])
+        self.assertEqual(self.client.get(b).state, "throttled")
+        self.assertEqual(self.client.queues(self.q)["throttled"], 1)
+        got = self.client.throttle_get(name)
+        self.assertEqual((got["running"], got["pending"]), (1, 1))
+        self.assertIn(name, [t["name"] for t in self.client.throttles()])
+        jobs[0].complete()
+        self.assertEqual(self.client.get(b).state, "waiting")
+        self.assertEqual([j.jid for j in self.client.pop(self.q, self.worker, 5)], [b])
+        self.client.throttle_delete(name)
+        with self.assertRaises(NotFound):
+            self.client.throttle_get(name)
+        with self.assertRaises(InvalidArgument):
+            self.client.throttle_set(name, -1)
 
     def test_bad_arguments_are_invalid_and_name_the_field(self):
         with self.assertRaises(InvalidArgument) as ctx:

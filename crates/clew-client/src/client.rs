@@ -72,6 +72,8 @@ pub struct JobView {
     pub dependents: Vec<String>,
     /// The recurring template it was spawned from, if any.
     pub spawned_from_jid: Option<String>,
+    /// Named throttles it must hold a slot of to run.
+    pub throttles: Vec<String>,
 }
 
 impl JobView {
@@ -689,6 +691,7 @@ pub fn listing_name(l: JobsListing) -> &'static str {
         JobsListing::Depends => "depends",
         JobsListing::Recurring => "recurring",
         JobsListing::Waiting => "waiting",
+        JobsListing::Throttled => "throttled",
     }
 }
 
@@ -870,6 +873,9 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
         Command::TagTop { offset, count } => {
             vec![s("top"), offset.to_string(), count.to_string()]
         }
+        Command::ThrottleSet { name, max } => vec![s(name), max.to_string()],
+        Command::ThrottleGet { name } | Command::ThrottleDelete { name } => vec![s(name)],
+        Command::ThrottleList => Vec::new(),
         Command::Timeout { jids } => jids.clone(),
         Command::Track { jid } => vec![s("track"), s(jid)],
         Command::Untrack { jid } => vec![s("untrack"), s(jid)],
@@ -917,6 +923,9 @@ fn put_args(p: &PutParams) -> Vec<String> {
     }
     if let Some(b) = &p.batch {
         a.extend(["batch".to_owned(), b.clone()]);
+    }
+    if let Some(t) = &p.throttles {
+        a.extend(["throttles".to_owned(), json_list(t)]);
     }
     a
 }
@@ -1289,6 +1298,7 @@ mod tests {
                 metadata: None,
                 unique: None,
                 batch: None,
+                throttles: Some(v(&["customer-1", "api"])),
             }),
             Command::Put(PutParams {
                 worker: "w".into(),
@@ -1415,6 +1425,13 @@ mod tests {
                 offset: 0,
                 count: 10,
             },
+            Command::ThrottleSet {
+                name: "t".into(),
+                max: 3,
+            },
+            Command::ThrottleGet { name: "t".into() },
+            Command::ThrottleDelete { name: "t".into() },
+            Command::ThrottleList,
             Command::Timeout { jids: v(&["a"]) },
             Command::Track { jid: "j".into() },
             Command::Tracked,

@@ -23,6 +23,9 @@ pub enum JobState {
     Scheduled,
     /// In its queue's work list, ready to be popped.
     Waiting,
+    /// Held back by a full throttle at pop (see [`crate::throttle`]): out
+    /// of the work list until a slot of the throttle frees.
+    Throttled,
     /// Timed out by the `timeout` command: at the front of the work list.
     Stalled,
     /// Held by a worker under a lock that heartbeats extend.
@@ -37,10 +40,11 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Depends,
         JobState::Scheduled,
         JobState::Waiting,
+        JobState::Throttled,
         JobState::Stalled,
         JobState::Running,
         JobState::Failed,
@@ -53,6 +57,7 @@ impl JobState {
             JobState::Depends => "depends",
             JobState::Scheduled => "scheduled",
             JobState::Waiting => "waiting",
+            JobState::Throttled => "throttled",
             JobState::Stalled => "stalled",
             JobState::Running => "running",
             JobState::Failed => "failed",
@@ -90,6 +95,10 @@ pub enum Loc {
     Depends,
     /// The completed set (queue is empty); `sort_time` is the completion time.
     Complete,
+    /// Held back by a full throttle: out of the work list, keeping its
+    /// work-list `sort_prio`, `sort_time` and `seq` so that it goes back to
+    /// its place when promoted (see [`crate::throttle`]).
+    Throttled,
 }
 
 impl Loc {
@@ -102,6 +111,7 @@ impl Loc {
             Loc::Scheduled => 3,
             Loc::Depends => 4,
             Loc::Complete => 5,
+            Loc::Throttled => 6,
         }
     }
 
@@ -114,6 +124,7 @@ impl Loc {
             3 => Loc::Scheduled,
             4 => Loc::Depends,
             5 => Loc::Complete,
+            6 => Loc::Throttled,
             _ => return None,
         })
     }
@@ -312,6 +323,9 @@ pub struct JobRecord {
     /// How the batch counts the job now (kept by the logic's one save
     /// hook; meaningless without `batch`).
     pub batch_outcome: crate::batch::BatchOutcome,
+    /// Named throttles the job must hold a slot of to run (see
+    /// [`crate::throttle`]); no duplicates.
+    pub throttles: Vec<String>,
 }
 
 /// A recurring job template.
@@ -413,9 +427,9 @@ impl Job {
     /// Keys, in order: `jid`, `klass`, `state`, `queue`, `worker`,
     /// `priority`, `expires`, `retries`, `remaining`, `data`, `tags`,
     /// `history`, `failure`, `tracked`, `dependencies`, `dependents`,
-    /// `spawned_from_jid`, `metadata` only when there is some, `unique_key`
-    /// only when the job has one and `batch` only when the job belongs to
-    /// one (so other jobs keep qless's exact shape).
+    /// `spawned_from_jid`, `metadata` and `throttles` only when there are
+    /// some, `unique_key` only when the job has one and `batch` only when
+    /// the job belongs to one (so other jobs keep qless's exact shape).
     pub fn serialize_with_data<D, S>(&self, data: &D, s: S) -> Result<S::Ok, S::Error>
     where
         D: Serialize + ?Sized,
@@ -423,7 +437,9 @@ impl Job {
     {
         let r = &self.record;
         let with_metadata = !r.metadata.is_empty();
+        let with_throttles = !r.throttles.is_empty();
         let extra = usize::from(with_metadata)
+            + usize::from(with_throttles)
             + usize::from(r.unique_key.is_some())
             + usize::from(r.batch.is_some());
         let mut m = s.serialize_map(Some(17 + extra))?;
@@ -449,6 +465,9 @@ impl Job {
         m.serialize_entry("spawned_from_jid", &r.spawned_from)?;
         if with_metadata {
             m.serialize_entry("metadata", &r.metadata)?;
+        }
+        if with_throttles {
+            m.serialize_entry("throttles", &r.throttles)?;
         }
         if let Some(key) = &r.unique_key {
             m.serialize_entry("unique_key", key)?;

@@ -20,6 +20,7 @@
 //! * [`unique`]: uniqueness keys ([`unique::Unique`], [`unique::OnConflict`]).
 //! * [`cron`]: cron schedules of recurring templates.
 //! * [`analytics`]: search and statistics over the lifecycle history.
+//! * [`throttle`]: named throttles (concurrency limits across queues).
 
 pub mod analytics;
 pub mod batch;
@@ -35,6 +36,7 @@ pub mod logic;
 pub mod qless;
 pub mod stats;
 pub mod store;
+pub mod throttle;
 pub mod time;
 pub mod tx;
 pub mod unique;

@@ -26,6 +26,8 @@ use crate::unique::OnConflict;
 
 mod batches;
 
+mod throttle;
+
 /// "No limit" for listing primitives.
 const ALL: i64 = i64::MAX;
 
@@ -257,6 +259,10 @@ pub fn apply(
             Ok(Reply::Strings(rec.tags))
         }
         Command::TagTop { offset, count } => Ok(Reply::Strings(cx.tx.tag_top(2, *offset, *count)?)),
+        Command::ThrottleSet { .. }
+        | Command::ThrottleGet { .. }
+        | Command::ThrottleDelete { .. }
+        | Command::ThrottleList => cx.throttle_command(command),
         Command::Timeout { jids } => cx.timeout(jids),
         Command::Track { jid } => {
             cx.must_get("Track", jid)?;
@@ -346,6 +352,14 @@ pub fn validate(command: &Command) -> Result<()> {
             if let Some(u) = &p.unique {
                 crate::unique::validate_key(c, &u.key)?;
             }
+            if p.throttles
+                .as_ref()
+                .is_some_and(|t| t.iter().any(String::is_empty))
+            {
+                return Err(Error::invalid(format!(
+                    "{c}(): Arg \"throttles\": a throttle name must not be empty"
+                )));
+            }
             if p.depends.as_ref().is_some_and(|d| d.contains(&p.jid)) {
                 return Err(Error::invalid(format!(
                     "{c}(): Arg \"depends\": job {} cannot depend on itself",
@@ -374,6 +388,16 @@ pub fn validate(command: &Command) -> Result<()> {
         Command::BatchGet { id } | Command::BatchCancel { id } | Command::BatchJobs { id, .. } => {
             name("Batch", "id", id)?
         }
+        Command::ThrottleSet { name: n, max } => {
+            name("Throttle.set", "name", n)?;
+            if *max < 0 {
+                return Err(Error::invalid(format!(
+                    "Throttle.set(): Arg \"max\" must not be negative: {max}"
+                )));
+            }
+        }
+        Command::ThrottleGet { name: n } => name("Throttle.get", "name", n)?,
+        Command::ThrottleDelete { name: n } => name("Throttle.delete", "name", n)?,
         Command::Pop { queue, worker, .. } => {
             name("Pop", "queue", queue)?;
             name("Pop", "worker", worker)?;
@@ -673,8 +697,21 @@ impl Cx<'_> {
 
     /// Deletes a job and everything hanging off it except dependency edges
     /// and tracking (§9: expiry; cancel unlinks edges itself).
+    /// Saves a job row. Every job write of the logic passes through here,
+    /// so what follows a job's state and placement follows every change:
+    /// its batch's counters (`batches.rs`) before the write, its throttle
+    /// slots and their waiting jobs (`throttle.rs`) after it.
+    fn save(&mut self, rec: &mut JobRecord) -> Result<()> {
+        self.batch_track(rec)?;
+        self.tx.job_save(rec)?;
+        self.throttle_track(rec)
+    }
+
     fn delete_job(&mut self, rec: &JobRecord) -> Result<()> {
         self.remove_tags(rec)?;
+        if !rec.throttles.is_empty() {
+            self.throttle_release(&rec.jid)?;
+        }
         self.tx.history_delete(&rec.jid)?;
         self.tx.job_delete(&rec.jid)
     }
@@ -707,10 +744,19 @@ impl Cx<'_> {
             .or(existing.as_ref().map(|e| e.retries))
             .unwrap_or(5);
 
+        let throttles = match (&p.throttles, &existing) {
+            (Some(t), _) => dedup(t),
+            (None, Some(e)) => e.throttles.clone(),
+            (None, None) => Vec::new(),
+        };
         let created = existing.is_none();
         let mut rec = match existing {
             Some(old) => {
                 self.remove_tags(&old)?;
+                if !old.throttles.is_empty() {
+                    // Out of the lock set or the throttled placement.
+                    self.throttle_release(&old.jid)?;
+                }
                 old
             }
             None => JobRecord {
@@ -741,6 +787,7 @@ impl Cx<'_> {
                 unique_key: None,
                 batch: None,
                 batch_outcome: Default::default(),
+                throttles: Vec::new(),
             },
         };
         // Whether the job held its key before this put (then it still does).
@@ -778,6 +825,7 @@ impl Cx<'_> {
         rec.data = p.data.clone();
         rec.priority = priority;
         rec.tags = tags;
+        rec.throttles = throttles;
         rec.worker = String::new();
         rec.worker_listed = false;
         rec.expires = Timestamp::ZERO;
@@ -995,10 +1043,7 @@ impl Cx<'_> {
         if need > 0 {
             self.spawn_recurring(queue, need)?;
             self.promote_scheduled(queue, need)?;
-            handed.extend(
-                self.tx
-                    .job_list_records(queue, Loc::Work, TimeRange::ALL, 0, need)?,
-            );
+            self.take_work(queue, count, &mut handed)?;
         }
 
         let hb = self.heartbeat_for(queue)?;
@@ -1676,6 +1721,10 @@ impl Cx<'_> {
                 self.tx
                     .job_list(queue, Loc::Work, TimeRange::ALL, offset, count)?
             }
+            JobsListing::Throttled => {
+                self.tx
+                    .job_list(queue, Loc::Throttled, TimeRange::ALL, offset, count)?
+            }
             JobsListing::Recurring => self.tx.recur_list(queue, TimeRange::ALL, offset, count)?,
         };
         Ok(Reply::Strings(jids))
@@ -1829,6 +1878,7 @@ impl Cx<'_> {
             unique_key: None,
             batch: None,
             batch_outcome: Default::default(),
+            throttles: Vec::new(),
         };
         self.history(
             &child,

@@ -55,7 +55,7 @@ pub const COMMANDS: [&str; 37] = [
 ];
 
 /// Commands clew adds to qless-core's set (same calling convention).
-pub const EXTENSIONS: [&str; 9] = [
+pub const EXTENSIONS: [&str; 13] = [
     "batch",
     "batch.create",
     "batch.get",
@@ -65,6 +65,10 @@ pub const EXTENSIONS: [&str; 9] = [
     "release",
     "workers.detail",
     "unique.get",
+    "throttle.set",
+    "throttle.get",
+    "throttle.delete",
+    "throttle.list",
 ];
 
 /// Default page size of listings (`jobs`, `tag get`, `failed`, ...).
@@ -463,6 +467,32 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
                 metadata,
             })
         }
+        "throttle.set" => {
+            let mut a = Args::new("Throttle.set", args);
+            let name = a.name("name")?;
+            let max = a.int("max")?;
+            a.done()?;
+            Ok(Command::ThrottleSet { name, max })
+        }
+        "throttle.get" | "throttle.delete" => {
+            let cmd = if command == "throttle.get" {
+                "Throttle.get"
+            } else {
+                "Throttle.delete"
+            };
+            let mut a = Args::new(cmd, args);
+            let name = a.name("name")?;
+            a.done()?;
+            Ok(if command == "throttle.get" {
+                Command::ThrottleGet { name }
+            } else {
+                Command::ThrottleDelete { name }
+            })
+        }
+        "throttle.list" => {
+            Args::new("Throttle.list", args).done()?;
+            Ok(Command::ThrottleList)
+        }
         "release" => {
             let mut a = Args::new("Release", args);
             let jid = a.name("jid")?;
@@ -812,6 +842,7 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         metadata: None,
         unique: None,
         batch: None,
+        throttles: None,
     };
     let mut on_conflict = None;
     let known = [
@@ -823,6 +854,7 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
         "unique",
         "on-conflict",
         "batch",
+        "throttles",
     ];
     for (k, v) in a.pairs(&known)? {
         match k.as_str() {
@@ -833,6 +865,7 @@ fn parse_put(cmd: &'static str, args: &[String], must_exist: bool) -> Result<Com
             "metadata" => p.metadata = Some(json_object(cmd, "metadata", &v)?),
             "unique" => p.unique = Some(Unique::new(v)),
             "on-conflict" => on_conflict = Some(OnConflict::parse(cmd, &v)?),
+            "throttles" => p.throttles = Some(string_list(cmd, "throttles", &v)?),
             "priority" => p.priority = Some(int(cmd, "priority", &v)?),
             "tags" => p.tags = Some(string_list(cmd, "tags", &v)?),
             "retries" => p.retries = Some(non_negative_int(cmd, "retries", &v)?),

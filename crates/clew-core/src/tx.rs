@@ -122,6 +122,8 @@ pub struct LocCounts {
     pub scheduled: i64,
     /// Depends set size.
     pub depends: i64,
+    /// Jobs held back by a full throttle ([`crate::Loc::Throttled`]).
+    pub throttled: i64,
 }
 
 /// The storage primitives of one transaction. See the module doc.
@@ -347,6 +349,43 @@ pub trait Tx {
     /// Tags whose counter is at least `min_count`, highest counter first
     /// (ties: tag ascending), skipping `offset`, at most `limit`.
     fn tag_top(&mut self, min_count: i64, offset: i64, limit: i64) -> Result<Vec<String>>;
+
+    // --- throttles (see crate::throttle) -------------------------------
+    /// A throttle's maximum, if the throttle is defined.
+    fn throttle_get(&mut self, name: &str) -> Result<Option<i64>>;
+    /// Defines a throttle or changes its maximum.
+    fn throttle_set(&mut self, name: &str, max: i64) -> Result<()>;
+    /// Forgets a throttle's definition (no-op if absent; its slot rows stay).
+    fn throttle_delete(&mut self, name: &str) -> Result<()>;
+    /// Defined throttles with their maxima, by name (byte order).
+    fn throttle_list(&mut self) -> Result<Vec<(String, i64)>>;
+    /// How many jobs hold a slot of the throttle. A backend with concurrent
+    /// pops first takes a lock on the throttle, held to the commit, so that
+    /// pops count (and take slots) one after another.
+    fn throttle_held(&mut self, name: &str) -> Result<i64>;
+    /// How many jobs wait for a slot of the throttle.
+    fn throttle_pending_count(&mut self, name: &str) -> Result<i64>;
+    /// Records that `jid` holds a slot of each throttle (no-op for a slot
+    /// it holds already).
+    fn throttle_hold(&mut self, jid: &str, names: &[String]) -> Result<()>;
+    /// Records that `jid` waits for a slot of `name`, ordered among the
+    /// throttle's waiters by `prio` descending, then `time`, then `seq`
+    /// (its work-list place).
+    fn throttle_pend(
+        &mut self,
+        jid: &str,
+        name: &str,
+        prio: i64,
+        time: Timestamp,
+        seq: i64,
+    ) -> Result<()>;
+    /// Deletes every slot and waiting row of `jid`; returns the names of
+    /// the throttles whose slot it held (sorted).
+    fn throttle_release(&mut self, jid: &str) -> Result<Vec<String>>;
+    /// The first `limit` jobs waiting for `name`, in order. A backend with
+    /// concurrent pops claims their rows as it selects them (skipping rows
+    /// another pop holds).
+    fn throttle_pending(&mut self, name: &str, limit: i64) -> Result<Vec<String>>;
 
     // --- tracking ------------------------------------------------------
     /// Adds a jid to the tracked set; returns whether it was new.

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_unique_key.sql"),
     include_str!("../migrations/0006_recur_cron.sql"),
     include_str!("../migrations/0007_batches.sql"),
+    include_str!("../migrations/0008_throttles.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -1433,7 +1433,8 @@ pub(crate) const DELETE_ALL: &str = "
     DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
     DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
     DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;
-    DELETE FROM put_outbox; DELETE FROM put_rejected; DELETE FROM batches;";
+    DELETE FROM put_outbox; DELETE FROM put_rejected; DELETE FROM batches;
+    DELETE FROM throttles; DELETE FROM throttle_jobs;";
 
 /// Deletes every row of every table (not the sequences), under the command
 /// lock, in one transaction.

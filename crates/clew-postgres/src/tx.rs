@@ -887,12 +887,13 @@ macro_rules! job_cols {
     () => {
         "jid, klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome,
+         throttles"
     };
 }
 
 /// The column of [`history_col!`] after [`job_cols!`].
-const HISTORY_COL: usize = 27;
+const HISTORY_COL: usize = 28;
 
 /// A job's whole history as one JSON text column (`[[at, what, extra], …]`
 /// in order, NULL when it has none), selected with its row, so the logic's
@@ -970,6 +971,7 @@ fn job_from_row(row: &Row) -> Result<JobRecord> {
         unique_key: row.try_get(24).pg()?,
         batch: row.try_get(25).pg()?,
         batch_outcome: outcome(row.try_get(26).pg()?)?,
+        throttles: json_col(row, 27)?,
     })
 }
 
@@ -1079,6 +1081,7 @@ fn job_from_text(row: &SimpleQueryRow) -> Result<JobRecord> {
         unique_key: text_opt(row, 24)?.map(str::to_owned),
         batch: text_opt(row, 25)?.map(str::to_owned),
         batch_outcome: outcome(text_int(row, 26)?)?,
+        throttles: text_json(row, 27)?,
     })
 }
 
@@ -1632,7 +1635,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn job_loc_counts(&mut self, queue: &str, now: Timestamp) -> Result<LocCounts> {
         let rows = self.rows(
             "SELECT loc, sort_time > $2 AS live, COUNT(*) FROM jobs
-             WHERE queue = $1 AND loc IN ($3, $4, $5, $6)
+             WHERE queue = $1 AND loc IN ($3, $4, $5, $6, $7)
              GROUP BY loc, live",
             &[
                 &queue,
@@ -1641,6 +1644,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 &Loc::Locked.code(),
                 &Loc::Scheduled.code(),
                 &Loc::Depends.code(),
+                &Loc::Throttled.code(),
             ],
         )?;
         let mut counts = LocCounts::default();
@@ -1654,6 +1658,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Some(Loc::Locked) => counts.stalled += n,
                 Some(Loc::Scheduled) => counts.scheduled += n,
                 Some(Loc::Depends) => counts.depends += n,
+                Some(Loc::Throttled) => counts.throttled += n,
                 _ => {}
             }
         }
@@ -1675,6 +1680,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         }
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
+        let throttles = to_json_text(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let scheduled = job.scheduled.map(|t| t.0);
         self.write(
@@ -1682,7 +1688,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
                  ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
                    queue = excluded.queue, state = excluded.state, data = excluded.data,
                    priority = excluded.priority, tags = excluded.tags,
@@ -1696,7 +1702,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
                    seq = excluded.seq, metadata = excluded.metadata,
                    unique_key = excluded.unique_key,
-                   batch = excluded.batch, batch_outcome = excluded.batch_outcome"
+                   batch = excluded.batch, batch_outcome = excluded.batch_outcome,
+                   throttles = excluded.throttles"
             ),
             &[
                 Lit::Str(&job.jid),
@@ -1726,6 +1733,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 Lit::OptStr(job.unique_key.as_deref()),
                 Lit::OptStr(job.batch.as_deref()),
                 Lit::Int(job.batch_outcome.code()),
+                Lit::Str(&throttles),
             ],
         )
     }
@@ -2065,6 +2073,128 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             "SELECT tag FROM tag_counts WHERE count >= $1
              ORDER BY count DESC, tag LIMIT $3 OFFSET $2",
             &[&min_count, &offset(off), &limit(lim)],
+        )
+    }
+
+    // --- throttles -----------------------------------------------------
+
+    fn throttle_get(&mut self, name: &str) -> Result<Option<i64>> {
+        // Definitions change only under the store's lock held exclusively.
+        match self.row("SELECT max FROM throttles WHERE name = $1", &[&name])? {
+            Some(row) => Ok(Some(row.try_get(0).pg()?)),
+            None => Ok(None),
+        }
+    }
+
+    fn throttle_set(&mut self, name: &str, max: i64) -> Result<()> {
+        self.write(
+            "INSERT INTO throttles (name, max) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET max = excluded.max",
+            &[Lit::Str(name), Lit::Int(max)],
+        )
+    }
+
+    fn throttle_delete(&mut self, name: &str) -> Result<()> {
+        self.write("DELETE FROM throttles WHERE name = $1", &[Lit::Str(name)])
+    }
+
+    fn throttle_list(&mut self) -> Result<Vec<(String, i64)>> {
+        self.rows("SELECT name, max FROM throttles ORDER BY name", &[])?
+            .iter()
+            .map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?)))
+            .collect()
+    }
+
+    fn throttle_held(&mut self, name: &str) -> Result<i64> {
+        if let Some(schema) = self.claims.clone() {
+            // A pop counts a throttle's slots: pops of jobs holding it count
+            // (and take slots) one after another from here to the commit.
+            self.exec(
+                "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
+                &[&schema, &name],
+            )?;
+        }
+        self.int(
+            "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = $1 AND holding",
+            &[&name],
+        )
+    }
+
+    fn throttle_pending_count(&mut self, name: &str) -> Result<i64> {
+        self.int(
+            "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = $1 AND NOT holding",
+            &[&name],
+        )
+    }
+
+    fn throttle_hold(&mut self, jid: &str, names: &[String]) -> Result<()> {
+        for name in names {
+            self.write(
+                "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
+                 VALUES ($1, $2, true, 0, 0, 0)
+                 ON CONFLICT (throttle, jid) DO UPDATE SET holding = true",
+                &[Lit::Str(name), Lit::Str(jid)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn throttle_pend(
+        &mut self,
+        jid: &str,
+        name: &str,
+        prio: i64,
+        time: Timestamp,
+        seq: i64,
+    ) -> Result<()> {
+        self.write(
+            "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
+             VALUES ($1, $2, false, $3, $4, $5)
+             ON CONFLICT (throttle, jid) DO UPDATE SET holding = false, prio = excluded.prio,
+               time = excluded.time, seq = excluded.seq",
+            &[
+                Lit::Str(name),
+                Lit::Str(jid),
+                Lit::Int(prio),
+                Lit::Int(time.0),
+                Lit::Int(seq),
+            ],
+        )
+    }
+
+    fn throttle_release(&mut self, jid: &str) -> Result<Vec<String>> {
+        let mut held: Vec<String> = self
+            .rows(
+                "DELETE FROM throttle_jobs WHERE jid = $1 RETURNING throttle, holding",
+                &[&jid],
+            )?
+            .iter()
+            .filter_map(|r| match r.try_get::<_, bool>(1) {
+                Ok(true) => Some(r.try_get::<_, String>(0).pg()),
+                Ok(false) => None,
+                Err(e) => Some(Err(pg_err(e))),
+            })
+            .collect::<Result<_>>()?;
+        held.sort();
+        Ok(held)
+    }
+
+    fn throttle_pending(&mut self, name: &str, lim: i64) -> Result<Vec<String>> {
+        if self.claims.is_some() {
+            // A pop promotes: claim the jobs (another pop promoting the
+            // same job through another throttle skips it).
+            return self.strings(
+                "SELECT t.jid FROM throttle_jobs t JOIN jobs j ON j.jid = t.jid
+                 WHERE t.throttle = $1 AND NOT t.holding
+                 ORDER BY t.prio DESC, t.time, t.seq, t.jid LIMIT $2
+                 FOR UPDATE OF j SKIP LOCKED",
+                &[&name, &limit(lim)],
+            );
+        }
+        self.strings(
+            "SELECT jid FROM throttle_jobs WHERE throttle = $1 AND NOT holding
+             ORDER BY prio DESC, time, seq, jid LIMIT $2",
+            &[&name, &limit(lim)],
         )
     }
 

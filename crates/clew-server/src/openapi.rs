@@ -77,6 +77,7 @@ of any request; outside test mode it is ignored. When the server has an API toke
         (name = "config", description = "Engine configuration"),
         (name = "recurring", description = "Recurring job templates"),
         (name = "batches", description = "Batches: jobs with progress and a callback job"),
+        (name = "throttles", description = "Throttles: concurrency limits across queues"),
         (name = "qless", description = "The qless compatibility endpoint (an exact contract)"),
         (name = "system", description = "Health, events, this document"),
     )

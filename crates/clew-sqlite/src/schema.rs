@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_unique_key.sql"),
     include_str!("../migrations/0007_recur_cron.sql"),
     include_str!("../migrations/0008_batches.sql"),
+    include_str!("../migrations/0009_throttles.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -502,7 +502,8 @@ macro_rules! job_cols_but_jid {
     () => {
         "klass, queue, state, data, priority, tags, worker, expires, retries, \
          remaining, time, grace, scheduled, failure, spawned_from, worker_listed, \
-         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome"
+         fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome,
+         throttles"
     };
 }
 
@@ -553,6 +554,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
             BatchOutcome::from_code(code)
                 .ok_or_else(|| corrupt(26, format!("job batch outcome {code}")))?
         },
+        throttles: json_col(row, 27)?,
     })
 }
 
@@ -1051,7 +1053,7 @@ impl Tx for SqliteTx<'_> {
                 "SELECT ?3, 0, COUNT(*) FROM jobs WHERE queue = ?1 AND loc = 1
                  UNION ALL
                  SELECT loc, sort_time > ?2 AS live, COUNT(*) FROM jobs
-                 WHERE queue = ?1 AND loc <> 1 AND loc IN (?4, ?5, ?6)
+                 WHERE queue = ?1 AND loc <> 1 AND loc IN (?4, ?5, ?6, ?7)
                  GROUP BY loc, live",
             )
             .sql()?;
@@ -1063,7 +1065,8 @@ impl Tx for SqliteTx<'_> {
                     Loc::Work.code(),
                     Loc::Locked.code(),
                     Loc::Scheduled.code(),
-                    Loc::Depends.code()
+                    Loc::Depends.code(),
+                    Loc::Throttled.code()
                 ],
                 |r| {
                     Ok((
@@ -1083,6 +1086,7 @@ impl Tx for SqliteTx<'_> {
                 Some(Loc::Locked) => counts.stalled += n,
                 Some(Loc::Scheduled) => counts.scheduled += n,
                 Some(Loc::Depends) => counts.depends += n,
+                Some(Loc::Throttled) => counts.throttled += n,
                 _ => {}
             }
         }
@@ -1110,6 +1114,7 @@ impl Tx for SqliteTx<'_> {
         let old = self.loc_of(&job.jid)?;
         let tags = to_json_text(&job.tags)?;
         let metadata = to_json_text(&job.metadata)?;
+        let throttles = to_json_text(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let params = params![
             job.jid,
@@ -1139,6 +1144,7 @@ impl Tx for SqliteTx<'_> {
             job.unique_key,
             job.batch,
             job.batch_outcome.code(),
+            throttles,
         ];
         // The placement read before tells whether the row exists: a plain
         // UPDATE or INSERT instead of an upsert's failed insert first (the
@@ -1149,7 +1155,7 @@ impl Tx for SqliteTx<'_> {
                     "UPDATE jobs SET (",
                     job_cols_but_jid!(),
                     ") = (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,\
-                     ?21,?22,?23,?24,?25,?26,?27) WHERE jid = ?1"
+                     ?21,?22,?23,?24,?25,?26,?27,?28) WHERE jid = ?1"
                 ),
                 params,
             )? == 1;
@@ -1160,7 +1166,7 @@ impl Tx for SqliteTx<'_> {
                     "INSERT INTO jobs (",
                     job_cols!(),
                     ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,\
-                     ?19,?20,?21,?22,?23,?24,?25,?26,?27)"
+                     ?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)"
                 ),
                 params,
             )?;
@@ -1512,6 +1518,100 @@ impl Tx for SqliteTx<'_> {
             "SELECT tag FROM tag_counts WHERE count >= ?1
              ORDER BY count DESC, tag LIMIT ?3 OFFSET ?2",
             params![min_count, offset(off), limit(lim)],
+        )
+    }
+
+    // --- throttles -----------------------------------------------------
+
+    fn throttle_get(&mut self, name: &str) -> Result<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT max FROM throttles WHERE name = ?1")
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+            .sql()
+    }
+
+    fn throttle_set(&mut self, name: &str, max: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO throttles (name, max) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET max = excluded.max",
+            params![name, max],
+        )?;
+        Ok(())
+    }
+
+    fn throttle_delete(&mut self, name: &str) -> Result<()> {
+        self.exec("DELETE FROM throttles WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    fn throttle_list(&mut self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, max FROM throttles ORDER BY name")
+            .sql()?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().sql()
+    }
+
+    fn throttle_held(&mut self, name: &str) -> Result<i64> {
+        // One writer: no lock needed.
+        self.int(
+            "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = ?1 AND holding = 1",
+            params![name],
+        )
+    }
+
+    fn throttle_pending_count(&mut self, name: &str) -> Result<i64> {
+        self.int(
+            "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = ?1 AND holding = 0",
+            params![name],
+        )
+    }
+
+    fn throttle_hold(&mut self, jid: &str, names: &[String]) -> Result<()> {
+        for name in names {
+            self.exec(
+                "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
+                 VALUES (?1, ?2, 1, 0, 0, 0)
+                 ON CONFLICT (throttle, jid) DO UPDATE SET holding = 1",
+                params![name, jid],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn throttle_pend(
+        &mut self,
+        jid: &str,
+        name: &str,
+        prio: i64,
+        time: Timestamp,
+        seq: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
+             VALUES (?1, ?2, 0, ?3, ?4, ?5)
+             ON CONFLICT (throttle, jid) DO UPDATE SET holding = 0, prio = excluded.prio,
+               time = excluded.time, seq = excluded.seq",
+            params![name, jid, prio, time.0, seq],
+        )?;
+        Ok(())
+    }
+
+    fn throttle_release(&mut self, jid: &str) -> Result<Vec<String>> {
+        let held = self.strings(
+            "SELECT throttle FROM throttle_jobs WHERE jid = ?1 AND holding = 1 ORDER BY throttle",
+            params![jid],
+        )?;
+        self.exec("DELETE FROM throttle_jobs WHERE jid = ?1", params![jid])?;
+        Ok(held)
+    }
+
+    fn throttle_pending(&mut self, name: &str, lim: i64) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT jid FROM throttle_jobs WHERE throttle = ?1 AND holding = 0
+             ORDER BY prio DESC, time, seq, jid LIMIT ?2",
+            params![name, limit(lim)],
         )
     }
 

@@ -49,6 +49,7 @@ fn job(jid: &str, queue: &str, loc: Loc, sort_prio: i64, sort_time: i64, seq: i6
         unique_key: None,
         batch: None,
         batch_outcome: Default::default(),
+        throttles: vec![],
     }
 }
 
@@ -190,6 +191,7 @@ fn loc_counts_split_locks_at_now() {
                 stalled: 2,
                 scheduled: 1,
                 depends: 3,
+                throttled: 0,
             }
         );
         assert_eq!(tx.job_loc_counts("empty", t(100))?, LocCounts::default());

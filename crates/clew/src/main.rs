@@ -32,6 +32,7 @@ mod config_file;
 mod events_cmd;
 mod publish;
 mod store_url;
+mod throttle_cmd;
 mod work;
 
 /// clew: a background-job system with qless semantics.
@@ -224,8 +225,8 @@ enum Cmd {
     },
     /// List jobs in one state (of one queue, or of every queue).
     Jobs {
-        /// failed, running, stalled, scheduled, depends, recurring, waiting
-        /// or complete.
+        /// failed, running, stalled, scheduled, depends, recurring, waiting,
+        /// throttled or complete.
         #[arg(long, default_value = "waiting")]
         state: String,
         /// Only this queue (default: every queue).
@@ -270,6 +271,11 @@ enum Cmd {
     Config {
         #[command(subcommand)]
         action: ConfigCmd,
+    },
+    /// Throttles: at most N jobs naming a throttle run at once, across queues.
+    Throttle {
+        #[command(subcommand)]
+        action: throttle_cmd::ThrottleCmd,
     },
     /// Stop handing out jobs from queues.
     Pause {
@@ -444,6 +450,10 @@ struct PutArgs {
     /// The batch the job joins (it must be open).
     #[arg(long)]
     batch: Option<String>,
+    /// A throttle the job must hold a slot of to run (repeatable; see
+    /// `clew throttle`).
+    #[arg(long = "throttle")]
+    throttles: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1052,6 +1062,7 @@ impl Ctx {
             Cmd::Cancel { jids } => self.cancel(jids).await,
             Cmd::Retry { jids } => self.retry(jids).await,
             Cmd::Config { action } => self.config(action).await,
+            Cmd::Throttle { action } => self.throttle(action).await,
             Cmd::Pause { queues } => {
                 self.exec(Command::Pause {
                     queues: queues.clone(),
@@ -1221,6 +1232,7 @@ impl Ctx {
                 metadata: None,
                 unique,
                 batch: p.batch,
+                throttles: non_empty(p.throttles),
             })
             .await?;
         if let Some(key) = key.filter(|_| jid != asked) {
@@ -1624,6 +1636,7 @@ impl Ctx {
                     metadata: None,
                     unique: None,
                     batch: None,
+                    throttles: None,
                 }))
                 .await?;
                 Ok(serde_json::json!({"jid": jid, "queue": job.queue, "action": "requeued"}))
@@ -2170,6 +2183,7 @@ async fn demo(engine: &Engine) -> anyhow::Result<()> {
             metadata: None,
             unique: None,
             batch: None,
+            throttles: None,
         })
         .await?;
     println!("put      {jid} into queue demo");
@@ -2245,6 +2259,7 @@ async fn put_loop(
                         metadata: None,
                         unique: None,
                         batch: None,
+                        throttles: None,
                     })
                     .await?;
                 // Printed only after the put has committed: every line is an

@@ -137,6 +137,12 @@ fn events() {
     run("events", None);
 }
 
+/// Throttles page, and a held-back job's state, throttles and why.
+#[test]
+fn throttles() {
+    run("throttles", None);
+}
+
 #[test]
 fn batches() {
     run("batches", None);

@@ -55,17 +55,17 @@ pub(super) fn validate_create(p: &BatchParams) -> Result<()> {
 }
 
 impl Cx<'_> {
-    /// Saves a job row. Every job save of the logic passes through here:
-    /// when a batch's job changes outcome (pending, complete, failed) its
-    /// batch's counters move with it.
-    pub(super) fn save(&mut self, rec: &mut JobRecord) -> Result<()> {
+    /// Before a job row is saved ([`Cx::save`]): when a batch's job changes
+    /// outcome (pending, complete, failed) its batch's counters move with
+    /// it.
+    pub(super) fn batch_track(&mut self, rec: &mut JobRecord) -> Result<()> {
         if rec.batch.is_some() {
             let now = BatchOutcome::of(rec.state);
             if now != rec.batch_outcome {
                 self.batch_move(rec, Some(now))?;
             }
         }
-        self.tx.job_save(rec)
+        Ok(())
     }
 
     /// Moves a batch job from the outcome its batch counted to `to` (`None`:

@@ -277,6 +277,41 @@ fn running_reasons(job: &Job, now: Timestamp) -> Vec<Value> {
     out
 }
 
+/// A throttled job: the throttle it waits for (named by its last
+/// `throttled` history entry) with that throttle's running count and maximum.
+async fn throttled_reasons(
+    state: &AppState,
+    now: &RequestNow,
+    job: &Job,
+) -> Result<Vec<Value>, ApiError> {
+    let r = &job.record;
+    let name = job
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.what == "throttled")
+        .and_then(|h| h.extra.get("throttle"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let cmd = Command::ThrottleGet { name: name.clone() };
+    let info = match run(state, now.clone(), cmd).await {
+        Ok(Reply::Throttle(Some(t))) => Some(t),
+        _ => None,
+    };
+    let (running, max, pending) = info.map_or((0, 0, 0), |t| (t.running, t.max, t.pending));
+    Ok(vec![reason(
+        "throttled",
+        format!(
+            "held back by throttle {name}: {running} of at most {max} jobs holding it are \
+             running, {pending} waiting; it goes back to queue {} when a slot frees",
+            r.queue
+        ),
+        json!({"throttle": name, "running": running, "max": max, "pending": pending,
+               "throttles": r.throttles, "queue": r.queue}),
+    )])
+}
+
 async fn depends_reasons(state: &AppState, now: &RequestNow, job: &Job) -> Result<Value, ApiError> {
     let r = &job.record;
     let deps = &job.dependencies;
@@ -333,6 +368,7 @@ async fn job_reasons(
             )])
         }
         JobState::Running => Ok(running_reasons(job, now.0)),
+        JobState::Throttled => throttled_reasons(state, now, job).await,
         JobState::Waiting | JobState::Stalled => {
             let facts = queue_facts(state, now, queue).await?;
             waiting_reasons(state, now, job, &facts).await

@@ -113,6 +113,10 @@ pub struct PutJob {
     /// its batch). In `POST /v1/batches` the batch being created.
     #[serde(default)]
     pub batch: Option<String>,
+    /// Named throttles the job must hold a slot of to run (see
+    /// `/v1/throttles`); default none, or the existing job's.
+    #[serde(default)]
+    pub throttles: Option<Vec<String>>,
 }
 
 /// Answer of `POST /v1/queues/{queue}/jobs`.
@@ -216,6 +220,7 @@ pub(crate) fn put_params(queue: String, body: PutJob) -> clew_core::Result<PutPa
     p.must_exist = body.must_exist;
     p.metadata = body.metadata;
     p.batch = body.batch;
+    p.throttles = body.throttles;
     Ok(p)
 }
 

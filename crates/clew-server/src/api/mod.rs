@@ -46,6 +46,7 @@ pub mod queues;
 pub mod recurring;
 pub mod tags;
 pub mod unique;
+pub mod throttles;
 pub mod workers;
 
 /// The resource routes (including `GET /v1/openapi.json`).
@@ -67,6 +68,7 @@ pub fn router_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::routes())
         .merge(dashboard::routes())
         .merge(unique::routes())
+        .merge(throttles::routes())
         .split_for_parts()
 }
 
@@ -221,8 +223,8 @@ pub struct JobDoc {
     pub jid: String,
     /// The job class.
     pub klass: String,
-    /// `waiting`, `running`, `scheduled`, `depends`, `stalled`, `failed` or
-    /// `complete`.
+    /// `waiting`, `running`, `scheduled`, `depends`, `throttled`,
+    /// `stalled`, `failed` or `complete`.
     pub state: String,
     /// The queue (empty when complete).
     pub queue: String,
@@ -262,6 +264,10 @@ pub struct JobDoc {
     /// The batch it belongs to (absent when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<String>,
+    /// Named throttles it must hold a slot of to run (present only when it
+    /// has some).
+    #[schema(required = false)]
+    pub throttles: Vec<String>,
 }
 
 /// A recurring template. `data` is the payload as a JSON value.
@@ -321,6 +327,9 @@ pub struct QueueDoc {
     pub scheduled: i64,
     /// Jobs waiting on dependencies.
     pub depends: i64,
+    /// Jobs held back by a full throttle (present only when there are some).
+    #[schema(required = false)]
+    pub throttled: i64,
     /// Recurring templates.
     pub recurring: i64,
     /// Whether paused.
@@ -540,6 +549,7 @@ mod tests {
                 unique_key: None,
                 batch: None,
                 batch_outcome: Default::default(),
+                throttles: vec![],
             },
             history: vec![HistoryEntry::new(Timestamp(1_700_000_000_000_000), "put").with("q", "q")],
             tracked: true,

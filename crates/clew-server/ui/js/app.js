@@ -27,6 +27,7 @@ const ROUTES = [
   ['/recurring', 'recurring'],
   ['/batches', 'batches'],
   ['/batches/:id', 'batches'],
+  ['/throttles', 'throttles'],
   ['/config', 'config'],
   ['/events', 'events'],
   ['/login', 'login'],
@@ -40,6 +41,7 @@ const NAV = [
   ['#/tags', 'Tags', 'tags'],
   ['#/recurring', 'Recurring', 'recurring'],
   ['#/batches', 'Batches', 'batches'],
+  ['#/throttles', 'Throttles', 'throttles'],
   ['#/events', 'Events', 'events'],
   ['#/config', 'Config', 'config'],
 ];

@@ -28,6 +28,7 @@ pub mod retry;
 pub mod stalled;
 pub mod stats;
 pub mod tags;
+pub mod throttle;
 pub mod timeout;
 pub mod track;
 pub mod transitions;

@@ -55,7 +55,8 @@ test('tabs per state with paged rows, the day\'s stats, pause and resume', async
   const tabTexts = await page.$$eval('.tabs a', (as) => as.map((a) => `${a.dataset.tab}:${a.textContent}:${a.classList.contains('active')}`));
   assert.deepEqual(tabTexts, [
     'waiting:waiting (30):true', 'scheduled:scheduled (1):false', 'running:running (1):false',
-    'stalled:stalled (1):false', 'depends:depends (1):false', 'recurring:recurring (1):false',
+    'stalled:stalled (1):false', 'depends:depends (1):false', 'throttled:throttled (0):false',
+    'recurring:recurring (1):false',
   ]);
   // Page 1 of waiting: the first 25 in the API's order.
   const first = await api('GET', `/v1/queues/${Q}/jobs?state=waiting&offset=0&count=25`);

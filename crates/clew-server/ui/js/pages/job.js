@@ -59,7 +59,8 @@ function whyBox(why) {
       r.code === 'failed' ? r.text.split('\n')[0] : r.text,
       r.code === 'depends' && r.jids ? h('span', { class: 'links' }, ' (', r.jids.map((j, i) => [i ? ', ' : '', jobLink(j)]), ')') : null,
       r.code === 'running' && r.worker ? h('span', { class: 'links' }, ' (', workerLink(r.worker), ')') : null,
-      r.code === 'paused' && r.queue ? h('span', { class: 'links' }, ' (', queueLink(r.queue), ')') : null))));
+      r.code === 'paused' && r.queue ? h('span', { class: 'links' }, ' (', queueLink(r.queue), ')') : null,
+      r.code === 'throttled' && r.throttle ? h('span', { class: 'links' }, ' (', h('a', { href: '#/throttles' }, 'throttles'), ')') : null))));
 }
 
 // ------------------------------------------------------------------ facts
@@ -93,6 +94,9 @@ function facts(job, ctx) {
     row('Lock expires', job.expires ? time(job.expires) : orNone(null), 'expires'),
     row('Tracked', job.tracked ? 'yes' : 'no', 'tracked'),
     row('Tags', tagEditor(job, ctx), 'tags'),
+    job.throttles && job.throttles.length
+      ? row('Throttles', h('span', { class: 'throttle-list' }, job.throttles.map((t, i) => [i ? ', ' : '', h('a', { href: '#/throttles' }, t)])), 'throttles')
+      : null,
     row('Depends on', jidLinks(job.dependencies), 'dependencies'),
     row('Dependents', jidLinks(job.dependents), 'dependents'),
     job.spawned_from_jid ? row('Spawned from', jobLink(job.spawned_from_jid), 'spawned') : null,

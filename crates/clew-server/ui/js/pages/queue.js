@@ -8,7 +8,7 @@ import {
 } from '../core.js';
 
 const PAGE = 25;
-const STATES = ['waiting', 'scheduled', 'running', 'stalled', 'depends', 'recurring'];
+const STATES = ['waiting', 'scheduled', 'running', 'stalled', 'depends', 'throttled', 'recurring'];
 
 // Live refresh, registered once per visit of the page (render runs again
 // on each refresh with the same ctx). The SSE stream carries qless's
@@ -48,6 +48,9 @@ function jobColumns(state) {
       { title: 'Popped', cell: (j) => { const e = lastEntry(j, 'popped'); return e ? time(e.when) : '—'; } },
       { title: 'Worker', cell: (j) => (j.worker ? workerLink(j.worker) : '—') },
       { title: 'Lock expires', cell: (j) => time(j.expires) });
+  }
+  if (state === 'throttled') {
+    cols.push({ title: 'Held back by', cell: (j) => { const e = lastEntry(j, 'throttled'); return e ? h('a', { href: '#/throttles' }, e.throttle) : '—'; } });
   }
   if (state === 'depends') {
     cols.push({ title: 'Waiting on', cell: (j) => j.dependencies.map((d) => [jobLink(d), ' ']) });
@@ -144,6 +147,8 @@ export default async function render(root, params, query, ctx) {
   const counts = await api.get(`/v1/queues/${enc(queue)}`);
   const jids = await api.get(`/v1/queues/${enc(queue)}/jobs`, { state, offset, count: PAGE });
   const rows = state === 'recurring' ? await recurOf(jids) : await jobsOf(jids);
+  // `throttled` is left out of the counts when there are none.
+  for (const s of STATES) counts[s] = counts[s] || 0;
   const total = counts[state];
 
   const toggle = counts.paused

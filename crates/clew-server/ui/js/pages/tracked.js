@@ -19,7 +19,7 @@ function liveOnce(ctx, fn) {
   window.addEventListener('hashchange', () => clearInterval(timer), { once: true });
 }
 
-const STATES = ['waiting', 'scheduled', 'running', 'stalled', 'depends', 'failed', 'complete'];
+const STATES = ['waiting', 'scheduled', 'throttled', 'running', 'stalled', 'depends', 'failed', 'complete'];
 
 /** When the job last changed: its newest history entry. */
 const lastChange = (j) => (j.history && j.history.length ? j.history[j.history.length - 1].when : null);

@@ -1,0 +1,191 @@
+//! Throttles in the logic (see [`crate::throttle`] for the model): the
+//! hook every job write that can move a job passes through, the pop's
+//! check, promotion of waiting jobs, and the `throttle.*` commands.
+
+use serde_json::json;
+
+use super::{Cx, ALL};
+use crate::command::{Command, Reply};
+use crate::error::{Error, Result};
+use crate::job::{HistoryEntry, JobRecord, JobState, Loc};
+use crate::throttle::ThrottleInfo;
+use crate::tx::TimeRange;
+
+impl Cx<'_> {
+    /// After a job row is saved ([`Cx::save`]): a job with throttles that
+    /// is now neither locked nor throttled gives its rows back and its
+    /// freed slots go to the throttles' waiting jobs
+    /// ([`Cx::throttle_release`]).
+    pub(super) fn throttle_track(&mut self, rec: &JobRecord) -> Result<()> {
+        if !rec.throttles.is_empty() && !matches!(rec.loc, Loc::Locked | Loc::Throttled) {
+            self.throttle_release(&rec.jid)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `jid`'s slot and waiting rows, then promotes the waiting
+    /// jobs of each throttle it held a slot of.
+    pub(super) fn throttle_release(&mut self, jid: &str) -> Result<()> {
+        for name in self.tx.throttle_release(jid)? {
+            self.throttle_promote(&name)?;
+        }
+        Ok(())
+    }
+
+    /// Moves jobs waiting for `name` back to their work lists, in order, up
+    /// to the throttle's free slots (all of them when it is unlimited or
+    /// undefined). They keep their old place in the work list's order.
+    fn throttle_promote(&mut self, name: &str) -> Result<()> {
+        let free = match self.tx.throttle_get(name)? {
+            Some(max) if max > 0 => max - self.tx.throttle_held(name)?,
+            _ => ALL,
+        };
+        if free <= 0 {
+            return Ok(());
+        }
+        for jid in self.tx.throttle_pending(name, free)? {
+            self.tx.throttle_release(&jid)?;
+            let Some(mut rec) = self.tx.job_get(&jid)? else {
+                continue;
+            };
+            if rec.loc != Loc::Throttled {
+                continue;
+            }
+            rec.loc = Loc::Work;
+            rec.state = JobState::Waiting;
+            self.tx.job_save(&rec)?;
+        }
+        Ok(())
+    }
+
+    /// At pop: takes a slot of each of `rec`'s throttles (`true`), or, when
+    /// one is full, moves the job to the throttled placement waiting on the
+    /// first full one (by name) and saves it (`false`). Throttles are
+    /// checked in name order, so concurrent pops lock them in one order.
+    fn throttle_take(&mut self, rec: &mut JobRecord) -> Result<bool> {
+        if rec.throttles.is_empty() {
+            return Ok(true);
+        }
+        let mut names = rec.throttles.clone();
+        names.sort();
+        for name in &names {
+            let max = match self.tx.throttle_get(name)? {
+                Some(max) if max > 0 => max,
+                _ => continue,
+            };
+            if self.tx.throttle_held(name)? < max {
+                continue;
+            }
+            let now = self.now;
+            self.history(
+                &rec.jid,
+                HistoryEntry::new(now, "throttled").with("throttle", name.clone()),
+            )?;
+            self.emit(
+                "ql:log",
+                json!({"jid": rec.jid, "event": "throttled", "queue": rec.queue, "throttle": name}),
+            );
+            rec.state = JobState::Throttled;
+            rec.loc = Loc::Throttled;
+            let (prio, time, seq) = (rec.sort_prio, rec.sort_time, rec.seq);
+            self.tx.throttle_pend(&rec.jid, name, prio, time, seq)?;
+            self.tx.job_save(rec)?;
+            return Ok(false);
+        }
+        self.tx.throttle_hold(&rec.jid, &rec.throttles)?;
+        Ok(true)
+    }
+
+    /// The pop's last step: takes jobs from the head of `queue`'s work list
+    /// until `handed` holds `count`, moving the ones a full throttle holds
+    /// back out of the list (and reading on past them).
+    pub(super) fn take_work(
+        &mut self,
+        queue: &str,
+        count: i64,
+        handed: &mut Vec<JobRecord>,
+    ) -> Result<()> {
+        // Jobs taken stay in the work list until the pop saves them: the
+        // next read skips them.
+        let mut taken = 0;
+        loop {
+            let need = count - handed.len() as i64;
+            if need <= 0 {
+                return Ok(());
+            }
+            let batch = self
+                .tx
+                .job_list_records(queue, Loc::Work, TimeRange::ALL, taken, need)?;
+            let got = batch.len() as i64;
+            let mut held_back = false;
+            for mut rec in batch {
+                if handed.iter().any(|h| h.jid == rec.jid) {
+                    continue;
+                }
+                if self.throttle_take(&mut rec)? {
+                    taken += 1;
+                    handed.push(rec);
+                } else {
+                    held_back = true;
+                }
+            }
+            if got < need || !held_back {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A throttle with its counts.
+    fn throttle_info(&mut self, name: &str, max: i64) -> Result<ThrottleInfo> {
+        Ok(ThrottleInfo {
+            name: name.to_owned(),
+            max,
+            running: self.tx.throttle_held(name)?,
+            pending: self.tx.throttle_pending_count(name)?,
+        })
+    }
+
+    /// `throttle.set`, `throttle.get`, `throttle.delete`, `throttle.list`.
+    pub(super) fn throttle_command(&mut self, command: &Command) -> Result<Reply> {
+        match command {
+            Command::ThrottleSet { name, max } => {
+                self.tx.throttle_set(name, *max)?;
+                self.emit(
+                    "ql:log",
+                    json!({"event": "throttle_set", "throttle": name, "max": max}),
+                );
+                // A raised (or lifted) maximum frees slots.
+                self.throttle_promote(name)?;
+                Ok(Reply::Throttle(Some(self.throttle_info(name, *max)?)))
+            }
+            Command::ThrottleGet { name } => match self.tx.throttle_get(name)? {
+                Some(max) => Ok(Reply::Throttle(Some(self.throttle_info(name, max)?))),
+                None => Err(Error::not_found(format!(
+                    "Throttle.get(): No throttle {name}"
+                ))),
+            },
+            Command::ThrottleDelete { name } => {
+                if self.tx.throttle_get(name)?.is_none() {
+                    return Err(Error::not_found(format!(
+                        "Throttle.delete(): No throttle {name}"
+                    )));
+                }
+                self.tx.throttle_delete(name)?;
+                self.emit(
+                    "ql:log",
+                    json!({"event": "throttle_deleted", "throttle": name}),
+                );
+                // Undefined is unlimited: every waiting job goes back.
+                self.throttle_promote(name)?;
+                Ok(Reply::Nil)
+            }
+            _ => {
+                let mut out = Vec::new();
+                for (name, max) in self.tx.throttle_list()? {
+                    out.push(self.throttle_info(&name, max)?);
+                }
+                Ok(Reply::Throttles(out))
+            }
+        }
+    }
+}
