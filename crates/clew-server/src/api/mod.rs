@@ -45,8 +45,8 @@ pub mod jobs;
 pub mod queues;
 pub mod recurring;
 pub mod tags;
-pub mod unique;
 pub mod throttles;
+pub mod unique;
 pub mod workers;
 
 /// The resource routes (including `GET /v1/openapi.json`).
