@@ -10,6 +10,7 @@ pub mod events;
 pub mod expiry;
 pub mod fail;
 pub mod failed;
+pub mod flow;
 pub mod get;
 pub mod heartbeat;
 pub mod history;
