@@ -22,6 +22,25 @@ fn batch_counts(t: &Harness, id: &str) -> (i64, i64, i64, i64) {
     (n("pending"), n("complete"), n("failed"), n("canceled"))
 }
 
+/// A `batch.create` item: job `jid` in `q`, holding throttle `t`, with
+/// unique key `key`.
+fn throttled_put(jid: &str, key: &str) -> String {
+    json!([
+        "put",
+        "w",
+        "q",
+        jid,
+        "K",
+        "{}",
+        "0",
+        "throttles",
+        "[\"t\"]",
+        "unique",
+        key
+    ])
+    .to_string()
+}
+
 /// A job held back by a full throttle is live: it keeps its unique key (a
 /// put with the key answers its jid) and stays pending in its batch; once
 /// promoted and completed, the key is free and the batch finishes with its
@@ -29,23 +48,7 @@ fn batch_counts(t: &Harness, id: &str) -> (i64, i64, i64, i64) {
 pub fn throttled_job_keeps_its_unique_key_and_stays_pending_in_its_batch(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "1"]);
     let spec = r#"{"callback":{"queue":"cb","klass":"Done","jid":"cbj"}}"#;
-    let job = |jid: &str, key: &str| {
-        json!([
-            "put",
-            "w",
-            "q",
-            jid,
-            "K",
-            "{}",
-            "0",
-            "throttles",
-            "[\"t\"]",
-            "unique",
-            key
-        ])
-        .to_string()
-    };
-    let (a, b) = (job("a", "ka"), job("b", "kb"));
+    let (a, b) = (throttled_put("a", "ka"), throttled_put("b", "kb"));
     t.ok("batch.create", 1.0, &["b1", spec, &a, &b]);
 
     assert_eq!(popped(t, 2.0, "q", "w", "2"), vec!["a"]);
@@ -101,23 +104,7 @@ pub fn throttled_job_keeps_its_unique_key_and_stays_pending_in_its_batch(t: &Har
 /// canceled in its batch, and frees its unique key.
 pub fn cancelling_a_throttled_batch_job(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "1"]);
-    let job = |jid: &str| {
-        json!([
-            "put",
-            "w",
-            "q",
-            jid,
-            "K",
-            "{}",
-            "0",
-            "throttles",
-            "[\"t\"]",
-            "unique",
-            jid
-        ])
-        .to_string()
-    };
-    let (a, b) = (job("a"), job("b"));
+    let (a, b) = (throttled_put("a", "a"), throttled_put("b", "b"));
     t.ok("batch.create", 1.0, &["b1", "{}", &a, &b]);
     assert_eq!(popped(t, 2.0, "q", "w", "2"), vec!["a"]);
     assert_eq!(t.state("b"), "throttled");
