@@ -1782,7 +1782,9 @@ impl Ctx {
                     "priority", "retries", "count", "backlog", "data",
                 ]
                 .iter()
-                .filter(|k| v.get(**k).is_some())
+                // A cron template's `interval` (0, kept for qless's shape)
+                // says nothing to a reader.
+                .filter(|k| v.get(**k).is_some() && !(**k == "interval" && v.get("cron").is_some()))
                 .map(|k| match *k {
                     "next_at" => (*k, format_time(v[*k].as_f64().unwrap_or(0.0))),
                     _ => (*k, f(k)),

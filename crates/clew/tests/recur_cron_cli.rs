@@ -71,6 +71,10 @@ fn exercise(target: &[String]) {
         text.contains("*/5 * * * *") && text.contains("Europe/Paris"),
         "{text}"
     );
+    assert!(
+        !text.contains("interval:"),
+        "a cron template shows no interval: {text}"
+    );
     let table = ok(target, &["jobs", "--state", "recurring", "--queue", "q"]);
     assert!(table.contains("cron */5 * * * * Europe/Paris"), "{table}");
 
