@@ -873,7 +873,13 @@ pub fn qless_args(command: &Command) -> (&'static str, Vec<String>) {
         Command::TagTop { offset, count } => {
             vec![s("top"), offset.to_string(), count.to_string()]
         }
-        Command::ThrottleSet { name, max } => vec![s(name), max.to_string()],
+        Command::ThrottleSet { name, max, rate } => {
+            let mut a = vec![s(name), max.to_string()];
+            if let Some(r) = rate {
+                a.extend([s("rate"), r.limit.to_string(), r.period.to_string()]);
+            }
+            a
+        }
         Command::ThrottleGet { name } | Command::ThrottleDelete { name } => vec![s(name)],
         Command::ThrottleList => Vec::new(),
         Command::Timeout { jids } => jids.clone(),
@@ -1428,6 +1434,15 @@ mod tests {
             Command::ThrottleSet {
                 name: "t".into(),
                 max: 3,
+                rate: None,
+            },
+            Command::ThrottleSet {
+                name: "t".into(),
+                max: 0,
+                rate: Some(clew_core::throttle::ThrottleRate {
+                    limit: 2,
+                    period: 60,
+                }),
             },
             Command::ThrottleGet { name: "t".into() },
             Command::ThrottleDelete { name: "t".into() },

@@ -516,6 +516,8 @@ pub enum Command {
         name: String,
         /// At most this many jobs holding it run at once (0: unlimited).
         max: i64,
+        /// At most this many starts per period (`None`: no rate limit).
+        rate: Option<crate::throttle::ThrottleRate>,
     },
     /// One throttle with its counts.
     ThrottleGet {

@@ -388,13 +388,14 @@ pub fn validate(command: &Command) -> Result<()> {
         Command::BatchGet { id } | Command::BatchCancel { id } | Command::BatchJobs { id, .. } => {
             name("Batch", "id", id)?
         }
-        Command::ThrottleSet { name: n, max } => {
+        Command::ThrottleSet { name: n, max, rate } => {
             name("Throttle.set", "name", n)?;
             if *max < 0 {
                 return Err(Error::invalid(format!(
                     "Throttle.set(): Arg \"max\" must not be negative: {max}"
                 )));
             }
+            throttle::validate_rate(rate.as_ref())?;
         }
         Command::ThrottleGet { name: n } => name("Throttle.get", "name", n)?,
         Command::ThrottleDelete { name: n } => name("Throttle.delete", "name", n)?,
@@ -1043,6 +1044,7 @@ impl Cx<'_> {
         if need > 0 {
             self.spawn_recurring(queue, need)?;
             self.promote_scheduled(queue, need)?;
+            self.throttle_rate_wake()?;
             self.take_work(queue, count, &mut handed)?;
         }
 
@@ -1090,6 +1092,7 @@ impl Cx<'_> {
         if need > 0 {
             self.spawn_recurring(queue, need)?;
             self.promote_scheduled(queue, need)?;
+            self.throttle_rate_wake()?;
             jids.extend(
                 self.tx
                     .job_list(queue, Loc::Work, TimeRange::ALL, 0, need)?,

@@ -471,8 +471,21 @@ pub fn parse(command: &str, args: &[String]) -> Result<Command> {
             let mut a = Args::new("Throttle.set", args);
             let name = a.name("name")?;
             let max = a.int("max")?;
+            // Optional `rate N PERIOD` (N starts per PERIOD seconds).
+            let rate = match a.next() {
+                None => None,
+                Some("rate") => Some(crate::throttle::ThrottleRate {
+                    limit: a.int("rate")?,
+                    period: a.int("period")?,
+                }),
+                Some(other) => {
+                    return Err(Error::invalid(format!(
+                        "Throttle.set(): Unknown option \"{other}\" (expected rate)"
+                    )))
+                }
+            };
             a.done()?;
-            Ok(Command::ThrottleSet { name, max })
+            Ok(Command::ThrottleSet { name, max, rate })
         }
         "throttle.get" | "throttle.delete" => {
             let cmd = if command == "throttle.get" {

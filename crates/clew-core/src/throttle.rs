@@ -23,6 +23,14 @@
 //! * a promoted job is checked again at its next pop (it may wait on
 //!   another of its throttles then).
 //!
+//! * optionally a throttle has a rate limit ([`ThrottleRate`]): at most
+//!   `limit` starts (pops that take a job holding it) in any sliding window
+//!   of `period` seconds. A pop over the limit holds the job back like a
+//!   full throttle (history entry `throttled` with `reason: rate`); the
+//!   starts are rows (`throttle_starts`, pruned as pops add to them), and
+//!   with no timer every pop and peek first promotes the waiters of
+//!   rate-limited throttles whose window has room at its `now`.
+//!
 //! Stores keep the slots and waiters as rows (`throttle_jobs`: one row per
 //! job and throttle, holding or waiting), written only through that hook
 //! and the pop. PostgreSQL's concurrent pops count a throttle's slots under
@@ -31,6 +39,18 @@
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+
+/// A throttle's rate limit: at most `limit` starts in any `period` seconds
+/// (a sliding window: a start at `t` counts until `t + period`, so no
+/// window of that length ever holds more than `limit` starts; a fixed
+/// window would allow twice that across its boundary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ThrottleRate {
+    /// Starts allowed per window (>= 1).
+    pub limit: i64,
+    /// The window's length in seconds (>= 1).
+    pub period: i64,
+}
 
 /// A throttle with its counts (`throttle.get`, `throttle.list`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,16 +63,26 @@ pub struct ThrottleInfo {
     pub running: i64,
     /// Jobs waiting for a slot (state `throttled`).
     pub pending: i64,
+    /// The rate limit, if any.
+    pub rate: Option<ThrottleRate>,
+    /// Starts in the rate window ending now (0 without a rate).
+    pub started: i64,
 }
 
-/// `{name, max, running, pending}`.
+/// `{name, max, running, pending}`, plus `rate` (`{limit, period}`) and
+/// `started` (starts in the current window) when it has a rate limit.
 impl Serialize for ThrottleInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
+        let n = if self.rate.is_some() { 6 } else { 4 };
+        let mut m = s.serialize_map(Some(n))?;
         m.serialize_entry("name", &self.name)?;
         m.serialize_entry("max", &self.max)?;
         m.serialize_entry("running", &self.running)?;
         m.serialize_entry("pending", &self.pending)?;
+        if let Some(rate) = &self.rate {
+            m.serialize_entry("rate", rate)?;
+            m.serialize_entry("started", &self.started)?;
+        }
         m.end()
     }
 }

@@ -386,6 +386,22 @@ pub trait Tx {
     /// concurrent pops claims their rows as it selects them (skipping rows
     /// another pop holds).
     fn throttle_pending(&mut self, name: &str, limit: i64) -> Result<Vec<String>>;
+    /// A defined throttle's rate limit, if it has one.
+    fn throttle_rate(&mut self, name: &str) -> Result<Option<crate::throttle::ThrottleRate>>;
+    /// Sets (or clears) a defined throttle's rate limit.
+    fn throttle_rate_set(
+        &mut self,
+        name: &str,
+        rate: Option<crate::throttle::ThrottleRate>,
+    ) -> Result<()>;
+    /// Names of throttles with a rate limit and waiting jobs, by name.
+    fn throttle_rate_waiting(&mut self) -> Result<Vec<String>>;
+    /// How many starts of `name` are later than `since`. A backend with
+    /// concurrent pops takes the same lock as [`Tx::throttle_held`] first.
+    fn throttle_starts(&mut self, name: &str, since: Timestamp) -> Result<i64>;
+    /// Records a start of `name` at `at` and forgets its starts at or
+    /// before `prune` (out of every window from now on).
+    fn throttle_start(&mut self, name: &str, at: Timestamp, prune: Timestamp) -> Result<()>;
 
     // --- tracking ------------------------------------------------------
     /// Adds a jid to the tracked set; returns whether it was new.

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_recur_cron.sql"),
     include_str!("../migrations/0007_batches.sql"),
     include_str!("../migrations/0008_throttles.sql"),
+    include_str!("../migrations/0009_throttle_rate.sql"),
 ];
 
 /// The schema version this build writes and understands.

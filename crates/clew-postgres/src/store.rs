@@ -1434,7 +1434,7 @@ pub(crate) const DELETE_ALL: &str = "
     DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
     DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;
     DELETE FROM put_outbox; DELETE FROM put_rejected; DELETE FROM batches;
-    DELETE FROM throttles; DELETE FROM throttle_jobs;";
+    DELETE FROM throttles; DELETE FROM throttle_jobs; DELETE FROM throttle_starts;";
 
 /// Deletes every row of every table (not the sequences), under the command
 /// lock, in one transaction.

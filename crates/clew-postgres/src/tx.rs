@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
+use clew_core::throttle::ThrottleRate;
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
@@ -2095,7 +2096,11 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn throttle_delete(&mut self, name: &str) -> Result<()> {
-        self.write("DELETE FROM throttles WHERE name = $1", &[Lit::Str(name)])
+        self.write("DELETE FROM throttles WHERE name = $1", &[Lit::Str(name)])?;
+        self.write(
+            "DELETE FROM throttle_starts WHERE throttle = $1",
+            &[Lit::Str(name)],
+        )
     }
 
     fn throttle_list(&mut self) -> Result<Vec<(String, i64)>> {
@@ -2195,6 +2200,62 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             "SELECT jid FROM throttle_jobs WHERE throttle = $1 AND NOT holding
              ORDER BY prio DESC, time, seq, jid LIMIT $2",
             &[&name, &limit(lim)],
+        )
+    }
+
+    fn throttle_rate(&mut self, name: &str) -> Result<Option<ThrottleRate>> {
+        let Some(row) = self.row(
+            "SELECT rate_limit, rate_period FROM throttles WHERE name = $1",
+            &[&name],
+        )?
+        else {
+            return Ok(None);
+        };
+        let limit: i64 = row.try_get(0).pg()?;
+        let period: i64 = row.try_get(1).pg()?;
+        Ok((limit > 0).then_some(ThrottleRate { limit, period }))
+    }
+
+    fn throttle_rate_set(&mut self, name: &str, rate: Option<ThrottleRate>) -> Result<()> {
+        let (limit, period) = rate.map_or((0, 0), |r| (r.limit, r.period));
+        self.write(
+            "UPDATE throttles SET rate_limit = $2, rate_period = $3 WHERE name = $1",
+            &[Lit::Str(name), Lit::Int(limit), Lit::Int(period)],
+        )
+    }
+
+    fn throttle_rate_waiting(&mut self) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT name FROM throttles t WHERE rate_limit > 0 AND EXISTS
+               (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)
+             ORDER BY name",
+            &[],
+        )
+    }
+
+    fn throttle_starts(&mut self, name: &str, since: Timestamp) -> Result<i64> {
+        if let Some(schema) = self.claims.clone() {
+            // The lock throttle_held takes: a pop counts the starts and adds
+            // its own before another pop counts them.
+            self.exec(
+                "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
+                &[&schema, &name],
+            )?;
+        }
+        self.int(
+            "SELECT COUNT(*) FROM throttle_starts WHERE throttle = $1 AND at > $2",
+            &[&name, &since.0],
+        )
+    }
+
+    fn throttle_start(&mut self, name: &str, at: Timestamp, prune: Timestamp) -> Result<()> {
+        self.write(
+            "DELETE FROM throttle_starts WHERE throttle = $1 AND at <= $2",
+            &[Lit::Str(name), Lit::Int(prune.0)],
+        )?;
+        self.write(
+            "INSERT INTO throttle_starts (throttle, at) VALUES ($1, $2)",
+            &[Lit::Str(name), Lit::Int(at.0)],
         )
     }
 

@@ -27,3 +27,20 @@ fn a_throttle_of_3_never_runs_a_fourth_job_across_two_stores() {
     ];
     clew_store_tests::cases::throttle::race(&engines);
 }
+
+/// The rate-limit race across two stores: at one `now`, never more than
+/// the rate's 5 starts, whichever store pops.
+#[test]
+fn a_rate_of_5_per_minute_never_starts_a_sixth_across_two_stores() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let a = Arc::new(schema.open(schema.options()).expect("store a"));
+    let b = Arc::new(schema.open(schema.options()).expect("store b"));
+    let engines = [
+        Engine::new(a.clone()).with_sink(Arc::new(NullSink)),
+        Engine::new(b.clone()).with_sink(Arc::new(NullSink)),
+    ];
+    clew_store_tests::cases::throttle_rate::rate_race(&engines);
+}

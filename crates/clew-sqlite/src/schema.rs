@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_recur_cron.sql"),
     include_str!("../migrations/0008_batches.sql"),
     include_str!("../migrations/0009_throttles.sql"),
+    include_str!("../migrations/0010_throttle_rate.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -594,7 +594,7 @@ impl Writer {
              DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
              DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;
              DELETE FROM counters; DELETE FROM batches; DELETE FROM throttles;
-             DELETE FROM throttle_jobs;
+             DELETE FROM throttle_jobs; DELETE FROM throttle_starts;
              COMMIT;";
         self.conn.execute_batch(sql).map_err(|e| {
             let _ = self.conn.execute_batch("ROLLBACK");

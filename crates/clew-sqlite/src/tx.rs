@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
+use clew_core::throttle::ThrottleRate;
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
@@ -1541,6 +1542,10 @@ impl Tx for SqliteTx<'_> {
 
     fn throttle_delete(&mut self, name: &str) -> Result<()> {
         self.exec("DELETE FROM throttles WHERE name = ?1", params![name])?;
+        self.exec(
+            "DELETE FROM throttle_starts WHERE throttle = ?1",
+            params![name],
+        )?;
         Ok(())
     }
 
@@ -1613,6 +1618,58 @@ impl Tx for SqliteTx<'_> {
              ORDER BY prio DESC, time, seq, jid LIMIT ?2",
             params![name, limit(lim)],
         )
+    }
+
+    fn throttle_rate(&mut self, name: &str) -> Result<Option<ThrottleRate>> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached("SELECT rate_limit, rate_period FROM throttles WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .sql()?;
+        Ok(row
+            .filter(|(limit, _)| *limit > 0)
+            .map(|(limit, period)| ThrottleRate { limit, period }))
+    }
+
+    fn throttle_rate_set(&mut self, name: &str, rate: Option<ThrottleRate>) -> Result<()> {
+        let (limit, period) = rate.map_or((0, 0), |r| (r.limit, r.period));
+        self.exec(
+            "UPDATE throttles SET rate_limit = ?2, rate_period = ?3 WHERE name = ?1",
+            params![name, limit, period],
+        )?;
+        Ok(())
+    }
+
+    fn throttle_rate_waiting(&mut self) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT name FROM throttles t WHERE rate_limit > 0 AND EXISTS
+               (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND j.holding = 0)
+             ORDER BY name",
+            params![],
+        )
+    }
+
+    fn throttle_starts(&mut self, name: &str, since: Timestamp) -> Result<i64> {
+        // One writer: no lock needed.
+        self.int(
+            "SELECT COUNT(*) FROM throttle_starts WHERE throttle = ?1 AND at > ?2",
+            params![name, since.0],
+        )
+    }
+
+    fn throttle_start(&mut self, name: &str, at: Timestamp, prune: Timestamp) -> Result<()> {
+        self.exec(
+            "DELETE FROM throttle_starts WHERE throttle = ?1 AND at <= ?2",
+            params![name, prune.0],
+        )?;
+        self.exec(
+            "INSERT INTO throttle_starts (throttle, at) VALUES (?1, ?2)",
+            params![name, at.0],
+        )?;
+        Ok(())
     }
 
     // --- tracking ------------------------------------------------------

@@ -8,8 +8,34 @@ use super::{Cx, ALL};
 use crate::command::{Command, Reply};
 use crate::error::{Error, Result};
 use crate::job::{HistoryEntry, JobRecord, JobState, Loc};
-use crate::throttle::ThrottleInfo;
+use crate::throttle::{ThrottleInfo, ThrottleRate};
+use crate::time::Timestamp;
 use crate::tx::TimeRange;
+
+/// `throttle.set`'s rate: `limit` >= 1 and `period` >= 1 second.
+pub(super) fn validate_rate(rate: Option<&ThrottleRate>) -> Result<()> {
+    let Some(r) = rate else {
+        return Ok(());
+    };
+    if r.limit < 1 {
+        return Err(Error::invalid(format!(
+            "Throttle.set(): Arg \"rate\" limit must be at least 1: {}",
+            r.limit
+        )));
+    }
+    if r.period < 1 {
+        return Err(Error::invalid(format!(
+            "Throttle.set(): Arg \"rate\" period must be at least 1 second: {}",
+            r.period
+        )));
+    }
+    Ok(())
+}
+
+/// The start of `rate`'s window ending at `now`: starts later than this count.
+fn window_start(now: Timestamp, rate: &ThrottleRate) -> Timestamp {
+    Timestamp(now.0.saturating_sub(rate.period.saturating_mul(1_000_000)))
+}
 
 impl Cx<'_> {
     /// After a job row is saved ([`Cx::save`]): a job with throttles that
@@ -36,10 +62,16 @@ impl Cx<'_> {
     /// to the throttle's free slots (all of them when it is unlimited or
     /// undefined). They keep their old place in the work list's order.
     fn throttle_promote(&mut self, name: &str) -> Result<()> {
-        let free = match self.tx.throttle_get(name)? {
+        let mut free = match self.tx.throttle_get(name)? {
             Some(max) if max > 0 => max - self.tx.throttle_held(name)?,
             _ => ALL,
         };
+        if free > 0 {
+            if let Some(rate) = self.tx.throttle_rate(name)? {
+                let since = window_start(self.now, &rate);
+                free = free.min(rate.limit - self.tx.throttle_starts(name, since)?);
+            }
+        }
         if free <= 0 {
             return Ok(());
         }
@@ -58,6 +90,16 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// Before a pop or peek reads a work list: promotes the waiters of
+    /// every rate-limited throttle whose window has room at `now` (held
+    /// back jobs come back with no timer).
+    pub(super) fn throttle_rate_wake(&mut self) -> Result<()> {
+        for name in self.tx.throttle_rate_waiting()? {
+            self.throttle_promote(&name)?;
+        }
+        Ok(())
+    }
+
     /// At pop: takes a slot of each of `rec`'s throttles (`true`), or, when
     /// one is full, moves the job to the throttled placement waiting on the
     /// first full one (by name) and saves it (`false`). Throttles are
@@ -68,22 +110,33 @@ impl Cx<'_> {
         }
         let mut names = rec.throttles.clone();
         names.sort();
+        let now = self.now;
+        let mut rated = Vec::new();
         for name in &names {
-            let max = match self.tx.throttle_get(name)? {
-                Some(max) if max > 0 => max,
-                _ => continue,
+            let Some(max) = self.tx.throttle_get(name)? else {
+                continue;
             };
-            if self.tx.throttle_held(name)? < max {
+            let full = max > 0 && self.tx.throttle_held(name)? >= max;
+            let mut rate_full = false;
+            if !full {
+                if let Some(rate) = self.tx.throttle_rate(name)? {
+                    let since = window_start(now, &rate);
+                    rate_full = self.tx.throttle_starts(name, since)? >= rate.limit;
+                    rated.push((name.clone(), since));
+                }
+            }
+            if !full && !rate_full {
                 continue;
             }
-            let now = self.now;
-            self.history(
-                &rec.jid,
-                HistoryEntry::new(now, "throttled").with("throttle", name.clone()),
-            )?;
+            let mut entry = HistoryEntry::new(now, "throttled").with("throttle", name.clone());
+            if rate_full {
+                entry = entry.with("reason", "rate");
+            }
+            self.history(&rec.jid, entry)?;
+            let reason = if rate_full { "rate" } else { "max" };
             self.emit(
                 "ql:log",
-                json!({"jid": rec.jid, "event": "throttled", "queue": rec.queue, "throttle": name}),
+                json!({"jid": rec.jid, "event": "throttled", "queue": rec.queue, "throttle": name, "reason": reason}),
             );
             rec.state = JobState::Throttled;
             rec.loc = Loc::Throttled;
@@ -93,6 +146,9 @@ impl Cx<'_> {
             return Ok(false);
         }
         self.tx.throttle_hold(&rec.jid, &rec.throttles)?;
+        for (name, since) in rated {
+            self.tx.throttle_start(&name, now, since)?;
+        }
         Ok(true)
     }
 
@@ -137,22 +193,30 @@ impl Cx<'_> {
 
     /// A throttle with its counts.
     fn throttle_info(&mut self, name: &str, max: i64) -> Result<ThrottleInfo> {
+        let rate = self.tx.throttle_rate(name)?;
+        let started = match &rate {
+            Some(r) => self.tx.throttle_starts(name, window_start(self.now, r))?,
+            None => 0,
+        };
         Ok(ThrottleInfo {
             name: name.to_owned(),
             max,
             running: self.tx.throttle_held(name)?,
             pending: self.tx.throttle_pending_count(name)?,
+            rate,
+            started,
         })
     }
 
     /// `throttle.set`, `throttle.get`, `throttle.delete`, `throttle.list`.
     pub(super) fn throttle_command(&mut self, command: &Command) -> Result<Reply> {
         match command {
-            Command::ThrottleSet { name, max } => {
+            Command::ThrottleSet { name, max, rate } => {
                 self.tx.throttle_set(name, *max)?;
+                self.tx.throttle_rate_set(name, *rate)?;
                 self.emit(
                     "ql:log",
-                    json!({"event": "throttle_set", "throttle": name, "max": max}),
+                    json!({"event": "throttle_set", "throttle": name, "max": max, "rate": rate}),
                 );
                 // A raised (or lifted) maximum frees slots.
                 self.throttle_promote(name)?;

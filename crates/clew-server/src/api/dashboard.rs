@@ -285,20 +285,36 @@ async fn throttled_reasons(
     job: &Job,
 ) -> Result<Vec<Value>, ApiError> {
     let r = &job.record;
-    let name = job
-        .history
-        .iter()
-        .rev()
-        .find(|h| h.what == "throttled")
+    let last = job.history.iter().rev().find(|h| h.what == "throttled");
+    let name = last
         .and_then(|h| h.extra.get("throttle"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    let by_rate = last
+        .and_then(|h| h.extra.get("reason"))
+        .and_then(Value::as_str)
+        == Some("rate");
     let cmd = Command::ThrottleGet { name: name.clone() };
     let info = match run(state, now.clone(), cmd).await {
         Ok(Reply::Throttle(Some(t))) => Some(t),
         _ => None,
     };
+    if let (true, Some(t)) = (by_rate, &info) {
+        let (limit, period) = t.rate.map_or((0, 0), |r| (r.limit, r.period));
+        return Ok(vec![reason(
+            "throttled",
+            format!(
+                "held back by the rate limit of throttle {name}: {} of at most {limit} starts \
+                 in the last {period}s, {} waiting; it goes back to queue {} when the window \
+                 has room (at the next pop or peek)",
+                t.started, t.pending, r.queue
+            ),
+            json!({"throttle": name, "reason": "rate", "started": t.started,
+                   "rate": {"limit": limit, "period": period}, "pending": t.pending,
+                   "throttles": r.throttles, "queue": r.queue}),
+        )]);
+    }
     let (running, max, pending) = info.map_or((0, 0, 0), |t| (t.running, t.max, t.pending));
     Ok(vec![reason(
         "throttled",

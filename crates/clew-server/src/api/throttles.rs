@@ -36,6 +36,21 @@ pub struct ThrottleDoc {
     pub running: i64,
     /// Jobs waiting for a slot (state `throttled`).
     pub pending: i64,
+    /// The rate limit, if any.
+    pub rate: Option<RateDoc>,
+    /// Starts in the current rate window (present with `rate`).
+    pub started: Option<i64>,
+}
+
+/// A throttle's rate limit: at most `limit` starts in any `period` seconds
+/// (a sliding window).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateDoc {
+    /// Starts allowed per window (>= 1).
+    pub limit: i64,
+    /// The window's length in seconds (>= 1).
+    pub period: i64,
 }
 
 /// Body of `PUT /v1/throttles/{name}`.
@@ -45,6 +60,10 @@ pub struct SetThrottle {
     /// At most this many jobs holding the throttle run at once (>= 0; 0:
     /// unlimited). Raising it lets waiting jobs go back to their queues.
     pub max: i64,
+    /// Optional rate limit: at most `limit` starts per `period` seconds
+    /// (absent: none; setting a throttle without it clears it).
+    #[serde(default)]
+    pub rate: Option<RateDoc>,
 }
 
 /// Every throttle with its counts, by name.
@@ -94,6 +113,10 @@ pub async fn throttle_set(
         Command::ThrottleSet {
             name,
             max: body.max,
+            rate: body.rate.map(|r| clew_core::throttle::ThrottleRate {
+                limit: r.limit,
+                period: r.period,
+            }),
         },
     )
     .await?;

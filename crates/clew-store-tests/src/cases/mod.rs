@@ -30,6 +30,7 @@ pub mod stalled;
 pub mod stats;
 pub mod tags;
 pub mod throttle;
+pub mod throttle_rate;
 pub mod timeout;
 pub mod track;
 pub mod transitions;
