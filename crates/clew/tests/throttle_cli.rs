@@ -104,7 +104,7 @@ fn throttle_commands_and_put_throttle() {
     let row = list.lines().nth(1).unwrap_or("");
     assert_eq!(
         row.split_whitespace().collect::<Vec<_>>(),
-        ["customer-7", "1", "1", "1"],
+        ["customer-7", "1", "1", "1", "-"],
         "{list}"
     );
     // Raising the maximum lets b go back to its queue.
@@ -129,4 +129,29 @@ fn throttle_errors_are_one_line_with_a_non_zero_exit() {
     assert!(e.contains("MAX"), "{e}");
     let e = fails(dir, &["put", "q", "K", "--throttle", ""], 2);
     assert!(e.contains("throttles"), "{e}");
+}
+
+#[test]
+fn throttle_set_with_a_rate() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let table = ok(dir, &["throttle", "set", "api", "0", "--rate", "1/1h"]);
+    assert!(table.contains("1/3600s (0 started)"), "{table}");
+    for jid in ["a", "b"] {
+        ok(dir, &["put", "q", "K", "--jid", jid, "--throttle", "api"]);
+    }
+    assert_eq!(json_of(dir, &["pop", "q", "--worker", "w"])[0]["jid"], "a");
+    assert_eq!(json_of(dir, &["pop", "q", "--worker", "w"]), json!([]));
+    assert_eq!(json_of(dir, &["job", "show", "b"])["state"], "throttled");
+    let t = json_of(dir, &["throttle", "get", "api"]);
+    assert_eq!(t["rate"], json!({"limit": 1, "period": 3600}), "{t}");
+    assert_eq!(t["started"], 1, "{t}");
+    let t = json_of(dir, &["throttle", "set", "api", "0", "--rate", "10/90"]);
+    assert_eq!(t["rate"], json!({"limit": 10, "period": 90}), "{t}");
+    let e = fails(dir, &["throttle", "set", "api", "1", "--rate", "ten"], 2);
+    assert!(e.contains("N/PERIOD"), "{e}");
+    let e = fails(dir, &["throttle", "set", "api", "1", "--rate", "0/60s"], 2);
+    assert!(e.contains("limit"), "{e}");
+    let e = fails(dir, &["throttle", "set", "api", "1", "--rate", "3/0"], 2);
+    assert!(e.contains("period"), "{e}");
 }
