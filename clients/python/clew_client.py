@@ -483,11 +483,18 @@ class Client:
         return self.call("unrecur", jid)
     # -- throttles ----------------------------------------------------------
 
-    def throttle_set(self, name, maximum):
+    def throttle_set(self, name, maximum, rate=None):
         """Defines a throttle (or changes its maximum): at most ``maximum``
         jobs naming it in their ``throttles`` run at once, across queues (0:
-        unlimited). Returns ``{"name", "max", "running", "pending"}``."""
-        return self.call("throttle.set", name, maximum)
+        unlimited). ``rate=(n, period)`` also allows at most ``n`` starts in
+        any ``period`` seconds (a sliding window; jobs over it wait in the
+        ``throttled`` state); without it any rate is cleared. Returns
+        ``{"name", "max", "running", "pending"}``, plus ``"rate"``
+        (``{"limit", "period"}``) and ``"started"`` with a rate."""
+        if rate is None:
+            return self.call("throttle.set", name, maximum)
+        n, period = rate
+        return self.call("throttle.set", name, maximum, "rate", n, period)
 
     def throttle_get(self, name):
         """Returns ``{"name", "max", "running", "pending"}``; raises

@@ -126,6 +126,12 @@ class WireTest(unittest.TestCase):
         self.assertEqual(Client(self.url).throttle_set("t", 3)["max"], 3)
         _, body = self.sent()
         self.assertEqual((body["command"], body["args"]), ("throttle.set", ["t", "3"]))
+        self.server.requests.clear()
+        self.reply(200, {"result": {"name": "t", "max": 0, "running": 0, "pending": 0,
+                                    "rate": {"limit": 10, "period": 60}, "started": 0}})
+        Client(self.url).throttle_set("t", 0, rate=(10, 60))
+        _, body = self.sent()
+        self.assertEqual(body["args"], ["t", "0", "rate", "10", "60"])
 
     def test_put_makes_a_uuid4_hex_jid(self):
         self.reply(200, {"result": "whatever"})
@@ -540,6 +546,21 @@ class ServerTest(unittest.TestCase):
             self.client.throttle_get(name)
         with self.assertRaises(InvalidArgument):
             self.client.throttle_set(name, -1)
+
+    def test_a_throttle_rate_holds_jobs_back(self):
+        name = "py-rate-" + uuid.uuid4().hex[:8]
+        got = self.client.throttle_set(name, 0, rate=(1, 3600))
+        self.assertEqual((got["rate"], got["started"]), ({"limit": 1, "period": 3600}, 0))
+        a = self.client.put(self.q, "K", {}, throttles=[name])
+        b = self.client.put(self.q, "K", {}, throttles=[name])
+        self.assertEqual([j.jid for j in self.client.pop(self.q, self.worker, 5)], [a])
+        self.assertEqual(self.client.get(b).state, "throttled")
+        self.assertEqual(self.client.throttle_get(name)["started"], 1)
+        with self.assertRaises(InvalidArgument):
+            self.client.throttle_set(name, 0, rate=(0, 60))
+        self.assertNotIn("rate", self.client.throttle_set(name, 0))
+        self.assertEqual(self.client.get(b).state, "waiting")
+        self.client.throttle_delete(name)
 
     def test_bad_arguments_are_invalid_and_name_the_field(self):
         with self.assertRaises(InvalidArgument) as ctx:
