@@ -39,6 +39,24 @@ test('throttles list, set, delete; held-back jobs say why', async ({ page }) => 
   assert.equal((await api('GET', '/v1/throttles/customer-7')).max, 2);
   assert.equal((await api('GET', `/v1/jobs/${b}`)).state, 'waiting');
 
+  // A rate limit through the form: the column shows the starts and the
+  // limit; a job over it says so on its page.
+  await page.fill('form[data-form="throttle-set"] input[name="name"]', 'per-hour');
+  await page.fill('form[data-form="throttle-set"] input[name="max"]', '0');
+  await page.fill('form[data-form="throttle-set"] input[name="rate"]', '1/3600');
+  await page.click('form[data-form="throttle-set"] button[type="submit"]');
+  await waitText(page, 'table.throttles tr[data-key="per-hour"] [data-col="rate"]', '0 / 1 per 3600s');
+  assert.deepEqual((await api('GET', '/v1/throttles/per-hour')).rate, { limit: 1, period: 3600 });
+  const c = await put('rq', 'K', {}, { throttles: ['per-hour'] });
+  const d = await put('rq', 'K', {}, { throttles: ['per-hour'] });
+  assert.deepEqual((await pop('rq', 'w3', 5)).map((j) => j.jid), [c]);
+  assert.equal((await api('GET', `/v1/jobs/${d}`)).state, 'throttled');
+  await reopen(page, `#/jobs/${d}`);
+  await waitText(page, '[data-why] li[data-code="throttled"]', 'rate limit of throttle per-hour');
+  await reopen(page, '#/throttles');
+  await waitText(page, 'table.throttles tr[data-key="per-hour"] [data-col="rate"]', '1 / 1 per 3600s');
+  await api('DELETE', '/v1/throttles/per-hour');
+
   // Hold b back again (max 1, a still running), then its pages.
   await api('PUT', '/v1/throttles/customer-7', { max: 1 });
   assert.deepEqual(await pop('tq', 'w2', 5), []);
