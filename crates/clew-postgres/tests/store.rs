@@ -80,9 +80,10 @@ fn migrating_twice_and_from_two_threads_at_once_applies_each_version_once() {
         .expect("tables")
         .get(0);
     assert_eq!(
-        tables, 22,
+        tables, 23,
         "the 14 tables of 0001, put_outbox and put_rejected (0002), publisher_cursors (0003), \
-         counters (0004), batches (0007), throttles and throttle_jobs (0008) and clew_migrations"
+         counters (0004), batches (0007), throttles and throttle_jobs (0008), throttle_starts \
+         (0009) and clew_migrations"
     );
 }
 
