@@ -161,6 +161,9 @@ pub struct Target {
     pub token: Option<String>,
     /// How to open `db` (`--synchronous`, `--pg-pool`).
     pub open: StoreOptions,
+    /// `--namespace`: sent to a server as `X-Clew-Namespace` (`db` is
+    /// already the namespace's).
+    pub namespace: Option<String>,
 }
 
 fn seconds(flag: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -393,6 +396,7 @@ pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
             let client = match (&endpoint, store) {
                 (Endpoint::Server(url), _) => {
                     clew_client::Client::connect_with_token(url, target.token.clone())?
+                        .with_namespace(target.namespace.as_deref())?
                 }
                 (Endpoint::Store(..), Some(store)) => {
                     let wake = Arc::new(WakeOnCommit(publishing.handles()));
