@@ -232,6 +232,43 @@ async fn a_server_refuses_a_client_naming_another_namespace() {
         json(&db, None, &["jobs", "--queue", "q"]),
         serde_json::json!([])
     );
+    // A worker naming another namespace stops at once, naming both,
+    // instead of polling a server that refuses it.
+    let mut worker = clew()
+        .args([
+            "--url",
+            &url,
+            "--namespace",
+            "b",
+            "work",
+            "--queue",
+            "q",
+            "--exec",
+            "true",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn clew work");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = worker.kill();
+            let _ = worker.wait();
+            panic!("clew work --namespace b kept running against a server of namespace a");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("namespace \"a\"") && err.contains("namespace \"b\""),
+        "{err}"
+    );
     // The server says which namespace it serves; a raw request with
     // another header gets 409 with a JSON body naming both.
     let http = reqwest::Client::new();
