@@ -225,12 +225,17 @@ class Client:
         token: an API token, sent as ``Authorization: Bearer TOKEN``
             (needed when the server listens on a non-loopback address).
         timeout: seconds to wait for each answer.
+        namespace: the namespace this client means (``clew --namespace``),
+            sent as ``X-Clew-Namespace``; a server serving another one
+            refuses every call (``Conflict``, code ``namespace_mismatch``).
+            ``None`` sends nothing: the server's own namespace.
     """
 
-    def __init__(self, url, token=None, timeout=10):
+    def __init__(self, url, token=None, timeout=10, namespace=None):
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.namespace = namespace
 
     def __repr__(self):
         return "Client(%r)" % (self.url,)
@@ -262,6 +267,8 @@ class Client:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
+        if self.namespace:
+            headers["X-Clew-Namespace"] = self.namespace
         request = urllib.request.Request(self.url + path, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=read_timeout or self.timeout) as response:

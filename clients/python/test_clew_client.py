@@ -133,6 +133,21 @@ class WireTest(unittest.TestCase):
         _, body = self.sent()
         self.assertEqual(body["args"], ["t", "0", "rate", "10", "60"])
 
+    def test_namespace_goes_in_a_header_and_a_mismatch_is_a_conflict(self):
+        self.reply(200, {"result": "j1"})
+        Client(self.url, namespace="proj-a").put("q", "K", {}, jid="j1", worker="w")
+        headers, _ = self.sent()
+        self.assertEqual(headers.get("X-Clew-Namespace"), "proj-a")
+        self.server.requests.clear()
+        Client(self.url).put("q", "K", {}, jid="j1", worker="w")
+        headers, _ = self.sent()
+        self.assertNotIn("X-Clew-Namespace", headers)
+        self.server.requests.clear()
+        self.reply(409, {"error": {"code": "namespace_mismatch", "message": "serves a"}})
+        with self.assertRaises(Conflict) as cm:
+            Client(self.url, namespace="b").put("q", "K", {}, jid="j1", worker="w")
+        self.assertEqual(cm.exception.code, "namespace_mismatch")
+
     def test_put_makes_a_uuid4_hex_jid(self):
         self.reply(200, {"result": "whatever"})
         Client(self.url).put("q", "K", {})
@@ -376,6 +391,14 @@ class ServerTest(unittest.TestCase):
         jobs = self.client.pop(self.q, self.worker)
         self.assertEqual([j.jid for j in jobs], [jid])
         return jobs[0]
+
+    def test_a_server_refuses_another_namespace(self):
+        with self.assertRaises(Conflict) as cm:
+            Client(CLEW_URL, namespace="py-other-ns").put(self.q, "Klass", {})
+        self.assertEqual(cm.exception.code, "namespace_mismatch")
+        self.assertIn("py-other-ns", cm.exception.message)
+        jid = Client(CLEW_URL, namespace="default").put(self.q, "Klass", {})
+        self.assertEqual(self.client.get(jid).jid, jid)
 
     def test_put_then_get(self):
         jid = self.client.put(self.q, "Klass", {"n": 1, "s": "é"}, priority=7, tags=["a", "b"], retries=2)

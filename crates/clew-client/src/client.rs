@@ -107,6 +107,8 @@ struct Remote {
     token: Option<String>,
     /// `X-Clew-Origin: HOST:PID` of this process, made once.
     origin: reqwest::header::HeaderValue,
+    /// `X-Clew-Namespace`, when the client names one.
+    namespace: Option<reqwest::header::HeaderValue>,
 }
 
 /// The body of `POST /v1/qless`, written from borrowed arguments.
@@ -199,8 +201,27 @@ impl Client {
                 base: base_url.trim_end_matches('/').to_owned(),
                 token: token.filter(|t| !t.is_empty()),
                 origin,
+                namespace: None,
             }),
         })
+    }
+
+    /// Names the namespace this client means: a remote client sends it
+    /// as `X-Clew-Namespace`, and a server serving another namespace
+    /// refuses its requests (conflict). `None` sends nothing (the
+    /// server's own). A local client is returned as is: its store is
+    /// already the namespace's.
+    pub fn with_namespace(mut self, namespace: Option<&str>) -> Result<Client> {
+        if let Backend::Remote(remote) = &mut self.backend {
+            remote.namespace = namespace
+                .map(|n| {
+                    reqwest::header::HeaderValue::from_str(n).map_err(|_| {
+                        Error::invalid(format!("namespace: not a header value: {n:?}"))
+                    })
+                })
+                .transpose()?;
+        }
+        Ok(self)
     }
 
     /// Whether this client talks to a server.
@@ -559,7 +580,10 @@ impl Remote {
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         // Lifecycle events of this process's calls (dequeued, finished,
         // failed...) name this host and process, not the server's.
-        let rb = rb.header("x-clew-origin", self.origin.clone());
+        let mut rb = rb.header("x-clew-origin", self.origin.clone());
+        if let Some(ns) = &self.namespace {
+            rb = rb.header("x-clew-namespace", ns.clone());
+        }
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,

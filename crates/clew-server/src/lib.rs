@@ -20,7 +20,7 @@
 
 use std::future::Future;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -31,6 +31,7 @@ pub mod compat;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod namespace;
 pub mod openapi;
 pub mod state;
 pub mod ui;
@@ -63,13 +64,19 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route(
             "/healthz",
-            get(|| async { Json(serde_json::json!({"ok": true})) }),
+            get(|State(s): State<AppState>| async move {
+                Json(serde_json::json!({"ok": true, "namespace": s.config().namespace}))
+            }),
         )
         .merge(ui::routes())
         .merge(v1)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ui::session::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            namespace::check_namespace,
         ))
         .layer(axum::middleware::from_fn(ui::security_headers))
         .with_state(state)

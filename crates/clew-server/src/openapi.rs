@@ -98,7 +98,7 @@ struct QlessCallDoc {
 
 /// Health check; never requires a token.
 #[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, description = "`{\"ok\": true}`", body = Object)))]
+    responses((status = 200, description = "`{\"ok\": true, \"namespace\": NAME}`: the namespace this server serves", body = Object)))]
 #[allow(dead_code)] // Described only; the route lives in lib.rs.
 fn healthz() {}
 

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     /// `(header name, metadata key)` pairs. The put's own metadata wins.
     /// Defaults to none.
     pub metadata_headers: Vec<(String, String)>,
+    /// The namespace this server serves (`clew --namespace`); requests
+    /// naming another in `X-Clew-Namespace` get 409. Defaults to `default`.
+    pub namespace: String,
 }
 
 impl ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             token: None,
             body_limit: 1024 * 1024,
             metadata_headers: Vec::new(),
+            namespace: crate::namespace::DEFAULT.to_owned(),
         }
     }
 }

@@ -30,6 +30,7 @@ mod batch_cmd;
 mod bench;
 mod config_file;
 mod events_cmd;
+mod namespace;
 mod publish;
 mod store_url;
 mod throttle_cmd;
@@ -61,6 +62,15 @@ struct Cli {
     /// `clew server`, the token every route but /healthz requires.
     #[arg(long, global = true, env = "CLEW_TOKEN", hide_env_values = true)]
     token: Option<String>,
+
+    /// The namespace: a partition of the store sharing no queues, jobs,
+    /// config, stats or keys with the others (`[a-z0-9][a-z0-9_-]{0,31}`;
+    /// `default` or unset: the store as given). Local commands open its
+    /// own file/schema (see `clew::namespace`); with --url it is sent as
+    /// `X-Clew-Namespace`, and the server refuses a namespace it does not
+    /// serve; `clew server` serves it.
+    #[arg(long, global = true, env = "CLEW_NAMESPACE", value_name = "NAME")]
+    namespace: Option<String>,
 
     /// Print results as JSON (for scripts) instead of tables.
     #[arg(long, global = true)]
@@ -762,7 +772,9 @@ fn print_str(s: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    // Every command that opens a store opens the namespace's own.
+    cli.db = namespace::namespaced_db(&cli.db, cli.namespace.as_deref())?;
     match cli.command {
         Cmd::Server {
             config: _,
@@ -826,11 +838,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = server(
                 engine.clone(),
                 listen,
-                cli.token.clone(),
-                test_mode,
-                body_limit,
+                clew_server::ServerConfig {
+                    test_mode,
+                    token: cli.token.clone(),
+                    body_limit,
+                    metadata_headers,
+                    namespace: cli
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| namespace::DEFAULT.to_owned()),
+                },
                 &publishing,
-                metadata_headers,
             )
             .await;
             if let Some(task) = retention {
@@ -846,6 +864,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 db: cli.db.clone(),
                 token: cli.token.clone(),
                 open: open_options(&cli),
+                namespace: cli.namespace.clone(),
             };
             work::run(args, &target).await
         }
@@ -877,6 +896,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .into());
                     }
                     Client::remote(url, cli.token.clone())?
+                        .with_namespace(cli.namespace.as_deref())?
                 }
                 None => Client::local(open(&cli)?),
             };
@@ -2090,11 +2110,8 @@ fn static_metadata(
 async fn server(
     engine: Engine,
     listen: &str,
-    token: Option<String>,
-    test_mode: bool,
-    body_limit: usize,
+    mut config: clew_server::ServerConfig,
     publishing: &publish::Publishing,
-    metadata_headers: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -2108,23 +2125,15 @@ async fn server(
         .await
         .with_context(|| format!("--listen: cannot bind {listen}"))?;
     let addr = listener.local_addr()?;
-    let token = token.filter(|t| !t.is_empty());
-    if !addr.ip().is_loopback() && token.is_none() {
+    config.token = config.token.filter(|t| !t.is_empty());
+    let test_mode = config.test_mode;
+    if !addr.ip().is_loopback() && config.token.is_none() {
         anyhow::bail!("--listen {addr} is not a loopback address: set an API token with --token or CLEW_TOKEN");
     }
     if test_mode && !addr.ip().is_loopback() {
         anyhow::bail!("--test-mode is only allowed on a loopback address, not {addr}");
     }
-    let state = clew_server::AppState::new(
-        engine,
-        clew_server::ServerConfig {
-            test_mode,
-            token,
-            body_limit,
-            metadata_headers,
-        },
-    )
-    .with_sink_lags({
+    let state = clew_server::AppState::new(engine, config).with_sink_lags({
         let handles = publishing.handles();
         std::sync::Arc::new(move || {
             handles

@@ -161,6 +161,9 @@ pub struct Target {
     pub token: Option<String>,
     /// How to open `db` (`--synchronous`, `--pg-pool`).
     pub open: StoreOptions,
+    /// `--namespace`: sent to a server as `X-Clew-Namespace` (`db` is
+    /// already the namespace's).
+    pub namespace: Option<String>,
 }
 
 fn seconds(flag: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -392,7 +395,19 @@ pub async fn run(args: &WorkArgs, target: &Target) -> anyhow::Result<()> {
         None => {
             let client = match (&endpoint, store) {
                 (Endpoint::Server(url), _) => {
-                    clew_client::Client::connect_with_token(url, target.token.clone())?
+                    let client =
+                        clew_client::Client::connect_with_token(url, target.token.clone())?
+                            .with_namespace(target.namespace.as_deref())?;
+                    if target.namespace.is_some() {
+                        // A server serving another namespace refuses every
+                        // call: say so now rather than retry forever.
+                        if let Err(e) = client.qless("config.get", &["heartbeat".into()]).await {
+                            if e.message().contains("X-Clew-Namespace") {
+                                return Err(e.into());
+                            }
+                        }
+                    }
+                    client
                 }
                 (Endpoint::Store(..), Some(store)) => {
                     let wake = Arc::new(WakeOnCommit(publishing.handles()));

@@ -191,9 +191,21 @@ function jumpBox() {
   });
 }
 
+// The namespace this server serves (GET /healthz), beside the brand.
+async function showNamespace() {
+  try {
+    const r = await fetch('/healthz', { credentials: 'same-origin' });
+    const { namespace } = await r.json();
+    if (namespace) document.getElementById('namespace').textContent = `namespace ${namespace}`;
+  } catch {
+    // The header simply stays empty.
+  }
+}
+
 async function start() {
   await loadSession();
   frame();
+  showNamespace();
   jumpBox();
   window.addEventListener('hashchange', route);
   await route();

@@ -45,6 +45,8 @@ const statValue = (page, label) => page.evaluate((l) => {
 test('every queue with its counts, totals, outcomes and charts', async ({ page }) => {
   await seed();
   await open(page, '#/');
+  // The header names the namespace the server serves.
+  await waitText(page, '#namespace', 'namespace default');
   await page.waitForSelector('table.queues tbody tr[data-key="ov-a"]');
   const expect = {
     'ov-a': { waiting: '2', scheduled: '1', running: '1', stalled: '0', depends: '1', recurring: '1', failed: '0', completed: '0', failed_1h: '0', failure_rate: '—' },

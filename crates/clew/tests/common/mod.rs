@@ -19,6 +19,7 @@ pub fn clew() -> Command {
         "CLEW_TOKEN",
         "CLEW_WORKER_CHILD",
         "CLEW_WORKER_PARENT",
+        "CLEW_NAMESPACE",
     ] {
         cmd.env_remove(var);
     }
