@@ -342,6 +342,21 @@ impl<C: GenericClient> std::fmt::Debug for PgTx<'_, C> {
 }
 
 impl<'t, C: GenericClient> PgTx<'t, C> {
+    /// In a concurrent pop ([`PgTx::claiming`]): takes throttle `name`'s
+    /// advisory lock, held to the commit, before its slots or starts are
+    /// counted, so pops of jobs naming it count (and take slots and starts)
+    /// one after another. Other commands hold the store's lock exclusively
+    /// and need none.
+    fn throttle_lock(&mut self, name: &str) -> Result<()> {
+        if let Some(schema) = self.claims.clone() {
+            self.exec(
+                "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
+                &[&schema, &name],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Primitives on `client`, preparing statements into `statements`.
     pub fn new(client: &'t mut C, statements: &'t mut StatementCache) -> PgTx<'t, C> {
         PgTx {
@@ -2111,14 +2126,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn throttle_held(&mut self, name: &str) -> Result<i64> {
-        if let Some(schema) = self.claims.clone() {
-            // A pop counts a throttle's slots: pops of jobs holding it count
-            // (and take slots) one after another from here to the commit.
-            self.exec(
-                "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
-                &[&schema, &name],
-            )?;
-        }
+        self.throttle_lock(name)?;
         self.int(
             "SELECT COUNT(*) FROM throttle_jobs WHERE throttle = $1 AND holding",
             &[&name],
@@ -2234,14 +2242,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn throttle_starts(&mut self, name: &str, since: Timestamp) -> Result<i64> {
-        if let Some(schema) = self.claims.clone() {
-            // The lock throttle_held takes: a pop counts the starts and adds
-            // its own before another pop counts them.
-            self.exec(
-                "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
-                &[&schema, &name],
-            )?;
-        }
+        self.throttle_lock(name)?;
         self.int(
             "SELECT COUNT(*) FROM throttle_starts WHERE throttle = $1 AND at > $2",
             &[&name, &since.0],
