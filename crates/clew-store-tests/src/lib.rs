@@ -31,7 +31,7 @@ include!(concat!(env!("OUT_DIR"), "/conformance_macro.rs"));
 
 /// What cases import.
 pub mod prelude {
-    pub use crate::{drain, history_whats, start, Harness, TestStore};
+    pub use crate::{drain, history_whats, jids, start, Harness, TestStore};
     pub use clew_core::batch::*;
     pub use clew_core::command::*;
     pub use clew_core::{Error, ErrorKind, Event, JobState, Reply, Timestamp};
@@ -180,6 +180,13 @@ impl Harness {
         self.ok("put", now, &["worker", queue, jid, "klass", "{}", "0"]);
     }
 
+    /// Pops up to `count` jobs (a qless count argument) and returns their
+    /// jids in the reply's order.
+    #[track_caller]
+    pub fn pop_jids(&self, now: f64, queue: &str, worker: &str, count: &str) -> Vec<String> {
+        jids(&self.ok("pop", now, &[queue, worker, count]))
+    }
+
     /// Pops one job and returns its jid, or `None`.
     #[track_caller]
     pub fn pop_one(&self, now: f64, queue: &str, worker: &str) -> Option<String> {
@@ -286,6 +293,16 @@ impl Harness {
     pub fn close(&self) {
         let _ = self.block_on(self.engine.close());
     }
+}
+
+/// The jids of a job array (a pop, peek or multiget reply), in order.
+#[track_caller]
+pub fn jids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{v} is not an array of jobs"))
+        .iter()
+        .map(|j| j["jid"].as_str().expect("jid").to_owned())
+        .collect()
 }
 
 /// Shorthand used by cases: a job's history `what`s in order.

@@ -4,16 +4,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// Jids of a pop reply.
-fn popped(t: &Harness, now: f64, queue: &str, worker: &str, count: &str) -> Vec<String> {
-    t.ok("pop", now, &[queue, worker, count])
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 /// `batch.get ID` as (pending, complete, failed, canceled).
 #[track_caller]
 fn batch_counts(t: &Harness, id: &str) -> (i64, i64, i64, i64) {
@@ -51,7 +41,7 @@ pub fn throttled_job_keeps_its_unique_key_and_stays_pending_in_its_batch(t: &Har
     let (a, b) = (throttled_put("a", "ka"), throttled_put("b", "kb"));
     t.ok("batch.create", 1.0, &["b1", spec, &a, &b]);
 
-    assert_eq!(popped(t, 2.0, "q", "w", "2"), vec!["a"]);
+    assert_eq!(t.pop_jids(2.0, "q", "w", "2"), vec!["a"]);
     assert_eq!(t.state("b"), "throttled");
     assert_eq!(batch_counts(t, "b1"), (2, 0, 0, 0));
 
@@ -86,7 +76,7 @@ pub fn throttled_job_keeps_its_unique_key_and_stays_pending_in_its_batch(t: &Har
     assert_eq!(t.state("b"), "waiting");
     assert_eq!(batch_counts(t, "b1"), (1, 1, 0, 0));
     assert_eq!(t.get("cbj"), Value::Null, "b is still pending");
-    assert_eq!(popped(t, 5.0, "q", "w", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(5.0, "q", "w", "1"), vec!["b"]);
     t.ok("complete", 6.0, &["b", "w", "q", "{}"]);
     assert_eq!(batch_counts(t, "b1"), (0, 2, 0, 0));
     assert_eq!(
@@ -106,7 +96,7 @@ pub fn cancelling_a_throttled_batch_job(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "1"]);
     let (a, b) = (throttled_put("a", "a"), throttled_put("b", "b"));
     t.ok("batch.create", 1.0, &["b1", "{}", &a, &b]);
-    assert_eq!(popped(t, 2.0, "q", "w", "2"), vec!["a"]);
+    assert_eq!(t.pop_jids(2.0, "q", "w", "2"), vec!["a"]);
     assert_eq!(t.state("b"), "throttled");
 
     t.ok("cancel", 3.0, &["b"]);

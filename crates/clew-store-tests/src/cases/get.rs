@@ -3,14 +3,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("{v} is not an array"))
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 /// get of a job that does not exist is null.
 pub fn get_missing_job_is_null(t: &Harness) {
     assert_eq!(t.ok("get", 1.0, &["ghost"]), Value::Null);

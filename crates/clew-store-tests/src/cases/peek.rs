@@ -3,15 +3,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// Jids of a job array (pop / peek reply).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 fn peek(h: &Harness, now: f64, queue: &str, count: &str) -> Vec<String> {
     jids(&h.ok("peek", now, &[queue, count]))
 }

@@ -3,35 +3,21 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// Jids of a job array (pop / peek reply).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
-/// Pops `count` jobs and returns their jids.
-fn pop(h: &Harness, now: f64, queue: &str, worker: &str, count: &str) -> Vec<String> {
-    jids(&h.ok("pop", now, &[queue, worker, count]))
-}
-
 /// Pop hands out at most `count` jobs, in queue order, and leaves the rest waiting.
 pub fn pop_returns_at_most_count(t: &Harness) {
     t.put(1.0, "q", "a");
     t.put(2.0, "q", "b");
     t.put(3.0, "q", "c");
-    assert_eq!(pop(t, 4.0, "q", "w", "2"), vec!["a", "b"]);
+    assert_eq!(t.pop_jids(4.0, "q", "w", "2"), vec!["a", "b"]);
     assert_eq!(t.state("c"), "waiting");
-    assert_eq!(pop(t, 5.0, "q", "w", "2"), vec!["c"]);
+    assert_eq!(t.pop_jids(5.0, "q", "w", "2"), vec!["c"]);
 }
 
 /// A count larger than the queue hands out everything there is.
 pub fn pop_count_larger_than_queue_returns_all(t: &Harness) {
     t.put(1.0, "q", "a");
     t.put(2.0, "q", "b");
-    assert_eq!(pop(t, 3.0, "q", "w", "25"), vec!["a", "b"]);
+    assert_eq!(t.pop_jids(3.0, "q", "w", "25"), vec!["a", "b"]);
     assert_eq!(t.ok("pop", 3.0, &["q", "w", "25"]), json!([]));
 }
 
@@ -124,15 +110,15 @@ pub fn pop_paused_queue_returns_empty_without_registering(t: &Harness) {
     assert_eq!(t.state("j1"), "waiting");
     assert_eq!(t.ok("workers", 1.0, &[]), json!([]));
     t.ok("unpause", 2.0, &["q"]);
-    assert_eq!(pop(t, 3.0, "q", "w", "1"), vec!["j1"]);
+    assert_eq!(t.pop_jids(3.0, "q", "w", "1"), vec!["j1"]);
 }
 
 /// A popped job is taken off the work list: a second pop gets the next job.
 pub fn pop_removes_job_from_work(t: &Harness) {
     t.put(1.0, "q", "a");
     t.put(2.0, "q", "b");
-    assert_eq!(pop(t, 3.0, "q", "w1", "1"), vec!["a"]);
-    assert_eq!(pop(t, 3.0, "q", "w2", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(3.0, "q", "w1", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(3.0, "q", "w2", "1"), vec!["b"]);
     assert_eq!(t.ok("queues", 3.0, &["q"])["waiting"], json!(0));
 }
 
@@ -178,7 +164,7 @@ pub fn pop_max_concurrency_limits_count(t: &Harness) {
     for (i, j) in ["a", "b", "c"].iter().enumerate() {
         t.put(i as f64, "q", j);
     }
-    assert_eq!(pop(t, 5.0, "q", "w", "5"), vec!["a", "b"]);
+    assert_eq!(t.pop_jids(5.0, "q", "w", "5"), vec!["a", "b"]);
     assert_eq!(t.ok("pop", 6.0, &["q", "w2", "5"]), json!([]));
     assert_eq!(t.state("c"), "waiting");
 }
@@ -188,10 +174,10 @@ pub fn pop_max_concurrency_slot_freed_by_complete(t: &Harness) {
     t.ok("config.set", 0.0, &["q-max-concurrency", "1"]);
     t.put(1.0, "q", "a");
     t.put(2.0, "q", "b");
-    assert_eq!(pop(t, 3.0, "q", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(3.0, "q", "w", "1"), vec!["a"]);
     assert_eq!(t.ok("pop", 4.0, &["q", "w", "1"]), json!([]));
     t.ok("complete", 5.0, &["a", "w", "q", "{}"]);
-    assert_eq!(pop(t, 6.0, "q", "w", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(6.0, "q", "w", "1"), vec!["b"]);
 }
 
 /// Max-concurrency counts only this queue's running jobs.
@@ -200,8 +186,8 @@ pub fn pop_max_concurrency_is_per_queue(t: &Harness) {
     t.put(0.0, "q1", "a");
     t.put(0.0, "q2", "b");
     t.put(0.0, "q2", "c");
-    assert_eq!(pop(t, 1.0, "q1", "w", "1"), vec!["a"]);
-    assert_eq!(pop(t, 1.0, "q2", "w", "5"), vec!["b", "c"]);
+    assert_eq!(t.pop_jids(1.0, "q1", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(1.0, "q2", "w", "5"), vec!["b", "c"]);
 }
 
 /// A lock expiring exactly now still counts as running for max-concurrency.
@@ -210,7 +196,7 @@ pub fn pop_max_concurrency_lock_expiring_now_counts(t: &Harness) {
     t.ok("config.set", 0.0, &["grace-period", "0"]);
     t.put(0.0, "q", "a");
     t.put(0.0, "q", "b");
-    assert_eq!(pop(t, 0.0, "q", "w1", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(0.0, "q", "w1", "1"), vec!["a"]);
     // a's lock expires at 60: at exactly 60 it still fills the slot.
     assert_eq!(t.ok("pop", 60.0, &["q", "w2", "1"]), json!([]));
     assert_eq!(t.state("b"), "waiting");
@@ -224,10 +210,10 @@ pub fn pop_max_concurrency_expired_locks_do_not_count(t: &Harness) {
     t.ok("config.set", 0.0, &["q-max-concurrency", "1"]);
     t.ok("config.set", 0.0, &["grace-period", "0"]);
     t.put(0.0, "q", "a");
-    assert_eq!(pop(t, 0.0, "q", "w1", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(0.0, "q", "w1", "1"), vec!["a"]);
     t.put(1.0, "q", "b");
     assert_eq!(t.ok("pop", 30.0, &["q", "w2", "1"]), json!([]));
-    assert_eq!(pop(t, 61.0, "q", "w2", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(61.0, "q", "w2", "1"), vec!["a"]);
     let a = t.get("a");
     assert_eq!(a["worker"], json!("w2"));
     assert_eq!(a["state"], json!("running"));
@@ -238,11 +224,11 @@ pub fn pop_max_concurrency_expired_locks_do_not_count(t: &Harness) {
 pub fn pop_max_concurrency_expired_lock_frees_slot_for_waiting_job(t: &Harness) {
     t.ok("config.set", 0.0, &["q-max-concurrency", "1"]);
     t.put(0.0, "q", "a");
-    assert_eq!(pop(t, 0.0, "q", "w1", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(0.0, "q", "w1", "1"), vec!["a"]);
     t.put(1.0, "q", "b");
     // a's lock expired at 60; the courtesy step keeps it from being handed
     // out, but it no longer counts, so b runs.
-    assert_eq!(pop(t, 61.0, "q", "w2", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(61.0, "q", "w2", "1"), vec!["b"]);
     assert_eq!(t.get("a")["worker"], json!("w1"));
 }
 
@@ -251,7 +237,7 @@ pub fn pop_promotes_scheduled_at_due_time_inclusive(t: &Harness) {
     t.ok("put", 0.0, &["w", "q", "j1", "k", "{}", "10"]);
     assert_eq!(t.ok("pop", 9.999, &["q", "w", "1"]), json!([]));
     assert_eq!(t.state("j1"), "scheduled");
-    assert_eq!(pop(t, 10.0, "q", "w", "1"), vec!["j1"]);
+    assert_eq!(t.pop_jids(10.0, "q", "w", "1"), vec!["j1"]);
     assert_eq!(t.state("j1"), "running");
 }
 
@@ -260,10 +246,10 @@ pub fn pop_promotes_scheduled_limited_by_count(t: &Harness) {
     t.ok("put", 0.0, &["w", "q", "a", "k", "{}", "1"]);
     t.ok("put", 0.0, &["w", "q", "b", "k", "{}", "2"]);
     t.ok("put", 0.0, &["w", "q", "c", "k", "{}", "3"]);
-    assert_eq!(pop(t, 5.0, "q", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(5.0, "q", "w", "1"), vec!["a"]);
     assert_eq!(t.state("b"), "scheduled");
     assert_eq!(t.state("c"), "scheduled");
-    assert_eq!(pop(t, 6.0, "q", "w", "5"), vec!["b", "c"]);
+    assert_eq!(t.pop_jids(6.0, "q", "w", "5"), vec!["b", "c"]);
 }
 
 /// Pop spawns due recurring jobs, but only as many as it still needs.
@@ -274,9 +260,9 @@ pub fn pop_spawns_recurring_limited_by_count(t: &Harness) {
         &["q", "r", "klass", "{}", "interval", "10", "0"],
     );
     // Children are due at 0, 10 and 20.
-    assert_eq!(pop(t, 25.0, "q", "w", "1"), vec!["r-1"]);
+    assert_eq!(t.pop_jids(25.0, "q", "w", "1"), vec!["r-1"]);
     assert_eq!(t.get("r-2"), Value::Null);
-    assert_eq!(pop(t, 25.0, "q", "w", "5"), vec!["r-2", "r-3"]);
+    assert_eq!(t.pop_jids(25.0, "q", "w", "5"), vec!["r-2", "r-3"]);
     assert_eq!(t.get("r-4"), Value::Null);
 }
 

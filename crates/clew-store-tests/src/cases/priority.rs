@@ -3,15 +3,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// Jids of a job array (pop / peek reply).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 /// `priority` returns the new priority and stores it.
 pub fn priority_returns_and_stores_priority(t: &Harness) {
     t.put(0.0, "q", "j1");

@@ -15,15 +15,6 @@ fn take(h: &Harness) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Jids of a job array (pop / peek reply).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 fn put_with(h: &Harness, now: f64, queue: &str, jid: &str, extra: &[&str]) {
     let mut args = vec!["worker", queue, jid, "klass", "{}", "0"];
     args.extend_from_slice(extra);

@@ -18,15 +18,6 @@ fn recur(
     h.ok("recur", now, &args)
 }
 
-/// The jids of a list of job objects (`peek`, `pop`).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("a list of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 /// `recur` returns the template's jid and registers its queue.
 pub fn recur_returns_jid_and_registers_queue(t: &Harness) {
     assert_eq!(recur(t, 0.0, "q", "r", "60", "0", &[]), json!("r"));

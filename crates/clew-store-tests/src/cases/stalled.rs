@@ -18,14 +18,6 @@ fn start_with(h: &Harness, now: f64, queue: &str, jid: &str, worker: &str, retri
     assert_eq!(h.pop_one(now, queue, worker).as_deref(), Some(jid));
 }
 
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 fn lock_lost(jid: &str, worker: &str) -> Value {
     json!({"jid": jid, "event": "lock_lost", "worker": worker})
 }

@@ -10,20 +10,6 @@ use std::time::{Duration, Instant};
 
 use clew_core::Engine;
 
-/// Jids of a job array (pop / peek reply).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
-/// Pops `count` jobs and returns their jids.
-fn pop(t: &Harness, now: f64, queue: &str, worker: &str, count: &str) -> Vec<String> {
-    jids(&t.ok("pop", now, &[queue, worker, count]))
-}
-
 /// Puts a job holding the throttles `names` (a JSON list).
 #[track_caller]
 fn put_t(t: &Harness, now: f64, queue: &str, jid: &str, names: &str) {
@@ -51,8 +37,8 @@ fn one_running_one_held(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "1"]);
     put_t(t, 1.0, "q", "a", r#"["t"]"#);
     put_t(t, 2.0, "q", "b", r#"["t"]"#);
-    assert_eq!(pop(t, 3.0, "q", "w", "1"), vec!["a"]);
-    assert_eq!(pop(t, 4.0, "q", "w2", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(3.0, "q", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(4.0, "q", "w2", "1"), Vec::<String>::new());
     assert_eq!(t.state("b"), "throttled");
     assert_eq!(counts(t, "t"), (1, 1));
 }
@@ -63,7 +49,7 @@ fn one_running_one_held(t: &Harness) {
 fn b_runs_next(t: &Harness) {
     assert_eq!(t.state("b"), "waiting");
     assert_eq!(counts(t, "t"), (0, 0));
-    assert_eq!(pop(t, 20.0, "q", "w3", "5"), vec!["b"]);
+    assert_eq!(t.pop_jids(20.0, "q", "w3", "5"), vec!["b"]);
     assert_eq!(counts(t, "t"), (1, 0));
 }
 
@@ -152,7 +138,7 @@ pub fn throttle_holds_back_jobs_beyond_max(t: &Harness) {
         put_t(t, i as f64, "q", j, r#"["t"]"#);
     }
     t.put(5.0, "q", "free");
-    assert_eq!(pop(t, 10.0, "q", "w", "5"), vec!["a", "b", "free"]);
+    assert_eq!(t.pop_jids(10.0, "q", "w", "5"), vec!["a", "b", "free"]);
     assert_eq!(t.state("c"), "throttled");
     let c = t.get("c");
     let last = c["history"].as_array().unwrap().last().unwrap().clone();
@@ -174,12 +160,12 @@ pub fn throttle_spans_queues(t: &Harness) {
     t.ok("throttle.set", 0.0, &["cust", "1"]);
     put_t(t, 1.0, "q1", "a", r#"["cust"]"#);
     put_t(t, 2.0, "q2", "b", r#"["cust"]"#);
-    assert_eq!(pop(t, 3.0, "q1", "w", "1"), vec!["a"]);
-    assert_eq!(pop(t, 4.0, "q2", "w", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(3.0, "q1", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(4.0, "q2", "w", "1"), Vec::<String>::new());
     assert_eq!(t.state("b"), "throttled");
     t.ok("complete", 5.0, &["a", "w", "q1", "{}"]);
     assert_eq!(t.state("b"), "waiting");
-    assert_eq!(pop(t, 6.0, "q2", "w", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(6.0, "q2", "w", "1"), vec!["b"]);
 }
 
 /// A job needs a slot of every one of its throttles; an undefined
@@ -192,7 +178,7 @@ pub fn throttle_job_needs_every_throttle(t: &Harness) {
     put_t(t, 2.0, "q", "b", r#"["y"]"#);
     put_t(t, 3.0, "q", "c", r#"["y", "x"]"#);
     put_t(t, 4.0, "q", "d", r#"["undefined", "zero"]"#);
-    assert_eq!(pop(t, 5.0, "q", "w", "10"), vec!["a", "b", "d"]);
+    assert_eq!(t.pop_jids(5.0, "q", "w", "10"), vec!["a", "b", "d"]);
     assert_eq!(t.state("c"), "throttled");
     let c = t.get("c");
     let last = c["history"].as_array().unwrap().last().unwrap().clone();
@@ -201,7 +187,7 @@ pub fn throttle_job_needs_every_throttle(t: &Harness) {
     assert_eq!(counts(t, "x"), (1, 1));
     assert_eq!(counts(t, "zero"), (2, 0));
     t.ok("complete", 6.0, &["a", "w", "q", "{}"]);
-    assert_eq!(pop(t, 7.0, "q", "w", "10"), vec!["c"]);
+    assert_eq!(t.pop_jids(7.0, "q", "w", "10"), vec!["c"]);
     assert_eq!(counts(t, "y"), (2, 0));
 }
 
@@ -228,17 +214,17 @@ pub fn throttle_promotes_in_original_order(t: &Harness) {
             "5",
         ],
     );
-    assert_eq!(pop(t, 5.0, "q", "w", "1"), vec!["d"]);
-    assert_eq!(pop(t, 6.0, "q", "w", "5"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(5.0, "q", "w", "1"), vec!["d"]);
+    assert_eq!(t.pop_jids(6.0, "q", "w", "5"), Vec::<String>::new());
     assert_eq!(counts(t, "t"), (1, 3));
     t.ok("complete", 7.0, &["d", "w", "q", "{}"]);
     assert_eq!(t.state("a"), "waiting");
     assert_eq!(t.state("b"), "throttled");
-    assert_eq!(pop(t, 8.0, "q", "w", "5"), vec!["a"]);
+    assert_eq!(t.pop_jids(8.0, "q", "w", "5"), vec!["a"]);
     t.ok("complete", 9.0, &["a", "w", "q", "{}"]);
-    assert_eq!(pop(t, 10.0, "q", "w", "5"), vec!["b"]);
+    assert_eq!(t.pop_jids(10.0, "q", "w", "5"), vec!["b"]);
     t.ok("complete", 11.0, &["b", "w", "q", "{}"]);
-    assert_eq!(pop(t, 12.0, "q", "w", "5"), vec!["c"]);
+    assert_eq!(t.pop_jids(12.0, "q", "w", "5"), vec!["c"]);
 }
 
 /// Raising a throttle promotes as many waiting jobs as it frees; deleting
@@ -248,7 +234,7 @@ pub fn throttle_raise_and_delete_promote(t: &Harness) {
     for (i, j) in ["a", "b", "c", "d"].iter().enumerate() {
         put_t(t, i as f64, "q", j, r#"["t"]"#);
     }
-    assert_eq!(pop(t, 5.0, "q", "w", "5"), vec!["a"]);
+    assert_eq!(t.pop_jids(5.0, "q", "w", "5"), vec!["a"]);
     assert_eq!(counts(t, "t"), (1, 3));
     assert_eq!(
         t.ok("throttle.set", 6.0, &["t", "2"]),
@@ -259,7 +245,7 @@ pub fn throttle_raise_and_delete_promote(t: &Harness) {
     t.ok("throttle.delete", 7.0, &["t"]);
     assert_eq!(t.state("c"), "waiting");
     assert_eq!(t.state("d"), "waiting");
-    assert_eq!(pop(t, 8.0, "q", "w", "5"), vec!["b", "c", "d"]);
+    assert_eq!(t.pop_jids(8.0, "q", "w", "5"), vec!["b", "c", "d"]);
 }
 
 /// Complete frees the slot.
@@ -290,7 +276,7 @@ pub fn throttle_freed_by_retry(t: &Harness) {
     t.ok("retry", 10.0, &["a", "q", "w"]);
     assert_eq!(t.state("b"), "waiting");
     assert_eq!(counts(t, "t"), (0, 0));
-    assert_eq!(pop(t, 20.0, "q", "w3", "5"), vec!["b"]);
+    assert_eq!(t.pop_jids(20.0, "q", "w3", "5"), vec!["b"]);
     assert_eq!(t.state("a"), "throttled");
 }
 
@@ -306,7 +292,7 @@ pub fn throttle_freed_by_release(t: &Harness) {
 pub fn throttle_freed_by_cancel(t: &Harness) {
     one_running_one_held(t);
     put_t(t, 5.0, "q", "c", r#"["t"]"#);
-    assert_eq!(pop(t, 6.0, "q", "w2", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(6.0, "q", "w2", "1"), Vec::<String>::new());
     assert_eq!(counts(t, "t"), (1, 2));
     t.ok("cancel", 7.0, &["c"]);
     assert_eq!(counts(t, "t"), (1, 1));
@@ -321,7 +307,7 @@ pub fn throttle_freed_by_timeout(t: &Harness) {
     t.ok("timeout", 10.0, &["a"]);
     assert_eq!(t.state("b"), "waiting");
     assert_eq!(counts(t, "t"), (0, 0));
-    assert_eq!(pop(t, 20.0, "q", "w3", "5"), vec!["a"]);
+    assert_eq!(t.pop_jids(20.0, "q", "w3", "5"), vec!["a"]);
     assert_eq!(t.state("b"), "throttled");
 }
 
@@ -333,14 +319,14 @@ pub fn throttle_freed_by_put_and_move(t: &Harness) {
     b_runs_next(t);
     // Re-putting a held-back job takes it out of the throttle's waiters.
     put_t(t, 21.0, "q", "c", r#"["t"]"#);
-    assert_eq!(pop(t, 22.0, "q", "w", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(22.0, "q", "w", "1"), Vec::<String>::new());
     assert_eq!(counts(t, "t"), (1, 1));
     t.put(23.0, "q", "c");
     assert_eq!(t.state("c"), "waiting");
     assert_eq!(counts(t, "t"), (1, 0));
     // A re-put that drops the throttles frees the slot as well.
     put_t(t, 24.0, "q", "d", r#"["t"]"#);
-    assert_eq!(pop(t, 25.0, "q", "w", "5"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(25.0, "q", "w", "5"), Vec::<String>::new());
     assert_eq!(counts(t, "t"), (1, 2));
     put_t(t, 26.0, "q", "b", "[]");
     assert_eq!(t.state("c"), "waiting");
@@ -371,18 +357,18 @@ pub fn throttle_expired_lock_holds_until_handed_over(t: &Harness) {
         ],
     );
     put_t(t, 2.0, "q2", "b", r#"["t"]"#);
-    assert_eq!(pop(t, 3.0, "q", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(3.0, "q", "w", "1"), vec!["a"]);
     // Expired at 13, but still holding: b is held back.
-    assert_eq!(pop(t, 20.0, "q2", "w", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(20.0, "q2", "w", "1"), Vec::<String>::new());
     assert_eq!(t.state("b"), "throttled");
     // Handed over to w2: still holding.
-    assert_eq!(pop(t, 21.0, "q", "w2", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(21.0, "q", "w2", "1"), vec!["a"]);
     assert_eq!(counts(t, "t"), (1, 1));
     // Expires again with no retries left: the pop fails it, b goes back.
-    assert_eq!(pop(t, 40.0, "q", "w3", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(40.0, "q", "w3", "1"), Vec::<String>::new());
     assert_eq!(t.state("a"), "failed");
     assert_eq!(t.state("b"), "waiting");
-    assert_eq!(pop(t, 41.0, "q2", "w", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(41.0, "q2", "w", "1"), vec!["b"]);
 }
 
 /// Completed jobs that expire, and the holders' rows, leave no trace: the
@@ -406,7 +392,7 @@ pub fn throttle_counts_stay_exact(t: &Harness) {
         now += 1.0;
         let mut got = Vec::new();
         for q in ["q0", "q1", "q2"] {
-            for jid in pop(t, now, q, "w", "5") {
+            for jid in t.pop_jids(now, q, "w", "5") {
                 got.push((q, jid));
             }
         }

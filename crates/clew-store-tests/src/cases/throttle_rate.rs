@@ -9,20 +9,6 @@ use std::sync::Arc;
 
 use clew_core::Engine;
 
-/// Jids of a job array (pop / peek reply).
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array of jobs")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
-/// Pops `count` jobs and returns their jids.
-fn pop(t: &Harness, now: f64, queue: &str, worker: &str, count: &str) -> Vec<String> {
-    jids(&t.ok("pop", now, &[queue, worker, count]))
-}
-
 /// Puts jobs `jids` in `q` holding throttle `t`, one a second from 1.0.
 #[track_caller]
 fn put_all(t: &Harness, jids: &[&str]) {
@@ -61,7 +47,7 @@ pub fn throttle_rate_n_starts_then_held_until_window_passes(t: &Harness) {
                "rate": {"limit": 2, "period": 60}, "started": 0})
     );
     put_all(t, &["a", "b", "c"]);
-    assert_eq!(pop(t, 10.0, "q", "w", "5"), vec!["a", "b"]);
+    assert_eq!(t.pop_jids(10.0, "q", "w", "5"), vec!["a", "b"]);
     assert_eq!(t.state("c"), "throttled");
     assert_eq!(last_reason(t, "c").as_deref(), Some("rate"));
     let info = t.ok("throttle.get", 10.0, &["t"]);
@@ -72,11 +58,11 @@ pub fn throttle_rate_n_starts_then_held_until_window_passes(t: &Harness) {
     // Completing frees no start: the window still holds two.
     t.ok("complete", 11.0, &["a", "w", "q", "{}"]);
     assert_eq!(t.state("c"), "throttled");
-    assert_eq!(pop(t, 69.9, "q", "w", "5"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(69.9, "q", "w", "5"), Vec::<String>::new());
     assert_eq!(t.state("c"), "throttled");
     // The queue's only waiting job is rate-held: the pop after the window
     // passed promotes and takes it.
-    assert_eq!(pop(t, 70.0, "q", "w", "5"), vec!["c"]);
+    assert_eq!(t.pop_jids(70.0, "q", "w", "5"), vec!["c"]);
     assert_eq!(t.ok("throttle.get", 70.0, &["t"])["started"], json!(1));
     // Old starts leave the window (and the count) as time passes.
     assert_eq!(t.ok("throttle.get", 200.0, &["t"])["started"], json!(0));
@@ -92,7 +78,7 @@ pub fn throttle_rate_n_starts_then_held_until_window_passes(t: &Harness) {
 pub fn throttle_rate_peek_promotes_after_window(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "0", "rate", "1", "30"]);
     put_all(t, &["a", "b"]);
-    assert_eq!(pop(t, 10.0, "q", "w", "5"), vec!["a"]);
+    assert_eq!(t.pop_jids(10.0, "q", "w", "5"), vec!["a"]);
     assert_eq!(jids(&t.ok("peek", 20.0, &["q", "5"])), Vec::<String>::new());
     assert_eq!(t.state("b"), "throttled");
     assert_eq!(jids(&t.ok("peek", 40.0, &["q", "5"])), vec!["b"]);
@@ -104,8 +90,8 @@ pub fn throttle_rate_peek_promotes_after_window(t: &Harness) {
 pub fn throttle_rate_with_concurrency_max(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "1", "rate", "2", "60"]);
     put_all(t, &["a", "b", "c"]);
-    assert_eq!(pop(t, 10.0, "q", "w", "1"), vec!["a"]);
-    assert_eq!(pop(t, 11.0, "q", "w", "1"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(10.0, "q", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(11.0, "q", "w", "1"), Vec::<String>::new());
     assert_eq!(
         (t.state("b"), t.state("c")),
         ("throttled".into(), "throttled".into())
@@ -113,12 +99,12 @@ pub fn throttle_rate_with_concurrency_max(t: &Harness) {
     assert_eq!(last_reason(t, "b"), None);
     t.ok("complete", 12.0, &["a", "w", "q", "{}"]);
     assert_eq!(t.state("b"), "waiting");
-    assert_eq!(pop(t, 13.0, "q", "w", "5"), vec!["b"]);
+    assert_eq!(t.pop_jids(13.0, "q", "w", "5"), vec!["b"]);
     // Its slot frees, but the window (starts at 10 and 13) is full.
     t.ok("complete", 14.0, &["b", "w", "q", "{}"]);
     assert_eq!(t.state("c"), "throttled");
-    assert_eq!(pop(t, 15.0, "q", "w", "5"), Vec::<String>::new());
-    assert_eq!(pop(t, 70.5, "q", "w", "5"), vec!["c"]);
+    assert_eq!(t.pop_jids(15.0, "q", "w", "5"), Vec::<String>::new());
+    assert_eq!(t.pop_jids(70.5, "q", "w", "5"), vec!["c"]);
     let info = t.ok("throttle.get", 70.5, &["t"]);
     assert_eq!(
         (info["running"].clone(), info["started"].clone()),
@@ -208,10 +194,10 @@ pub fn throttle_rate_never_exceeds_n_starts_under_concurrent_pops(t: &Harness) {
 pub fn throttle_rate_flush_forgets_starts(t: &Harness) {
     t.ok("throttle.set", 0.0, &["t", "0", "rate", "1", "60"]);
     put_all(t, &["a"]);
-    assert_eq!(pop(t, 10.0, "q", "w", "1"), vec!["a"]);
+    assert_eq!(t.pop_jids(10.0, "q", "w", "1"), vec!["a"]);
     t.block_on(t.engine().store().flush()).expect("flush");
     t.ok("throttle.set", 20.0, &["t", "0", "rate", "1", "60"]);
     assert_eq!(t.ok("throttle.get", 20.0, &["t"])["started"], json!(0));
     put_all(t, &["b"]);
-    assert_eq!(pop(t, 21.0, "q", "w", "1"), vec!["b"]);
+    assert_eq!(t.pop_jids(21.0, "q", "w", "1"), vec!["b"]);
 }

@@ -3,14 +3,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-fn jids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|j| j["jid"].as_str().expect("jid").to_owned())
-        .collect()
-}
-
 /// timeout returns nothing and sets the job stalled with expires 0, in the same queue.
 pub fn timeout_sets_state_stalled(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");
