@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::jobs::{put_params, PutJob, MAX_BATCH};
+use super::jobs::{batch_size, item_put, PutJob};
 use super::{natural, run, ApiJson, ApiQuery, ErrorBody, JidPage, Paging};
 use crate::error::ApiError;
 use crate::state::{AppState, RequestNow};
@@ -146,21 +146,10 @@ pub async fn batch_create(
     ApiJson(body): ApiJson<CreateBatch>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let n = body.jobs.len();
-    if n == 0 || n > MAX_BATCH {
-        return Err(ApiError::invalid(format!(
-            "jobs: expected 1 to {MAX_BATCH} jobs, got {n}"
-        )));
-    }
+    batch_size(n)?;
     let mut jobs = Vec::with_capacity(n);
-    for (i, mut job) in body.jobs.into_iter().enumerate() {
-        let Some(queue) = job.queue.take() else {
-            return Err(ApiError::invalid(format!(
-                "jobs[{i}].queue: missing (each job names its queue)"
-            )));
-        };
-        let params = put_params(queue, job)
-            .map_err(|e| ApiError::invalid(format!("jobs[{i}]: {}", e.message())))?;
-        let mut command = Command::Put(params);
+    for (i, job) in body.jobs.into_iter().enumerate() {
+        let mut command = Command::Put(item_put(i, job)?);
         state.config().apply_header_metadata(&headers, &mut command);
         if let Command::Put(p) = command {
             jobs.push(p);

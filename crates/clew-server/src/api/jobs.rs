@@ -229,13 +229,24 @@ pub(crate) fn put_params(queue: String, body: PutJob) -> clew_core::Result<PutPa
 pub const MAX_BATCH: usize = 10_000;
 
 /// Refuses an empty list of jobs or one longer than [`MAX_BATCH`].
-fn batch_size(n: usize) -> Result<(), ApiError> {
+pub(crate) fn batch_size(n: usize) -> Result<(), ApiError> {
     if n == 0 || n > MAX_BATCH {
         return Err(ApiError::invalid(format!(
             "jobs: expected 1 to {MAX_BATCH} jobs, got {n}"
         )));
     }
     Ok(())
+}
+
+/// The put of item `index` of a many-jobs body (each item names its
+/// queue); a refusal names the item (`jobs[3]...`).
+pub(crate) fn item_put(index: usize, mut job: PutJob) -> Result<PutParams, ApiError> {
+    let Some(queue) = job.queue.take() else {
+        return Err(ApiError::invalid(format!(
+            "jobs[{index}].queue: missing (each job names its queue)"
+        )));
+    };
+    put_params(queue, job).map_err(|e| item_error(index, e))
 }
 
 /// Runs a batch of commands at the request's time, keeping the engine's
@@ -337,13 +348,8 @@ pub async fn put_many(
     batch_size(body.jobs.len())?;
     let mut commands = Vec::with_capacity(body.jobs.len());
     let mut first_of: HashMap<String, usize> = HashMap::with_capacity(body.jobs.len());
-    for (i, mut job) in body.jobs.into_iter().enumerate() {
-        let Some(queue) = job.queue.take() else {
-            return Err(ApiError::invalid(format!(
-                "jobs[{i}].queue: missing (each job names its queue)"
-            )));
-        };
-        let params = put_params(queue, job).map_err(|e| item_error(i, e))?;
+    for (i, job) in body.jobs.into_iter().enumerate() {
+        let params = item_put(i, job)?;
         if let Some(first) = first_of.insert(params.jid.clone(), i) {
             return Err(ApiError::invalid(format!(
                 "jobs[{i}].jid: {:?} is also the jid of jobs[{first}] (a call puts each job once)",
