@@ -175,6 +175,9 @@ pub fn note_db_source(mut cli: crate::Cli, matches: &ArgMatches) -> crate::Cli {
         args.url = url.filter(|u| url_given && !u.is_empty());
         args.token = token.filter(|t| !t.is_empty());
     }
+    if let crate::Cmd::Chaos(args) = &mut cli.command {
+        args.db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
+    }
     cli
 }
 

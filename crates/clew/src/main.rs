@@ -28,6 +28,7 @@ use serde_json::Value;
 
 mod batch_cmd;
 mod bench;
+mod chaos;
 mod config_file;
 mod events_cmd;
 mod namespace;
@@ -406,6 +407,14 @@ enum Cmd {
     /// temporary SQLite file): enqueue, lifecycle and latency scenarios,
     /// medians of --repeat runs; --ceiling compares with the bare SQL.
     Bench(bench::BenchArgs),
+    /// Chaos test: producers put jobs while `clew work` processes run
+    /// them, and the server and workers are killed with SIGKILL at random
+    /// moments and restarted; then checks that no acknowledged job was
+    /// lost, none finished twice without a lock expiry, and that counts,
+    /// stats, histories and events agree. Prints a one-line summary; exit 1
+    /// on a lost job or a mismatch. On `--db` (default: a temporary SQLite
+    /// file); traffic only to 127.0.0.1.
+    Chaos(chaos::ChaosArgs),
     /// Put jobs as fast as possible and print each acknowledged jid (for
     /// crash-recovery tests).
     #[command(hide = true)]
@@ -870,6 +879,16 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Migrate => migrate(&cli).await,
         Cmd::Bench(ref args) => bench::run(args, &cli.db, &open_options(&cli), cli.json).await,
+        Cmd::Chaos(ref args) => {
+            chaos::run(
+                args,
+                &cli.db,
+                &open_options(&cli),
+                &cli.synchronous,
+                cli.json,
+            )
+            .await
+        }
         Cmd::Demo => {
             let engine = open(&cli)?;
             let result = demo(&engine).await;
@@ -988,7 +1007,8 @@ impl Ctx {
             | Cmd::Migrate
             | Cmd::Demo
             | Cmd::PutLoop { .. }
-            | Cmd::Bench(_) => {
+            | Cmd::Bench(_)
+            | Cmd::Chaos(_) => {
                 unreachable!("handled in run")
             }
             Cmd::Call { command, args } => {
