@@ -77,8 +77,11 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// SQLite durability (SQLite only): `normal` survives a process crash,
-    /// `full` also a power loss, `off` neither.
+    /// SQLite durability (SQLite only): every setting keeps acknowledged
+    /// operations through a crash of the clew process; on power loss or an
+    /// OS crash `full` keeps them all, `normal` may lose the last commits
+    /// (the file stays consistent), `off` may lose commits and corrupt the
+    /// file. See README "Durability".
     #[arg(
         long,
         global = true,
