@@ -355,6 +355,9 @@ impl Proc {
 struct Produced {
     acked: Vec<String>,
     unknown: Vec<String>,
+    /// The jids of each `put_many` whose answer was lost: all or none of
+    /// each must exist (one transaction).
+    unknown_batches: Vec<Vec<String>>,
     /// Each jid's class.
     klass: HashMap<String, &'static str>,
 }
@@ -667,6 +670,15 @@ impl Run<'_> {
                 jobs.insert(jid.clone(), job);
             }
         }
+        for batch in &produced.unknown_batches {
+            let there = batch.iter().filter(|j| jobs.contains_key(*j)).count();
+            if there != 0 && there != batch.len() {
+                s.mismatches.push(format!(
+                    "a batch put of {} jobs whose answer was lost is there in part: {there} of {batch:?}",
+                    batch.len()
+                ));
+            }
+        }
         // Runs of jobs that do not exist (an unknown put that was not
         // committed cannot have run).
         for jid in runs.keys() {
@@ -955,6 +967,9 @@ impl Producer {
                 if ok {
                     produced.acked.extend(jids);
                 } else {
+                    if jids.len() > 1 {
+                        produced.unknown_batches.push(jids.clone());
+                    }
                     produced.unknown.extend(jids);
                 }
             }
