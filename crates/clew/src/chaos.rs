@@ -54,6 +54,8 @@ const RETRIES: i64 = 5;
 const HEARTBEAT: &str = "2";
 /// `grace-period` during the run, seconds.
 const GRACE: &str = "1";
+/// The maximum of the chaos throttle.
+const THROTTLE_MAX: i64 = 3;
 /// The most the final phase waits for every job to become final.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(180);
 /// The most a process start (its listening line) may take.
@@ -157,11 +159,12 @@ impl Summary {
             format!("({} without lock expiry)", self.unexplained_duplicates)
         };
         format!(
-            "chaos: store={} cycles={} acknowledged={} unknown={} lost={} duplicates={} {dup} mismatches={} time={:.1}s seed={}",
+            "chaos: store={} cycles={} acknowledged={} unknown={} ({} exist) lost={} duplicates={} {dup} mismatches={} time={:.1}s seed={}",
             self.store,
             self.cycles,
             self.acknowledged,
             self.unknown,
+            self.unknown_existing,
             self.lost,
             self.duplicates,
             self.mismatches.len(),
@@ -500,6 +503,7 @@ impl Run<'_> {
                 client: Client::remote(&url, None)?,
                 queues: self.queues.clone(),
                 prefix: format!("{}-p{p}", self.id),
+                throttle: self.throttle(),
                 produced: produced.clone(),
                 stop: stop.clone(),
                 rng: Rng(seed ^ (p as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1)),
@@ -605,6 +609,9 @@ impl Run<'_> {
                 .qless("config.set", &[key.to_owned(), value.to_owned()])
                 .await?;
         }
+        client
+            .qless("throttle.set", &[self.throttle(), THROTTLE_MAX.to_string()])
+            .await?;
         for q in &self.queues {
             let key = format!("{q}-heartbeat");
             saved.push((key.clone(), Value::Null));
@@ -613,6 +620,12 @@ impl Run<'_> {
                 .await?;
         }
         Ok(saved)
+    }
+
+    /// The throttle some jobs name (at most [`THROTTLE_MAX`] of them run at
+    /// once).
+    fn throttle(&self) -> String {
+        format!("chaos-{}", self.id)
     }
 
     /// Waits until no job of the chaos queues is anything but final.
@@ -754,6 +767,21 @@ impl Run<'_> {
                 }
             }
         }
+
+        // No throttle slot held or waited for once every job is final.
+        let throttle = self.throttle();
+        let v = engine
+            .qless("throttle.get", None, std::slice::from_ref(&throttle))
+            .await?;
+        for key in ["running", "pending"] {
+            if v[key].as_i64() != Some(0) {
+                s.mismatches.push(format!(
+                    "throttle {throttle}: {key} {} with every job final",
+                    v[key]
+                ));
+            }
+        }
+        engine.qless("throttle.delete", None, &[throttle]).await?;
 
         // The lifecycle event log against the histories.
         let events = lifecycle_counts(engine, &jobs).await?;
@@ -916,6 +944,8 @@ struct Producer {
     client: Client,
     queues: [String; 2],
     prefix: String,
+    /// The throttle one job in five names.
+    throttle: String,
     produced: Arc<Mutex<Produced>>,
     stop: Arc<AtomicBool>,
     rng: Rng,
@@ -943,6 +973,9 @@ impl Producer {
                 p.jid = format!("{}-{n}", self.prefix);
                 p.retries = Some(RETRIES);
                 p.worker = "chaos".to_owned();
+                if self.rng.below(5) == 0 {
+                    p.throttles = Some(vec![self.throttle.clone()]);
+                }
                 jobs.push(p);
             }
             let jids: Vec<String> = jobs.iter().map(|p| p.jid.clone()).collect();
