@@ -1101,6 +1101,13 @@ async fn report_outcome(
 ) -> JobEnd {
     let jid = job.jid.as_str();
     let worker = shared.name.as_str();
+    // What a refused report may find when an earlier attempt of it did
+    // commit (its answer lost): the job's state and history entry.
+    let ended = match &outcome {
+        Outcome::Complete { .. } => Some(("complete", "done")),
+        Outcome::Fail { .. } => Some(("failed", "failed")),
+        _ => None,
+    };
     let result: Result<JobEnd, Error> = match outcome {
         Outcome::Complete { data } => {
             let params = CompleteParams {
@@ -1194,6 +1201,19 @@ async fn report_outcome(
     match result {
         Ok(end) => end,
         Err(e) if lock_gone(&e) => {
+            if let Some((state, entry)) = ended {
+                if outcome_landed(shared, jid, state, entry).await {
+                    tracing::info!(
+                        jid,
+                        "the outcome was recorded by an earlier attempt whose answer was lost"
+                    );
+                    return if state == "complete" {
+                        JobEnd::Completed
+                    } else {
+                        JobEnd::Failed
+                    };
+                }
+            }
             tracing::warn!(jid, error = %e, "lock lost before the outcome was reported: result discarded");
             JobEnd::Lost
         }
@@ -1223,6 +1243,35 @@ async fn report_outcome(
             JobEnd::Error
         }
     }
+}
+
+/// Whether a report refused as "not running" was in fact recorded by an
+/// earlier attempt of the same report: that attempt committed, but its
+/// answer was lost (the server died right after the commit) and
+/// [`persist`] tried again. True when the job is in `state` and, after
+/// this worker's `popped` entry (the job's last), its history holds
+/// `entry` and no lock expiry, so no one else can have ended it.
+async fn outcome_landed(shared: &Shared, jid: &str, state: &str, entry: &str) -> bool {
+    let Ok(Some(job)) = shared.client.get(jid).await else {
+        return false;
+    };
+    if job.state != state {
+        return false;
+    }
+    let what = |h: &serde_json::Value| h["what"].as_str().map(str::to_owned);
+    let Some(pop) = job
+        .history
+        .iter()
+        .rposition(|h| what(h).as_deref() == Some("popped"))
+    else {
+        return false;
+    };
+    let after = &job.history[pop + 1..];
+    job.history[pop]["worker"].as_str() == Some(shared.name.as_str())
+        && after.iter().any(|h| what(h).as_deref() == Some(entry))
+        && !after
+            .iter()
+            .any(|h| what(h).as_deref() == Some("timed-out"))
 }
 
 /// Runs `op`, trying again (a few times, with short pauses) when the store
