@@ -4,7 +4,10 @@
 //! and with one of the right length but wrong content; only `/healthz` and
 //! the dashboard's page, assets and login (documented public in README.md,
 //! "Security") answer without it. None of the refused requests changes
-//! anything.
+//! anything. Likewise the CSRF rule on every state-changing route: a
+//! browser request (session cookie) without the session's CSRF token,
+//! with a wrong one, or from a foreign origin is refused (403 `csrf`) and
+//! changes nothing.
 
 mod server_harness;
 
@@ -190,4 +193,97 @@ fn constant_time_eq_compares_whole_strings() {
             assert!(!constant_time_eq(token, &other), "byte {i} bit {bit}");
         }
     }
+}
+
+/// The session cookie and CSRF token of a no-token server's dashboard.
+async fn browser_session(s: &TestServer) -> (String, String) {
+    let r = s
+        .client
+        .get(s.url("/ui/session"))
+        .send()
+        .await
+        .expect("session");
+    let cookie = r
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let body: Value = r.json().await.expect("session json");
+    (cookie, body["csrf"].as_str().expect("csrf").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_changing_route_needs_the_csrf_token_from_a_browser() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let put = server
+        .client
+        .post(server.url("/v1/queues/q/jobs"))
+        .json(&json!({"klass": "K", "jid": "x1"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let before = store_picture(&server).await;
+    let (cookie, csrf) = browser_session(&server).await;
+    let writes: Vec<(Method, String)> = documented_routes(&server)
+        .await
+        .into_iter()
+        .filter(|(m, _)| *m != Method::GET)
+        .collect();
+    assert!(writes.len() >= 30, "only {} writes", writes.len());
+    let origin = server.base.clone();
+    // (header name, value) sets a browser could send; none may pass.
+    let refused: Vec<Vec<(&str, String)>> = vec![
+        vec![("cookie", cookie.clone())],
+        vec![("cookie", cookie.clone()), ("origin", origin.clone())],
+        vec![
+            ("cookie", cookie.clone()),
+            ("origin", origin.clone()),
+            ("x-csrf-token", "0".repeat(csrf.len())),
+        ],
+        vec![
+            ("cookie", cookie.clone()),
+            ("origin", "http://evil.example".to_owned()),
+            ("x-csrf-token", csrf.clone()),
+        ],
+        vec![("origin", "http://evil.example".to_owned())],
+        vec![("sec-fetch-site", "cross-site".to_owned())],
+    ];
+    for (method, path) in &writes {
+        for headers in &refused {
+            let mut req = server
+                .client
+                .request(method.clone(), server.url(path))
+                .json(&json!({"klass": "K", "worker": "w", "command": "cancel", "args": ["x1"]}));
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            let got = json_of(req.send().await.expect("request")).await;
+            assert_eq!(
+                got.0,
+                StatusCode::FORBIDDEN,
+                "{method} {path} with {headers:?}: {}",
+                got.1
+            );
+            assert_eq!(got.1["error"]["code"], "csrf", "{method} {path}");
+        }
+    }
+    assert_eq!(
+        before,
+        store_picture(&server).await,
+        "a refused browser request changed the store"
+    );
+    // The same browser with its token and origin gets through.
+    let r = server
+        .client
+        .post(server.url("/v1/queues/q/pause"))
+        .header("cookie", &cookie)
+        .header("origin", &origin)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("pause");
+    assert_eq!(r.status(), StatusCode::OK);
 }
