@@ -32,6 +32,7 @@ pub mod error;
 pub mod event;
 pub mod job;
 pub mod lifecycle;
+pub mod limits;
 pub mod logic;
 pub mod qless;
 pub mod stats;

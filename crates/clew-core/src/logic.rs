@@ -203,6 +203,7 @@ pub fn apply(
                     r.tags.push(t.clone());
                 }
             }
+            too_many_tags("Recur.tag", &r.tags)?;
             cx.tx.recur_save(&r)?;
             Ok(Reply::Strings(r.tags))
         }
@@ -239,6 +240,7 @@ pub fn apply(
                 }
                 cx.tx.tag_index_add(&t, jid, cx.now)?;
             }
+            too_many_tags("Tag", &rec.tags)?;
             cx.save(&mut rec)?;
             Ok(Reply::Strings(rec.tags))
         }
@@ -437,7 +439,7 @@ pub fn validate(command: &Command) -> Result<()> {
         }
         _ => {}
     }
-    Ok(())
+    crate::limits::check(command)
 }
 
 /// The user's part of `metadata`: keys starting with `_` are the system's
@@ -462,6 +464,19 @@ fn split_error(group: &str, message: &str) -> LifecycleError {
         message: first.to_owned(),
         backtrace: rest,
     }
+}
+
+/// Refuses a job or recurring job that would carry more than
+/// [`crate::limits::MAX_TAGS`] tags after adding some.
+fn too_many_tags(cmd: &str, tags: &[String]) -> Result<()> {
+    if tags.len() > crate::limits::MAX_TAGS {
+        return Err(Error::invalid(format!(
+            "{cmd}(): the job would have {} tags, at most {} allowed",
+            tags.len(),
+            crate::limits::MAX_TAGS
+        )));
+    }
+    Ok(())
 }
 
 fn dedup(items: &[String]) -> Vec<String> {

@@ -35,9 +35,19 @@
 //!     starting with `_` are the system's and are ignored).
 //!
 //!   A line longer than [`ExecConfig::max_line`] is cut to that length, so
-//!   reading stdout takes bounded memory whatever the program prints.
+//!   reading stdout takes bounded memory whatever the program prints; when
+//!   any line was cut, the job's history gets one entry `output cut` with
+//!   `lines_cut` and `max_line` (a cut `clew:data` line is no longer JSON
+//!   and so is ignored, with a warning).
 //! * **stderr**: only its last [`ExecConfig::stderr_tail`] bytes are kept,
-//!   to become the failure message.
+//!   to become the failure message; when more was written, the message
+//!   starts with `[stderr cut: N earlier bytes dropped]`. A NUL byte
+//!   becomes U+FFFD (the store refuses NUL in a message).
+//!
+//! The job's data reaches the program only through stdin and the
+//! environment, never through a command line or a shell, whether or not
+//! [`ExecConfig::shell`] is set (a shell runs the operator's command line,
+//! not the job's text).
 //!
 //! The exit status decides the outcome:
 //!
@@ -303,8 +313,8 @@ struct Said {
 }
 
 /// Reads `r` line by line, cutting lines at `max_line` bytes, calling
-/// `on_line` for each.
-async fn read_lines<R, F, Fut>(mut r: R, max_line: usize, mut on_line: F)
+/// `on_line` for each. Returns how many lines were cut.
+async fn read_lines<R, F, Fut>(mut r: R, max_line: usize, mut on_line: F) -> usize
 where
     R: AsyncRead + Unpin,
     F: FnMut(String) -> Fut,
@@ -314,6 +324,7 @@ where
     let mut buf = [0u8; 8192];
     let mut line: Vec<u8> = Vec::new();
     let mut skipping = false;
+    let mut cut = 0;
     loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -341,6 +352,7 @@ where
                             on_line(String::from_utf8_lossy(&line).into_owned()).await;
                             line.clear();
                             skipping = true;
+                            cut += 1;
                         }
                     }
                     chunk = &[];
@@ -351,27 +363,46 @@ where
     if !skipping && !line.is_empty() {
         on_line(String::from_utf8_lossy(&line).into_owned()).await;
     }
+    cut
 }
 
-/// Keeps the last `cap` bytes read from `r`.
-async fn read_tail<R: AsyncRead + Unpin>(mut r: R, cap: usize, tail: &mut VecDeque<u8>) {
+/// The end of stderr: the last bytes kept, and how many came before them.
+#[derive(Debug, Default)]
+struct Tail {
+    kept: VecDeque<u8>,
+    dropped: u64,
+}
+
+/// Keeps the last `cap` bytes read from `r` (and counts the rest).
+async fn read_tail<R: AsyncRead + Unpin>(mut r: R, cap: usize, tail: &mut Tail) {
     let mut buf = [0u8; 8192];
     loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        tail.extend(&buf[..n]);
-        let excess = tail.len().saturating_sub(cap);
-        tail.drain(..excess);
+        tail.kept.extend(&buf[..n]);
+        let excess = tail.kept.len().saturating_sub(cap);
+        tail.kept.drain(..excess);
+        tail.dropped += excess as u64;
     }
 }
 
-fn tail_text(tail: &VecDeque<u8>) -> String {
-    let bytes: Vec<u8> = tail.iter().copied().collect();
+fn tail_text(tail: &Tail) -> String {
+    let bytes: Vec<u8> = tail.kept.iter().copied().collect();
     // The cut may fall inside a UTF-8 sequence: lossy conversion turns the
-    // broken start into a replacement character.
-    String::from_utf8_lossy(&bytes).trim_end().to_owned()
+    // broken start into a replacement character. NUL cannot be stored.
+    let text = String::from_utf8_lossy(&bytes)
+        .trim_end()
+        .replace('\0', "\u{FFFD}");
+    if tail.dropped == 0 {
+        text
+    } else {
+        format!(
+            "[stderr cut: {} earlier bytes dropped]\n{text}",
+            tail.dropped
+        )
+    }
 }
 
 fn kill_group(pgid: Option<Pid>) {
@@ -461,7 +492,7 @@ impl Handler for ProcessHandler {
         let stderr = child.stderr.take();
         let document = job_document(job).to_string();
         let mut said = Said::default();
-        let mut tail = VecDeque::new();
+        let mut tail = Tail::default();
         let max_line = self.config.max_line;
         let cap = self.config.stderr_tail;
 
@@ -479,7 +510,7 @@ impl Handler for ProcessHandler {
             };
             let out = async move {
                 if let Some(stdout) = stdout {
-                    read_lines(stdout, max_line, |line| {
+                    let cut = read_lines(stdout, max_line, |line| {
                         let directive = parse_line(&line);
                         let ctx = ctx.clone();
                         let jid = ctx.jid().to_owned();
@@ -519,6 +550,15 @@ impl Handler for ProcessHandler {
                         }
                     })
                     .await;
+                    if cut > 0 {
+                        tracing::warn!(jid = %ctx.jid(), cut, max_line, "handler stdout lines cut");
+                        let mut note = Map::new();
+                        note.insert("lines_cut".into(), json!(cut));
+                        note.insert("max_line".into(), json!(max_line));
+                        if let Err(e) = ctx.log("output cut", Some(note)).await {
+                            tracing::warn!(jid = %ctx.jid(), "cannot note the cut output: {e}");
+                        }
+                    }
                 }
             };
             let err = async move {
@@ -774,8 +814,106 @@ mod tests {
         let Outcome::Fail { message, .. } = run(config, &client, &job).await else {
             panic!("expected a failure");
         };
-        assert!(message.len() <= 64, "{message}");
-        assert!(message.ends_with("line 1999 of noise"), "{message}");
+        let (note, kept) = message.split_once('\n').expect("a note line");
+        assert!(note.starts_with("[stderr cut: "), "{message}");
+        assert!(kept.len() <= 64, "{message}");
+        assert!(kept.ends_with("line 1999 of noise"), "{message}");
+    }
+
+    /// The job's own text (data, jid, class, tags) full of shell syntax is
+    /// handed to a program run without `--shell` as bytes: nothing runs it.
+    #[tokio::test]
+    async fn job_text_is_never_run_by_a_shell() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let marker = dir.path().join("PWNED");
+        let m = marker.to_str().expect("utf-8 path");
+        let client = clew_client::Client::open_sqlite(
+            dir.path().join("clew.db").to_str().expect("utf-8 path"),
+            clew_sqlite::SqliteOptions::default(),
+        )
+        .expect("open store");
+        let data = json!({
+            "subst": format!("$(touch {m})"),
+            "semi": format!("x; touch {m}"),
+            "tick": format!("`touch {m}`"),
+            "pipe": format!("| touch {m} &"),
+            "quote": format!("'\"; touch {m}; echo \""),
+        })
+        .to_string();
+        let mut put = clew_core::command::PutParams::new("q", format!("K$(touch {m})"));
+        put.jid = format!("j;touch {m}");
+        put.data = data.clone();
+        put.tags = Some(vec![format!("`touch {m}`")]);
+        client.put(put).await.expect("put");
+        let job = client
+            .pop("q", "w1", 1)
+            .await
+            .expect("pop")
+            .pop()
+            .expect("a job");
+        // stdin, as the program got it.
+        let out = dir.path().join("stdin.json");
+        let got = run(ExecConfig::new("tee", [&out]), &client, &job).await;
+        assert_eq!(got, Outcome::complete());
+        // The environment, as the program got it (printenv reads it, no shell).
+        let got = run(
+            ExecConfig::new("printenv", ["CLEW_DATA", "CLEW_JID", "CLEW_KLASS"]),
+            &client,
+            &job,
+        )
+        .await;
+        assert_eq!(got, Outcome::complete());
+        assert!(!marker.exists(), "job text was run by a shell");
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("stdin copy"))
+            .expect("json");
+        assert_eq!(
+            doc["data"],
+            serde_json::from_str::<Value>(&data).expect("json")
+        );
+        assert_eq!(doc["jid"], job.jid.as_str());
+        assert_eq!(doc["klass"], job.klass.as_str());
+    }
+
+    /// Peak resident memory of this process, in KiB.
+    fn peak_rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// A program printing 100 MB on stdout (one line) and 100 MB on stderr
+    /// does not make the worker hold it: the job completes with the data it
+    /// gave afterwards, and its history notes the cut line.
+    #[tokio::test]
+    async fn a_flood_of_output_is_bounded_and_noted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, job) = popped(&dir, "{}").await;
+        let before = peak_rss_kib();
+        let config = ExecConfig::shell(
+            "head -c 100000000 /dev/zero | tr '\\0' x; echo; \
+             echo 'clew:data {\"ok\": 1}'; \
+             head -c 100000000 /dev/zero | tr '\\0' y >&2; exit 0",
+        );
+        let got = run(config, &client, &job).await;
+        assert_eq!(
+            got,
+            Outcome::Complete {
+                data: Some(r#"{"ok": 1}"#.into())
+            }
+        );
+        let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+        assert!(grown_mib < 48, "peak memory grew by {grown_mib} MiB");
+        let after = client.get(&job.jid).await.expect("get").expect("job");
+        let note = after
+            .history
+            .iter()
+            .find(|h| h["what"] == "output cut")
+            .unwrap_or_else(|| panic!("no truncation note in {:?}", after.history));
+        assert_eq!(note["lines_cut"], 1);
+        assert_eq!(note["max_line"], 1024 * 1024);
     }
 
     fn alive(pid: i32) -> bool {
@@ -882,10 +1020,15 @@ mod tests {
     #[tokio::test]
     async fn keeps_the_tail_of_stderr() {
         let input = "a".repeat(10_000) + "THE END";
-        let mut tail = VecDeque::new();
+        let mut tail = Tail::default();
         read_tail(input.as_bytes(), 100, &mut tail).await;
         let text = tail_text(&tail);
-        assert_eq!(text.len(), 100);
-        assert!(text.ends_with("aaaTHE END"));
+        let (note, kept) = text.split_once('\n').expect("a note line");
+        assert_eq!(note, "[stderr cut: 9907 earlier bytes dropped]");
+        assert_eq!(kept.len(), 100);
+        assert!(kept.ends_with("aaaTHE END"));
+        let mut short = Tail::default();
+        read_tail(&b"one\0two\n"[..], 100, &mut short).await;
+        assert_eq!(tail_text(&short), "one\u{FFFD}two");
     }
 }

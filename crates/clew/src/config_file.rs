@@ -52,6 +52,8 @@ const WORK_KEYS: &[&str] = &[
     "reserver",
     "timeout",
     "retry_exit_code",
+    "max_output_line",
+    "stderr_tail",
     "backoff_base",
     "backoff_max",
     "name",
@@ -321,6 +323,10 @@ fn apply_work(f: &ConfigFile, given: &Given<'_>, a: &mut WorkArgs) -> anyhow::Re
     );
     let code = f.int("retry_exit_code", "an exit status")?;
     fill(given, "retry_exit_code", &mut a.retry_exit_code, code);
+    let n = f.int("max_output_line", "a number of bytes")?;
+    fill(given, "max_output_line", &mut a.max_output_line, n);
+    let n = f.int("stderr_tail", "a number of bytes")?;
+    fill(given, "stderr_tail", &mut a.stderr_tail, n);
     let base = f.float("backoff_base")?.map(Some);
     fill(given, "backoff_base", &mut a.backoff_base, base);
     let max = f.float("backoff_max")?.map(Some);

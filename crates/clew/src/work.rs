@@ -100,6 +100,15 @@ pub struct WorkArgs {
     /// The exit status that retries a job.
     #[arg(long, default_value_t = clew_worker::exec::DEFAULT_RETRY_EXIT_CODE)]
     pub(crate) retry_exit_code: i32,
+    /// Longest line of the handler's stdout read whole, in bytes: a longer
+    /// line is cut (so a `clew:data` line longer than this is ignored) and
+    /// the job's history notes it ("output cut"). 1 to 67108864.
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub(crate) max_output_line: usize,
+    /// Bytes of the end of the handler's stderr kept as the failure message
+    /// (the rest is dropped and the message says how much). 1 to 1048576.
+    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    pub(crate) stderr_tail: usize,
     /// Delay of the first retry, in seconds (then doubling, with jitter).
     #[arg(long)]
     pub(crate) backoff_base: Option<f64>,
@@ -268,7 +277,21 @@ fn configure(args: &WorkArgs) -> anyhow::Result<(WorkerConfig, Option<ExecConfig
     let mut exec = ExecConfig::new(program.clone(), rest.iter().cloned());
     exec.shell = args.shell;
     exec.retry_exit_code = args.retry_exit_code;
+    exec.max_line = bytes("--max-output-line", args.max_output_line, 64 << 20)?;
+    exec.stderr_tail = bytes(
+        "--stderr-tail",
+        args.stderr_tail,
+        clew_core::limits::MAX_DATA_BYTES,
+    )?;
     Ok((config, Some(exec)))
+}
+
+/// A byte count flag, checked to be in 1..=max.
+fn bytes(flag: &str, n: usize, max: usize) -> anyhow::Result<usize> {
+    if n == 0 || n > max {
+        return Err(Error::invalid(format!("{flag}: expected 1 to {max} bytes, got {n}")).into());
+    }
+    Ok(n)
 }
 
 /// Whether `program` names an executable file (looked up on `PATH` when

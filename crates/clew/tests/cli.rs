@@ -464,6 +464,23 @@ fn errors(cli: &Cli) {
     assert!(e.contains("Arg \"worker\" missing"), "{e}");
     let e = cli.fails(&["stats", "q", "--date", "someday"], 2);
     assert!(e.contains("--date"), "{e}");
+    // The limits of clew_core::limits, with the same wording everywhere.
+    let before = cli.json(&["queues"]);
+    let long = "q".repeat(256);
+    let e = cli.fails(&["put", &long, "K"], 2);
+    assert!(
+        e.contains("Arg \"queue\" is 256 bytes long, at most 255 allowed"),
+        "{e}"
+    );
+    let e = cli.fails(&["put", "q", "K", "--jid", "a\u{1b}[2J"], 2);
+    assert!(
+        e.contains("Arg \"jid\" must not contain control characters: U+001B"),
+        "{e}"
+    );
+    let tags: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
+    let e = cli.fails(&["put", "q", "K", "--tags", &tags.join(",")], 2);
+    assert!(e.contains("65 tags, at most 64 allowed"), "{e}");
+    assert_eq!(cli.json(&["queues"]), before, "refused puts change nothing");
 }
 
 #[test]

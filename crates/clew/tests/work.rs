@@ -669,6 +669,14 @@ fn bad_options_are_refused_with_a_clear_message() {
         (vec!["--reserver", "sideways"], "reserver"),
         (vec!["--timeout=-1"], "--timeout"),
         (vec!["--processes", "0"], "--processes"),
+        (
+            vec!["--max-output-line", "0"],
+            "--max-output-line: expected 1 to 67108864 bytes, got 0",
+        ),
+        (
+            vec!["--stderr-tail", "2000000"],
+            "--stderr-tail: expected 1 to 1048576 bytes, got 2000000",
+        ),
         (vec!["--exec", "/nonexistent/handler"], "--exec"),
         (vec!["--exec", "no-such-handler-program"], "on PATH"),
         (

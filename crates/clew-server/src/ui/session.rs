@@ -20,8 +20,9 @@
 //! Every state-changing request (any method but GET, HEAD, OPTIONS) that
 //! comes from a browser — it carries the session cookie, an `Origin`
 //! header or a `Sec-Fetch-Site` header — must carry `X-CSRF-Token` equal to
-//! the HMAC of the session id under the session key ([`csrf_token`]), else
-//! it is refused with 403 `csrf`. A page on another site can neither read
+//! the HMAC of the session id under the session key ([`csrf_token`]), and
+//! its `Origin` (when sent) must be the server itself and its
+//! `Sec-Fetch-Site` not `cross-site`, else it is refused with 403 `csrf`. A page on another site can neither read
 //! that token nor set the header without a CORS preflight, which the server
 //! never grants. Requests with a valid bearer token, and programmatic
 //! clients (which send none of those headers), are not affected.
@@ -178,6 +179,17 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request<Body>, next:
         return refuse("cross-origin login refused");
     }
     let headers = req.headers();
+    // Defence in depth: even with the session's token, a write whose
+    // `Origin` is another site (or that the browser marks cross-site) is
+    // refused.
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if !same_origin(headers) || cross_site {
+        return refuse(
+            "cross-origin request refused: the dashboard's writes come from its own origin",
+        );
+    }
     let Some(id) = session_id(&state, headers) else {
         return refuse(
             "missing or expired dashboard session: reload the page (browser requests that change state need a session and its CSRF token)",

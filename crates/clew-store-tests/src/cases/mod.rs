@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod history;
 pub mod jobs;
 pub mod lifecycle;
+pub mod limits;
 pub mod log;
 pub mod ordering;
 pub mod peek;

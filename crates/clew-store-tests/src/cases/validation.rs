@@ -30,7 +30,7 @@ const QUEUES: [&str; 3] = ["q", "other", "next"];
 
 /// A small world: jobs in every state, tags, tracking, a recurring template,
 /// a config value and a history log entry. Clears the sink afterwards.
-fn world(h: &Harness) {
+pub(crate) fn world(h: &Harness) {
     h.put(1.0, "q", "running");
     assert_eq!(h.pop_one(2.0, "q", "w1").as_deref(), Some("running"));
     h.put(3.0, "q", "failed");
@@ -109,7 +109,7 @@ fn world(h: &Harness) {
 }
 
 /// Everything observable about the world at [`NOW`].
-fn snap(h: &Harness) -> Value {
+pub(crate) fn snap(h: &Harness) -> Value {
     let mut s = h.snapshot(NOW, &JIDS, &QUEUES);
     s["recur"] = h.ok("recur.get", NOW, &["r1"]);
     s["tag_t1"] = h.ok("tag", NOW, &["get", "t1", "0", "100"]);
@@ -161,7 +161,7 @@ fn refused(h: &Harness, cmd: &str, args: &[&str], kind: ErrorKind, needles: &[&s
 
 /// [`refused`] with `ErrorKind::Invalid`.
 #[track_caller]
-fn invalid(h: &Harness, cmd: &str, args: &[&str], needles: &[&str]) {
+pub(crate) fn invalid(h: &Harness, cmd: &str, args: &[&str], needles: &[&str]) {
     refused(h, cmd, args, ErrorKind::Invalid, needles);
 }
 

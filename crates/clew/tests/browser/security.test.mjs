@@ -42,6 +42,28 @@ test('values from jobs render as text on every page', async ({ page }) => {
   await shot(page, 'security-job-with-html');
 });
 
+test('hostile queue names, recurring classes and batch ids render as text', async ({ page }) => {
+  // Names may hold any printable character (clew_core::limits refuses only
+  // control characters), so markup in a name must stay text everywhere.
+  const q = `"><img src=x onerror="window.__xss=5">`;
+  const jid = await put(q, PAYLOADS[1], { n: 1 }, { tags: [PAYLOADS[0]] });
+  await api('POST', `/v1/queues/${encodeURIComponent(q)}/recurring`, { klass: PAYLOADS[2], interval: 60 });
+  await api('POST', '/v1/batches', {
+    id: `b${PAYLOADS[0]}`, description: PAYLOADS[1], jobs: [{ queue: q, klass: PAYLOADS[2] }],
+  });
+  await pop(q, PAYLOADS[0], 1);
+  const pages = ['#/', `#/queues/${encodeURIComponent(q)}`, `#/jobs/${jid}`, '#/recurring', '#/workers', '#/batches', '#/tags'];
+  for (const hash of pages) {
+    await open(page, hash);
+    await page.waitForTimeout(200);
+    assert.equal(await page.evaluate(() => window.__xss), undefined, `script ran on ${hash}`);
+    const injected = await page.evaluate(() => document.querySelectorAll('#main script, #main img[onerror], #main svg[onload], #main [onerror], #main [onload]').length);
+    assert.equal(injected, 0, `markup from a name became elements on ${hash}`);
+  }
+  await open(page, '#/');
+  await page.waitForFunction((n) => document.body.innerText.includes(n), q);
+});
+
 test('responses carry a strict Content-Security-Policy', async ({ page }) => {
   const r = await page.goto(`${URL_}/`);
   const csp = r.headers()['content-security-policy'];
