@@ -128,6 +128,7 @@
 //! ```
 
 mod config;
+mod conn;
 mod cursors;
 mod listen;
 pub mod outbox;
@@ -137,6 +138,7 @@ pub mod testing;
 mod tx;
 
 pub use config::{PostgresOptions, SchemaName, DEFAULT_SCHEMA};
+pub use conn::PgConn;
 pub use outbox::{put_in, put_in_async};
 pub use schema::SCHEMA_VERSION;
 pub use store::{ApplyFn, PostgresStore};
