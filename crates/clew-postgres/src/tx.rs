@@ -225,15 +225,22 @@ pub(crate) fn send(
 
 /// What a transaction reads once, in one statement, with its first query
 /// ([`PgTx`]'s `send`): every config row (`c`), whether any job is tracked
-/// (`t`) or has a dependency (`d`), and one placement sequence value (`s`,
-/// for the first `seq_next`; an unused one is simply skipped). They hold
-/// for the transaction: config, tracking and dependencies change only
-/// under the store's lock held exclusively (never by a pop holding it
-/// shared), and the transaction notes its own changes.
+/// (`t`) or has a dependency (`d`), one placement sequence value (`s`, for
+/// the first `seq_next`; an unused one is simply skipped), and whether any
+/// rate-limited throttle has jobs waiting (`w`, for
+/// `throttle_rate_waiting`, asked by every pop and peek). Config, tracking
+/// and dependencies change only under the store's lock held exclusively
+/// (never by a pop holding it shared), so they hold for the transaction,
+/// which notes its own changes. Waiting jobs of a throttle may also be
+/// added by a concurrent pop: one committed after this transaction's first
+/// query is promoted by the next pop or peek, as one committed after the
+/// query of `throttle_rate_waiting` always was.
 const FACTS_SQL: &str = "SELECT 'c'::text, key, value FROM config
     UNION ALL SELECT 't', NULL, (EXISTS (SELECT 1 FROM tracked))::text
     UNION ALL SELECT 'd', NULL, (EXISTS (SELECT 1 FROM deps))::text
-    UNION ALL SELECT 's', NULL, nextval('placement_seq')::text";
+    UNION ALL SELECT 's', NULL, nextval('placement_seq')::text
+    UNION ALL SELECT 'w', NULL, (EXISTS (SELECT 1 FROM throttles t WHERE t.rate_limit > 0
+        AND EXISTS (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)))::text";
 
 /// The notification of a commit that wrote events: the schema's channel
 /// and the number of the last event.
@@ -325,6 +332,10 @@ pub struct PgTx<'t> {
     tracked_empty: Option<bool>,
     /// `Some(true)` when no job has a dependency.
     deps_empty: Option<bool>,
+    /// `Some(true)` when no rate-limited throttle has waiting jobs (then
+    /// `throttle_rate_waiting` needs no query); `Some(false)` once this
+    /// transaction may have added some.
+    rate_idle: Option<bool>,
     /// Jobs' whole histories (stored and appended since), as read with
     /// their rows or listed in this transaction: the command holds the
     /// store's lock exclusively, or (a claiming pop) the job's row, so no
@@ -394,6 +405,7 @@ impl<'t> PgTx<'t> {
             pending: Vec::new(),
             tracked_empty: None,
             deps_empty: None,
+            rate_idle: None,
             timing: HashMap::new(),
             history: HashMap::new(),
             facts_loaded: false,
@@ -507,6 +519,9 @@ impl<'t> PgTx<'t> {
                 "d" => {
                     self.deps_empty.get_or_insert(value == "false");
                 }
+                "w" => {
+                    self.rate_idle.get_or_insert(value == "false");
+                }
                 "s" => {
                     self.next_seq = Some(
                         value
@@ -569,6 +584,7 @@ impl<'t> PgTx<'t> {
         self.config_loaded = false;
         self.tracked_empty = None;
         self.deps_empty = None;
+        self.rate_idle = None;
         self.timing.clear();
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
@@ -1923,6 +1939,7 @@ impl Tx for PgTx<'_> {
         time: Timestamp,
         seq: i64,
     ) -> Result<()> {
+        self.rate_idle = Some(false);
         self.write(
             "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
              VALUES ($1, $2, false, $3, $4, $5)
@@ -1988,6 +2005,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn throttle_rate_set(&mut self, name: &str, rate: Option<ThrottleRate>) -> Result<()> {
+        self.rate_idle = Some(false);
         let (limit, period) = rate.map_or((0, 0), |r| (r.limit, r.period));
         self.write(
             "UPDATE throttles SET rate_limit = $2, rate_period = $3 WHERE name = $1",
@@ -1996,6 +2014,13 @@ impl Tx for PgTx<'_> {
     }
 
     fn throttle_rate_waiting(&mut self) -> Result<Vec<String>> {
+        if self.rate_idle.is_none() {
+            self.facts_loaded = false;
+            self.load_facts()?;
+        }
+        if self.rate_idle == Some(true) {
+            return Ok(Vec::new());
+        }
         self.strings(
             "SELECT name FROM throttles t WHERE rate_limit > 0 AND EXISTS
                (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)
