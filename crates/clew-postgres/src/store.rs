@@ -1154,11 +1154,14 @@ fn run_exclusive(
             if !savepoints {
                 pg = pg.optimistic();
             }
-            // Committed with the command's last writes and events.
-            let commit = Commit {
+            // Committed with the command's last writes and events, unless
+            // puts were drained: a failed write would make that `COMMIT`
+            // (sent after it in the pipeline) roll the drained puts back
+            // too, where only the command must go back to its savepoint.
+            let commit = (drained == 0).then(|| Commit {
                 channel: shared.channel.get().map(String::as_str),
                 last_seq: events.last().map(|e| e.seq),
-            };
+            });
             let outcome = apply_logic_then(
                 &mut pg,
                 shared.apply,
@@ -1167,7 +1170,7 @@ fn run_exclusive(
                 command,
                 None,
                 &mut || (),
-                Some(commit),
+                commit,
             );
             (outcome, pg.item_refused())
         };

@@ -12,6 +12,7 @@
 //! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL it prints why and passes,
 //! unless `CI=true`.
 
+use clew_core::command::PutParams;
 use clew_core::{Timestamp, Tx};
 use clew_postgres::testing::{self, in_tx, TempSchema};
 
@@ -106,4 +107,67 @@ fn a_failed_write_in_a_pipeline_reports_its_own_error() {
     for name in ["before", "fine", "after"] {
         assert!(names.contains(&name), "{names:?}");
     }
+}
+
+/// Refuses the events of a pop (`dequeued`; the events go
+/// out last, in the round trip that would also commit).
+const EVENTS_TRIGGER: &str = "
+    CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'event refused by a trigger' USING ERRCODE = '23514';
+    END $$;
+    CREATE TRIGGER refuse_event BEFORE INSERT ON events FOR EACH ROW
+        WHEN (NEW.message LIKE '%dequeued%') EXECUTE FUNCTION refuse_event();";
+
+const DROP_EVENTS_TRIGGER: &str = "
+    DROP TRIGGER refuse_event ON events;
+    DROP FUNCTION refuse_event();";
+
+/// A command after a drain whose last statements (its events) fail at the
+/// server: its own error is reported, and only the command is rolled back
+/// (to its savepoint): the drained put commits. (The commit is not
+/// pipelined after a drain: a `COMMIT` sent after a failed statement would
+/// roll the whole transaction back.)
+#[test]
+fn a_failed_write_after_a_drain_keeps_the_drained_put() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = std::sync::Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = clew_core::Engine::new(store.clone());
+    let mut admin = schema.connect().expect("connect");
+    admin.batch_execute(EVENTS_TRIGGER).expect("trigger");
+
+    let mut put = PutParams::new("q", "K");
+    put.jid = "drained".to_owned();
+    let mut app = admin.transaction().expect("begin");
+    clew_postgres::put_in(&mut app, schema.name(), &put).expect("put_in");
+    app.commit().expect("commit");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let args = ["q".to_owned(), "refused-worker".to_owned(), "1".to_owned()];
+    let popped = runtime.block_on(engine.qless("pop", Some(2.0), &args));
+    let count = |admin: &mut postgres::Client, sql: &str| -> i64 {
+        admin.query_one(sql, &[]).expect(sql).get(0)
+    };
+    let jobs = count(
+        &mut admin,
+        "SELECT COUNT(*) FROM jobs WHERE jid = 'drained' AND state = 'waiting'",
+    );
+    let waiting = count(&mut admin, "SELECT COUNT(*) FROM put_outbox");
+    admin
+        .batch_execute(DROP_EVENTS_TRIGGER)
+        .expect("drop trigger");
+    drop(runtime);
+
+    let err = popped.expect_err("the pop's events are refused");
+    assert!(
+        err.to_string().contains("event refused by a trigger"),
+        "{err}"
+    );
+    assert_eq!((jobs, waiting), (1, 0), "the drained put committed");
 }
