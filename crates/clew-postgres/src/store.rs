@@ -340,9 +340,12 @@ impl PostgresStore {
     }
 
     /// Round trips to the database made so far by this store's commands
-    /// (and outbox drains): each statement or batch of statements sent and
-    /// answered, `BEGIN` and `COMMIT` included. With commands serialized by
-    /// the schema's lock, a command's time is mostly its round trips.
+    /// (and outbox drains): each statement, or pipeline of statements sent
+    /// back to back before any answer is read ([`crate::PgConn::pipeline`]),
+    /// counts one, `BEGIN` and `COMMIT` included, and so does preparing the
+    /// statements a connection has not prepared yet (one pipeline). With
+    /// commands serialized by the schema's lock, a command's time is mostly
+    /// its round trips.
     pub fn round_trips_run(&self) -> u64 {
         self.shared.round_trips.load(Ordering::Relaxed)
     }
