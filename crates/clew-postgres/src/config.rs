@@ -139,7 +139,7 @@ fn fnv1a64(prefix: &str, name: &str) -> i64 {
 /// parameter (which the driver does not know).
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
-    pub(crate) config: postgres::Config,
+    pub(crate) config: tokio_postgres::Config,
     pub(crate) schema: SchemaName,
     pub(crate) synchronous_commit: bool,
 }
@@ -150,7 +150,7 @@ impl Target {
     /// `options`.
     pub(crate) fn parse(url: &str, options: &PostgresOptions) -> Result<Target> {
         let (rest, url_schema) = take_schema_param(url)?;
-        let mut config = postgres::Config::from_str(&rest)
+        let mut config = tokio_postgres::Config::from_str(&rest)
             .map_err(|e| Error::invalid(format!("PostgreSQL URL {}: {e}", redact(url))))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
@@ -195,14 +195,14 @@ pub(crate) fn redact(url: &str) -> String {
 
 /// Where a configuration connects (user, hosts, ports, database; never the
 /// password), for error messages.
-pub(crate) fn redact_config(config: &postgres::Config) -> String {
+pub(crate) fn redact_config(config: &tokio_postgres::Config) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
         .map(|h| match h {
-            postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
             #[cfg(unix)]
-            postgres::config::Host::Unix(path) => path.display().to_string(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
         })
         .collect();
     let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();

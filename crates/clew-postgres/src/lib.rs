@@ -20,25 +20,33 @@
 //!   starting at once migrate exactly once.
 //! * **A small pool of threads, one connection each** (at most
 //!   [`PostgresOptions::pool_size`], default 4, opened as concurrent calls
-//!   need them). The [`clew_core::Tx`] trait is synchronous, so the store
-//!   uses the synchronous `postgres` driver on dedicated threads rather than
-//!   `tokio-postgres` behind a blocking bridge: a command's logic makes
-//!   small round trips in a row, each a plain blocking call on a thread that
-//!   owns its connection, and async callers only await a oneshot reply (as
-//!   with the SQLite store's writer thread). No async runtime is blocked,
-//!   and the store works under any runtime, current-thread included.
+//!   need them). The [`clew_core::Tx`] trait is synchronous, so each pool
+//!   thread owns its connection, a [`PgConn`]: a `tokio-postgres` client
+//!   driven by a current-thread runtime of the thread's own, used through
+//!   blocking calls. Async callers only await a oneshot reply (as with the
+//!   SQLite store's writer thread): no async runtime is blocked, and the
+//!   store works under any runtime, current-thread included.
+//! * **Bound parameters only.** Every value (text, number, JSON) goes to
+//!   the server as a bound parameter of a statement prepared once per
+//!   connection (the extended protocol); SQL text carries only fixed
+//!   statements, `BEGIN`/`COMMIT`/savepoints, and the schema name as a
+//!   validated, quoted identifier ([`SchemaName`]). Text holding a NUL,
+//!   which PostgreSQL cannot store, is the caller's error (invalid, HTTP
+//!   400), refused before it is sent.
 //! * **Few round trips** ([`PgTx`], [`PostgresStore::round_trips_run`]).
-//!   Writes whose result the logic does not need are buffered as `EXECUTE`
-//!   of statements prepared once per connection (values inlined as
-//!   literals) and sent in one batch with the next read, savepoint or the
-//!   command's events (one multi-row insert); config, "anything tracked",
-//!   "any dependency" and a placement value are read once per transaction
-//!   with its first query; a job's history comes with its row; the last
-//!   command's events go with the notification and `COMMIT`; the items of
-//!   a non-atomic batch run without savepoints unless one is refused
-//!   (then the transaction runs again with a savepoint per item). (Warm,
-//!   one command per transaction: put 13 → 4 round trips, pop of 100 jobs
-//!   1,514 → 17, complete 19 → 7, `complete_many` of 100 611 → 211.)
+//!   Writes whose result the logic does not need are buffered (statement
+//!   and owned parameters) and **pipelined** with the next read,
+//!   savepoint, the command's events (one insert of two bound arrays) or
+//!   its commit: [`PgConn::pipeline`] sends every request before reading
+//!   any answer, so they cost one round trip, and reports the first
+//!   failure. Config, "anything tracked", "any dependency" and a
+//!   placement value are read once per transaction with its first query;
+//!   a job's history comes with its row; the last command's events go with
+//!   the notification and `COMMIT`; the items of a non-atomic batch run
+//!   without savepoints unless one is refused (then the transaction runs
+//!   again with a savepoint per item). (Warm, one command per transaction:
+//!   put 13 → 3 round trips, pop of 100 jobs 1,514 → 17, complete 19 → 6,
+//!   `complete_many` of 100 611 → 210.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.
@@ -128,6 +136,7 @@
 //! ```
 
 mod config;
+mod conn;
 mod cursors;
 mod listen;
 pub mod outbox;
@@ -137,6 +146,7 @@ pub mod testing;
 mod tx;
 
 pub use config::{PostgresOptions, SchemaName, DEFAULT_SCHEMA};
+pub use conn::PgConn;
 pub use outbox::{put_in, put_in_async};
 pub use schema::SCHEMA_VERSION;
 pub use store::{ApplyFn, PostgresStore};

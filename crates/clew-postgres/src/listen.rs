@@ -27,8 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clew_core::{Error, Result};
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::Notification;
+use tokio_postgres::Notification;
 
 use crate::config::{redact_config, Target};
 use crate::store::Conn;
@@ -174,17 +173,8 @@ where
 /// received.
 fn wait(conn: &mut Conn, timeout: Duration) -> Result<Wakeups> {
     let mut wakeups = Wakeups::default();
-    let mut notifications = conn.client.notifications();
-    let first = notifications
-        .timeout_iter(timeout)
-        .next()
-        .map_err(crate::tx::pg_err)?;
-    if let Some(n) = first {
+    for n in conn.client.notifications(timeout)? {
         wakeups.add(&n);
-        let mut more = notifications.iter();
-        while let Some(n) = more.next().map_err(crate::tx::pg_err)? {
-            wakeups.add(&n);
-        }
     }
     Ok(wakeups)
 }

@@ -30,12 +30,13 @@ use clew_core::command::PutParams;
 use clew_core::unique::{OnConflict, Unique};
 use clew_core::{Command, Error, Event, Origin, Result, Timestamp};
 use postgres::types::Type;
-use postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
 use serde_json::{Map, Value};
+use tokio_postgres::Row;
 
 use crate::config::SchemaName;
-use crate::store::{apply_logic, ApplyFn};
-use crate::tx::{pg_err, PgResult, PgTx, StatementCache};
+use crate::conn::Answer;
+use crate::store::{apply_logic, ApplyFn, Conn};
+use crate::tx::{pg_err, Op};
 
 /// Most rows one drain statement takes; a full page is followed by another
 /// in the same transaction, so a drain always empties the outbox.
@@ -68,18 +69,15 @@ pub(crate) struct OutboxRow {
 }
 
 impl OutboxRow {
-    /// Reads a row of [`DRAIN_SQL`] (simple-query text form).
-    fn from_simple(row: &SimpleQueryRow) -> Result<OutboxRow> {
+    /// Reads a row of [`DRAIN_SQL`].
+    fn from_row(row: &Row) -> Result<OutboxRow> {
         let text = |i: usize| -> Result<String> {
             row.try_get(i)
-                .map_err(pg_err)?
-                .map(str::to_owned)
-                .ok_or_else(|| Error::store(format!("put_outbox: column {i} is NULL")))
+                .map_err(|e| Error::store(format!("put_outbox: column {i}: {}", pg_err(e))))
         };
         let int = |i: usize| -> Result<i64> {
-            text(i)?
-                .parse()
-                .map_err(|e| Error::store(format!("put_outbox: column {i}: {e}")))
+            row.try_get(i)
+                .map_err(|e| Error::store(format!("put_outbox: column {i}: {}", pg_err(e))))
         };
         Ok(OutboxRow {
             id: int(0)?,
@@ -200,67 +198,47 @@ fn strings(key: &str, value: &Value) -> Result<Vec<String>> {
         .collect()
 }
 
-/// The outbox rows among the results of a simple query (the rows of its
-/// [`DRAIN_SQL`] statement, recognized by their first column's name).
-pub(crate) fn drained_rows(messages: &[SimpleQueryMessage]) -> Result<Vec<OutboxRow>> {
-    messages
+/// The outbox rows of an answer to [`DRAIN_SQL`].
+pub(crate) fn drained_rows(answer: Option<Answer>) -> Result<Vec<OutboxRow>> {
+    answer
+        .map(Answer::rows)
+        .unwrap_or_default()
         .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row)
-                if row.columns().first().map(|c| c.name()) == Some("outbox_id") =>
-            {
-                Some(OutboxRow::from_simple(row))
-            }
-            _ => None,
-        })
+        .map(OutboxRow::from_row)
         .collect()
 }
 
-/// Runs `first` (rows already taken by the transaction's first round trip)
-/// and every further page of the outbox as puts at `now`, each in its own
-/// savepoint; appends their events to `events`. A put the logic refuses is
-/// recorded in `put_rejected`. Returns how many rows were taken. An `Err`
-/// is a database failure: the caller rolls the transaction back, and the
-/// rows stay in the outbox.
+/// Runs `page` (rows taken from the outbox) as puts at `now`, in `id`
+/// order, each in its own savepoint; appends their events to `events`. A
+/// put the logic refuses is recorded in `put_rejected`. Returns how many
+/// rows were taken. An `Err` is a database failure: the caller rolls the
+/// transaction back, and the rows stay in the outbox.
 pub(crate) fn drain(
-    client: &mut Client,
-    statements: &mut StatementCache,
+    conn: &mut Conn,
     apply: ApplyFn,
     now: Timestamp,
-    first: Vec<OutboxRow>,
+    mut page: Vec<OutboxRow>,
     events: &mut Vec<Event>,
 ) -> Result<usize> {
-    let mut page = first;
-    let mut taken = 0;
-    loop {
-        let full = page.len() >= DRAIN_PAGE;
-        page.sort_by_key(|row| row.id);
-        for row in &page {
-            drain_one(client, statements, apply, now, row, events)?;
-        }
-        taken += page.len();
-        if !full {
-            return Ok(taken);
-        }
-        let messages = client.simple_query(DRAIN_SQL).pg()?;
-        page = drained_rows(&messages)?;
+    page.sort_by_key(|row| row.id);
+    for row in &page {
+        drain_one(conn, apply, now, row, events)?;
     }
+    Ok(page.len())
 }
 
 /// Runs one outbox row as a put, in a savepoint.
 fn drain_one(
-    client: &mut Client,
-    statements: &mut StatementCache,
+    conn: &mut Conn,
     apply: ApplyFn,
     now: Timestamp,
     row: &OutboxRow,
     events: &mut Vec<Event>,
 ) -> Result<()> {
-    client.batch_execute("SAVEPOINT clew_put").pg()?;
+    conn.send(vec![Op::Text("SAVEPOINT clew_put")])?;
     let outcome = row.put_params().and_then(|params| {
-        let mut pg = PgTx::new(&mut *client, statements);
         apply_logic(
-            &mut pg,
+            &mut conn.tx(),
             apply,
             now,
             &row.origin(),
@@ -271,22 +249,20 @@ fn drain_one(
     });
     match outcome {
         Ok((_, put_events)) => {
-            client.batch_execute("RELEASE SAVEPOINT clew_put").pg()?;
+            conn.send(vec![Op::Text("RELEASE SAVEPOINT clew_put")])?;
             events.extend(put_events);
             Ok(())
         }
-        Err(e) if !client.is_closed() => {
-            client
-                .batch_execute("ROLLBACK TO SAVEPOINT clew_put")
-                .pg()?;
-            reject(client, row, &e)
+        Err(e) if !conn.client.is_closed() => {
+            conn.send(vec![Op::Text("ROLLBACK TO SAVEPOINT clew_put")])?;
+            reject(conn, row, &e)
         }
         Err(e) => Err(e),
     }
 }
 
 /// Records a refused put in `put_rejected` and logs it.
-fn reject(client: &mut Client, row: &OutboxRow, error: &Error) -> Result<()> {
+fn reject(conn: &mut Conn, row: &OutboxRow, error: &Error) -> Result<()> {
     tracing::warn!(
         jid = row.jid,
         queue = row.queue,
@@ -294,65 +270,30 @@ fn reject(client: &mut Client, row: &OutboxRow, error: &Error) -> Result<()> {
         error = %error,
         "a put from the outbox was refused; it is recorded in put_rejected"
     );
-    client
-        .execute(
-            "INSERT INTO put_rejected (jid, queue, klass, data, options, origin_host, origin_pid,
-                                       enqueued_at, error)
-             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8::text::timestamptz, $9)",
-            &[
-                &row.jid,
-                &row.queue,
-                &row.klass,
-                &row.data,
-                &row.options,
-                &row.origin_host,
-                &row.origin_pid,
-                &row.enqueued_at,
-                &error.message(),
-            ],
-        )
-        .map(|_| ())
-        .map_err(|e| {
-            Error::store(format!(
-                "recording a refused put in put_rejected: {}",
-                pg_err(e).message()
-            ))
-        })
-}
-
-/// `COMMIT`, preceded (when the transaction committed events) by the
-/// notification that tells every listening store the latest event number.
-pub(crate) fn commit_sql(channel: Option<&str>, last_seq: Option<i64>) -> String {
-    match (channel, last_seq) {
-        (Some(channel), Some(seq)) => format!(
-            "SELECT pg_notify({}, '{seq}'); COMMIT",
-            quote_literal(channel)
-        ),
-        _ => "COMMIT".to_owned(),
-    }
-}
-
-/// [`commit_sql`] sent right after the transaction's last events were
-/// inserted, in the same batch: the notification carries the number of
-/// the last one as this session's current value of the event sequence.
-/// Returns the SQL and its number of statements.
-pub(crate) fn commit_current_sql(channel: Option<&str>) -> (String, usize) {
-    match channel {
-        Some(channel) => (
-            format!(
-                "SELECT pg_notify({}, currval(pg_get_serial_sequence('events', 'seq'))::text); \
-                 COMMIT",
-                quote_literal(channel)
-            ),
-            2,
-        ),
-        None => ("COMMIT".to_owned(), 1),
-    }
-}
-
-/// `text` as an SQL string literal (standard-conforming strings).
-pub(crate) fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let message = error.message();
+    conn.send(vec![Op::Exec(
+        "INSERT INTO put_rejected (jid, queue, klass, data, options, origin_host, origin_pid,
+                                   enqueued_at, error)
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8::text::timestamptz, $9)",
+        vec![
+            &row.jid,
+            &row.queue,
+            &row.klass,
+            &row.data,
+            &row.options,
+            &row.origin_host,
+            &row.origin_pid,
+            &row.enqueued_at,
+            &message,
+        ],
+    )])
+    .map(drop)
+    .map_err(|e| {
+        Error::store(format!(
+            "recording a refused put in put_rejected: {}",
+            e.message()
+        ))
+    })
 }
 
 // --- put_in -------------------------------------------------------------
@@ -619,15 +560,6 @@ mod tests {
         assert!(
             DRAIN_SQL.contains(&format!("LIMIT {DRAIN_PAGE})")),
             "{DRAIN_SQL}"
-        );
-    }
-
-    #[test]
-    fn commit_notifies_only_with_events() {
-        assert_eq!(commit_sql(Some("c'x"), None), "COMMIT");
-        assert_eq!(
-            commit_sql(Some("c'x"), Some(9)),
-            "SELECT pg_notify('c''x', '9'); COMMIT"
         );
     }
 }

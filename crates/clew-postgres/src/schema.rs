@@ -12,6 +12,7 @@ use clew_core::{Error, Result};
 use postgres::{Client, NoTls};
 
 use crate::config::{redact_config, SchemaName, Target};
+use crate::conn::PgConn;
 use crate::tx::pg_err;
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
@@ -30,23 +31,46 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Opens a connection to `target` with `search_path` set to its schema.
-pub(crate) fn connect(target: &Target) -> Result<Client> {
-    let mut client = target.config.connect(NoTls).map_err(|e| {
-        Error::store(format!(
-            "connecting to PostgreSQL at {}: {}",
-            redact_config(&target.config),
-            pg_err(e).message()
-        ))
-    })?;
+/// What every connection runs first: `search_path` set to the schema
+/// (an identifier, validated by [`SchemaName`] and quoted), and
+/// `synchronous_commit` when turned off.
+fn setup_sql(target: &Target) -> String {
     let mut setup = format!("SET search_path TO {};", target.schema.quoted());
     if !target.synchronous_commit {
         setup.push_str("SET synchronous_commit TO off;");
     }
+    setup
+}
+
+/// The error of a failed connection attempt.
+fn connect_error(target: &Target, e: &Error) -> Error {
+    Error::store(format!(
+        "connecting to PostgreSQL at {}: {}",
+        redact_config(&target.config),
+        e.message()
+    ))
+}
+
+/// Opens a connection of the synchronous driver to `target` with
+/// `search_path` set to its schema (migrations, the coordination thread,
+/// tests).
+pub(crate) fn connect(target: &Target) -> Result<Client> {
+    let mut client = postgres::Config::from(target.config.clone())
+        .connect(NoTls)
+        .map_err(|e| connect_error(target, &pg_err(e)))?;
     client
-        .batch_execute(&setup)
+        .batch_execute(&setup_sql(target))
         .map_err(|e| Error::store(format!("setting up a connection: {}", pg_err(e).message())))?;
     Ok(client)
+}
+
+/// Opens a pipelining connection ([`PgConn`]) to `target` with
+/// `search_path` set to its schema (the pool threads, the listener).
+pub(crate) fn connect_pipelined(target: &Target) -> Result<PgConn> {
+    let mut conn = PgConn::connect(&target.config).map_err(|e| connect_error(target, &e))?;
+    conn.batch_execute(&setup_sql(target))
+        .map_err(|e| Error::store(format!("setting up a connection: {}", pg_err(e).message())))?;
+    Ok(conn)
 }
 
 /// Creates the schema if needed and applies every migration it lacks, in one

@@ -13,12 +13,12 @@ use clew_core::{
     Clock, Command, Error, Event, EventSink, Origin, PendingEvent, Reply, Result, Store,
     SystemClock, Timestamp, Tx,
 };
-use postgres::Client;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{PostgresOptions, SchemaName, Target};
-use crate::schema::{connect, migrate};
-use crate::tx::{PgResult, PgTx, StatementCache};
+use crate::conn::PgConn;
+use crate::schema::{connect, connect_pipelined, migrate};
+use crate::tx::{send, Op, PgResult, PgTx, StatementCache, LOCK_SQL};
 
 /// The semantic logic the pool runs for each command: normally
 /// [`clew_core::logic::apply`]; tests may substitute their own.
@@ -137,12 +137,12 @@ struct Shared {
     /// The most commands run in one transaction
     /// ([`PostgresOptions::group_max`]).
     group_max: usize,
-    /// What begins a command's transaction: `BEGIN`, the command lock and
-    /// the first page of the outbox drain (one round trip).
-    begin: String,
-    /// What begins a concurrent pop's transaction ([`POP_BEGIN`]), when
-    /// pops run concurrently ([`PostgresOptions::concurrent_pops`]).
-    pop_begin: Option<String>,
+    /// The schema's command lock ([`SchemaName::command_lock_key`]), taken
+    /// as a command's transaction begins ([`OpenTx::begin`]).
+    command_lock: i64,
+    /// Whether pops run concurrently ([`PostgresOptions::concurrent_pops`],
+    /// [`OpenTx::begin_pop`]).
+    concurrent_pops: bool,
     /// The lock a concurrent pop takes before writing its events.
     event_lock: i64,
     /// The schema's notification channel (set once migrated).
@@ -252,17 +252,8 @@ impl PostgresStore {
             transactions: AtomicU64::new(0),
             round_trips: AtomicU64::new(0),
             group_max: options.group_max.max(1),
-            // READ COMMITTED whatever the server's default: each statement
-            // then sees every commit made before the lock was granted (a
-            // snapshot taken by the lock statement would predate them).
-            begin: format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({}); {};",
-                target.schema.command_lock_key(),
-                crate::outbox::DRAIN_SQL
-            ),
-            pop_begin: options
-                .concurrent_pops
-                .then(|| POP_BEGIN.replace("{key}", &target.schema.command_lock_key().to_string())),
+            command_lock: target.schema.command_lock_key(),
+            concurrent_pops: options.concurrent_pops,
             event_lock: target.schema.event_lock_key(),
             channel: OnceLock::new(),
             listening: options.listen,
@@ -277,10 +268,12 @@ impl PostgresStore {
         let first = {
             let shared = shared.clone();
             spawn_worker(move || {
-                let conn = Conn::open(&shared.target).and_then(|mut conn| {
-                    migrate(&mut conn.client, &shared.target.schema)?;
-                    let _ = shared.channel.set(notify_channel(&mut conn.client)?);
-                    Ok(conn)
+                // Migrated on a connection of the synchronous driver, closed
+                // once done.
+                let conn = connect(&shared.target).and_then(|mut client| {
+                    migrate(&mut client, &shared.target.schema)?;
+                    let _ = shared.channel.set(notify_channel(&mut client)?);
+                    Conn::open(&shared.target)
                 });
                 match conn {
                     Ok(conn) => {
@@ -347,9 +340,12 @@ impl PostgresStore {
     }
 
     /// Round trips to the database made so far by this store's commands
-    /// (and outbox drains): each statement or batch of statements sent and
-    /// answered, `BEGIN` and `COMMIT` included. With commands serialized by
-    /// the schema's lock, a command's time is mostly its round trips.
+    /// (and outbox drains): each statement, or pipeline of statements sent
+    /// back to back before any answer is read ([`crate::PgConn::pipeline`]),
+    /// counts one, `BEGIN` and `COMMIT` included, and so does preparing the
+    /// statements a connection has not prepared yet (one pipeline). With
+    /// commands serialized by the schema's lock, a command's time is mostly
+    /// its round trips.
     pub fn round_trips_run(&self) -> u64 {
         self.shared.round_trips.load(Ordering::Relaxed)
     }
@@ -419,7 +415,7 @@ fn join_all(threads: Vec<JoinHandle<()>>) {
 }
 
 /// The schema's notification channel, as its SQL function names it.
-fn notify_channel(client: &mut Client) -> Result<String> {
+fn notify_channel(client: &mut postgres::Client) -> Result<String> {
     client
         .query_one("SELECT notify_channel()", &[])
         .and_then(|row| row.try_get(0))
@@ -605,7 +601,7 @@ impl Drop for PostgresStore {
 
 /// One connection with its prepared statements.
 pub(crate) struct Conn {
-    pub(crate) client: Client,
+    pub(crate) client: PgConn,
     pub(crate) statements: StatementCache,
 }
 
@@ -613,9 +609,19 @@ impl Conn {
     /// Connects with `search_path` set to the store's schema.
     pub(crate) fn open(target: &Target) -> Result<Conn> {
         Ok(Conn {
-            client: connect(target)?,
+            client: connect_pipelined(target)?,
             statements: StatementCache::new(),
         })
+    }
+
+    /// Sends `ops` in one round trip ([`send`]); the first failure.
+    pub(crate) fn send(&mut self, ops: Vec<Op<'_>>) -> Result<Vec<crate::conn::Answer>> {
+        send(&mut self.client, &mut self.statements, ops).pg()
+    }
+
+    /// Primitives on this connection ([`PgTx`]).
+    pub(crate) fn tx(&mut self) -> PgTx<'_> {
+        PgTx::new(&mut self.client, &mut self.statements)
     }
 }
 
@@ -691,7 +697,7 @@ impl Worker {
         let receiver = self.shared.receiver.lock().ok()?;
         let first = match receiver.recv().ok()? {
             Request::Execute(first)
-                if !(self.shared.pop_begin.is_some()
+                if !(self.shared.concurrent_pops
                     && matches!(first.command, Command::Pop { .. })) =>
             {
                 first
@@ -840,62 +846,72 @@ impl Worker {
     }
 }
 
+/// How a command's transaction begins. READ COMMITTED whatever the
+/// server's default: each statement then sees every commit made before the
+/// lock was granted (a snapshot taken by the lock statement would predate
+/// them).
+const BEGIN_SQL: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// An open transaction on a connection: rolled back when dropped unless
 /// committed, so no path leaves the connection inside a transaction.
 struct OpenTx<'a> {
-    client: &'a mut Client,
+    conn: &'a mut Conn,
     open: bool,
-    /// Where its round trips are counted.
-    trips: &'a AtomicU64,
 }
 
 impl<'a> OpenTx<'a> {
-    /// Sends `begin` (`BEGIN`, the lock and the first drain page, one round
-    /// trip); returns the outbox rows it took.
-    fn begin(
-        client: &'a mut Client,
-        trips: &'a AtomicU64,
-        begin: &str,
-    ) -> Result<(OpenTx<'a>, Vec<crate::outbox::OutboxRow>)> {
-        let tx = OpenTx {
-            client,
-            open: true,
-            trips,
-        };
-        tx.trips.fetch_add(1, Ordering::Relaxed);
-        let messages = tx.client.simple_query(begin).pg()?;
-        let rows = crate::outbox::drained_rows(&messages)?;
+    /// Begins a transaction holding the command lock exclusively, and takes
+    /// the first page of the outbox drain (one round trip: `BEGIN`, the
+    /// lock and the drain pipelined); returns the outbox rows it took.
+    fn begin(conn: &'a mut Conn, lock: i64) -> Result<(OpenTx<'a>, Vec<crate::outbox::OutboxRow>)> {
+        let tx = OpenTx { conn, open: true };
+        let answers = tx.conn.send(vec![
+            Op::Text(BEGIN_SQL),
+            Op::Exec(LOCK_SQL, vec![&lock]),
+            Op::Query(crate::outbox::DRAIN_SQL, Vec::new()),
+        ])?;
+        let rows = crate::outbox::drained_rows(answers.into_iter().nth(2))?;
         Ok((tx, rows))
     }
 
-    /// Sends a concurrent pop's `begin` ([`POP_BEGIN`], one round trip);
-    /// returns whether it holds the command lock exclusively (puts wait in
-    /// the outbox) rather than shared.
-    fn begin_pop(
-        client: &'a mut Client,
-        trips: &'a AtomicU64,
-        begin: &str,
-    ) -> Result<(OpenTx<'a>, bool)> {
-        let tx = OpenTx {
-            client,
-            open: true,
-            trips,
-        };
-        tx.trips.fetch_add(1, Ordering::Relaxed);
-        let messages = tx.client.simple_query(begin).pg()?;
-        let exclusive = messages.iter().any(|m| match m {
-            postgres::SimpleQueryMessage::Row(row) => {
-                row.get(0).is_some_and(|mode| mode.starts_with('x'))
-            }
-            _ => false,
-        });
+    /// Begins a concurrent pop's transaction ([`POP_LOCK_SQL`], one round
+    /// trip); returns whether it holds the command lock exclusively (puts
+    /// wait in the outbox) rather than shared.
+    fn begin_pop(conn: &'a mut Conn, lock: i64) -> Result<(OpenTx<'a>, bool)> {
+        let tx = OpenTx { conn, open: true };
+        let answers = tx.conn.send(vec![
+            Op::Text(BEGIN_SQL),
+            Op::Query(POP_LOCK_SQL, vec![&lock]),
+        ])?;
+        let mut exclusive = false;
+        for row in answers
+            .into_iter()
+            .nth(1)
+            .map(crate::conn::Answer::rows)
+            .unwrap_or_default()
+        {
+            let mode: String = row.try_get(0).pg()?;
+            exclusive |= mode.starts_with('x');
+        }
         Ok((tx, exclusive))
     }
 
-    /// Runs `sql` (a savepoint statement) inside the transaction.
+    /// Takes the next page of the outbox drain (one round trip).
+    fn drain_page(&mut self) -> Result<Vec<crate::outbox::OutboxRow>> {
+        let answers = self
+            .conn
+            .send(vec![Op::Query(crate::outbox::DRAIN_SQL, Vec::new())])?;
+        crate::outbox::drained_rows(answers.into_iter().next())
+    }
+
+    /// Runs `sql` (a savepoint statement, no values) inside the transaction.
     fn run(&mut self, sql: &str) -> Result<()> {
-        self.trips.fetch_add(1, Ordering::Relaxed);
-        self.client.batch_execute(sql).pg()
+        self.conn.send(vec![Op::Text(sql)]).map(drop)
+    }
+
+    /// Primitives inside the transaction.
+    fn pg(&mut self) -> PgTx<'_> {
+        self.conn.tx()
     }
 
     /// Notes that the transaction was committed (by statements sent with
@@ -904,19 +920,24 @@ impl<'a> OpenTx<'a> {
         self.open = false;
     }
 
-    /// Ends the transaction with `COMMIT` or `ROLLBACK` (`sql` may notify
-    /// before it).
-    fn end(mut self, sql: &str) -> Result<()> {
+    /// Ends the transaction with `ROLLBACK`.
+    fn rollback(mut self) -> Result<()> {
         self.open = false;
-        self.trips.fetch_add(1, Ordering::Relaxed);
-        self.client.batch_execute(sql).pg()
+        self.run("ROLLBACK")
+    }
+
+    /// Ends the transaction with `COMMIT`, notifying `channel` of
+    /// `last_seq` first when the transaction wrote events (one round trip).
+    fn commit(mut self, channel: Option<&str>, last_seq: Option<i64>) -> Result<()> {
+        self.open = false;
+        self.conn.tx().commit(channel, last_seq)
     }
 }
 
 impl Drop for OpenTx<'_> {
     fn drop(&mut self) {
-        if self.open && !self.client.is_closed() {
-            if let Err(e) = self.client.batch_execute("ROLLBACK") {
+        if self.open && !self.conn.client.is_closed() {
+            if let Err(e) = self.conn.client.batch_execute("ROLLBACK") {
                 tracing::warn!(error = %crate::tx::pg_err(e), "rolling back a failed command");
             }
         }
@@ -939,18 +960,15 @@ fn run_command(
     job: Option<(&Origin, &Command)>,
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
-    if let (Some((origin, command)), Some(begin)) = (job, &shared.pop_begin) {
-        if matches!(command, Command::Pop { .. }) {
-            return run_pop(conn, shared, begin, now, origin, command, turn);
+    if let Some((origin, command)) = job {
+        if shared.concurrent_pops && matches!(command, Command::Pop { .. }) {
+            return run_pop(conn, shared, now, origin, command, turn);
         }
     }
-    let Conn { client, statements } = conn;
     for savepoints in [false, true] {
         shared.transactions.fetch_add(1, Ordering::Relaxed);
-        let (tx, drained) = OpenTx::begin(client, &shared.round_trips, &shared.begin)?;
-        if let Some(outcome) =
-            run_exclusive(tx, statements, shared, now, drained, job, turn, savepoints)?
-        {
+        let (tx, drained) = OpenTx::begin(conn, shared.command_lock)?;
+        if let Some(outcome) = run_exclusive(tx, shared, now, drained, job, turn, savepoints)? {
             return Ok(outcome);
         }
     }
@@ -977,30 +995,19 @@ fn run_group(
     group: &[ExecuteRequest],
     turn: &mut Option<Turn>,
 ) -> Result<Vec<Outcome>> {
-    let Conn { client, statements } = conn;
     let now = group.first().map_or(Timestamp(0), |request| request.now);
     for savepoints in [false, true] {
         shared.transactions.fetch_add(1, Ordering::Relaxed);
-        let (mut tx, drained) = OpenTx::begin(client, &shared.round_trips, &shared.begin)?;
+        let (mut tx, drained) = OpenTx::begin(conn, shared.command_lock)?;
         *turn = Some(shared.order.take());
         let mut drained_events = Vec::new();
-        crate::outbox::drain(
-            tx.client,
-            statements,
-            shared.apply,
-            now,
-            drained,
-            &mut drained_events,
-        )?;
+        drain(&mut tx, shared, now, drained, &mut drained_events)?;
         let mut outcomes = Vec::with_capacity(group.len());
         let mut committed = false;
         if savepoints {
             for request in group {
                 tx.run("SAVEPOINT clew_command")?;
-                let outcome = {
-                    let mut pg = PgTx::new(&mut *tx.client, statements);
-                    apply_request(&mut pg, shared, request)
-                };
+                let outcome = apply_request(&mut tx.pg(), shared, request);
                 outcomes.push(match outcome {
                     Ok((reply, events)) => {
                         tx.run("RELEASE SAVEPOINT clew_command")?;
@@ -1026,7 +1033,7 @@ fn run_group(
             // no savepoints either: a refused one sends the group to the
             // second pass too).
             // The last command commits with its last writes and events.
-            let mut pg = PgTx::new(&mut *tx.client, statements).optimistic();
+            let mut pg = tx.pg().optimistic();
             for (i, request) in group.iter().enumerate() {
                 let commit = (i + 1 == group.len()).then(|| Commit {
                     channel: shared.channel.get().map(String::as_str),
@@ -1060,7 +1067,7 @@ fn run_group(
         }
         if outcomes.len() < group.len() {
             // Refused in the optimistic pass: run again with savepoints.
-            tx.end("ROLLBACK")?;
+            tx.rollback()?;
             *turn = None;
             continue;
         }
@@ -1076,8 +1083,7 @@ fn run_group(
             .iter()
             .rev()
             .find_map(|outcome| outcome.events.last().map(|e| e.seq));
-        let channel = shared.channel.get().map(String::as_str);
-        tx.end(&crate::outbox::commit_sql(channel, last_seq))?;
+        tx.commit(shared.channel.get().map(String::as_str), last_seq)?;
         return Ok(outcomes);
     }
     Err(Error::store(
@@ -1085,9 +1091,30 @@ fn run_group(
     ))
 }
 
+/// Drains the outbox inside `tx` ([`crate::outbox::drain`]): `first` (the
+/// page taken as the transaction began) and every further page.
+fn drain(
+    tx: &mut OpenTx<'_>,
+    shared: &Shared,
+    now: Timestamp,
+    first: Vec<crate::outbox::OutboxRow>,
+    events: &mut Vec<Event>,
+) -> Result<usize> {
+    let mut page = first;
+    let mut taken = 0;
+    loop {
+        let full = page.len() >= crate::outbox::DRAIN_PAGE;
+        taken += crate::outbox::drain(tx.conn, shared.apply, now, page, events)?;
+        if !full {
+            return Ok(taken);
+        }
+        page = tx.drain_page()?;
+    }
+}
+
 /// Runs one request's logic (exclusive lock held) and appends its events.
 fn apply_request(
-    pg: &mut PgTx<'_, Client>,
+    pg: &mut PgTx<'_>,
     shared: &Shared,
     request: &ExecuteRequest,
 ) -> Result<(Reply, Vec<Event>)> {
@@ -1108,10 +1135,8 @@ fn apply_request(
 /// Without `savepoints` the items of a non-atomic batch run without
 /// savepoints ([`PgTx::optimistic`]); if one is refused, the transaction
 /// is rolled back and `None` returned: run it again with `savepoints`.
-#[allow(clippy::too_many_arguments)]
 fn run_exclusive(
     mut tx: OpenTx<'_>,
-    statements: &mut StatementCache,
     shared: &Shared,
     now: Timestamp,
     drained: Vec<crate::outbox::OutboxRow>,
@@ -1121,29 +1146,25 @@ fn run_exclusive(
 ) -> Result<Option<Outcome>> {
     *turn = Some(shared.order.take());
     let mut events = Vec::new();
-    let drained = crate::outbox::drain(
-        tx.client,
-        statements,
-        shared.apply,
-        now,
-        drained,
-        &mut events,
-    )?;
+    let drained = drain(&mut tx, shared, now, drained, &mut events)?;
     let mut result = Ok(Reply::Nil);
     if let Some((origin, command)) = job {
         if drained > 0 {
             tx.run("SAVEPOINT clew_command")?;
         }
         let (outcome, item_refused) = {
-            let mut pg = PgTx::new(&mut *tx.client, statements);
+            let mut pg = tx.pg();
             if !savepoints {
                 pg = pg.optimistic();
             }
-            // Committed with the command's last writes and events.
-            let commit = Commit {
+            // Committed with the command's last writes and events, unless
+            // puts were drained: a failed write would make that `COMMIT`
+            // (sent after it in the pipeline) roll the drained puts back
+            // too, where only the command must go back to its savepoint.
+            let commit = (drained == 0).then(|| Commit {
                 channel: shared.channel.get().map(String::as_str),
                 last_seq: events.last().map(|e| e.seq),
-            };
+            });
             let outcome = apply_logic_then(
                 &mut pg,
                 shared.apply,
@@ -1152,12 +1173,12 @@ fn run_exclusive(
                 command,
                 None,
                 &mut || (),
-                Some(commit),
+                commit,
             );
             (outcome, pg.item_refused())
         };
         if item_refused {
-            tx.end("ROLLBACK")?;
+            tx.rollback()?;
             *turn = None;
             return Ok(None);
         }
@@ -1175,7 +1196,7 @@ fn run_exclusive(
                 result = Ok(reply);
             }
             Err(e) if drained == 0 => {
-                tx.end("ROLLBACK")?;
+                tx.rollback()?;
                 return Ok(Some(Outcome {
                     result: Err(e),
                     events: Vec::new(),
@@ -1187,24 +1208,22 @@ fn run_exclusive(
             }
         }
     }
-    let channel = shared.channel.get().map(String::as_str);
-    tx.end(&crate::outbox::commit_sql(
-        channel,
+    tx.commit(
+        shared.channel.get().map(String::as_str),
         events.last().map(|e| e.seq),
-    ))?;
+    )?;
     Ok(Some(Outcome { result, events }))
 }
 
-/// What begins a concurrent pop's transaction, in one statement: the
-/// command lock in **shared** mode, so pops run next to each other but
-/// never next to any other command, unless committed puts wait in the
-/// outbox: those are drained by a command holding the lock exclusively, so
-/// the pop takes it exclusively and drains first (as every command did
-/// before). `{key}` is the schema's command lock key.
-const POP_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED;
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
-                THEN 'x' || pg_advisory_xact_lock({key})::text
-                ELSE 's' || pg_advisory_xact_lock_shared({key})::text
+/// What begins a concurrent pop's transaction, after `BEGIN`, in one
+/// statement: the command lock (`$1`, the schema's key) in **shared**
+/// mode, so pops run next to each other but never next to any other
+/// command, unless committed puts wait in the outbox: those are drained by
+/// a command holding the lock exclusively, so the pop takes it exclusively
+/// and drains first (as every command did before).
+const POP_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
+                THEN 'x' || pg_advisory_xact_lock($1)::text
+                ELSE 's' || pg_advisory_xact_lock_shared($1)::text
            END AS command_lock";
 
 /// How many times a concurrent pop that lost a deadlock (with another pop)
@@ -1213,20 +1232,19 @@ const POP_ATTEMPTS: u32 = 8;
 
 /// A pop while pops run concurrently ([`PostgresOptions::concurrent_pops`]).
 ///
-/// It holds the command lock in shared mode (see [`POP_BEGIN`]) and claims
-/// what it changes as it selects it ([`PgTx::claiming`]). Event numbers
-/// must still commit in increasing order (a reader paging the log by number
-/// must never see an event appear below one it has read): just before
-/// writing its events, the pop takes a second, exclusive advisory lock
-/// ([`crate::SchemaName::event_lock_key`]) and holds it to its commit, so
-/// the pops that write events commit one at a time, in number order, while
-/// their selection work overlaps; its publication turn is taken there too.
-/// A pop that writes no events takes neither. A pop that lost a deadlock
-/// to another pop is rolled back and run again.
+/// It holds the command lock in shared mode (see [`POP_LOCK_SQL`]) and
+/// claims what it changes as it selects it ([`PgTx::claiming`]). Event
+/// numbers must still commit in increasing order (a reader paging the log
+/// by number must never see an event appear below one it has read): just
+/// before writing its events, the pop takes a second, exclusive advisory
+/// lock ([`crate::SchemaName::event_lock_key`]) and holds it to its commit,
+/// so the pops that write events commit one at a time, in number order,
+/// while their selection work overlaps; its publication turn is taken there
+/// too. A pop that writes no events takes neither. A pop that lost a
+/// deadlock to another pop is rolled back and run again.
 fn run_pop(
     conn: &mut Conn,
     shared: &Shared,
-    begin: &str,
     now: Timestamp,
     origin: &Origin,
     command: &Command,
@@ -1234,17 +1252,13 @@ fn run_pop(
 ) -> Result<Outcome> {
     let mut attempt = 1;
     loop {
-        let Conn { client, statements } = &mut *conn;
         shared.transactions.fetch_add(1, Ordering::Relaxed);
-        let (tx, exclusive) = OpenTx::begin_pop(client, &shared.round_trips, begin)?;
+        let (mut tx, exclusive) = OpenTx::begin_pop(conn, shared.command_lock)?;
         if exclusive {
-            tx.trips.fetch_add(1, Ordering::Relaxed);
-            let messages = tx.client.simple_query(crate::outbox::DRAIN_SQL).pg()?;
-            let drained = crate::outbox::drained_rows(&messages)?;
+            let drained = tx.drain_page()?;
             // A pop is no batch: savepoints or not makes no difference.
             return run_exclusive(
                 tx,
-                statements,
                 shared,
                 now,
                 drained,
@@ -1255,8 +1269,7 @@ fn run_pop(
             .ok_or_else(|| Error::store("internal error: a pop ran out of passes"));
         }
         let (outcome, retryable) = {
-            let mut pg =
-                PgTx::new(&mut *tx.client, statements).claiming(shared.target.schema.as_str());
+            let mut pg = tx.pg().claiming(shared.target.schema.as_str());
             let mut locked = || *turn = Some(shared.order.take());
             let outcome = apply_logic(
                 &mut pg,
@@ -1271,18 +1284,17 @@ fn run_pop(
         };
         match outcome {
             Ok((reply, events)) => {
-                let channel = shared.channel.get().map(String::as_str);
-                tx.end(&crate::outbox::commit_sql(
-                    channel,
+                tx.commit(
+                    shared.channel.get().map(String::as_str),
                     events.last().map(|e| e.seq),
-                ))?;
+                )?;
                 return Ok(Outcome {
                     result: Ok(reply),
                     events,
                 });
             }
             Err(e) => {
-                tx.end("ROLLBACK")?;
+                tx.rollback()?;
                 *turn = None;
                 if retryable && attempt < POP_ATTEMPTS {
                     tracing::debug!(error = %e, attempt, "a concurrent pop lost a deadlock; running it again");
@@ -1304,7 +1316,7 @@ fn run_pop(
 /// taken (in the same round trip) before the events are numbered, and
 /// `locked` is called once it is held.
 pub(crate) fn apply_logic(
-    tx: &mut PgTx<'_, Client>,
+    tx: &mut PgTx<'_>,
     apply: ApplyFn,
     now: Timestamp,
     origin: &Origin,
@@ -1330,7 +1342,7 @@ pub(crate) struct Commit<'a> {
 /// and events when the logic succeeds; returns whether it was.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_logic_then(
-    tx: &mut PgTx<'_, Client>,
+    tx: &mut PgTx<'_>,
     apply: ApplyFn,
     now: Timestamp,
     origin: &Origin,
@@ -1360,8 +1372,7 @@ pub(crate) fn apply_logic_then(
     if pending.is_empty() {
         return match commit {
             Some(commit) => {
-                let end = crate::outbox::commit_sql(commit.channel, commit.last_seq);
-                tx.flush_then(&end)?;
+                tx.commit(commit.channel, commit.last_seq)?;
                 Ok((reply, Vec::new(), true))
             }
             None => {
@@ -1370,20 +1381,13 @@ pub(crate) fn apply_logic_then(
             }
         };
     }
-    let lock = event_lock
-        .map(|key| format!("SELECT pg_advisory_xact_lock({key});"))
-        .unwrap_or_default();
     let texts: Vec<(&str, &str)> = pending
         .iter()
         .map(|p| (p.channel.as_str(), p.message.as_str()))
         .collect();
-    let end = commit.map(|commit| crate::outbox::commit_current_sql(commit.channel));
-    let (seqs, committed) = tx.events_append_then(
-        now,
-        &texts,
-        &lock,
-        end.as_ref().map(|(sql, n)| (sql.as_str(), *n)),
-    )?;
+    let committed = commit.is_some();
+    let seqs =
+        tx.events_append_then(now, &texts, event_lock, commit.map(|commit| commit.channel))?;
     if event_lock.is_some() {
         locked();
     }
@@ -1407,15 +1411,15 @@ pub(crate) fn apply_logic_then(
 /// events; commands commit one at a time, so no lower number can appear
 /// later).
 fn events_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<Event>> {
-    let rows = conn
-        .client
-        .query(
-            "SELECT seq, at, channel, message FROM events WHERE seq > $1
-             ORDER BY seq LIMIT $2",
-            &[&after, &limit.max(0)],
-        )
-        .pg()?;
-    rows.iter()
+    let limit = limit.max(0);
+    let answers = conn.send(vec![Op::Query(
+        "SELECT seq, at, channel, message FROM events WHERE seq > $1
+         ORDER BY seq LIMIT $2",
+        vec![&after, &limit],
+    )])?;
+    answers
+        .into_iter()
+        .flat_map(crate::conn::Answer::rows)
         .map(|r| {
             Ok(Event {
                 seq: r.try_get(0).pg()?,
@@ -1437,37 +1441,26 @@ pub(crate) const DELETE_ALL: &str = "
     DELETE FROM throttles; DELETE FROM throttle_jobs; DELETE FROM throttle_starts;";
 
 /// Deletes every row of every table (not the sequences), under the command
-/// lock, in one transaction.
+/// lock, in one transaction (one round trip: a failed statement aborts the
+/// transaction, and its `COMMIT` then rolls it back).
 fn flush(conn: &mut Conn, schema: &SchemaName) -> Result<()> {
-    let context = |e: postgres::Error| {
-        Error::store(format!(
-            "flushing the PostgreSQL store: {}",
-            crate::tx::pg_err(e).message()
-        ))
-    };
-    let mut tx = conn
-        .client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::ReadCommitted)
-        .start()
-        .map_err(context)?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1)",
-        &[&schema.command_lock_key()],
-    )
-    .map_err(context)?;
-    tx.batch_execute(DELETE_ALL).map_err(context)?;
-    tx.commit().map_err(context)
+    let key = schema.command_lock_key();
+    conn.send(vec![
+        Op::Text(BEGIN_SQL),
+        Op::Exec(LOCK_SQL, vec![&key]),
+        Op::Text(DELETE_ALL),
+        Op::Text("COMMIT"),
+    ])
+    .map(drop)
+    .map_err(|e| Error::store(format!("flushing the PostgreSQL store: {}", e.message())))
 }
 
 /// Deletes the events below `before` (their numbers are never reused).
 fn events_prune(conn: &mut Conn, before: i64) -> Result<u64> {
-    conn.client
-        .execute("DELETE FROM events WHERE seq < $1", &[&before])
-        .map_err(|e| {
-            Error::store(format!(
-                "pruning the event log: {}",
-                crate::tx::pg_err(e).message()
-            ))
-        })
+    conn.send(vec![Op::Exec(
+        "DELETE FROM events WHERE seq < $1",
+        vec![&before],
+    )])
+    .map(|answers| answers.first().map_or(0, crate::conn::Answer::count))
+    .map_err(|e| Error::store(format!("pruning the event log: {}", e.message())))
 }

@@ -26,6 +26,7 @@ use clew_core::{Error, Result};
 use postgres::Client;
 
 use crate::config::{PostgresOptions, SchemaName, Target};
+use crate::conn::PgConn;
 use crate::schema::{connect, migrate, SCHEMA_VERSION};
 use crate::store::{ApplyFn, PostgresStore, DELETE_ALL};
 use crate::tx::{pg_err, PgTx, StatementCache};
@@ -158,7 +159,7 @@ fn admin_connection() -> Result<Client> {
     let mut target = Target::parse(&test_url(), &PostgresOptions::default())?;
     target
         .config
-        .application_name(&format!("{PRESENCE_PREFIX}{}", process_tag()));
+        .application_name(format!("{PRESENCE_PREFIX}{}", process_tag()));
     target.synchronous_commit = false;
     connect(&target)
 }
@@ -310,6 +311,14 @@ impl TempSchema {
         on_thread(move || connect(&target))
     }
 
+    /// A pipelining connection ([`PgConn`], as the store's pool threads
+    /// use) with `search_path` set to this schema, made on a helper thread.
+    /// Use (and drop) it outside async code.
+    pub fn pipelined_connection(&self) -> Result<PgConn> {
+        let target = Target::parse(&self.url, &self.options())?;
+        on_thread(move || crate::schema::connect_pipelined(&target))
+    }
+
     /// A connection like [`TempSchema::connect`] that has also created and
     /// migrated the schema, as a store's first connection does.
     pub fn migrated_connection(&self) -> Result<Client> {
@@ -378,20 +387,21 @@ pub fn temp_store() -> (Arc<PostgresStore>, TempSchema) {
     (Arc::new(store), schema)
 }
 
-/// Runs `f` on the [`PgTx`] primitives in one transaction; commits if it
-/// returns `Ok`, rolls back otherwise. Call outside async code.
-pub fn in_tx<T>(
-    client: &mut Client,
-    f: impl FnOnce(&mut PgTx<'_, postgres::Transaction<'_>>) -> Result<T>,
-) -> Result<T> {
+/// Runs `f` on the [`PgTx`] primitives in one transaction on `conn`
+/// (see [`TempSchema::pipelined_connection`]); commits if it returns `Ok`,
+/// rolls back otherwise. Call outside async code.
+pub fn in_tx<T>(conn: &mut PgConn, f: impl FnOnce(&mut PgTx<'_>) -> Result<T>) -> Result<T> {
     let mut statements = StatementCache::new();
-    let mut tx = client.transaction().map_err(pg_err)?;
+    conn.batch_execute("BEGIN").map_err(pg_err)?;
     let value = {
-        let mut pg = PgTx::new(&mut tx, &mut statements);
-        let value = f(&mut pg)?;
-        pg.flush()?;
-        value
+        let mut pg = PgTx::new(conn, &mut statements);
+        f(&mut pg).and_then(|value| {
+            pg.commit(None, None)?;
+            Ok(value)
+        })
     };
-    tx.commit().map_err(pg_err)?;
-    Ok(value)
+    if value.is_err() && !conn.is_closed() {
+        conn.batch_execute("ROLLBACK").map_err(pg_err)?;
+    }
+    value
 }

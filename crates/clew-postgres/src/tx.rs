@@ -2,9 +2,10 @@
 //! transaction.
 //!
 //! Every primitive is one or two prepared statements, prepared once per
-//! connection ([`StatementCache`]). The caller owns the transaction (and the
-//! advisory lock that serializes commands): the store's pool threads wrap
-//! each command in its own transaction; tests use [`crate::testing::in_tx`].
+//! connection ([`StatementCache`]) and run with bound parameters: no value
+//! ever becomes SQL text. The caller owns the transaction (and the advisory
+//! lock that serializes commands): the store's pool threads wrap each
+//! command in its own transaction; tests use [`crate::testing::in_tx`].
 
 use std::collections::HashMap;
 
@@ -14,21 +15,26 @@ use clew_core::throttle::ThrottleRate;
 use clew_core::tx::{Counter, LocCounts, StatKind, TimeRange, TimingStat};
 use clew_core::{Error, Failure, HistoryEntry, JobRecord, JobState, Loc, RecurRecord, Result};
 use clew_core::{Timestamp, Tx};
-use postgres::error::SqlState;
-use postgres::types::ToSql;
-use postgres::{GenericClient, Row, SimpleQueryRow, Statement};
 use serde_json::{Map, Value};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
+
+use crate::conn::{Answer, PgConn, PgError, Step};
+
+/// The error of a NUL character in text: PostgreSQL's text cannot hold one
+/// (SQLite's can), so the caller's input, not the store, is at fault (HTTP
+/// 400, not 500).
+fn nul_error() -> Error {
+    Error::invalid("text must not contain a NUL character (\\u0000): PostgreSQL cannot store it")
+}
 
 /// Turns a driver error into clew's store error, with the server's message,
 /// detail and hint when it has them.
-pub(crate) fn pg_err(e: postgres::Error) -> Error {
+pub(crate) fn pg_err(e: PgError) -> Error {
     if let Some(db) = e.as_db_error() {
-        // PostgreSQL's text cannot hold a NUL character (SQLite's can): the
-        // caller's input, not the store, is at fault (HTTP 400, not 500).
         if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE && db.message().contains("0x00") {
-            return Error::invalid(
-                "text must not contain a NUL character (\\u0000): PostgreSQL cannot store it",
-            );
+            return nul_error();
         }
         let mut message = format!("postgres: {}: {}", db.severity(), db.message());
         if let Some(detail) = db.detail() {
@@ -57,7 +63,7 @@ pub(crate) trait PgResult<T> {
     fn pg(self) -> Result<T>;
 }
 
-impl<T> PgResult<T> for std::result::Result<T, postgres::Error> {
+impl<T> PgResult<T> for std::result::Result<T, PgError> {
     fn pg(self) -> Result<T> {
         self.map_err(pg_err)
     }
@@ -98,10 +104,10 @@ fn offset(offset: i64) -> i64 {
     offset.max(0)
 }
 
-/// A value of a buffered statement ([`PgTx::write`]): inlined into the SQL
-/// text as a literal, or bound as a parameter when it cannot be.
+/// A value of a buffered write ([`PgTx::write`]), as the caller has it;
+/// kept as a [`Bound`] until the write is sent, as a bound parameter.
 #[derive(Clone, Copy, Debug)]
-enum Lit<'a> {
+enum Arg<'a> {
     Str(&'a str),
     OptStr(Option<&'a str>),
     Int(i64),
@@ -110,106 +116,152 @@ enum Lit<'a> {
     Float(f64),
 }
 
-impl Lit<'_> {
-    /// Whether [`Lit::push`] can write the value.
-    fn inlinable(&self) -> bool {
-        !matches!(self, Lit::Str(v) | Lit::OptStr(Some(v)) if v.contains('\0'))
+impl Arg<'_> {
+    /// Whether the value is text holding a NUL (PostgreSQL refuses it).
+    fn has_nul(&self) -> bool {
+        matches!(self, Arg::Str(v) | Arg::OptStr(Some(v)) if v.contains('\0'))
     }
 
+    /// The value, owned until the write is sent.
+    fn bound(&self) -> Bound {
+        match *self {
+            Arg::Str(v) => Bound::Str(v.to_owned()),
+            Arg::OptStr(v) => Bound::OptStr(v.map(str::to_owned)),
+            Arg::Int(v) => Bound::Int(v),
+            Arg::OptInt(v) => Bound::OptInt(v),
+            Arg::Bool(v) => Bound::Bool(v),
+            Arg::Float(v) => Bound::Float(v),
+        }
+    }
+}
+
+/// An owned parameter of a buffered write.
+#[derive(Clone, Debug)]
+enum Bound {
+    Str(String),
+    OptStr(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+    Float(f64),
+}
+
+impl Bound {
     /// The value as a statement parameter.
     fn param(&self) -> &(dyn ToSql + Sync) {
         match self {
-            Lit::Str(v) => v,
-            Lit::OptStr(v) => v,
-            Lit::Int(v) => v,
-            Lit::OptInt(v) => v,
-            Lit::Bool(v) => v,
-            Lit::Float(v) => v,
+            Bound::Str(v) => v,
+            Bound::OptStr(v) => v,
+            Bound::Int(v) => v,
+            Bound::OptInt(v) => v,
+            Bound::Bool(v) => v,
+            Bound::Float(v) => v,
         }
-    }
-
-    /// Appends the value as an SQL literal; `false` (nothing appended
-    /// that matters) when it cannot be one: a string holding a NUL, which
-    /// the simple query protocol cannot carry.
-    fn push(&self, out: &mut String) -> bool {
-        match *self {
-            Lit::Str(v) | Lit::OptStr(Some(v)) => {
-                if v.contains('\0') {
-                    return false;
-                }
-                // An escape string: the same whatever
-                // standard_conforming_strings says.
-                out.push_str("E'");
-                for c in v.chars() {
-                    match c {
-                        '\'' => out.push_str("''"),
-                        '\\' => out.push_str("\\\\"),
-                        c => out.push(c),
-                    }
-                }
-                out.push('\'');
-            }
-            Lit::OptStr(None) | Lit::OptInt(None) => out.push_str("NULL"),
-            // Parenthesized: `::` binds tighter than a minus sign.
-            Lit::Int(v) | Lit::OptInt(Some(v)) => out.push_str(&format!("({v})::int8")),
-            Lit::Bool(v) => out.push_str(if v { "true" } else { "false" }),
-            Lit::Float(v) => {
-                if v.is_nan() {
-                    out.push_str("'NaN'::float8");
-                } else if v.is_infinite() {
-                    out.push_str(if v > 0.0 {
-                        "'Infinity'::float8"
-                    } else {
-                        "'-Infinity'::float8"
-                    });
-                } else {
-                    // Rust prints the shortest text that reads back as the
-                    // same double; PostgreSQL reads it back exactly.
-                    out.push_str(&format!("'{v:?}'::float8"));
-                }
-            }
-        }
-        true
     }
 }
 
-/// Appends `sql` with each `$n` replaced by `params[n - 1]` as a literal;
-/// `false` when a value cannot be inlined (then `out` must be discarded).
-fn inline(out: &mut String, sql: &str, params: &[Lit<'_>]) -> bool {
-    let start = out.len();
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 1..]
-            .find(|c: char| !c.is_ascii_digit())
-            .map_or(rest.len() - at - 1, |n| n);
-        let n: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
-        let Some(value) = n.checked_sub(1).and_then(|i| params.get(i)) else {
-            out.truncate(start);
-            return false;
-        };
-        if !value.push(out) {
-            out.truncate(start);
-            return false;
-        }
-        rest = &rest[at + 1 + digits..];
+/// A buffered write ([`PgTx::write`]).
+#[derive(Debug)]
+enum Write {
+    /// A prepared statement and its parameters.
+    Exec(&'static str, Vec<Bound>),
+    /// SQL text without values (`RELEASE SAVEPOINT`).
+    Text(&'static str),
+}
+
+/// One statement of a round trip ([`send`]): its SQL (prepared once per
+/// connection) and borrowed parameters, or SQL text without values.
+pub(crate) enum Op<'a> {
+    /// SQL text without values (`BEGIN`, `COMMIT`, savepoints), simple
+    /// query protocol.
+    Text(&'a str),
+    /// A statement whose changed-row count is the answer.
+    Exec(&'static str, Vec<&'a (dyn ToSql + Sync)>),
+    /// A statement whose rows are the answer.
+    Query(&'static str, Vec<&'a (dyn ToSql + Sync)>),
+}
+
+/// Sends `ops` in one round trip (pipelined, [`PgConn::pipeline`]),
+/// preparing first, in one more round trip, the statements this
+/// connection has not prepared yet. Returns each op's answer, or the first
+/// failure (a later op of a failed transaction fails only because it is
+/// aborted).
+pub(crate) fn send(
+    conn: &mut PgConn,
+    statements: &mut StatementCache,
+    ops: Vec<Op<'_>>,
+) -> std::result::Result<Vec<Answer>, PgError> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
     }
-    out.push_str(rest);
-    true
+    let mut missing: Vec<&'static str> = Vec::new();
+    for op in &ops {
+        if let Op::Exec(sql, _) | Op::Query(sql, _) = op {
+            if !statements.statements.contains_key(sql) && !missing.contains(sql) {
+                missing.push(sql);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        statements.round_trips += 1;
+        let prepared = conn.prepare_all(&missing);
+        for (sql, statement) in missing.into_iter().zip(prepared) {
+            statements.statements.insert(sql, statement?);
+        }
+    }
+    let cache = &statements.statements;
+    let steps = ops
+        .into_iter()
+        .map(|op| match op {
+            Op::Text(sql) => Step::Text(sql),
+            Op::Exec(sql, params) => Step::Execute(&cache[sql], params),
+            Op::Query(sql, params) => Step::Query(&cache[sql], params),
+        })
+        .collect();
+    let results = conn.pipeline(steps);
+    statements.round_trips += 1;
+    crate::conn::first_error(results)
 }
 
 /// What a transaction reads once, in one statement, with its first query
-/// sent as text ([`PgTx`]'s `flush_query`): every config row (`c`), whether
-/// any job is tracked (`t`) or has a dependency (`d`), and one placement
-/// sequence value (`s`, for the first `seq_next`; an unused one is simply
-/// skipped). They hold for the transaction: config, tracking and
-/// dependencies change only under the store's lock held exclusively
-/// (never by a pop holding it shared), and the transaction notes its own
-/// changes.
-const FACTS_SQL: &str = "SELECT 'c', key, value FROM config
+/// ([`PgTx`]'s `send`): every config row (`c`), whether any job is tracked
+/// (`t`) or has a dependency (`d`), one placement sequence value (`s`, for
+/// the first `seq_next`; an unused one is simply skipped), and whether any
+/// rate-limited throttle has jobs waiting (`w`, for
+/// `throttle_rate_waiting`, asked by every pop and peek). Config, tracking
+/// and dependencies change only under the store's lock held exclusively
+/// (never by a pop holding it shared), so they hold for the transaction,
+/// which notes its own changes. Waiting jobs of a throttle may also be
+/// added by a concurrent pop: one committed after this transaction's first
+/// query is promoted by the next pop or peek, as one committed after the
+/// query of `throttle_rate_waiting` always was.
+const FACTS_SQL: &str = "SELECT 'c'::text, key, value FROM config
     UNION ALL SELECT 't', NULL, (EXISTS (SELECT 1 FROM tracked))::text
     UNION ALL SELECT 'd', NULL, (EXISTS (SELECT 1 FROM deps))::text
-    UNION ALL SELECT 's', NULL, nextval('placement_seq')::text;\n";
+    UNION ALL SELECT 's', NULL, nextval('placement_seq')::text
+    UNION ALL SELECT 'w', NULL, (EXISTS (SELECT 1 FROM throttles t WHERE t.rate_limit > 0
+        AND EXISTS (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)))::text";
+
+/// The notification of a commit that wrote events: the schema's channel
+/// and the number of the last event.
+pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
+
+/// [`NOTIFY_SQL`] sent right after the transaction's last events were
+/// inserted: the number is this session's current value of the event
+/// sequence.
+const NOTIFY_CURRENT_SQL: &str =
+    "SELECT pg_notify($1, currval(pg_get_serial_sequence('events', 'seq'))::text)";
+
+/// A transaction-level exclusive advisory lock.
+pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// Appends events, numbered in the order given: one statement whatever
+/// their number (the channels and messages are two bound arrays).
+const EVENTS_SQL: &str = "INSERT INTO events (at, channel, message)
+     SELECT $1, e.channel, e.message
+     FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(channel, message, n)
+     ORDER BY e.n
+     RETURNING seq";
 
 /// Statements prepared on one connection, by SQL text. Prepared statements
 /// belong to the connection, not to a transaction, so they survive commits
@@ -217,14 +269,8 @@ const FACTS_SQL: &str = "SELECT 'c', key, value FROM config
 #[derive(Debug, Default)]
 pub struct StatementCache {
     statements: HashMap<&'static str, Statement>,
-    /// Statements prepared with SQL `PREPARE` (for `EXECUTE` in a batch of
-    /// statements sent as text): the name of each, by SQL text.
-    named: HashMap<&'static str, String>,
-    /// The number in the next such name (names are never reused: one
-    /// whose `PREPARE` may not have run is forgotten, not prepared again).
-    next_name: u64,
-    /// Round trips to the server made through this cache's [`PgTx`]s
-    /// since the owner last took the count ([`StatementCache::take_round_trips`]).
+    /// Round trips to the server made through this cache since the owner
+    /// last took the count ([`StatementCache::take_round_trips`]).
     round_trips: u64,
 }
 
@@ -240,8 +286,8 @@ impl StatementCache {
     }
 }
 
-/// The [`Tx`] primitives on a client (a [`postgres::Client`] or
-/// [`postgres::Transaction`]) inside a transaction the caller has begun.
+/// The [`Tx`] primitives on a [`PgConn`] inside a transaction the caller
+/// has begun.
 ///
 /// Config values read or written are remembered for the transaction's
 /// lifetime: the command holds the store's advisory lock (exclusively, or
@@ -250,11 +296,11 @@ impl StatementCache {
 /// statistics and the histories of the jobs read.
 ///
 /// **Buffered writes** ([`PgTx::flush`]): a write whose result the logic
-/// does not need is appended to a text buffer as `EXECUTE` of a statement
-/// prepared with SQL `PREPARE` (once per connection), its values inlined,
-/// and sent with the next read, savepoint or the events, in one round
-/// trip. The owner must call [`PgTx::flush`] (or append events through the
-/// store) before committing.
+/// does not need is kept (its prepared statement and owned parameters)
+/// and sent with the next read, savepoint or the events: the writes and
+/// the read are pipelined ([`PgConn::pipeline`]), one round trip, every
+/// value a bound parameter. The owner must call [`PgTx::flush`] (or append
+/// events, or commit, through it) before committing.
 ///
 /// **Claiming** ([`PgTx::claiming`], for a pop holding the lock in shared
 /// mode next to other pops): every row the pop may change is locked as it
@@ -274,28 +320,27 @@ impl StatementCache {
 ///   update), is read `FOR UPDATE` (its row created first if missing), so
 ///   concurrent updates queue up instead of losing one; counters and
 ///   histogram buckets are incremented in SQL.
-pub struct PgTx<'t, C: GenericClient> {
-    client: &'t mut C,
+pub struct PgTx<'t> {
+    conn: &'t mut PgConn,
     statements: &'t mut StatementCache,
     config: HashMap<String, Option<String>>,
     /// Whether `config` holds every config row (absent keys are unset).
     config_loaded: bool,
-    /// Writes not sent yet ([`PgTx::write`]): SQL statements with their
-    /// values inlined, each ending in `;`.
-    pending: String,
+    /// Writes not sent yet ([`PgTx::write`]), in order.
+    pending: Vec<Write>,
     /// `Some(true)` when no job is tracked (then tracking needs no query).
     tracked_empty: Option<bool>,
     /// `Some(true)` when no job has a dependency.
     deps_empty: Option<bool>,
+    /// `Some(true)` when no rate-limited throttle has waiting jobs (then
+    /// `throttle_rate_waiting` needs no query); `Some(false)` once this
+    /// transaction may have added some.
+    rate_idle: Option<bool>,
     /// Jobs' whole histories (stored and appended since), as read with
     /// their rows or listed in this transaction: the command holds the
     /// store's lock exclusively, or (a claiming pop) the job's row, so no
     /// one else writes them meanwhile.
     history: HashMap<String, Vec<HistoryEntry>>,
-    /// Statements whose `PREPARE` is in a batch not yet answered
-    /// ([`StatementCache`]'s `named`); forgotten if the batch fails or is
-    /// dropped.
-    unconfirmed: Vec<&'static str>,
     /// Timing statistics read or written in this transaction.
     timing: HashMap<(String, i64, StatKind), TimingStat>,
     /// Whether [`FACTS_SQL`] was read (since the last savepoint rollback).
@@ -306,7 +351,7 @@ pub struct PgTx<'t, C: GenericClient> {
     /// smallest last.
     seqs: Vec<i64>,
     /// The size of the last block.
-    seq_block: usize,
+    seq_block: i64,
     /// The schema name when claiming rows (see above).
     claims: Option<String>,
     /// The SQLSTATE of the last statement that failed.
@@ -325,23 +370,16 @@ pub struct PgTx<'t, C: GenericClient> {
     item_refused: bool,
 }
 
-impl<C: GenericClient> Drop for PgTx<'_, C> {
-    fn drop(&mut self) {
-        // Buffered writes not sent (the command failed): their `PREPARE`s
-        // never ran.
-        self.forget_unconfirmed();
-    }
-}
-
-impl<C: GenericClient> std::fmt::Debug for PgTx<'_, C> {
+impl std::fmt::Debug for PgTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTx")
             .field("prepared", &self.statements.statements.len())
+            .field("pending", &self.pending.len())
             .finish()
     }
 }
 
-impl<'t, C: GenericClient> PgTx<'t, C> {
+impl<'t> PgTx<'t> {
     /// In a concurrent pop ([`PgTx::claiming`]): takes throttle `name`'s
     /// advisory lock, held to the commit, before its slots or starts are
     /// counted, so pops of jobs naming it count (and take slots and starts)
@@ -357,18 +395,18 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         Ok(())
     }
 
-    /// Primitives on `client`, preparing statements into `statements`.
-    pub fn new(client: &'t mut C, statements: &'t mut StatementCache) -> PgTx<'t, C> {
+    /// Primitives on `conn`, preparing statements into `statements`.
+    pub fn new(conn: &'t mut PgConn, statements: &'t mut StatementCache) -> PgTx<'t> {
         PgTx {
-            client,
+            conn,
             statements,
             config: HashMap::new(),
             config_loaded: false,
-            pending: String::new(),
+            pending: Vec::new(),
             tracked_empty: None,
             deps_empty: None,
+            rate_idle: None,
             timing: HashMap::new(),
-            unconfirmed: Vec::new(),
             history: HashMap::new(),
             facts_loaded: false,
             next_seq: None,
@@ -388,7 +426,7 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// the owner must then roll the transaction back and run the command
     /// again with savepoints (as the store's groups do). Refusals are rare,
     /// and a savepoint per item costs a round trip and a subtransaction.
-    pub fn optimistic(mut self) -> PgTx<'t, C> {
+    pub fn optimistic(mut self) -> PgTx<'t> {
         self.optimistic = true;
         self
     }
@@ -399,99 +437,98 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         self.item_refused
     }
 
-    /// Sends the buffered writes (one round trip), if any.
-    pub fn flush(&mut self) -> Result<()> {
-        self.flush_with("")
+    /// Sends the buffered writes followed by `ops`, in one round trip
+    /// ([`send`]); returns the answers to `ops`. The transaction's facts
+    /// ([`FACTS_SQL`]) come first with its first query, free of a round
+    /// trip of their own. On a failure, what was buffered is gone (the
+    /// caller rolls back).
+    fn send(&mut self, ops: Vec<Op<'_>>) -> Result<Vec<Answer>> {
+        self.send_facts(ops, false)
     }
 
-    /// Sends the buffered writes followed by `sql` (statements returning no
-    /// rows) in one round trip.
-    fn flush_with(&mut self, sql: &str) -> Result<()> {
-        if self.pending.is_empty() && sql.is_empty() {
-            return Ok(());
-        }
-        let mut batch = std::mem::take(&mut self.pending);
-        batch.push_str(sql);
-        self.trip();
-        let result = self.client.batch_execute(&batch);
-        self.confirm(result.is_ok());
-        result.map_err(|e| self.failure(e))
-    }
-
-    /// Sends the buffered writes followed by `sql` (values inlined, the
-    /// query last) in one round trip; returns the query's rows as text.
-    /// The transaction's facts ([`FACTS_SQL`]) come first in the first
-    /// one, free of a round trip of their own.
-    fn flush_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryRow>> {
-        self.flush_query_then(sql, "", 0)
-    }
-
-    /// [`PgTx::flush_query`] with `tail` (`tail_statements` statements,
-    /// which may return rows) sent after the query in the same batch.
-    fn flush_query_then(
-        &mut self,
-        sql: &str,
-        tail: &str,
-        tail_statements: usize,
-    ) -> Result<Vec<SimpleQueryRow>> {
-        let with_facts = !self.facts_loaded;
-        let mut batch = if with_facts {
-            String::from(FACTS_SQL)
-        } else {
-            String::new()
-        };
-        batch.push_str(&std::mem::take(&mut self.pending));
-        batch.push_str(sql);
-        if !tail.is_empty() {
-            batch.push_str(";\n");
-            batch.push_str(tail);
-        }
-        self.trip();
-        let result = self.client.simple_query(&batch);
-        self.confirm(result.is_ok());
-        let messages = result.map_err(|e| self.failure(e))?;
-        // The rows of the first statement (the facts) and of the last
-        // (the query; a lock before it returns one).
-        let (mut segments, mut current) = (Vec::new(), Vec::new());
-        for message in messages {
-            match message {
-                postgres::SimpleQueryMessage::Row(row) => current.push(row),
-                postgres::SimpleQueryMessage::CommandComplete(_) => {
-                    segments.push(std::mem::take(&mut current));
-                }
-                _ => {}
-            }
-        }
+    /// [`PgTx::send`]; with `facts`, the facts come first even without a
+    /// query (if not read yet).
+    fn send_facts(&mut self, ops: Vec<Op<'_>>, facts: bool) -> Result<Vec<Answer>> {
+        let with_facts =
+            !self.facts_loaded && (facts || ops.iter().any(|op| matches!(op, Op::Query(..))));
+        let pending = std::mem::take(&mut self.pending);
+        let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 1);
         if with_facts {
-            if segments.is_empty() {
-                return Err(corrupt("no facts".to_owned()));
-            }
-            let facts = segments.remove(0);
+            all.push(Op::Query(FACTS_SQL, Vec::new()));
+        }
+        for write in &pending {
+            all.push(match write {
+                Write::Exec(sql, params) => {
+                    Op::Exec(sql, params.iter().map(Bound::param).collect())
+                }
+                Write::Text(sql) => Op::Text(sql),
+            });
+        }
+        all.extend(ops);
+        let answers = match send(self.conn, self.statements, all) {
+            Ok(answers) => answers,
+            Err(e) => return Err(self.failure(e)),
+        };
+        let mut answers = answers.into_iter();
+        if with_facts {
+            let facts = answers
+                .next()
+                .ok_or_else(|| corrupt("no facts".to_owned()))?
+                .rows();
             self.note_facts(&facts)?;
         }
-        Ok(if sql.is_empty() {
-            Vec::new()
-        } else {
-            segments.truncate(segments.len().saturating_sub(tail_statements));
-            segments.pop().unwrap_or_default()
-        })
+        Ok(answers.skip(pending.len()).collect())
+    }
+
+    /// Sends the buffered writes (one round trip), if any.
+    pub fn flush(&mut self) -> Result<()> {
+        self.send(Vec::new()).map(drop)
+    }
+
+    /// Sends the buffered writes followed by `sql` (SQL text without
+    /// values, returning no rows) in one round trip.
+    fn flush_with(&mut self, sql: &str) -> Result<()> {
+        self.send(vec![Op::Text(sql)]).map(drop)
+    }
+
+    /// Sends the buffered writes, the notification of the commit (on
+    /// `channel`, when the transaction wrote events, the last being
+    /// `last_seq`) and `COMMIT`, in one round trip.
+    pub fn commit(&mut self, channel: Option<&str>, last_seq: Option<i64>) -> Result<()> {
+        let seq = last_seq.map(|seq| seq.to_string());
+        let mut ops = Vec::new();
+        if let (Some(channel), Some(seq)) = (&channel, &seq) {
+            ops.push(Op::Exec(NOTIFY_SQL, vec![channel, seq]));
+        }
+        ops.push(Op::Text("COMMIT"));
+        self.send(ops).map(drop)
     }
 
     /// Takes in the rows of [`FACTS_SQL`]; fills in only what this
     /// transaction does not know yet (its own writes are noted already).
-    fn note_facts(&mut self, rows: &[SimpleQueryRow]) -> Result<()> {
+    fn note_facts(&mut self, rows: &[Row]) -> Result<()> {
         let mut config = Vec::new();
         for row in rows {
-            let value = text_col(row, 2)?;
-            match text_col(row, 0)? {
-                "c" => config.push((text_col(row, 1)?.to_owned(), value.to_owned())),
+            let kind: String = row.try_get(0).pg()?;
+            let value: String = row.try_get(2).pg()?;
+            match kind.as_str() {
+                "c" => config.push((row.try_get::<_, String>(1).pg()?, value)),
                 "t" => {
                     self.tracked_empty.get_or_insert(value == "false");
                 }
                 "d" => {
                     self.deps_empty.get_or_insert(value == "false");
                 }
-                "s" => self.next_seq = Some(text_int(row, 2)?),
+                "w" => {
+                    self.rate_idle.get_or_insert(value == "false");
+                }
+                "s" => {
+                    self.next_seq = Some(
+                        value
+                            .parse()
+                            .map_err(|e| corrupt(format!("placement value {value:?}: {e}")))?,
+                    );
+                }
                 other => return Err(corrupt(format!("fact {other:?}"))),
             }
         }
@@ -509,44 +546,24 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
     /// buffered writes.
     fn load_facts(&mut self) -> Result<()> {
         if !self.facts_loaded {
-            self.flush_query("")?;
+            self.send_facts(Vec::new(), true)?;
         }
         Ok(())
     }
 
-    /// A write whose result the logic does not need: buffered (values
-    /// inlined as literals) and sent with the next read, savepoint or
-    /// [`PgTx::flush`], so consecutive writes cost one round trip. A value
-    /// that cannot be inlined (a string with a NUL) is sent at once as
-    /// before, with its error.
-    fn write(&mut self, sql: &'static str, params: &[Lit<'_>]) -> Result<()> {
-        let mut pending = std::mem::take(&mut self.pending);
-        let inlined = self.statement(&mut pending, sql, params);
-        self.pending = pending;
-        if inlined {
-            self.pending.push_str(";\n");
-            return Ok(());
+    /// A write whose result the logic does not need: buffered (the
+    /// statement and its parameters) and sent with the next read,
+    /// savepoint or [`PgTx::flush`], so consecutive writes cost one round
+    /// trip. Text holding a NUL is refused here, as PostgreSQL would refuse
+    /// it, before anything is sent: the error stays the write's own (a
+    /// batch item's, say), not that of the statement it would be sent with.
+    fn write(&mut self, sql: &'static str, params: &[Arg<'_>]) -> Result<()> {
+        if params.iter().any(Arg::has_nul) {
+            return Err(nul_error());
         }
-        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
-        self.exec(sql, &values)?;
+        self.pending
+            .push(Write::Exec(sql, params.iter().map(Arg::bound).collect()));
         Ok(())
-    }
-
-    /// A query returning one integer, sent with the buffered writes in one
-    /// round trip.
-    fn int_now(&mut self, sql: &'static str, params: &[Lit<'_>]) -> Result<i64> {
-        let mut query = String::new();
-        if !self.statement(&mut query, sql, params) {
-            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
-            return self.int(sql, &values);
-        }
-        let rows = self.flush_query(&query)?;
-        let text = rows
-            .last()
-            .and_then(|row| row.get(0))
-            .ok_or_else(|| corrupt(format!("no value from {sql:?}")))?;
-        text.parse()
-            .map_err(|e| corrupt(format!("integer {text:?}: {e}")))
     }
 
     /// Whether no job has a dependency (asked once per transaction:
@@ -560,89 +577,14 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         Ok(self.deps_empty == Some(true))
     }
 
-    /// When writes are buffered: sends them and the query `sql` (values
-    /// inlined) in one round trip and returns its rows as text. `None`
-    /// when nothing is buffered (the prepared statement is as quick and
-    /// returns typed values) or a value cannot be inlined.
-    fn text_query(
-        &mut self,
-        sql: &'static str,
-        params: &[Lit<'_>],
-    ) -> Result<Option<Vec<SimpleQueryRow>>> {
-        if self.pending.is_empty() {
-            return Ok(None);
-        }
-        let mut query = String::new();
-        if !self.statement(&mut query, sql, params) {
-            return Ok(None);
-        }
-        self.flush_query(&query).map(Some)
-    }
-
-    /// Appends `EXECUTE` of `sql` (prepared once per connection with SQL
-    /// `PREPARE`, in the same batch, so the server parses and plans it
-    /// once, as with the driver's prepared statements) with `params`
-    /// inlined as literals; `false` (nothing appended) when a value cannot
-    /// be inlined.
-    fn statement(&mut self, out: &mut String, sql: &'static str, params: &[Lit<'_>]) -> bool {
-        if !params.iter().all(Lit::inlinable) {
-            return false;
-        }
-        let name = match self.statements.named.get(sql) {
-            Some(name) => name.clone(),
-            None => {
-                let name = format!("clew_{}", self.statements.next_name);
-                self.statements.next_name += 1;
-                out.push_str("PREPARE ");
-                out.push_str(&name);
-                out.push_str(" AS ");
-                out.push_str(sql);
-                out.push_str(";\n");
-                self.statements.named.insert(sql, name.clone());
-                self.unconfirmed.push(sql);
-                name
-            }
-        };
-        out.push_str("EXECUTE ");
-        out.push_str(&name);
-        if !params.is_empty() {
-            out.push('(');
-            for (i, param) in params.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                param.push(out);
-            }
-            out.push(')');
-        }
-        true
-    }
-
-    /// After a batch: its `PREPARE`s ran if it succeeded.
-    fn confirm(&mut self, ok: bool) {
-        if ok {
-            self.unconfirmed.clear();
-        } else {
-            self.forget_unconfirmed();
-        }
-    }
-
-    /// Forgets the statements whose `PREPARE` was in a batch that failed
-    /// or was never sent (they may not exist on the server).
-    fn forget_unconfirmed(&mut self) {
-        for sql in self.unconfirmed.drain(..) {
-            self.statements.named.remove(sql);
-        }
-    }
-
     /// Forgets what a rolled-back savepoint may have changed.
     fn rolled_back(&mut self) {
         self.pending.clear();
-        self.forget_unconfirmed();
         self.config.clear();
         self.config_loaded = false;
         self.tracked_empty = None;
         self.deps_empty = None;
+        self.rate_idle = None;
         self.timing.clear();
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
@@ -653,77 +595,82 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
 
     /// Appends events to the log in one statement, sent with the buffered
     /// writes (one round trip); returns their sequence numbers, in order.
-    /// `before` (a lock) runs after the writes and before the insert.
+    /// With `lock`, that advisory lock is taken (in the same round trip)
+    /// after the writes and before the insert.
     pub fn events_append(
         &mut self,
         at: Timestamp,
         events: &[(&str, &str)],
-        before: &str,
+        lock: Option<i64>,
     ) -> Result<Vec<i64>> {
-        Ok(self.events_append_then(at, events, before, None)?.0)
+        self.events_append_then(at, events, lock, None)
     }
 
-    /// [`PgTx::events_append`], and with `end` (the statements ending the
-    /// transaction, their number), those too in the same round trip when
-    /// the events can be inlined; returns whether `end` was sent (the
-    /// transaction is then committed: a failure is an error).
+    /// [`PgTx::events_append`], and with `commit` (`Some(channel)`), the
+    /// commit too in the same round trip: the notification of the last
+    /// event's number on the channel (if any), then `COMMIT`. A failure is
+    /// an error; on success the transaction is committed.
     pub fn events_append_then(
         &mut self,
         at: Timestamp,
         events: &[(&str, &str)],
-        before: &str,
-        end: Option<(&str, usize)>,
-    ) -> Result<(Vec<i64>, bool)> {
-        let mut sql = String::from(before);
-        sql.push_str("INSERT INTO events (at, channel, message) VALUES ");
-        let mut inlined = true;
-        for (i, (channel, message)) in events.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            inlined &= inline(
-                &mut sql,
-                "($1, $2, $3)",
-                &[Lit::Int(at.0), Lit::Str(channel), Lit::Str(message)],
-            );
-        }
-        sql.push_str(" RETURNING seq");
-        if !inlined || events.is_empty() {
-            self.flush_with(before)?;
-            let seqs = events
-                .iter()
-                .map(|(channel, message)| self.event_append(at, channel, message))
-                .collect::<Result<Vec<i64>>>()?;
-            return Ok((seqs, false));
-        }
-        let (tail, tail_statements) = end.unwrap_or(("", 0));
-        let rows = self.flush_query_then(&sql, tail, tail_statements)?;
-        let seqs = rows
+        lock: Option<i64>,
+        commit: Option<Option<&str>>,
+    ) -> Result<Vec<i64>> {
+        if events
             .iter()
-            .map(|row| {
-                let text = row.get(0).unwrap_or_default();
-                text.parse::<i64>()
-                    .map_err(|e| corrupt(format!("event number {text:?}: {e}")))
-            })
+            .any(|(c, m)| c.contains('\0') || m.contains('\0'))
+        {
+            return Err(nul_error());
+        }
+        let channels: Vec<&str> = events.iter().map(|(channel, _)| *channel).collect();
+        let messages: Vec<&str> = events.iter().map(|(_, message)| *message).collect();
+        let mut ops = Vec::new();
+        if let Some(key) = &lock {
+            ops.push(Op::Exec(LOCK_SQL, vec![key]));
+        }
+        let insert_at = ops.len();
+        if !events.is_empty() {
+            ops.push(Op::Query(EVENTS_SQL, vec![&at.0, &channels, &messages]));
+        }
+        let channel = commit.flatten();
+        if let Some(channel) = &channel {
+            let notify = if events.is_empty() {
+                // Nothing numbered in this round trip: nothing to notify
+                // from the session's sequence.
+                None
+            } else {
+                Some(Op::Exec(NOTIFY_CURRENT_SQL, vec![channel]))
+            };
+            ops.extend(notify);
+        }
+        if commit.is_some() {
+            ops.push(Op::Text("COMMIT"));
+        }
+        let answers = self.send(ops)?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs = answers
+            .into_iter()
+            .nth(insert_at)
+            .map(Answer::rows)
+            .unwrap_or_default()
+            .iter()
+            .map(|row| row.try_get::<_, i64>(0).pg())
             .collect::<Result<Vec<i64>>>()?;
-        // Rows are inserted (and numbered) in VALUES order; check it.
+        // Rows are inserted (and numbered) in the order given; check it.
         if seqs.len() != events.len() || seqs.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::store(format!(
                 "postgres: events numbered out of order: {seqs:?}"
             )));
         }
-        Ok((seqs, end.is_some()))
-    }
-
-    /// Sends the buffered writes followed by `end` (statements ending the
-    /// transaction) in one round trip.
-    pub fn flush_then(&mut self, end: &str) -> Result<()> {
-        self.flush_with(end)
+        Ok(seqs)
     }
 
     /// Claims the rows a pop may change as it selects them (see the type
     /// doc); `schema` names the per-queue locks.
-    pub fn claiming(mut self, schema: &str) -> PgTx<'t, C> {
+    pub fn claiming(mut self, schema: &str) -> PgTx<'t> {
         self.claims = Some(schema.to_owned());
         self
     }
@@ -737,68 +684,45 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
         })
     }
 
-    /// Takes a transaction-level exclusive advisory lock.
+    /// Takes a transaction-level exclusive advisory lock (with the
+    /// buffered writes).
     pub fn advisory_lock(&mut self, key: i64) -> Result<()> {
-        self.flush_with(&format!("SELECT pg_advisory_xact_lock({key});"))
-    }
-
-    /// Counts one round trip.
-    fn trip(&mut self) {
-        self.statements.round_trips += 1;
+        self.exec(LOCK_SQL, &[&key]).map(drop)
     }
 
     /// Records a failed statement's SQLSTATE and turns the error into a
     /// store error.
-    fn failure(&mut self, e: postgres::Error) -> Error {
+    fn failure(&mut self, e: PgError) -> Error {
         if let Some(code) = e.code() {
             self.failed = Some(code.clone());
         }
         pg_err(e)
     }
 
-    /// The client, once the buffered writes are sent.
-    pub fn client(&mut self) -> Result<&mut C> {
-        self.flush()?;
-        Ok(self.client)
-    }
-
-    /// The prepared statement for `sql`, preparing it on first use.
-    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.statements.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        self.statements.round_trips += 1;
-        let prepared = self.client.prepare(sql);
-        let statement = prepared.map_err(|e| self.failure(e))?;
-        self.statements.statements.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    /// Runs a statement returning nothing; returns the number of changed rows.
+    /// Runs a statement (with the buffered writes); returns the number of
+    /// changed rows.
     fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let statement = self.prepared(sql)?;
-        self.flush()?;
-        self.trip();
-        let result = self.client.execute(&statement, params);
-        result.map_err(|e| self.failure(e))
+        let answers = self.send(vec![Op::Exec(sql, params.to_vec())])?;
+        Ok(answers.first().map_or(0, Answer::count))
     }
 
-    /// Runs a query.
+    /// Runs a query (with the buffered writes, one round trip).
     fn rows(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let statement = self.prepared(sql)?;
-        self.flush()?;
-        self.trip();
-        let result = self.client.query(&statement, params);
-        result.map_err(|e| self.failure(e))
+        let answers = self.send(vec![Op::Query(sql, params.to_vec())])?;
+        Ok(answers
+            .into_iter()
+            .next()
+            .map(Answer::rows)
+            .unwrap_or_default())
     }
 
     /// Runs a query returning at most one row.
     fn row(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
-        let statement = self.prepared(sql)?;
-        self.flush()?;
-        self.trip();
-        let result = self.client.query_opt(&statement, params);
-        result.map_err(|e| self.failure(e))
+        let mut rows = self.rows(sql, params)?;
+        if rows.len() > 1 {
+            return Err(corrupt(format!("more than one row from {sql:?}")));
+        }
+        Ok(rows.pop())
     }
 
     /// Runs a query returning one column of strings.
@@ -815,14 +739,10 @@ impl<'t, C: GenericClient> PgTx<'t, C> {
 
     /// Runs a query returning one integer (`COUNT(*)` and the like).
     fn int(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<i64> {
-        let statement = self.prepared(sql)?;
-        self.flush()?;
-        self.trip();
-        let result = self
-            .client
-            .query_one(&statement, params)
-            .and_then(|r| r.try_get::<_, i64>(0));
-        result.map_err(|e| self.failure(e))
+        self.row(sql, params)?
+            .ok_or_else(|| corrupt(format!("no value from {sql:?}")))?
+            .try_get::<_, i64>(0)
+            .pg()
     }
 
     /// Reads a timing statistic (claimed `FOR UPDATE` when claiming).
@@ -1020,87 +940,6 @@ macro_rules! batch_cols {
     };
 }
 
-/// A text column of a simple-query row (`None`: SQL NULL).
-fn text_opt(row: &SimpleQueryRow, col: usize) -> Result<Option<&str>> {
-    row.try_get(col).pg()
-}
-
-/// A text column that must not be NULL.
-fn text_col(row: &SimpleQueryRow, col: usize) -> Result<&str> {
-    text_opt(row, col)?.ok_or_else(|| corrupt(format!("NULL in column {col}")))
-}
-
-/// A `BIGINT` column of a simple-query row.
-fn text_int(row: &SimpleQueryRow, col: usize) -> Result<i64> {
-    let text = text_col(row, col)?;
-    text.parse()
-        .map_err(|e| corrupt(format!("integer {text:?} in column {col}: {e}")))
-}
-
-/// A `BOOLEAN` column of a simple-query row.
-fn text_bool(row: &SimpleQueryRow, col: usize) -> Result<bool> {
-    match text_col(row, col)? {
-        "t" => Ok(true),
-        "f" => Ok(false),
-        other => Err(corrupt(format!("boolean {other:?} in column {col}"))),
-    }
-}
-
-/// A JSON text column of a simple-query row.
-fn text_json<T: serde::de::DeserializeOwned>(row: &SimpleQueryRow, col: usize) -> Result<T> {
-    serde_json::from_str(text_col(row, col)?)
-        .map_err(|e| corrupt(format!("JSON column {col}: {e}")))
-}
-
-/// [`job_from_row`] for a row of the simple query protocol (text values).
-fn job_from_text(row: &SimpleQueryRow) -> Result<JobRecord> {
-    let state = text_col(row, 3)?;
-    let state = JobState::parse(state).ok_or_else(|| corrupt(format!("job state {state:?}")))?;
-    let failure = match text_opt(row, 14)? {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_str::<Failure>(text)
-                .map_err(|e| corrupt(format!("job failure: {e}")))?,
-        ),
-    };
-    let loc = text_int(row, 19)?;
-    let loc = Loc::from_code(loc).ok_or_else(|| corrupt(format!("job loc {loc}")))?;
-    let scheduled = match text_opt(row, 13)? {
-        None => None,
-        Some(_) => Some(Timestamp(text_int(row, 13)?)),
-    };
-    Ok(JobRecord {
-        jid: text_col(row, 0)?.to_owned(),
-        klass: text_col(row, 1)?.to_owned(),
-        queue: text_col(row, 2)?.to_owned(),
-        state,
-        data: text_col(row, 4)?.to_owned(),
-        priority: text_int(row, 5)?,
-        tags: text_json(row, 6)?,
-        worker: text_col(row, 7)?.to_owned(),
-        expires: Timestamp(text_int(row, 8)?),
-        retries: text_int(row, 9)?,
-        remaining: text_int(row, 10)?,
-        time: Timestamp(text_int(row, 11)?),
-        grace: text_bool(row, 12)?,
-        scheduled,
-        failure,
-        spawned_from: text_opt(row, 15)?.map(str::to_owned),
-        worker_listed: text_bool(row, 16)?,
-        fail_group: text_opt(row, 17)?.map(str::to_owned),
-        fail_seq: text_int(row, 18)?,
-        loc,
-        sort_prio: text_int(row, 20)?,
-        sort_time: Timestamp(text_int(row, 21)?),
-        seq: text_int(row, 22)?,
-        metadata: text_json(row, 23)?,
-        unique_key: text_opt(row, 24)?.map(str::to_owned),
-        batch: text_opt(row, 25)?.map(str::to_owned),
-        batch_outcome: outcome(text_int(row, 26)?)?,
-        throttles: text_json(row, 27)?,
-    })
-}
-
 /// Reads a recurring template row (columns in table order).
 fn recur_from_row(row: &Row) -> Result<RecurRecord> {
     Ok(RecurRecord {
@@ -1126,7 +965,7 @@ fn recur_from_row(row: &Row) -> Result<RecurRecord> {
     })
 }
 
-impl<C: GenericClient> Tx for PgTx<'_, C> {
+impl Tx for PgTx<'_> {
     // --- savepoints ------------------------------------------------------
 
     fn savepoint(&mut self) -> Result<()> {
@@ -1149,7 +988,8 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         // Sent with the next statement: the next item's savepoint, or
         // the events (a later rollback to a savepoint is always sent
         // after it).
-        self.pending.push_str("RELEASE SAVEPOINT batch_item;\n");
+        self.pending
+            .push(Write::Text("RELEASE SAVEPOINT batch_item"));
         Ok(())
     }
 
@@ -1196,16 +1036,16 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    finished = excluded.finished, callback_jid = excluded.callback_jid"
             ),
             &[
-                Lit::Str(&b.id),
-                Lit::Int(b.created.0),
-                Lit::Str(&spec),
-                Lit::Int(b.total),
-                Lit::Int(b.pending),
-                Lit::Int(b.complete),
-                Lit::Int(b.failed),
-                Lit::Int(b.canceled),
-                Lit::OptInt(b.finished.map(|t| t.0)),
-                Lit::OptStr(b.callback_jid.as_deref()),
+                Arg::Str(&b.id),
+                Arg::Int(b.created.0),
+                Arg::Str(&spec),
+                Arg::Int(b.total),
+                Arg::Int(b.pending),
+                Arg::Int(b.complete),
+                Arg::Int(b.failed),
+                Arg::Int(b.canceled),
+                Arg::OptInt(b.finished.map(|t| t.0)),
+                Arg::OptStr(b.callback_jid.as_deref()),
             ],
         )
     }
@@ -1243,13 +1083,6 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     // --- configuration -------------------------------------------------
 
     fn config_all(&mut self) -> Result<Vec<(String, String)>> {
-        const SQL: &str = "SELECT key, value FROM config ORDER BY key";
-        if let Some(rows) = self.text_query(SQL, &[])? {
-            return rows
-                .iter()
-                .map(|r| Ok((text_col(r, 0)?.to_owned(), text_col(r, 1)?.to_owned())))
-                .collect();
-        }
         self.rows("SELECT key, value FROM config ORDER BY key", &[])?
             .iter()
             .map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?)))
@@ -1274,7 +1107,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO config (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[Lit::Str(key), Lit::Str(value)],
+            &[Arg::Str(key), Arg::Str(value)],
         )?;
         self.config.insert(key.to_owned(), Some(value.to_owned()));
         Ok(())
@@ -1282,7 +1115,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
 
     fn config_unset(&mut self, key: &str) -> Result<()> {
         self.config.remove(key);
-        self.write("DELETE FROM config WHERE key = $1", &[Lit::Str(key)])?;
+        self.write("DELETE FROM config WHERE key = $1", &[Arg::Str(key)])?;
         self.config.insert(key.to_owned(), None);
         Ok(())
     }
@@ -1293,14 +1126,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.deps_empty = Some(false);
         self.write(
             "INSERT INTO deps (jid, dep) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[Lit::Str(jid), Lit::Str(dep)],
+            &[Arg::Str(jid), Arg::Str(dep)],
         )
     }
 
     fn dep_remove(&mut self, jid: &str, dep: &str) -> Result<()> {
         self.write(
             "DELETE FROM deps WHERE jid = $1 AND dep = $2",
-            &[Lit::Str(jid), Lit::Str(dep)],
+            &[Arg::Str(jid), Arg::Str(dep)],
         )
     }
 
@@ -1367,10 +1200,10 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO history (jid, at, what, extra) VALUES ($1, $2, $3, $4)",
             &[
-                Lit::Str(jid),
-                Lit::Int(entry.when.0),
-                Lit::Str(&entry.what),
-                Lit::Str(&extra),
+                Arg::Str(jid),
+                Arg::Int(entry.when.0),
+                Arg::Str(&entry.what),
+                Arg::Str(&extra),
             ],
         )
     }
@@ -1379,15 +1212,12 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         if let Some(list) = self.history.get(jid) {
             return Ok(list.len() as i64);
         }
-        self.int_now(
-            "SELECT COUNT(*) FROM history WHERE jid = $1",
-            &[Lit::Str(jid)],
-        )
+        self.int("SELECT COUNT(*) FROM history WHERE jid = $1", &[&jid])
     }
 
     fn history_delete(&mut self, jid: &str) -> Result<()> {
         self.history.insert(jid.to_owned(), Vec::new());
-        self.write("DELETE FROM history WHERE jid = $1", &[Lit::Str(jid)])
+        self.write("DELETE FROM history WHERE jid = $1", &[Arg::Str(jid)])
     }
 
     fn history_list(&mut self, jid: &str) -> Result<Vec<HistoryEntry>> {
@@ -1395,18 +1225,6 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             return Ok(list.clone());
         }
         const SQL: &str = "SELECT at, what, extra FROM history WHERE jid = $1 ORDER BY id";
-        if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
-            return rows
-                .iter()
-                .map(|r| {
-                    Ok(HistoryEntry {
-                        when: Timestamp(text_int(r, 0)?),
-                        what: text_col(r, 1)?.to_owned(),
-                        extra: text_json::<Map<String, Value>>(r, 2)?,
-                    })
-                })
-                .collect();
-        }
         self.rows(SQL, &[&jid])?
             .iter()
             .map(|r| {
@@ -1426,7 +1244,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                AND id > (SELECT MIN(id) FROM history WHERE jid = $1)
                AND id NOT IN (SELECT id FROM history WHERE jid = $1
                               ORDER BY id DESC LIMIT $2)",
-            &[Lit::Str(jid), Lit::Int(limit(keep_last))],
+            &[Arg::Str(jid), Arg::Int(limit(keep_last))],
         )
     }
 
@@ -1450,7 +1268,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
-        self.write("DELETE FROM jobs WHERE jid = $1", &[Lit::Str(jid)])
+        self.write("DELETE FROM jobs WHERE jid = $1", &[Arg::Str(jid)])
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
@@ -1465,26 +1283,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             " FROM (SELECT $1::text AS want) AS wanted
              LEFT JOIN jobs ON jobs.jid = wanted.want"
         );
-        let (job, history) = if let Some(rows) = self.text_query(SQL, &[Lit::Str(jid)])? {
-            let row = rows
-                .first()
-                .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
-            let job = match text_opt(row, 0)? {
-                Some(_) => Some(job_from_text(row)?),
-                None => None,
-            };
-            (job, history_from_json(text_opt(row, HISTORY_COL)?)?)
-        } else {
-            let row = self
-                .row(SQL, &[&jid])?
-                .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
-            let job = match row.try_get::<_, Option<String>>(0).pg()? {
-                Some(_) => Some(job_from_row(&row)?),
-                None => None,
-            };
-            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
-            (job, history_from_json(history.as_deref())?)
+        let row = self
+            .row(SQL, &[&jid])?
+            .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
+        let job = match row.try_get::<_, Option<String>>(0).pg()? {
+            Some(_) => Some(job_from_row(&row)?),
+            None => None,
         };
+        let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
+        let history = history_from_json(history.as_deref())?;
         self.history.insert(jid.to_owned(), history);
         Ok(job)
     }
@@ -1524,25 +1331,11 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         if complete_set && self.complete_floor.is_some_and(|floor| max < floor) {
             return Ok(Vec::new());
         }
-        let params = [
-            Lit::Str(queue),
-            Lit::Int(loc.code()),
-            Lit::Int(min),
-            Lit::Int(max),
-            Lit::Int(offset(off)),
-            Lit::Int(limit(lim)),
-        ];
         // With buffered writes: sent with them, in one round trip.
-        let jids = match self.text_query(sql, &params)? {
-            Some(rows) => rows
-                .iter()
-                .map(|r| Ok(text_col(r, 0)?.to_owned()))
-                .collect::<Result<Vec<String>>>()?,
-            None => self.strings(
-                sql,
-                &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
-            )?,
-        };
+        let jids = self.strings(
+            sql,
+            &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
+        )?;
         if complete_set && jids.is_empty() && offset(off) == 0 && limit(lim) > 0 {
             // None up to `max`: every complete job sorts after it.
             let floor = max.saturating_add(1);
@@ -1599,28 +1392,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 " FOR UPDATE SKIP LOCKED"
             ),
         };
-        let params = [
-            Lit::Str(queue),
-            Lit::Int(loc.code()),
-            Lit::Int(min),
-            Lit::Int(max),
-            Lit::Int(offset(off)),
-            Lit::Int(limit(lim)),
-        ];
         let mut jobs = Vec::new();
-        if let Some(rows) = self.text_query(sql, &params)? {
-            for row in &rows {
-                jobs.push((
-                    job_from_text(row)?,
-                    history_from_json(text_opt(row, HISTORY_COL)?)?,
-                ));
-            }
-        } else {
-            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(Lit::param).collect();
-            for row in &self.rows(sql, &values)? {
-                let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
-                jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
-            }
+        let rows = self.rows(
+            sql,
+            &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
+        )?;
+        for row in &rows {
+            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
+            jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
         }
         Ok(jobs
             .into_iter()
@@ -1682,7 +1461,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn complete_count(&mut self) -> Result<i64> {
-        self.int_now(
+        self.int(
             "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8",
             &[],
         )
@@ -1722,34 +1501,34 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                    throttles = excluded.throttles"
             ),
             &[
-                Lit::Str(&job.jid),
-                Lit::Str(&job.klass),
-                Lit::Str(&job.queue),
-                Lit::Str(job.state.as_str()),
-                Lit::Str(&job.data),
-                Lit::Int(job.priority),
-                Lit::Str(&tags),
-                Lit::Str(&job.worker),
-                Lit::Int(job.expires.0),
-                Lit::Int(job.retries),
-                Lit::Int(job.remaining),
-                Lit::Int(job.time.0),
-                Lit::Bool(job.grace),
-                Lit::OptInt(scheduled),
-                Lit::OptStr(failure.as_deref()),
-                Lit::OptStr(job.spawned_from.as_deref()),
-                Lit::Bool(job.worker_listed),
-                Lit::OptStr(job.fail_group.as_deref()),
-                Lit::Int(job.fail_seq),
-                Lit::Int(job.loc.code()),
-                Lit::Int(job.sort_prio),
-                Lit::Int(job.sort_time.0),
-                Lit::Int(job.seq),
-                Lit::Str(&metadata),
-                Lit::OptStr(job.unique_key.as_deref()),
-                Lit::OptStr(job.batch.as_deref()),
-                Lit::Int(job.batch_outcome.code()),
-                Lit::Str(&throttles),
+                Arg::Str(&job.jid),
+                Arg::Str(&job.klass),
+                Arg::Str(&job.queue),
+                Arg::Str(job.state.as_str()),
+                Arg::Str(&job.data),
+                Arg::Int(job.priority),
+                Arg::Str(&tags),
+                Arg::Str(&job.worker),
+                Arg::Int(job.expires.0),
+                Arg::Int(job.retries),
+                Arg::Int(job.remaining),
+                Arg::Int(job.time.0),
+                Arg::Bool(job.grace),
+                Arg::OptInt(scheduled),
+                Arg::OptStr(failure.as_deref()),
+                Arg::OptStr(job.spawned_from.as_deref()),
+                Arg::Bool(job.worker_listed),
+                Arg::OptStr(job.fail_group.as_deref()),
+                Arg::Int(job.fail_seq),
+                Arg::Int(job.loc.code()),
+                Arg::Int(job.sort_prio),
+                Arg::Int(job.sort_time.0),
+                Arg::Int(job.seq),
+                Arg::Str(&metadata),
+                Arg::OptStr(job.unique_key.as_deref()),
+                Arg::OptStr(job.batch.as_deref()),
+                Arg::Int(job.batch_outcome.code()),
+                Arg::Str(&throttles),
             ],
         )
     }
@@ -1768,7 +1547,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn job_worker_unlist_all(&mut self, worker: &str) -> Result<()> {
         self.write(
             "UPDATE jobs SET worker_listed = false WHERE worker = $1 AND worker_listed",
-            &[Lit::Str(worker)],
+            &[Arg::Str(worker)],
         )
     }
 
@@ -1778,11 +1557,11 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         // An unpaused forgotten queue needs no row at all.
         self.write(
             "DELETE FROM queues WHERE name = $1 AND NOT paused",
-            &[Lit::Str(queue)],
+            &[Arg::Str(queue)],
         )?;
         self.write(
             "UPDATE queues SET known = false WHERE name = $1",
-            &[Lit::Str(queue)],
+            &[Arg::Str(queue)],
         )
     }
 
@@ -1804,7 +1583,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, true, $2, false)
              ON CONFLICT (name) DO UPDATE SET known = true, first_seen = excluded.first_seen
              WHERE NOT queues.known",
-            &[Lit::Str(queue), Lit::Int(now.0)],
+            &[Arg::Str(queue), Arg::Int(now.0)],
         )
     }
 
@@ -1812,12 +1591,12 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, false, 0, $2)
              ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
-            &[Lit::Str(queue), Lit::Bool(paused)],
+            &[Arg::Str(queue), Arg::Bool(paused)],
         )?;
         // An unknown, unpaused queue needs no row.
         self.write(
             "DELETE FROM queues WHERE name = $1 AND NOT known AND NOT paused",
-            &[Lit::Str(queue)],
+            &[Arg::Str(queue)],
         )
     }
 
@@ -1828,7 +1607,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn recur_delete(&mut self, jid: &str) -> Result<()> {
-        self.write("DELETE FROM recurring WHERE jid = $1", &[Lit::Str(jid)])
+        self.write("DELETE FROM recurring WHERE jid = $1", &[Arg::Str(jid)])
     }
 
     fn recur_get(&mut self, jid: &str) -> Result<Option<RecurRecord>> {
@@ -1879,20 +1658,20 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                cron = excluded.cron, timezone = excluded.timezone,
                missed = excluded.missed",
             &[
-                Lit::Str(&recur.jid),
-                Lit::Str(&recur.klass),
-                Lit::Str(&recur.queue),
-                Lit::Str(&recur.data),
-                Lit::Int(recur.priority),
-                Lit::Str(&tags),
-                Lit::Int(recur.retries),
-                Lit::Float(recur.interval),
-                Lit::Int(recur.next_at.0),
-                Lit::Int(recur.count),
-                Lit::Int(recur.backlog),
-                Lit::OptStr(recur.cron.as_ref().map(|c| c.expr.as_str())),
-                Lit::OptStr(recur.cron.as_ref().and_then(|c| c.timezone.as_deref())),
-                Lit::Str(
+                Arg::Str(&recur.jid),
+                Arg::Str(&recur.klass),
+                Arg::Str(&recur.queue),
+                Arg::Str(&recur.data),
+                Arg::Int(recur.priority),
+                Arg::Str(&tags),
+                Arg::Int(recur.retries),
+                Arg::Float(recur.interval),
+                Arg::Int(recur.next_at.0),
+                Arg::Int(recur.count),
+                Arg::Int(recur.backlog),
+                Arg::OptStr(recur.cron.as_ref().map(|c| c.expr.as_str())),
+                Arg::OptStr(recur.cron.as_ref().and_then(|c| c.timezone.as_deref())),
+                Arg::Str(
                     recur
                         .cron
                         .as_ref()
@@ -1918,14 +1697,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         // A block of values, twice as many each time (a batch of puts or a
         // pop of many jobs takes one per job); values not used are skipped.
         self.seq_block = (self.seq_block * 2).clamp(2, 256);
-        let sql = format!(
-            "SELECT nextval('placement_seq') FROM generate_series(1, {})",
-            self.seq_block
-        );
-        let rows = self.flush_query(&sql)?;
+        let block = self.seq_block;
+        let rows = self.rows(
+            "SELECT nextval('placement_seq') FROM generate_series(1::int8, $1::int8)",
+            &[&block],
+        )?;
         let mut seqs = rows
             .iter()
-            .map(|r| text_int(r, 0))
+            .map(|r| r.try_get::<_, i64>(0).pg())
             .collect::<Result<Vec<i64>>>()?;
         // Handed out smallest first (popped from the end).
         seqs.sort_unstable_by(|a, b| b.cmp(a));
@@ -1962,7 +1741,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                  DO UPDATE SET retries = stats_counters.retries + excluded.retries"
             }
         };
-        self.write(sql, &[Lit::Str(queue), Lit::Int(day.0), Lit::Int(delta)])
+        self.write(sql, &[Arg::Str(queue), Arg::Int(day.0), Arg::Int(delta)])
     }
 
     fn stats_counters(&mut self, queue: &str, day: Timestamp) -> Result<(i64, i64, i64)> {
@@ -1989,10 +1768,10 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
              ON CONFLICT (queue, day, kind, bucket)
              DO UPDATE SET count = stats_hist.count + 1",
             &[
-                Lit::Str(queue),
-                Lit::Int(day.0),
-                Lit::Str(kind.as_str()),
-                Lit::Str(bucket),
+                Arg::Str(queue),
+                Arg::Int(day.0),
+                Arg::Str(kind.as_str()),
+                Arg::Str(bucket),
             ],
         )
     }
@@ -2036,12 +1815,12 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
              ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
                mean = excluded.mean, vk = excluded.vk",
             &[
-                Lit::Str(queue),
-                Lit::Int(day.0),
-                Lit::Str(kind.as_str()),
-                Lit::Int(stat.count),
-                Lit::Float(stat.mean),
-                Lit::Float(stat.vk),
+                Arg::Str(queue),
+                Arg::Int(day.0),
+                Arg::Str(kind.as_str()),
+                Arg::Int(stat.count),
+                Arg::Float(stat.mean),
+                Arg::Float(stat.vk),
             ],
         )
     }
@@ -2052,11 +1831,11 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO tag_counts (tag, count) VALUES ($1, $2)
              ON CONFLICT (tag) DO UPDATE SET count = tag_counts.count + excluded.count",
-            &[Lit::Str(tag), Lit::Int(delta)],
+            &[Arg::Str(tag), Arg::Int(delta)],
         )?;
         self.write(
             "DELETE FROM tag_counts WHERE tag = $1 AND count <= 0",
-            &[Lit::Str(tag)],
+            &[Arg::Str(tag)],
         )
     }
 
@@ -2064,14 +1843,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO tags (tag, jid, at) VALUES ($1, $2, $3)
              ON CONFLICT (tag, jid) DO UPDATE SET at = excluded.at",
-            &[Lit::Str(tag), Lit::Str(jid), Lit::Int(at.0)],
+            &[Arg::Str(tag), Arg::Str(jid), Arg::Int(at.0)],
         )
     }
 
     fn tag_index_remove(&mut self, tag: &str, jid: &str) -> Result<()> {
         self.write(
             "DELETE FROM tags WHERE tag = $1 AND jid = $2",
-            &[Lit::Str(tag), Lit::Str(jid)],
+            &[Arg::Str(tag), Arg::Str(jid)],
         )
     }
 
@@ -2106,15 +1885,15 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO throttles (name, max) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET max = excluded.max",
-            &[Lit::Str(name), Lit::Int(max)],
+            &[Arg::Str(name), Arg::Int(max)],
         )
     }
 
     fn throttle_delete(&mut self, name: &str) -> Result<()> {
-        self.write("DELETE FROM throttles WHERE name = $1", &[Lit::Str(name)])?;
+        self.write("DELETE FROM throttles WHERE name = $1", &[Arg::Str(name)])?;
         self.write(
             "DELETE FROM throttle_starts WHERE throttle = $1",
-            &[Lit::Str(name)],
+            &[Arg::Str(name)],
         )
     }
 
@@ -2146,7 +1925,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
                 "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
                  VALUES ($1, $2, true, 0, 0, 0)
                  ON CONFLICT (throttle, jid) DO UPDATE SET holding = true",
-                &[Lit::Str(name), Lit::Str(jid)],
+                &[Arg::Str(name), Arg::Str(jid)],
             )?;
         }
         Ok(())
@@ -2160,17 +1939,18 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         time: Timestamp,
         seq: i64,
     ) -> Result<()> {
+        self.rate_idle = Some(false);
         self.write(
             "INSERT INTO throttle_jobs (throttle, jid, holding, prio, time, seq)
              VALUES ($1, $2, false, $3, $4, $5)
              ON CONFLICT (throttle, jid) DO UPDATE SET holding = false, prio = excluded.prio,
                time = excluded.time, seq = excluded.seq",
             &[
-                Lit::Str(name),
-                Lit::Str(jid),
-                Lit::Int(prio),
-                Lit::Int(time.0),
-                Lit::Int(seq),
+                Arg::Str(name),
+                Arg::Str(jid),
+                Arg::Int(prio),
+                Arg::Int(time.0),
+                Arg::Int(seq),
             ],
         )
     }
@@ -2225,14 +2005,22 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn throttle_rate_set(&mut self, name: &str, rate: Option<ThrottleRate>) -> Result<()> {
+        self.rate_idle = Some(false);
         let (limit, period) = rate.map_or((0, 0), |r| (r.limit, r.period));
         self.write(
             "UPDATE throttles SET rate_limit = $2, rate_period = $3 WHERE name = $1",
-            &[Lit::Str(name), Lit::Int(limit), Lit::Int(period)],
+            &[Arg::Str(name), Arg::Int(limit), Arg::Int(period)],
         )
     }
 
     fn throttle_rate_waiting(&mut self) -> Result<Vec<String>> {
+        if self.rate_idle.is_none() {
+            self.facts_loaded = false;
+            self.load_facts()?;
+        }
+        if self.rate_idle == Some(true) {
+            return Ok(Vec::new());
+        }
         self.strings(
             "SELECT name FROM throttles t WHERE rate_limit > 0 AND EXISTS
                (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)
@@ -2252,11 +2040,11 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn throttle_start(&mut self, name: &str, at: Timestamp, prune: Timestamp) -> Result<()> {
         self.write(
             "DELETE FROM throttle_starts WHERE throttle = $1 AND at <= $2",
-            &[Lit::Str(name), Lit::Int(prune.0)],
+            &[Arg::Str(name), Arg::Int(prune.0)],
         )?;
         self.write(
             "INSERT INTO throttle_starts (throttle, at) VALUES ($1, $2)",
-            &[Lit::Str(name), Lit::Int(at.0)],
+            &[Arg::Str(name), Arg::Int(at.0)],
         )
     }
 
@@ -2268,7 +2056,7 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         self.write(
             "INSERT INTO tracked (jid, at) VALUES ($1, $2)
              ON CONFLICT (jid) DO UPDATE SET at = excluded.at",
-            &[Lit::Str(jid), Lit::Int(at.0)],
+            &[Arg::Str(jid), Arg::Int(at.0)],
         )?;
         Ok(!existed)
     }
@@ -2303,12 +2091,6 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
         // The condition is the unique partial index's (jobs_unique_live).
         const SQL: &str = "SELECT jid FROM jobs WHERE unique_key = $1
              AND unique_key IS NOT NULL AND state NOT IN ('failed', 'complete')";
-        if let Some(rows) = self.text_query(SQL, &[Lit::Str(key)])? {
-            return match rows.first() {
-                Some(row) => Ok(Some(text_col(row, 0)?.to_owned())),
-                None => Ok(None),
-            };
-        }
         Ok(self.strings(SQL, &[&key])?.into_iter().next())
     }
 
@@ -2325,14 +2107,14 @@ impl<C: GenericClient> Tx for PgTx<'_, C> {
     }
 
     fn worker_remove(&mut self, worker: &str) -> Result<()> {
-        self.write("DELETE FROM workers WHERE name = $1", &[Lit::Str(worker)])
+        self.write("DELETE FROM workers WHERE name = $1", &[Arg::Str(worker)])
     }
 
     fn worker_touch(&mut self, worker: &str, now: Timestamp) -> Result<()> {
         self.write(
             "INSERT INTO workers (name, last_seen) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen",
-            &[Lit::Str(worker), Lit::Int(now.0)],
+            &[Arg::Str(worker), Arg::Int(now.0)],
         )
     }
 }

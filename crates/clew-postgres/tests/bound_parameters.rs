@@ -1,14 +1,17 @@
-//! The PostgreSQL store inlines the values of buffered writes as SQL
-//! literals (`E'...'`, see `PgTx`'s `Lit`). Hostile text in every field a
-//! caller controls must come back exactly as written and never act as SQL:
-//! quotes, backslashes, `$$`, comment markers, statement separators,
-//! control characters, non-ASCII text and a string of every character from
-//! 1 to 0x2FF (in chunks of 100, as names are at most 255 bytes); a NUL
-//! only inside job data (JSON text escapes it; a NUL in a text column is
-//! refused by PostgreSQL itself, bound or inlined). Names (class, tags,
-//! worker, group) carry each text without its control characters, which
+//! The PostgreSQL store sends every value as a bound parameter of a
+//! prepared statement (the extended protocol, writes pipelined with the
+//! read that follows, see `PgTx` and `PgConn::pipeline`): no value is ever
+//! written into SQL text. Hostile text in every field a caller controls
+//! must come back exactly as written and never act as SQL: quotes,
+//! backslashes, `$$`, comment markers, statement separators, control
+//! characters, non-ASCII text and a string of every character from 1 to
+//! 0x2FF (in chunks of 100, as names are at most 255 bytes); a NUL only
+//! inside job data (JSON text escapes it). Names (class, tags, worker,
+//! group) carry each text without its control characters, which
 //! `clew_core::limits` refuses in names before any store sees them; data,
-//! messages and config values carry it whole.
+//! messages and config values carry it whole. A NUL in a text column is
+//! refused (PostgreSQL cannot store one) as the caller's error, and refuses
+//! only its own command, or its own item of a batch.
 //!
 //! Uses its own temporary schema of the test database
 //! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL it prints why and passes,
@@ -17,7 +20,8 @@
 mod common;
 use common::ok;
 
-use clew_core::Engine;
+use clew_core::command::PutParams;
+use clew_core::{Command, Engine, Reply, Timestamp};
 use clew_postgres::testing::{self, TempSchema};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -183,4 +187,61 @@ async fn a_nul_refuses_only_its_own_command_in_a_group() {
     let length = ok(&engine, "length", 2.0, &["q"]).await;
     assert_eq!(length, json!(5 * 15));
     println!("transactions for 80 puts: {}", store.transactions_run());
+}
+
+/// A non-atomic batch of puts whose middle item's class holds a NUL: that
+/// item alone is refused (the caller's error), the others commit, and the
+/// refusal names the NUL, whether the batch runs alone or is run again
+/// with savepoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_refuses_only_its_own_item_of_a_batch() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = common::one_thread_store(&schema);
+    let engine = Engine::new(store.clone());
+    let put = |jid: &str, klass: &str| {
+        let mut params = PutParams::new("qb", klass);
+        params.jid = jid.to_owned();
+        params.worker = "w".to_owned();
+        Command::Put(params)
+    };
+    let commands = vec![
+        put("b-0", "Good"),
+        put("b-1", "bad\0class"),
+        put("b-2", "Good"),
+        put("b-3", "Good"),
+    ];
+    let reply = engine
+        .execute_at(
+            Timestamp::from_secs(1),
+            Command::Batch {
+                commands,
+                atomic: false,
+            },
+        )
+        .await
+        .expect("the batch itself succeeds");
+    let Reply::Batch(results) = reply else {
+        panic!("batch: {reply:?}")
+    };
+    assert_eq!(results.len(), 4);
+    for (i, result) in results.iter().enumerate() {
+        if i == 1 {
+            let err = result.as_ref().expect_err("the NUL item");
+            assert_eq!(err.kind(), clew_core::ErrorKind::Invalid, "{err}");
+            // `clew_core::limits` refuses it before the store does
+            // ("U+0000"); the store's own refusal says "NUL".
+            let text = err.to_string();
+            assert!(text.contains("NUL") || text.contains("U+0000"), "{err}");
+        } else {
+            assert!(result.is_ok(), "item {i}: {result:?}");
+        }
+    }
+    for (jid, exists) in [("b-0", true), ("b-1", false), ("b-2", true), ("b-3", true)] {
+        let job = ok(&engine, "get", 2.0, &[jid]).await;
+        assert_eq!(!job.is_null(), exists, "{jid}: {job}");
+    }
+    assert_eq!(ok(&engine, "length", 2.0, &["qb"]).await, json!(3));
 }

@@ -1,0 +1,173 @@
+//! Errors of pipelined statements (`PgTx`, `PgConn::pipeline`): buffered
+//! writes go out with the read that follows, in one round trip, and inside
+//! a transaction every statement after a failed one fails with "current
+//! transaction is aborted" (25P02). The error reported must be the first
+//! one, with its own SQLSTATE, so that a deadlock or serialization failure
+//! is still recognized as worth running again (`PgTx::retryable`).
+//!
+//! A trigger on `workers` (dropped before the assertions) refuses two
+//! worker names, one as an ordinary error and one as a deadlock (40P01).
+//!
+//! Uses its own temporary schema of the test database
+//! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL it prints why and passes,
+//! unless `CI=true`.
+
+use clew_core::command::PutParams;
+use clew_core::{Timestamp, Tx};
+use clew_postgres::testing::{self, in_tx, TempSchema};
+
+const TRIGGER: &str = "
+    CREATE FUNCTION refuse_worker() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.name = 'refused' THEN
+            RAISE EXCEPTION 'worker refused by a trigger' USING ERRCODE = '23514';
+        ELSIF NEW.name = 'deadlocked' THEN
+            RAISE EXCEPTION 'worker deadlocked on purpose' USING ERRCODE = '40P01';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse_worker BEFORE INSERT ON workers
+        FOR EACH ROW EXECUTE FUNCTION refuse_worker();";
+
+const DROP_TRIGGER: &str = "
+    DROP TRIGGER refuse_worker ON workers;
+    DROP FUNCTION refuse_worker();";
+
+/// What one transaction saw: the error of its read, whether it was
+/// retryable, and whether the read came back at all.
+#[derive(Debug)]
+struct Seen {
+    error: String,
+    retryable: bool,
+}
+
+/// Buffers three worker writes (the middle one `name`), then reads: the
+/// four statements go out in one round trip.
+fn write_then_read(conn: &mut clew_postgres::PgConn, name: &str) -> Option<Seen> {
+    let mut seen = None;
+    let result = in_tx(conn, |tx| {
+        tx.worker_touch("before", Timestamp::from_secs(1))?;
+        tx.worker_touch(name, Timestamp::from_secs(1))?;
+        tx.worker_touch("after", Timestamp::from_secs(1))?;
+        match tx.worker_list() {
+            Ok(list) => Ok(list),
+            Err(e) => {
+                seen = Some(Seen {
+                    error: e.to_string(),
+                    retryable: tx.retryable(),
+                });
+                Err(e)
+            }
+        }
+    });
+    assert!(result.is_err() == seen.is_some(), "{result:?}");
+    seen
+}
+
+#[test]
+fn a_failed_write_in_a_pipeline_reports_its_own_error() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let mut admin = schema.migrated_connection().expect("migrate");
+    admin.batch_execute(TRIGGER).expect("trigger");
+    let mut conn = schema.pipelined_connection().expect("connect");
+
+    let refused = write_then_read(&mut conn, "refused");
+    let deadlocked = write_then_read(&mut conn, "deadlocked");
+    // The connection is still good after the rollbacks.
+    let fine = write_then_read(&mut conn, "fine");
+    let workers = in_tx(&mut conn, |tx| tx.worker_list()).expect("list");
+
+    admin.batch_execute(DROP_TRIGGER).expect("drop trigger");
+    drop(conn);
+
+    let refused = refused.expect("the refused write fails the read");
+    assert!(
+        refused.error.contains("worker refused by a trigger"),
+        "{refused:?}"
+    );
+    assert!(!refused.error.contains("aborted"), "{refused:?}");
+    assert!(!refused.retryable, "{refused:?}");
+
+    let deadlocked = deadlocked.expect("the deadlocked write fails the read");
+    assert!(
+        deadlocked.error.contains("worker deadlocked on purpose"),
+        "{deadlocked:?}"
+    );
+    assert!(
+        deadlocked.retryable,
+        "a deadlock is retryable: {deadlocked:?}"
+    );
+
+    assert!(fine.is_none(), "{fine:?}");
+    let names: Vec<&str> = workers.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in ["before", "fine", "after"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+}
+
+/// Refuses the events of a pop (`dequeued`; the events go
+/// out last, in the round trip that would also commit).
+const EVENTS_TRIGGER: &str = "
+    CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'event refused by a trigger' USING ERRCODE = '23514';
+    END $$;
+    CREATE TRIGGER refuse_event BEFORE INSERT ON events FOR EACH ROW
+        WHEN (NEW.message LIKE '%dequeued%') EXECUTE FUNCTION refuse_event();";
+
+const DROP_EVENTS_TRIGGER: &str = "
+    DROP TRIGGER refuse_event ON events;
+    DROP FUNCTION refuse_event();";
+
+/// A command after a drain whose last statements (its events) fail at the
+/// server: its own error is reported, and only the command is rolled back
+/// (to its savepoint): the drained put commits. (The commit is not
+/// pipelined after a drain: a `COMMIT` sent after a failed statement would
+/// roll the whole transaction back.)
+#[test]
+fn a_failed_write_after_a_drain_keeps_the_drained_put() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = std::sync::Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = clew_core::Engine::new(store.clone());
+    let mut admin = schema.connect().expect("connect");
+    admin.batch_execute(EVENTS_TRIGGER).expect("trigger");
+
+    let mut put = PutParams::new("q", "K");
+    put.jid = "drained".to_owned();
+    let mut app = admin.transaction().expect("begin");
+    clew_postgres::put_in(&mut app, schema.name(), &put).expect("put_in");
+    app.commit().expect("commit");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let args = ["q".to_owned(), "refused-worker".to_owned(), "1".to_owned()];
+    let popped = runtime.block_on(engine.qless("pop", Some(2.0), &args));
+    let count = |admin: &mut postgres::Client, sql: &str| -> i64 {
+        admin.query_one(sql, &[]).expect(sql).get(0)
+    };
+    let jobs = count(
+        &mut admin,
+        "SELECT COUNT(*) FROM jobs WHERE jid = 'drained' AND state = 'waiting'",
+    );
+    let waiting = count(&mut admin, "SELECT COUNT(*) FROM put_outbox");
+    admin
+        .batch_execute(DROP_EVENTS_TRIGGER)
+        .expect("drop trigger");
+    drop(runtime);
+
+    let err = popped.expect_err("the pop's events are refused");
+    assert!(
+        err.to_string().contains("event refused by a trigger"),
+        "{err}"
+    );
+    assert_eq!((jobs, waiting), (1, 0), "the drained put committed");
+}
