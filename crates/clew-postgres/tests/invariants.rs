@@ -19,5 +19,5 @@ fn store() -> Option<clew_store_tests::TestStore> {
 
 #[test]
 fn random_calls_keep_the_store_invariants() {
-    clew_store_tests::invariants::run_property(store, 12, 60);
+    clew_store_tests::invariants::run_property(store, 4, 60);
 }
