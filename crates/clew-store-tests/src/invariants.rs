@@ -15,13 +15,15 @@
 //!   a lock expiring exactly now is listed as running and as stalled, and
 //!   counted stalled; the checker allows exactly that);
 //! * every job `get` returns (among the jids the caller knows of) is
-//!   listed somewhere: no job is lost between sets.
+//!   listed somewhere: no job is lost between sets. (The queues are those
+//!   `queues` names plus those of the known jobs: `queue.forget` drops a
+//!   name from `queues` and leaves its jobs where they are, as in qless.)
 //!
 //! [`run_property`] applies random sequences of calls (puts with delays,
 //! priorities, dependencies, throttles and retries; pops, heartbeats,
 //! completes with and without a next queue, fails, retries, cancels,
 //! dependency changes, priority, requeue, tags, pauses, timeouts,
-//! recurring templates, unfail, config changes, and clock jumps past lock
+//! recurring templates, unfail, queue.forget, config changes, and clock jumps past lock
 //! expiry and delays) to a fresh store through [`Harness`], and runs
 //! [`check`] after every step. A call may be refused (a wrong worker, a
 //! job in the wrong state): that is part of the test, as long as the
@@ -93,10 +95,32 @@ pub async fn check(
         }
         Ok(())
     };
-    let queues = match exec(engine, now, Command::Queues { queue: None }).await? {
+    let mut queues = match exec(engine, now, Command::Queues { queue: None }).await? {
         Reply::Queues(q) => q,
         other => return Err(format!("queues: unexpected reply {other:?}")),
     };
+    // `queue.forget` (DELETE /v1/queues/NAME) forgets a name and leaves its
+    // jobs alone (qless's rule): the queues of known jobs are read too.
+    let mut names: BTreeSet<String> = queues.iter().map(|c| c.name.clone()).collect();
+    for jid in known {
+        if let Reply::Job(Some(j)) = exec(engine, now, Command::Get { jid: jid.clone() }).await? {
+            let q = &j.record.queue;
+            if !q.is_empty() && names.insert(q.clone()) {
+                match exec(
+                    engine,
+                    now,
+                    Command::Queues {
+                        queue: Some(q.clone()),
+                    },
+                )
+                .await?
+                {
+                    Reply::Queue(c) => queues.push(c),
+                    other => return Err(format!("queues {q}: unexpected reply {other:?}")),
+                }
+            }
+        }
+    }
     let mut expect: BTreeMap<String, (String, &'static [JobState])> = BTreeMap::new();
     // qless's rule, kept for compatibility (conformance case
     // `jobs_running_and_stalled_both_include_expiry_equal_to_now`): a lock
@@ -412,6 +436,11 @@ pub enum Op {
         /// Slots.
         max: u8,
     },
+    /// `queue.forget` (its jobs stay).
+    Forget {
+        /// Queue index.
+        queue: u8,
+    },
     /// `config.set heartbeat` (seconds).
     Heartbeats {
         /// Seconds.
@@ -510,6 +539,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => (q.clone(), 0u8..2).prop_map(|(queue, group)| Op::Unfail { queue, group }),
         1 => (0u8..2, 0u8..3).prop_map(|(throttle, max)| Op::Throttle { throttle, max }),
         1 => (1u8..90).prop_map(|secs| Op::Heartbeats { secs }),
+        1 => q.clone().prop_map(|queue| Op::Forget { queue }),
         4 => prop_oneof![1u16..30, 30u16..200, Just(60u16), Just(70u16)]
             .prop_map(|secs| Op::Wait { secs }),
     ]
@@ -624,6 +654,7 @@ impl Op {
                 "throttle.set",
                 vec![format!("th{throttle}"), max.to_string()],
             ),
+            Op::Forget { queue: q } => ("queue.forget", vec![queue(*q)]),
             Op::Heartbeats { secs } => ("config.set", vec![s("heartbeat"), secs.to_string()]),
             Op::Wait { .. } => return None,
         })
