@@ -60,6 +60,10 @@ fn invalid(e: &anyhow::Error, text: &str, key: Option<&str>) {
         core.message().contains("fuzz.toml"),
         "{text:?}: the message does not name the file: {core}"
     );
+    assert!(
+        !core.message().contains("$__toml_private"),
+        "{text:?}: toml's private serde form in the message: {core}"
+    );
     if let Some(k) = key {
         assert!(
             core.message().contains(k),
@@ -96,7 +100,14 @@ pub fn config_file(text: &str) {
             check(file.int::<usize>(key, "a size").map(drop));
             check(file.float(key).map(drop));
             check(file.duration(key).map(drop));
-            check(file.pairs(key, true).map(drop));
+            check(file.pairs(key, true).map(|p| {
+                for pair in p.unwrap_or_default() {
+                    assert!(
+                        !pair.contains("$__toml_private"),
+                        "{text:?}: metadata {pair}"
+                    );
+                }
+            }));
             check(file.pairs(key, false).map(drop));
         }
     }

@@ -111,7 +111,7 @@ impl ConfigFile {
             "--config {}: key {key:?}: expected {expected}, got {} {}",
             self.path.display(),
             v.type_str(),
-            serde_json::to_string(v).unwrap_or_default()
+            json_of(v)
         ))
         .into()
     }
@@ -214,11 +214,53 @@ impl ConfigFile {
             .map(|(k, item)| match (item, json) {
                 (Value::String(s), false) => Ok(format!("{k}={s}")),
                 (_, false) => Err(self.wrong(key, expected, v)),
-                (item, true) => serde_json::to_string(item)
-                    .map(|j| format!("{k}={j}"))
-                    .map_err(|_| self.wrong(key, expected, v)),
+                (item, true) => Ok(format!("{k}={}", json_of(item))),
             })
             .collect::<anyhow::Result<Vec<_>>>()
             .map(Some)
+    }
+}
+
+/// A TOML value as JSON text; a date or time becomes its TOML text as a
+/// JSON string (serde would give toml's private map
+/// `{"$__toml_private_datetime": ...}`).
+fn json_of(v: &Value) -> String {
+    fn convert(v: &Value) -> serde_json::Value {
+        match v {
+            Value::String(s) => s.clone().into(),
+            Value::Integer(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or_else(|| f.to_string().into()),
+            Value::Boolean(b) => (*b).into(),
+            Value::Datetime(d) => d.to_string().into(),
+            Value::Array(a) => a.iter().map(convert).collect(),
+            Value::Table(t) => t.iter().map(|(k, v)| (k.clone(), convert(v))).collect(),
+        }
+    }
+    convert(v).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the config fuzz target: a date in the file showed (in the
+    /// error, and as metadata) as toml's private serde map.
+    #[test]
+    fn dates_read_as_their_text() {
+        let path = Path::new("clew.toml");
+        let text =
+            "history_max_age = 1979-05-27T07:32:00Z\nmetadata = { at = 1979-05-27, n = nan }\n";
+        let f = ConfigFile::parse(text, path, "server", SERVER_KEYS).expect("parses");
+        let e = f.string("history_max_age").expect_err("not a string");
+        assert_eq!(
+            e.to_string(),
+            "--config clew.toml: key \"history_max_age\": expected a string, got datetime \"1979-05-27T07:32:00Z\""
+        );
+        assert_eq!(
+            f.pairs("metadata", true).expect("pairs"),
+            Some(vec!["at=\"1979-05-27\"".to_owned(), "n=\"NaN\"".to_owned()])
+        );
     }
 }
