@@ -17,7 +17,14 @@
 
 use std::path::Path;
 
-use clew::config_toml::{ConfigFile, SERVER_KEYS, WORK_KEYS};
+/// The `--config` reader of the `clew` crate (`clew::config_toml`), compiled
+/// from its own source file: the same code, without the binary's
+/// dependencies in the fuzz build.
+#[path = "../../clew/src/config_toml.rs"]
+#[allow(missing_docs)]
+pub mod config_toml;
+
+use config_toml::{ConfigFile, SERVER_KEYS, WORK_KEYS};
 
 /// The keys tried (every key the engine reads, including per-queue ones
 /// of queue `a`).
