@@ -661,7 +661,7 @@ impl Op {
     }
 }
 
-/// Runs `ops` on `h` from time `start`, checking the invariants after
+/// Runs `ops` on `h` (from 1,700,000,000 s), checking the invariants after
 /// every call.
 pub fn run_ops(h: &Harness, ops: &[Op]) -> Result<(), String> {
     let mut now = 1_700_000_000.0_f64;
