@@ -26,6 +26,7 @@ use clew_core::{
 use serde_json::Value;
 
 pub mod cases;
+pub mod invariants;
 
 include!(concat!(env!("OUT_DIR"), "/conformance_macro.rs"));
 

@@ -34,11 +34,12 @@
 //!     appear on the job's `perform_finished` or `failed` event (keys
 //!     starting with `_` are the system's and are ignored).
 //!
-//!   A line longer than [`ExecConfig::max_line`] is cut to that length, so
-//!   reading stdout takes bounded memory whatever the program prints; when
-//!   any line was cut, the job's history gets one entry `output cut` with
-//!   `lines_cut` and `max_line` (a cut `clew:data` line is no longer JSON
-//!   and so is ignored, with a warning).
+//!   A line longer than [`ExecConfig::max_line`] is cut to that length (less
+//!   the bytes of a UTF-8 character the cut would split), so reading stdout
+//!   takes bounded memory whatever the program prints; when any line was
+//!   cut, the job's history gets one entry `output cut` with `lines_cut` and
+//!   `max_line` (a cut `clew:data` line is no longer JSON and so is ignored,
+//!   with a warning).
 //! * **stderr**: only its last [`ExecConfig::stderr_tail`] bytes are kept,
 //!   to become the failure message; when more was written, the message
 //!   starts with `[stderr cut: N earlier bytes dropped]`. A NUL byte
@@ -313,8 +314,10 @@ struct Said {
 }
 
 /// Reads `r` line by line, cutting lines at `max_line` bytes, calling
-/// `on_line` for each. Returns how many lines were cut.
-async fn read_lines<R, F, Fut>(mut r: R, max_line: usize, mut on_line: F) -> usize
+/// `on_line` for each (without its `\n`; bytes that are not UTF-8 become
+/// U+FFFD). Returns how many lines were cut. Public for the fuzz targets
+/// (crate `clew-fuzz`).
+pub async fn read_lines<R, F, Fut>(mut r: R, max_line: usize, mut on_line: F) -> usize
 where
     R: AsyncRead + Unpin,
     F: FnMut(String) -> Fut,
@@ -337,7 +340,12 @@ where
                     if !skipping {
                         let room = max_line - line.len();
                         line.extend_from_slice(&chunk[..pos.min(room)]);
-                        on_line(String::from_utf8_lossy(&line).into_owned()).await;
+                        on_line(if pos > room {
+                            cut_text(&line)
+                        } else {
+                            String::from_utf8_lossy(&line).into_owned()
+                        })
+                        .await;
                     }
                     line.clear();
                     skipping = false;
@@ -349,7 +357,7 @@ where
                         line.extend_from_slice(&chunk[..chunk.len().min(room)]);
                         if line.len() >= max_line {
                             // Cut: hand over what fits, drop the rest of it.
-                            on_line(String::from_utf8_lossy(&line).into_owned()).await;
+                            on_line(cut_text(&line)).await;
                             line.clear();
                             skipping = true;
                             cut += 1;
@@ -364,6 +372,16 @@ where
         on_line(String::from_utf8_lossy(&line).into_owned()).await;
     }
     cut
+}
+
+/// A cut line as text: without the start of a UTF-8 character that the cut
+/// split (which would become a U+FFFD longer than the bytes it replaces).
+fn cut_text(line: &[u8]) -> String {
+    let keep = match std::str::from_utf8(line) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => line.len(),
+    };
+    String::from_utf8_lossy(&line[..keep]).into_owned()
 }
 
 /// The end of stderr: the last bytes kept, and how many came before them.
@@ -662,6 +680,19 @@ mod tests {
         })
         .await;
         assert_eq!(lines, vec!["short", "xxxxxxxxxx", "after", "last"]);
+    }
+
+    /// Found by the exec_line fuzz target: a cut through a two-byte
+    /// character gave "é\u{FFFD}" (5 bytes for a 3-byte limit).
+    #[tokio::test]
+    async fn a_cut_does_not_split_a_character() {
+        let mut lines = Vec::new();
+        read_lines("ééé\nok\n".as_bytes(), 3, |l| {
+            lines.push(l);
+            async {}
+        })
+        .await;
+        assert_eq!(lines, vec!["é", "ok"]);
     }
 
     /// A store in `dir` with one job of class `Klass` popped by `w1`.
