@@ -45,7 +45,7 @@
 //!   the notification and `COMMIT`; the items of a non-atomic batch run
 //!   without savepoints unless one is refused (then the transaction runs
 //!   again with a savepoint per item). (Warm, one command per transaction:
-//!   put 13 → 3 round trips, pop of 100 jobs 1,514 → 17, complete 19 → 6,
+//!   put 13 → 3 round trips, pop of 100 jobs 1,514 → 16, complete 19 → 6,
 //!   `complete_many` of 100 611 → 210.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,

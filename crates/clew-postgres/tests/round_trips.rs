@@ -57,7 +57,7 @@ async fn round_trips_of_put_pop_and_complete() {
     // Before buffered writes and the transaction's facts: 13, 1514, 19;
     // before the commit went with the last writes and events: 5, 17, 9;
     // before every read was pipelined with the writes before it (bound
-    // parameters): 4, 17, 7; before a pop skipped the rate-limited
+    // parameters): 4, 18, 7; before a pop skipped the rate-limited
     // throttles' query when none has waiting jobs (a transaction fact):
     // 3, 17, 6. Now 3, 16, 6.
     assert!(put <= 3, "put: {put} round trips");
