@@ -770,17 +770,20 @@ impl Proc {
 
     /// SIGTERM, then SIGKILL after `grace`.
     async fn stop(mut self, grace: Duration) {
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            if tokio::time::timeout(grace, self.child.wait())
-                .await
-                .is_err()
-            {
-                let _ = self.child.kill().await;
-            }
+        terminate(&mut self.child, grace).await;
+    }
+}
+
+/// Stops a child process: SIGTERM, then SIGKILL after `grace`; reaps it.
+/// (`clew bench` and `clew chaos` stop their servers and workers so.)
+pub(crate) async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            let _ = child.kill().await;
         }
     }
 }

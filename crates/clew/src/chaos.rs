@@ -334,18 +334,7 @@ impl Proc {
 
     /// SIGTERM, then SIGKILL after `grace`.
     async fn stop(mut self, grace: Duration) {
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            if tokio::time::timeout(grace, self.child.wait())
-                .await
-                .is_err()
-            {
-                self.kill().await;
-            }
-        }
+        crate::bench::terminate(&mut self.child, grace).await;
     }
 
     fn exited(&mut self) -> bool {
