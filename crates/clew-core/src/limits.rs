@@ -66,13 +66,19 @@ pub fn names(cmd: &str, arg: &str, vs: &[String]) -> Result<()> {
 
 /// Checks a job's tags: at most [`MAX_TAGS`], each a valid name.
 pub fn tags(cmd: &str, vs: &[String]) -> Result<()> {
+    capped_names(cmd, "tags", vs)
+}
+
+/// Checks a list of names (tags, throttles): at most [`MAX_TAGS`] of them,
+/// each a valid name.
+fn capped_names(cmd: &str, arg: &str, vs: &[String]) -> Result<()> {
     if vs.len() > MAX_TAGS {
         return Err(Error::invalid(format!(
-            "{cmd}(): Arg \"tags\" has {} tags, at most {MAX_TAGS} allowed",
+            "{cmd}(): Arg \"{arg}\" has {} {arg}, at most {MAX_TAGS} allowed",
             vs.len()
         )));
     }
-    names(cmd, "tags", vs)
+    names(cmd, arg, vs)
 }
 
 /// Checks the size of data (JSON text).
@@ -91,7 +97,23 @@ pub fn object(cmd: &str, arg: &str, v: &Map<String, Value>) -> Result<()> {
     if v.is_empty() {
         return Ok(());
     }
-    let len = serde_json::to_string(v).map(|s| s.len()).unwrap_or(0);
+    // Counted as it is written, without building the text (a put's
+    // metadata is checked on every put).
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let len = match serde_json::to_writer(&mut count, v) {
+        Ok(()) => count.0,
+        Err(_) => 0,
+    };
     if len > MAX_DATA_BYTES {
         return Err(Error::invalid(format!(
             "{cmd}(): Arg \"{arg}\" is {len} bytes long as JSON, at most {MAX_DATA_BYTES} allowed"
@@ -131,13 +153,7 @@ pub fn put(cmd: &str, p: &PutParams) -> Result<()> {
         names(cmd, "depends", d)?;
     }
     if let Some(t) = &p.throttles {
-        if t.len() > MAX_TAGS {
-            return Err(Error::invalid(format!(
-                "{cmd}(): Arg \"throttles\" has {} throttles, at most {MAX_TAGS} allowed",
-                t.len()
-            )));
-        }
-        names(cmd, "throttles", t)?;
+        capped_names(cmd, "throttles", t)?;
     }
     if let Some(u) = &p.unique {
         if u.key.contains('\0') {

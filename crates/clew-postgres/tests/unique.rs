@@ -15,36 +15,7 @@ use clew_core::unique::{OnConflict, Unique};
 use clew_core::{Engine, ErrorKind, Store};
 use clew_postgres::testing::{self, TempSchema};
 use clew_postgres::PostgresStore;
-
-/// Puts `n` jobs with `key` at once, alternating between the engines and
-/// the three policies; returns each caller's policy and result.
-async fn race(
-    engines: &[Engine],
-    key: &str,
-    round: usize,
-    n: usize,
-) -> Vec<(OnConflict, clew_core::Result<String>)> {
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let engine = engines[i % engines.len()].clone();
-        let key = key.to_owned();
-        set.spawn(async move {
-            // Policies change every two callers, so each store sees each.
-            let policy = OnConflict::ALL[(i / 2) % 3];
-            let p = PutParams {
-                jid: format!("r{round}-{i:02}"),
-                unique: Some(Unique::new(key).on_conflict(policy)),
-                ..PutParams::new("q", "K")
-            };
-            (policy, engine.put(p).await)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        out.push(r.expect("task"));
-    }
-    out
-}
+use clew_store_tests::unique_race;
 
 /// Runs `f` on a plain thread (the synchronous client must not run inside
 /// the runtime).
@@ -95,7 +66,7 @@ async fn concurrent_puts_on_two_stores_yield_one_job() {
     let engines = [Engine::new(a.clone()), Engine::new(b.clone())];
     for round in 0..5 {
         let key = format!("search:user-{round}");
-        let results = race(&engines, &key, round, 32).await;
+        let results = unique_race(&engines, &key, round, 32).await;
         let holders = live_holders(&schema, &key);
         assert_eq!(holders.len(), 1, "round {round}: {holders:?}");
         assert_eq!(all_with_key(&schema, &key), 1, "round {round}");
@@ -123,7 +94,7 @@ async fn concurrent_puts_on_two_stores_yield_one_job() {
         .any(|j| j["jid"] == *holder));
     common::ok(&engines[1], "complete", 101.0, &[&holder, "w", "q", "{}"]).await;
     assert!(live_holders(&schema, key).is_empty());
-    race(&engines, key, 9, 16).await;
+    unique_race(&engines, key, 9, 16).await;
     let holders = live_holders(&schema, key);
     assert_eq!(holders.len(), 1, "{holders:?}");
     assert_ne!(holders[0], holder);

@@ -10,6 +10,7 @@ use clew_core::unique::{OnConflict, Unique};
 use clew_core::{Engine, ErrorKind, Store};
 use clew_sqlite::testing::{migrated_connection, temp_store, DB_FILE};
 use clew_sqlite::{SqliteOptions, SqliteStore};
+use clew_store_tests::unique_race;
 
 /// Live jobs holding `key`, read straight from the file.
 fn live_holders(path: &std::path::Path, key: &str) -> Vec<String> {
@@ -34,25 +35,7 @@ async fn concurrent_puts_on_two_stores_yield_one_job() {
     let engines = [Engine::new(a.clone()), Engine::new(b.clone())];
     for round in 0..5 {
         let key = format!("search:user-{round}");
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..32 {
-            let engine = engines[i % 2].clone();
-            let key = key.clone();
-            set.spawn(async move {
-                // Policies change every two callers, so each store sees each.
-                let policy = OnConflict::ALL[(i / 2) % 3];
-                let p = PutParams {
-                    jid: format!("r{round}-{i:02}"),
-                    unique: Some(Unique::new(key).on_conflict(policy)),
-                    ..PutParams::new("q", "K")
-                };
-                (policy, engine.put(p).await)
-            });
-        }
-        let mut results = Vec::new();
-        while let Some(r) = set.join_next().await {
-            results.push(r.expect("task"));
-        }
+        let results = unique_race(&engines, &key, round, 32).await;
         let holders = live_holders(&path, &key);
         assert_eq!(holders.len(), 1, "round {round}: {holders:?}");
         let holder = &holders[0];

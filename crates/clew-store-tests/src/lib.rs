@@ -336,3 +336,37 @@ pub fn drain(h: &Harness) -> Vec<(String, Value)> {
         })
         .collect()
 }
+
+/// Puts `n` jobs carrying the unique key `key` at once (jids
+/// `r{round}-{i:02}`, queue `q`), alternating between `engines` and the
+/// three conflict policies (changing every two callers, so each engine sees
+/// each); returns each caller's policy and result. The race of the store
+/// crates' two-store unique-key tests.
+pub async fn unique_race(
+    engines: &[Engine],
+    key: &str,
+    round: usize,
+    n: usize,
+) -> Vec<(clew_core::unique::OnConflict, clew_core::Result<String>)> {
+    use clew_core::command::PutParams;
+    use clew_core::unique::{OnConflict, Unique};
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let engine = engines[i % engines.len()].clone();
+        let key = key.to_owned();
+        set.spawn(async move {
+            let policy = OnConflict::ALL[(i / 2) % 3];
+            let p = PutParams {
+                jid: format!("r{round}-{i:02}"),
+                unique: Some(Unique::new(key).on_conflict(policy)),
+                ..PutParams::new("q", "K")
+            };
+            (policy, engine.put(p).await)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.expect("task"));
+    }
+    out
+}

@@ -774,6 +774,18 @@ impl Proc {
     }
 }
 
+/// The jids of a reply that lists them (`jobs`), in order; nothing for any
+/// other reply.
+pub(crate) fn jid_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|j| j.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Stops a child process: SIGTERM, then SIGKILL after `grace`; reaps it.
 /// (`clew bench` and `clew chaos` stop their servers and workers so.)
 pub(crate) async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
@@ -1567,14 +1579,7 @@ impl Bench {
                     count: PREFILL_BATCH as i64,
                 })
                 .await?;
-            let jids: Vec<String> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|j| j.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let jids = jid_list(&v);
             if jids.is_empty() {
                 return Ok(());
             }

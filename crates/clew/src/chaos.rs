@@ -1084,14 +1084,7 @@ async fn list_complete(engine: &Engine) -> anyhow::Result<Vec<String>> {
                 ],
             )
             .await?;
-        let got: Vec<String> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|j| j.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let got = crate::bench::jid_list(&v);
         let n = got.len();
         out.extend(got);
         if n < page {
