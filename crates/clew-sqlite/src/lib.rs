@@ -31,7 +31,8 @@
 //!   file left by a killed process opens normally (SQLite replays the WAL).
 //! * **Caches.** The placement sequence ([`clew_core::Tx::seq_next`]) and
 //!   config values are kept in memory between batches; the sequence is
-//!   written back before every commit.
+//!   written back before every commit. Within a batch, the job rows read
+//!   are remembered, so saving one sets only the columns that changed.
 //!
 //! # Example
 //! ```no_run

@@ -8,7 +8,8 @@
 //! batch transaction and calls [`SqliteTx::flush`] before committing;
 //! tests use [`crate::testing::in_tx`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+use std::sync::OnceLock;
 
 use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
@@ -35,6 +36,14 @@ const ROWS_LARGE: usize = 32;
 /// The middle size of a multi-row `INSERT`.
 const ROWS_SMALL: usize = 8;
 
+/// The [`TxCache`]'s maps: keyed by jids, queue names and config keys,
+/// hashed for every job a command touches, with foldhash (seeded per map,
+/// much cheaper than the standard SipHash on short strings).
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+
+/// The [`TxCache`]'s sets (see [`HashMap`]).
+type HashSet<T> = StdHashSet<T, foldhash::fast::RandomState>;
+
 /// Turns a SQLite error into clew's store error.
 pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
     Error::store(format!("sqlite: {e}"))
@@ -60,14 +69,49 @@ fn corrupt(col: usize, what: String) -> rusqlite::Error {
 
 /// Parses a JSON column.
 fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, col: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(col)?;
-    serde_json::from_str(&text)
+    // Borrowed from the row: no String allocated for the text.
+    let text: &str = row.get_ref(col)?.as_str()?;
+    serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e)))
+}
+
+/// Parses a JSON array-of-strings column (`tags`, `throttles`), most often
+/// `[]`, which needs no parser.
+fn json_strings_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Vec<String>> {
+    match row.get_ref(col)?.as_str()? {
+        "[]" => Ok(Vec::new()),
+        _ => json_col(row, col),
+    }
+}
+
+/// Parses a JSON object column (`metadata`, a history entry's `extra`),
+/// most often `{}`, which needs no parser.
+fn json_map_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Map<String, Value>> {
+    match row.get_ref(col)?.as_str()? {
+        "{}" => Ok(Map::new()),
+        _ => json_col(row, col),
+    }
 }
 
 /// Serializes a value for a JSON column.
 fn to_json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::store(format!("encoding JSON column: {e}")))
+}
+
+/// [`to_json_text`] of an array of strings (`[]` when empty, the usual).
+fn strings_json(value: &[String]) -> Result<String> {
+    if value.is_empty() {
+        return Ok("[]".to_owned());
+    }
+    to_json_text(value)
+}
+
+/// [`to_json_text`] of an object (`{}` when empty, the usual).
+fn map_json(value: &Map<String, Value>) -> Result<String> {
+    if value.is_empty() {
+        return Ok("{}".to_owned());
+    }
+    to_json_text(value)
 }
 
 /// The bounds of a [`TimeRange`] as inclusive microseconds.
@@ -97,6 +141,8 @@ fn offset(offset: i64) -> i64 {
 /// * statistics, the complete counter, lookups (tracked, dependencies,
 ///   queues, placements), per-job history counts and the oldest completed
 ///   time (see the fields);
+/// * the job rows read in the current group, so that a save writes only
+///   the columns that differ from them;
 /// * events (numbered here) and history entries not yet written.
 ///
 /// The owner must call [`TxCache::clear`] when the file may have been changed
@@ -126,6 +172,15 @@ pub struct TxCache {
     /// or written in this group, so a save knows whether the job leaves or
     /// enters the complete set without reading its row again.
     locs: HashMap<String, Option<i64>>,
+    /// Job rows as read in this group (by `job_get` and
+    /// `job_list_records`) and not changed since, so that `job_save` can
+    /// write only the columns that differ: fewer values bound, and the
+    /// indexes over unchanged columns left alone. Dropped with `locs`, on
+    /// the job's save or delete, and by any other write to `jobs`.
+    rows: HashMap<String, JobRecord>,
+    /// The text of the `UPDATE` setting each set of columns (a bit per
+    /// [`JOB_COLS`] entry) written so far.
+    update_sql: HashMap<u32, String>,
     /// The change to the `complete` counter not yet written back.
     complete_delta: i64,
     /// The `complete` counter's row, once read (kept up to date by the
@@ -182,6 +237,7 @@ impl TxCache {
         self.timing.clear();
         self.hist.clear();
         self.locs.clear();
+        self.rows.clear();
         self.complete_delta = 0;
         // Buffered rows were written before the savepoint too: what is
         // pending now belongs to it.
@@ -298,6 +354,7 @@ impl<'a> SqliteTx<'a> {
             self.cache.complete_delta = 0;
         }
         self.cache.locs.clear();
+        self.cache.rows.clear();
         for ((queue, day, kind, bucket), n) in self.cache.hist.drain() {
             self.conn
                 .prepare_cached(
@@ -320,11 +377,11 @@ impl<'a> SqliteTx<'a> {
         while !rest.is_empty() {
             let n = chunk(rest.len());
             let sql = rows_sql(
+                &EVENT_ROWS,
                 "INSERT INTO events (seq, at, channel, message) VALUES ",
-                4,
                 n,
             );
-            let mut stmt = self.conn.prepare_cached(&sql).sql()?;
+            let mut stmt = self.conn.prepare_cached(sql).sql()?;
             for (i, (seq, at, channel, message)) in rest[..n].iter().enumerate() {
                 let p = i * 4;
                 stmt.raw_bind_parameter(p + 1, seq).sql()?;
@@ -343,14 +400,18 @@ impl<'a> SqliteTx<'a> {
         let mut rest = &history[..];
         while !rest.is_empty() {
             let n = chunk(rest.len());
-            let sql = rows_sql("INSERT INTO history (jid, at, what, extra) VALUES ", 4, n);
-            let mut stmt = self.conn.prepare_cached(&sql).sql()?;
+            let sql = rows_sql(
+                &HISTORY_ROWS,
+                "INSERT INTO history (jid, at, what, extra) VALUES ",
+                n,
+            );
+            let mut stmt = self.conn.prepare_cached(sql).sql()?;
             for (i, (jid, entry)) in rest[..n].iter().enumerate() {
                 let p = i * 4;
                 stmt.raw_bind_parameter(p + 1, jid.as_str()).sql()?;
                 stmt.raw_bind_parameter(p + 2, entry.when.0).sql()?;
                 stmt.raw_bind_parameter(p + 3, entry.what.as_str()).sql()?;
-                stmt.raw_bind_parameter(p + 4, to_json_text(&entry.extra)?)
+                stmt.raw_bind_parameter(p + 4, map_json(&entry.extra)?)
                     .sql()?;
             }
             stmt.raw_execute().sql()?;
@@ -441,6 +502,185 @@ impl<'a> SqliteTx<'a> {
     }
 }
 
+impl SqliteTx<'_> {
+    /// After a save: notes the job's placement (`old`: before it).
+    fn saved(&mut self, job: &JobRecord, old: Option<i64>) {
+        self.placed(&job.jid, old, Some(job.loc.code()));
+        if job.loc == Loc::Complete && job.queue.is_empty() {
+            if let Some(floor) = &mut self.cache.complete_floor {
+                *floor = (*floor).min(job.sort_time.0);
+            }
+        }
+    }
+
+    /// Updates the row of `job`, which holds `read`, setting only the
+    /// columns that differ (none: no statement). False if there was no
+    /// such row after all (then nothing was written).
+    fn job_update_changed(&mut self, read: &JobRecord, job: &JobRecord) -> Result<bool> {
+        let mask = changed_cols(read, job)?;
+        if mask == 0 {
+            return Ok(true);
+        }
+        let sql = self
+            .cache
+            .update_sql
+            .entry(mask)
+            .or_insert_with(|| update_sql(mask));
+        let mut stmt = self.conn.prepare_cached(sql).sql()?;
+        stmt.raw_bind_parameter(1, job.jid.as_str()).sql()?;
+        let mut param = 2;
+        for col in 0..JOB_COLS.len() {
+            if mask & (1 << col) != 0 {
+                bind_job_col(&mut stmt, param, col, job)?;
+                param += 1;
+            }
+        }
+        Ok(stmt.raw_execute().sql()? == 1)
+    }
+}
+
+/// The `jobs` columns but `jid`, in [`job_cols_but_jid!`] order.
+const JOB_COLS: [&str; 27] = [
+    "klass",
+    "queue",
+    "state",
+    "data",
+    "priority",
+    "tags",
+    "worker",
+    "expires",
+    "retries",
+    "remaining",
+    "time",
+    "grace",
+    "scheduled",
+    "failure",
+    "spawned_from",
+    "worker_listed",
+    "fail_group",
+    "fail_seq",
+    "loc",
+    "sort_prio",
+    "sort_time",
+    "seq",
+    "metadata",
+    "unique_key",
+    "batch",
+    "batch_outcome",
+    "throttles",
+];
+
+/// The [`JOB_COLS`] whose stored values differ between `old` and `new`,
+/// a bit each. JSON columns compare as the text they are stored as (an
+/// object's key order counts).
+fn changed_cols(old: &JobRecord, new: &JobRecord) -> Result<u32> {
+    let map_differs = |a: &Map<String, Value>, b: &Map<String, Value>| -> Result<bool> {
+        Ok(match (a.is_empty(), b.is_empty()) {
+            (true, true) => false,
+            (false, false) => map_json(a)? != map_json(b)?,
+            _ => true,
+        })
+    };
+    let failure_differs = match (&old.failure, &new.failure) {
+        (None, None) => false,
+        (Some(a), Some(b)) => to_json_text(a)? != to_json_text(b)?,
+        _ => true,
+    };
+    let differs = [
+        old.klass != new.klass,
+        old.queue != new.queue,
+        old.state != new.state,
+        old.data != new.data,
+        old.priority != new.priority,
+        old.tags != new.tags,
+        old.worker != new.worker,
+        old.expires != new.expires,
+        old.retries != new.retries,
+        old.remaining != new.remaining,
+        old.time != new.time,
+        old.grace != new.grace,
+        old.scheduled != new.scheduled,
+        failure_differs,
+        old.spawned_from != new.spawned_from,
+        old.worker_listed != new.worker_listed,
+        old.fail_group != new.fail_group,
+        old.fail_seq != new.fail_seq,
+        old.loc != new.loc,
+        old.sort_prio != new.sort_prio,
+        old.sort_time != new.sort_time,
+        old.seq != new.seq,
+        map_differs(&old.metadata, &new.metadata)?,
+        old.unique_key != new.unique_key,
+        old.batch != new.batch,
+        old.batch_outcome != new.batch_outcome,
+        old.throttles != new.throttles,
+    ];
+    Ok(differs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d)
+        .fold(0, |mask, (col, _)| mask | (1 << col)))
+}
+
+/// `UPDATE jobs` setting the [`JOB_COLS`] in `mask` to `?2`, `?3`... in
+/// column order, `WHERE jid = ?1`.
+fn update_sql(mask: u32) -> String {
+    let mut sql = String::from("UPDATE jobs SET ");
+    let mut param = 2;
+    for (col, name) in JOB_COLS.iter().enumerate() {
+        if mask & (1 << col) != 0 {
+            if param > 2 {
+                sql.push_str(", ");
+            }
+            sql.push_str(name);
+            sql.push_str(" = ?");
+            sql.push_str(&param.to_string());
+            param += 1;
+        }
+    }
+    sql.push_str(" WHERE jid = ?1");
+    sql
+}
+
+/// Binds `job`'s value of [`JOB_COLS`] entry `col` as parameter `param`.
+fn bind_job_col(
+    stmt: &mut rusqlite::Statement<'_>,
+    param: usize,
+    col: usize,
+    job: &JobRecord,
+) -> Result<()> {
+    match col {
+        0 => stmt.raw_bind_parameter(param, job.klass.as_str()),
+        1 => stmt.raw_bind_parameter(param, job.queue.as_str()),
+        2 => stmt.raw_bind_parameter(param, job.state.as_str()),
+        3 => stmt.raw_bind_parameter(param, job.data.as_str()),
+        4 => stmt.raw_bind_parameter(param, job.priority),
+        5 => stmt.raw_bind_parameter(param, strings_json(&job.tags)?),
+        6 => stmt.raw_bind_parameter(param, job.worker.as_str()),
+        7 => stmt.raw_bind_parameter(param, job.expires.0),
+        8 => stmt.raw_bind_parameter(param, job.retries),
+        9 => stmt.raw_bind_parameter(param, job.remaining),
+        10 => stmt.raw_bind_parameter(param, job.time.0),
+        11 => stmt.raw_bind_parameter(param, job.grace),
+        12 => stmt.raw_bind_parameter(param, job.scheduled.map(|t| t.0)),
+        13 => stmt.raw_bind_parameter(param, job.failure.as_ref().map(to_json_text).transpose()?),
+        14 => stmt.raw_bind_parameter(param, job.spawned_from.as_deref()),
+        15 => stmt.raw_bind_parameter(param, job.worker_listed),
+        16 => stmt.raw_bind_parameter(param, job.fail_group.as_deref()),
+        17 => stmt.raw_bind_parameter(param, job.fail_seq),
+        18 => stmt.raw_bind_parameter(param, job.loc.code()),
+        19 => stmt.raw_bind_parameter(param, job.sort_prio),
+        20 => stmt.raw_bind_parameter(param, job.sort_time.0),
+        21 => stmt.raw_bind_parameter(param, job.seq),
+        22 => stmt.raw_bind_parameter(param, map_json(&job.metadata)?),
+        23 => stmt.raw_bind_parameter(param, job.unique_key.as_deref()),
+        24 => stmt.raw_bind_parameter(param, job.batch.as_deref()),
+        25 => stmt.raw_bind_parameter(param, job.batch_outcome.code()),
+        _ => stmt.raw_bind_parameter(param, strings_json(&job.throttles)?),
+    }
+    .sql()
+}
+
 /// How many buffered rows the next multi-row `INSERT` takes out of `left`.
 fn chunk(left: usize) -> usize {
     if left >= ROWS_LARGE {
@@ -452,8 +692,36 @@ fn chunk(left: usize) -> usize {
     }
 }
 
+/// The texts of one table's multi-row `INSERT`s, one per [`chunk`] size
+/// (1, [`ROWS_SMALL`], [`ROWS_LARGE`]), built on first use.
+type RowsSql = OnceLock<[String; 3]>;
+
+/// [`RowsSql`] of the events.
+static EVENT_ROWS: RowsSql = OnceLock::new();
+
+/// [`RowsSql`] of the history entries.
+static HISTORY_ROWS: RowsSql = OnceLock::new();
+
+/// `head` followed by `rows` (a [`chunk`] size) groups of four numbered
+/// parameters, from `texts` (built once, not at every write).
+fn rows_sql(texts: &'static RowsSql, head: &str, rows: usize) -> &'static str {
+    let texts = texts.get_or_init(|| {
+        [
+            rows_text(head, 4, 1),
+            rows_text(head, 4, ROWS_SMALL),
+            rows_text(head, 4, ROWS_LARGE),
+        ]
+    });
+    debug_assert!([1, ROWS_SMALL, ROWS_LARGE].contains(&rows));
+    match rows {
+        ROWS_LARGE => &texts[2],
+        ROWS_SMALL => &texts[1],
+        _ => &texts[0],
+    }
+}
+
 /// `head` followed by `rows` groups of `cols` numbered parameters.
-fn rows_sql(head: &str, cols: usize, rows: usize) -> String {
+fn rows_text(head: &str, cols: usize, rows: usize) -> String {
     let mut sql = String::with_capacity(head.len() + rows * cols * 5);
     sql.push_str(head);
     for r in 0..rows {
@@ -530,7 +798,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         state,
         data: row.get(4)?,
         priority: row.get(5)?,
-        tags: json_col(row, 6)?,
+        tags: json_strings_col(row, 6)?,
         worker: row.get(7)?,
         expires: Timestamp(row.get(8)?),
         retries: row.get(9)?,
@@ -547,7 +815,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         sort_prio: row.get(20)?,
         sort_time: Timestamp(row.get(21)?),
         seq: row.get(22)?,
-        metadata: json_col(row, 23)?,
+        metadata: json_map_col(row, 23)?,
         unique_key: row.get(24)?,
         batch: row.get(25)?,
         batch_outcome: {
@@ -555,7 +823,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
             BatchOutcome::from_code(code)
                 .ok_or_else(|| corrupt(26, format!("job batch outcome {code}")))?
         },
-        throttles: json_col(row, 27)?,
+        throttles: json_strings_col(row, 27)?,
     })
 }
 
@@ -892,7 +1160,7 @@ impl Tx for SqliteTx<'_> {
                 Ok(HistoryEntry {
                     when: Timestamp(r.get(0)?),
                     what: r.get(1)?,
-                    extra: json_col::<Map<String, Value>>(r, 2)?,
+                    extra: json_map_col(r, 2)?,
                 })
             })
             .sql()?;
@@ -937,6 +1205,7 @@ impl Tx for SqliteTx<'_> {
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
         let old = self.loc_of(jid)?;
+        self.cache.rows.remove(jid);
         self.exec("DELETE FROM jobs WHERE jid = ?1", params![jid])?;
         self.placed(jid, old, None);
         Ok(())
@@ -951,6 +1220,10 @@ impl Tx for SqliteTx<'_> {
         self.cache
             .locs
             .insert(jid.to_owned(), job.as_ref().map(|j| j.loc.code()));
+        match &job {
+            Some(job) => self.cache.rows.insert(jid.to_owned(), job.clone()),
+            None => self.cache.rows.remove(jid),
+        };
         Ok(job)
     }
 
@@ -1017,6 +1290,7 @@ impl Tx for SqliteTx<'_> {
             self.cache
                 .locs
                 .insert(job.jid.clone(), Some(job.loc.code()));
+            self.cache.rows.insert(job.jid.clone(), job.clone());
         }
         Ok(records)
     }
@@ -1113,9 +1387,17 @@ impl Tx for SqliteTx<'_> {
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
         let old = self.loc_of(&job.jid)?;
-        let tags = to_json_text(&job.tags)?;
-        let metadata = to_json_text(&job.metadata)?;
-        let throttles = to_json_text(&job.throttles)?;
+        let read = self.cache.rows.remove(&job.jid);
+        if let Some(read) = read.filter(|r| old == Some(r.loc.code())) {
+            // The row is as read: set only what changed.
+            if self.job_update_changed(&read, job)? {
+                self.saved(job, old);
+                return Ok(());
+            }
+        }
+        let tags = strings_json(&job.tags)?;
+        let metadata = map_json(&job.metadata)?;
+        let throttles = strings_json(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let params = params![
             job.jid,
@@ -1172,12 +1454,7 @@ impl Tx for SqliteTx<'_> {
                 params,
             )?;
         }
-        self.placed(&job.jid, old, Some(job.loc.code()));
-        if job.loc == Loc::Complete && job.queue.is_empty() {
-            if let Some(floor) = &mut self.cache.complete_floor {
-                *floor = (*floor).min(job.sort_time.0);
-            }
-        }
+        self.saved(job, old);
         Ok(())
     }
 
@@ -1196,6 +1473,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn job_worker_unlist_all(&mut self, worker: &str) -> Result<()> {
+        self.cache.rows.clear();
         self.exec(
             "UPDATE jobs SET worker_listed = 0 WHERE worker = ?1 AND worker_listed = 1",
             params![worker],

@@ -246,6 +246,82 @@ fn job_rows_round_trip_every_field() {
     .unwrap();
 }
 
+/// A save writes the whole record given, whatever was read before: a save
+/// of a record read earlier in the same transaction (the store then sets
+/// only the columns that differ from what it read) still writes the
+/// columns another primitive changed in the meantime, and every column
+/// that differs.
+#[test]
+fn saves_after_reads_write_every_changed_column() {
+    let (conn, _dir) = db();
+    let mut a = job("a", "q", Loc::Locked, 0, 30, 1);
+    a.worker = "w1".into();
+    a.worker_listed = true;
+    a.metadata.insert("k".into(), serde_json::json!(1));
+    save_all(&conn, &[a, job("b", "q", Loc::Work, 0, 10, 2)]);
+    in_tx(&conn, |tx| {
+        // Read, then the row changes under another primitive, then the
+        // record read (still listed) is saved with one change.
+        let mut read = tx.job_get("a")?.unwrap();
+        tx.job_worker_unlist_all("w1")?;
+        read.remaining = 2;
+        tx.job_save(&read)?;
+        assert_eq!(tx.job_get("a")?.as_ref(), Some(&read));
+        // Every column changed at once, from a listing's read.
+        let listed = tx.job_list_records("q", Loc::Work, TimeRange::ALL, 0, 10)?;
+        assert_eq!(listed.len(), 1);
+        let mut all = listed[0].clone();
+        all.klass = "Other".into();
+        all.queue = "r".into();
+        all.state = JobState::Failed;
+        all.data = "[1]".into();
+        all.priority = 9;
+        all.tags = vec!["t".into()];
+        all.worker = "w9".into();
+        all.expires = t(77);
+        all.retries = 1;
+        all.remaining = 0;
+        all.time = t(78);
+        all.grace = true;
+        all.scheduled = Some(t(79));
+        all.failure = Some(Failure {
+            group: "g".into(),
+            message: "m".into(),
+            when: t(80),
+            worker: "w9".into(),
+        });
+        all.spawned_from = Some("r-1".into());
+        all.worker_listed = true;
+        all.fail_group = Some("g".into());
+        all.fail_seq = 81;
+        all.loc = Loc::None;
+        all.sort_prio = 3;
+        all.sort_time = t(82);
+        all.seq = 83;
+        all.metadata.insert("x".into(), serde_json::json!("y"));
+        all.unique_key = Some("u".into());
+        all.batch = Some("batch-1".into());
+        all.throttles = vec!["th".into()];
+        tx.job_save(&all)?;
+        assert_eq!(tx.job_get("b")?.as_ref(), Some(&all));
+        // And back to the empty values, saved twice (the second time
+        // nothing differs).
+        let mut back = job("b", "q", Loc::Work, 0, 10, 2);
+        back.state = JobState::Waiting;
+        tx.job_save(&back)?;
+        tx.job_save(&back)?;
+        assert_eq!(tx.job_get("b")?, Some(back));
+        Ok(())
+    })
+    .unwrap();
+    // And so it was committed.
+    let mut cache = TxCache::new();
+    let mut tx = SqliteTx::new(&conn, &mut cache);
+    assert_eq!(tx.job_get("a").unwrap().unwrap().remaining, 2);
+    assert!(tx.job_get("a").unwrap().unwrap().worker_listed);
+    assert_eq!(tx.job_get("b").unwrap().unwrap().klass, "Klass");
+}
+
 #[test]
 fn worker_job_sets_list_and_unlist() {
     let (conn, _dir) = db();
