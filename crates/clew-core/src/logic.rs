@@ -546,8 +546,7 @@ impl Cx<'_> {
             time_to_perform,
             error: error.as_ref(),
         };
-        // Serializing plain data cannot fail.
-        let message = serde_json::to_string(&event).unwrap_or_default();
+        let message = event.to_json();
         self.events.push(PendingEvent {
             channel: LIFECYCLE_CHANNEL.to_owned(),
             message,
