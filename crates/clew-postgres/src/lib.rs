@@ -41,12 +41,17 @@
 //!   any answer, so they cost one round trip, and reports the first
 //!   failure. Config, "anything tracked", "any dependency" and a
 //!   placement value are read once per transaction with its first query;
-//!   a job's history comes with its row; the last command's events go with
-//!   the notification and `COMMIT`; the items of a non-atomic batch run
-//!   without savepoints unless one is refused (then the transaction runs
-//!   again with a savepoint per item). (Warm, one command per transaction:
-//!   put 13 → 3 round trips, pop of 100 jobs 1,514 → 16, complete 19 → 6,
-//!   `complete_many` of 100 611 → 210.)
+//!   a job's history comes with its row; the jobs the items of a batch (or
+//!   the commands of a group) begin by reading are read ahead in one query
+//!   ([`clew_core::Tx::prefetch_jobs`]), each row answering its job's next
+//!   read unless this transaction wrote the job since; the complete count
+//!   is read once and kept from the transaction's own writes; the last
+//!   command's events go with the notification and `COMMIT`; the items of
+//!   a non-atomic batch run without savepoints unless one is refused (then
+//!   the transaction runs again with a savepoint per item). (Warm, one
+//!   command per transaction: put 13 → 3 round trips, pop of 100 jobs
+//!   1,514 → 16, complete 19 → 6, `put_many` of 100 110 → 11,
+//!   `complete_many` of 100 611 → 12.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.

@@ -1034,6 +1034,14 @@ fn run_group(
             // second pass too).
             // The last command commits with its last writes and events.
             let mut pg = tx.pg().optimistic();
+            // The jobs the commands begin by reading, in one query.
+            let jids: Vec<&str> = group
+                .iter()
+                .filter_map(|request| clew_core::logic::prefetch_hint(&request.command))
+                .collect();
+            if jids.len() > 1 {
+                pg.prefetch_jobs(&jids)?;
+            }
             for (i, request) in group.iter().enumerate() {
                 let commit = (i + 1 == group.len()).then(|| Commit {
                     channel: shared.channel.get().map(String::as_str),

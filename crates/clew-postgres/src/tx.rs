@@ -364,6 +364,23 @@ pub struct PgTx<'t> {
     /// expires at the same cutoff). Kept only by a command holding the
     /// store's lock exclusively (not by a claiming pop).
     complete_floor: Option<i64>,
+    /// Rows read ahead by [`Tx::prefetch_jobs`] (`None`: no such job) and
+    /// not asked for yet: `job_get` takes a job's row from here once; this
+    /// transaction's own writes of a job drop it (`job_save`, `job_delete`),
+    /// as do writes of several rows and a rolled-back savepoint. Kept only
+    /// by a command holding the store's lock exclusively (no one else
+    /// writes jobs meanwhile), not by a claiming pop.
+    prefetched: HashMap<String, Option<JobRecord>>,
+    /// The `loc` of each job this transaction read or wrote, as it is now
+    /// (`None`: no row), so that its own writes keep [`PgTx::complete_n`].
+    locs: HashMap<String, Option<Loc>>,
+    /// How many jobs are complete, once read (the `counters` row kept by
+    /// a trigger), kept up to date from this transaction's own writes of
+    /// jobs whose `loc` it knows (`locs`), forgotten on a write of one it
+    /// does not know or a rolled-back savepoint. Only moves into or out of
+    /// the complete set change it, and those are made only under the
+    /// store's lock held exclusively (a claiming pop keeps no count).
+    complete_n: Option<i64>,
     /// Batch items run without savepoints ([`PgTx::optimistic`]).
     optimistic: bool,
     /// In the optimistic pass, a batch item was refused.
@@ -415,6 +432,9 @@ impl<'t> PgTx<'t> {
             claims: None,
             failed: None,
             complete_floor: None,
+            prefetched: HashMap::new(),
+            locs: HashMap::new(),
+            complete_n: None,
             optimistic: false,
             item_refused: false,
         }
@@ -577,6 +597,30 @@ impl<'t> PgTx<'t> {
         Ok(self.deps_empty == Some(true))
     }
 
+    /// Notes that job `jid` is now in `loc` (`None`: its row is gone),
+    /// keeping the complete count ([`PgTx::complete_n`]) when its former
+    /// `loc` is known, forgetting the count when not. Drops the job's
+    /// prefetched row.
+    fn note_write(&mut self, jid: &str, loc: Option<Loc>) {
+        self.prefetched.remove(jid);
+        let complete = |loc: Option<Loc>| i64::from(loc == Some(Loc::Complete));
+        match self.locs.insert(jid.to_owned(), loc) {
+            Some(old) => {
+                if let Some(n) = &mut self.complete_n {
+                    *n += complete(loc) - complete(old);
+                }
+            }
+            None => self.complete_n = None,
+        }
+    }
+
+    /// Notes job `jid`'s `loc` (`None`: no row) as just read.
+    fn note_read(&mut self, jid: &str, loc: Option<Loc>) {
+        if self.claims.is_none() {
+            self.locs.insert(jid.to_owned(), loc);
+        }
+    }
+
     /// Forgets what a rolled-back savepoint may have changed.
     fn rolled_back(&mut self) {
         self.pending.clear();
@@ -589,6 +633,9 @@ impl<'t> PgTx<'t> {
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
         self.complete_floor = None;
+        self.prefetched.clear();
+        self.locs.clear();
+        self.complete_n = None;
         // Read again (a sequence value taken stays good: values may skip).
         self.facts_loaded = false;
     }
@@ -1268,10 +1315,15 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
+        self.note_write(jid, None);
         self.write("DELETE FROM jobs WHERE jid = $1", &[Arg::Str(jid)])
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
+        if let Some(job) = self.prefetched.remove(jid) {
+            // Read ahead, with its history (in `history` since).
+            return Ok(job);
+        }
         // No FOR UPDATE: a command holding the store's lock exclusively is
         // alone, and a claiming pop locked the row when it listed it.
         // One row whether or not the job exists: its history comes too.
@@ -1293,7 +1345,58 @@ impl Tx for PgTx<'_> {
         let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
         let history = history_from_json(history.as_deref())?;
         self.history.insert(jid.to_owned(), history);
+        self.note_read(jid, job.as_ref().map(|job| job.loc));
         Ok(job)
+    }
+
+    fn prefetch_jobs(&mut self, jids: &[&str]) -> Result<()> {
+        if self.claims.is_some() {
+            return Ok(());
+        }
+        let mut wanted: Vec<&str> = Vec::with_capacity(jids.len());
+        for jid in jids {
+            if !wanted.contains(jid) && !self.prefetched.contains_key(*jid) {
+                wanted.push(jid);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if wanted.iter().any(|jid| jid.contains('\0')) {
+            // Such a job cannot exist; its command reports the NUL.
+            return Ok(());
+        }
+        // `job_get`'s query for every wanted jid at once (sent with the
+        // buffered writes, so it sees them).
+        const SQL: &str = concat!(
+            "SELECT ",
+            job_cols!(),
+            ", ",
+            history_col!("wanted.want"),
+            ", wanted.want FROM unnest($1::text[]) AS wanted(want)
+             LEFT JOIN jobs ON jobs.jid = wanted.want"
+        );
+        let rows = self.rows(SQL, &[&wanted])?;
+        if rows.len() != wanted.len() {
+            return Err(corrupt(format!(
+                "{} rows for {} prefetched jobs",
+                rows.len(),
+                wanted.len()
+            )));
+        }
+        for row in &rows {
+            let jid: String = row.try_get(HISTORY_COL + 1).pg()?;
+            let job = match row.try_get::<_, Option<String>>(0).pg()? {
+                Some(_) => Some(job_from_row(row)?),
+                None => None,
+            };
+            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
+            let history = history_from_json(history.as_deref())?;
+            self.history.insert(jid.clone(), history);
+            self.note_read(&jid, job.as_ref().map(|job| job.loc));
+            self.prefetched.insert(jid, job);
+        }
+        Ok(())
     }
 
     fn job_list(
@@ -1405,6 +1508,7 @@ impl Tx for PgTx<'_> {
             .into_iter()
             .map(|(job, history)| {
                 self.history.insert(job.jid.clone(), history);
+                self.note_read(&job.jid, Some(job.loc));
                 job
             })
             .collect())
@@ -1461,13 +1565,22 @@ impl Tx for PgTx<'_> {
     }
 
     fn complete_count(&mut self) -> Result<i64> {
-        self.int(
+        if let Some(n) = self.complete_n {
+            return Ok(n);
+        }
+        // Sent with the buffered writes: counts them.
+        let n = self.int(
             "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8",
             &[],
-        )
+        )?;
+        if self.claims.is_none() {
+            self.complete_n = Some(n);
+        }
+        Ok(n)
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
+        self.note_write(&job.jid, Some(job.loc));
         if job.loc == Loc::Complete {
             if let Some(floor) = &mut self.complete_floor {
                 *floor = (*floor).min(job.sort_time.0);
@@ -1545,6 +1658,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_worker_unlist_all(&mut self, worker: &str) -> Result<()> {
+        // Changes rows other than by `job_save`.
+        self.prefetched.clear();
         self.write(
             "UPDATE jobs SET worker_listed = false WHERE worker = $1 AND worker_listed",
             &[Arg::Str(worker)],
