@@ -7,7 +7,7 @@
 //! lock that serializes commands): the store's pool threads wrap each
 //! command in its own transaction; tests use [`crate::testing::in_tx`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
@@ -343,6 +343,15 @@ pub struct PgTx<'t> {
     history: HashMap<String, Vec<HistoryEntry>>,
     /// Timing statistics read or written in this transaction.
     timing: HashMap<(String, i64, StatKind), TimingStat>,
+    /// Timing statistics saved since the last round trip: written once
+    /// each, with the next one ([`PgTx::stage_stats`]), however often the
+    /// logic saved them (a pop or `complete_many` saves its queue's once
+    /// per job).
+    timing_dirty: Vec<(String, i64, StatKind)>,
+    /// Histogram increments since the last round trip, added up by bucket
+    /// (queue, day, kind, bucket): one statement per bucket, sent with the
+    /// next one, in bucket order.
+    hist_adds: BTreeMap<(String, i64, &'static str, String), i64>,
     /// Whether [`FACTS_SQL`] was read (since the last savepoint rollback).
     facts_loaded: bool,
     /// A placement sequence value taken with the facts and not used yet.
@@ -372,7 +381,8 @@ pub struct PgTx<'t> {
     /// writes jobs meanwhile), not by a claiming pop.
     prefetched: HashMap<String, Option<JobRecord>>,
     /// The `loc` of each job this transaction read or wrote, as it is now
-    /// (`None`: no row), so that its own writes keep [`PgTx::complete_n`].
+    /// (`None`: no row), so that its own writes keep [`PgTx::complete_n`]
+    /// and `job_save` knows whether to update or insert the row.
     locs: HashMap<String, Option<Loc>>,
     /// How many jobs are complete, once read (the `counters` row kept by
     /// a trigger), kept up to date from this transaction's own writes of
@@ -424,6 +434,8 @@ impl<'t> PgTx<'t> {
             deps_empty: None,
             rate_idle: None,
             timing: HashMap::new(),
+            timing_dirty: Vec::new(),
+            hist_adds: BTreeMap::new(),
             history: HashMap::new(),
             facts_loaded: false,
             next_seq: None,
@@ -469,6 +481,7 @@ impl<'t> PgTx<'t> {
     /// [`PgTx::send`]; with `facts`, the facts come first even without a
     /// query (if not read yet).
     fn send_facts(&mut self, ops: Vec<Op<'_>>, facts: bool) -> Result<Vec<Answer>> {
+        self.stage_stats();
         let with_facts =
             !self.facts_loaded && (facts || ops.iter().any(|op| matches!(op, Op::Query(..))));
         let pending = std::mem::take(&mut self.pending);
@@ -498,6 +511,46 @@ impl<'t> PgTx<'t> {
             self.note_facts(&facts)?;
         }
         Ok(answers.skip(pending.len()).collect())
+    }
+
+    /// Buffers the writes of the statistics kept back since the last round
+    /// trip (timing statistics saved, histogram increments), so the round
+    /// trip about to go sends them first: whatever it reads or ends sees them.
+    fn stage_stats(&mut self) {
+        for key in std::mem::take(&mut self.timing_dirty) {
+            let Some(stat) = self.timing.get(&key).copied() else {
+                continue;
+            };
+            let (queue, day, kind) = key;
+            self.pending.push(Write::Exec(
+                "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
+                   mean = excluded.mean, vk = excluded.vk",
+                vec![
+                    Bound::Str(queue),
+                    Bound::Int(day),
+                    Bound::Str(kind.as_str().to_owned()),
+                    Bound::Int(stat.count),
+                    Bound::Float(stat.mean),
+                    Bound::Float(stat.vk),
+                ],
+            ));
+        }
+        for ((queue, day, kind, bucket), n) in std::mem::take(&mut self.hist_adds) {
+            self.pending.push(Write::Exec(
+                "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (queue, day, kind, bucket)
+                 DO UPDATE SET count = stats_hist.count + excluded.count",
+                vec![
+                    Bound::Str(queue),
+                    Bound::Int(day),
+                    Bound::Str(kind.to_owned()),
+                    Bound::Str(bucket),
+                    Bound::Int(n),
+                ],
+            ));
+        }
     }
 
     /// Sends the buffered writes (one round trip), if any.
@@ -603,6 +656,9 @@ impl<'t> PgTx<'t> {
     /// prefetched row.
     fn note_write(&mut self, jid: &str, loc: Option<Loc>) {
         self.prefetched.remove(jid);
+        if self.claims.is_some() {
+            return;
+        }
         let complete = |loc: Option<Loc>| i64::from(loc == Some(Loc::Complete));
         match self.locs.insert(jid.to_owned(), loc) {
             Some(old) => {
@@ -630,6 +686,8 @@ impl<'t> PgTx<'t> {
         self.deps_empty = None;
         self.rate_idle = None;
         self.timing.clear();
+        self.timing_dirty.clear();
+        self.hist_adds.clear();
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
         self.complete_floor = None;
@@ -1315,8 +1373,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
+        self.write("DELETE FROM jobs WHERE jid = $1", &[Arg::Str(jid)])?;
         self.note_write(jid, None);
-        self.write("DELETE FROM jobs WHERE jid = $1", &[Arg::Str(jid)])
+        Ok(())
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
@@ -1580,7 +1639,13 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
-        self.note_write(&job.jid, Some(job.loc));
+        // Whether the row exists, if this transaction knows (not a
+        // claiming pop: it keeps no `locs`): then a plain UPDATE or INSERT
+        // does, without the upsert's speculative insertion.
+        let exists = match self.claims {
+            None => self.locs.get(&job.jid).map(Option::is_some),
+            Some(_) => None,
+        };
         if job.loc == Loc::Complete {
             if let Some(floor) = &mut self.complete_floor {
                 *floor = (*floor).min(job.sort_time.0);
@@ -1591,8 +1656,23 @@ impl Tx for PgTx<'_> {
         let throttles = to_json_text(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let scheduled = job.scheduled.map(|t| t.0);
-        self.write(
-            concat!(
+        const UPDATE: &str = "UPDATE jobs SET klass = $2, queue = $3, state = $4, data = $5,
+               priority = $6, tags = $7, worker = $8, expires = $9, retries = $10,
+               remaining = $11, time = $12, grace = $13, scheduled = $14, failure = $15,
+               spawned_from = $16, worker_listed = $17, fail_group = $18, fail_seq = $19,
+               loc = $20, sort_prio = $21, sort_time = $22, seq = $23, metadata = $24,
+               unique_key = $25, batch = $26, batch_outcome = $27, throttles = $28
+             WHERE jid = $1";
+        const INSERT: &str = concat!(
+            "INSERT INTO jobs (",
+            job_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+        );
+        let sql = match exists {
+            Some(true) => UPDATE,
+            Some(false) => INSERT,
+            None => concat!(
                 "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
@@ -1613,6 +1693,9 @@ impl Tx for PgTx<'_> {
                    batch = excluded.batch, batch_outcome = excluded.batch_outcome,
                    throttles = excluded.throttles"
             ),
+        };
+        self.write(
+            sql,
             &[
                 Arg::Str(&job.jid),
                 Arg::Str(&job.klass),
@@ -1643,7 +1726,9 @@ impl Tx for PgTx<'_> {
                 Arg::Int(job.batch_outcome.code()),
                 Arg::Str(&throttles),
             ],
-        )
+        )?;
+        self.note_write(&job.jid, Some(job.loc));
+        Ok(())
     }
 
     fn job_worker_list(&mut self, worker: &str) -> Result<Vec<(String, Timestamp)>> {
@@ -1878,17 +1963,15 @@ impl Tx for PgTx<'_> {
         kind: StatKind,
         bucket: &str,
     ) -> Result<()> {
-        self.write(
-            "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (queue, day, kind, bucket)
-             DO UPDATE SET count = stats_hist.count + 1",
-            &[
-                Arg::Str(queue),
-                Arg::Int(day.0),
-                Arg::Str(kind.as_str()),
-                Arg::Str(bucket),
-            ],
-        )
+        if queue.contains('\0') || bucket.contains('\0') {
+            return Err(nul_error());
+        }
+        // Added up, written with the next round trip (`stage_stats`).
+        *self
+            .hist_adds
+            .entry((queue.to_owned(), day.0, kind.as_str(), bucket.to_owned()))
+            .or_insert(0) += 1;
+        Ok(())
     }
 
     fn stats_hist(
@@ -1923,21 +2006,16 @@ impl Tx for PgTx<'_> {
         kind: StatKind,
         stat: &TimingStat,
     ) -> Result<()> {
-        self.timing.insert((queue.to_owned(), day.0, kind), *stat);
-        self.write(
-            "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
-               mean = excluded.mean, vk = excluded.vk",
-            &[
-                Arg::Str(queue),
-                Arg::Int(day.0),
-                Arg::Str(kind.as_str()),
-                Arg::Int(stat.count),
-                Arg::Float(stat.mean),
-                Arg::Float(stat.vk),
-            ],
-        )
+        if queue.contains('\0') {
+            return Err(nul_error());
+        }
+        // Written once, with the next round trip (`stage_stats`).
+        let key = (queue.to_owned(), day.0, kind);
+        if !self.timing_dirty.contains(&key) {
+            self.timing_dirty.push(key.clone());
+        }
+        self.timing.insert(key, *stat);
+        Ok(())
     }
 
     // --- tags ----------------------------------------------------------
