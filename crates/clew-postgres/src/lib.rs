@@ -40,7 +40,11 @@
 //!   its commit: [`PgConn::pipeline`] sends every request before reading
 //!   any answer, so they cost one round trip, and reports the first
 //!   failure. Config, "anything tracked", "any dependency" and a
-//!   placement value are read once per transaction with its first query;
+//!   placement value are read once per transaction with its first query,
+//!   and whether a queue is paused, has recurring templates or scheduled
+//!   jobs with the first query about it; timing statistics and histogram
+//!   buckets are written once per round trip, however often a pop or a
+//!   batch changes them;
 //!   a job's history comes with its row; the jobs the items of a batch (or
 //!   the commands of a group) begin by reading are read ahead in one query
 //!   ([`clew_core::Tx::prefetch_jobs`]), each row answering its job's next
@@ -50,7 +54,7 @@
 //!   a non-atomic batch run without savepoints unless one is refused (then
 //!   the transaction runs again with a savepoint per item). (Warm, one
 //!   command per transaction: put 13 → 3 round trips, pop of 100 jobs
-//!   1,514 → 16, complete 19 → 6, `put_many` of 100 110 → 11,
+//!   1,514 → 14, complete 19 → 6, `put_many` of 100 110 → 11,
 //!   `complete_many` of 100 611 → 12.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,

@@ -242,6 +242,27 @@ const FACTS_SQL: &str = "SELECT 'c'::text, key, value FROM config
     UNION ALL SELECT 'w', NULL, (EXISTS (SELECT 1 FROM throttles t WHERE t.rate_limit > 0
         AND EXISTS (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)))::text";
 
+/// What a transaction reads once per queue, with the first query about
+/// the queue that needs it (`queue_paused`, a listing of its stalled
+/// locks): whether it is paused, has recurring templates, has scheduled
+/// jobs. Templates and scheduled jobs are only created by commands holding
+/// the store's lock exclusively (a pop spawns children into the work list
+/// and moves scheduled jobs out), so "none" holds for the transaction,
+/// which notes its own additions; pausing is noted too.
+const QUEUE_FACTS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queues WHERE name = $1 AND paused),
+    EXISTS (SELECT 1 FROM recurring WHERE queue = $1),
+    EXISTS (SELECT 1 FROM jobs WHERE queue = $1 AND loc = $2)";
+
+/// A queue's facts ([`QUEUE_FACTS_SQL`]).
+#[derive(Clone, Copy, Debug)]
+struct QueueFacts {
+    paused: bool,
+    /// It may have recurring templates (`false`: none).
+    recurring: bool,
+    /// It may have scheduled jobs (`false`: none).
+    scheduled: bool,
+}
+
 /// The notification of a commit that wrote events: the schema's channel
 /// and the number of the last event.
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
@@ -373,6 +394,8 @@ pub struct PgTx<'t> {
     /// expires at the same cutoff). Kept only by a command holding the
     /// store's lock exclusively (not by a claiming pop).
     complete_floor: Option<i64>,
+    /// Queues' facts ([`QUEUE_FACTS_SQL`]), as read and kept since.
+    queues: HashMap<String, QueueFacts>,
     /// Rows read ahead by [`Tx::prefetch_jobs`] (`None`: no such job) and
     /// not asked for yet: `job_get` takes a job's row from here once; this
     /// transaction's own writes of a job drop it (`job_save`, `job_delete`),
@@ -444,6 +467,7 @@ impl<'t> PgTx<'t> {
             claims: None,
             failed: None,
             complete_floor: None,
+            queues: HashMap::new(),
             prefetched: HashMap::new(),
             locs: HashMap::new(),
             complete_n: None,
@@ -677,6 +701,33 @@ impl<'t> PgTx<'t> {
         }
     }
 
+    /// Sends `op` (a query about `queue`), preceded, if this transaction
+    /// has not read them yet, by the queue's facts ([`QUEUE_FACTS_SQL`]),
+    /// in one round trip; returns `op`'s rows.
+    fn with_queue_facts(&mut self, queue: &str, op: Option<Op<'_>>) -> Result<Vec<Row>> {
+        let scheduled = Loc::Scheduled.code();
+        let mut ops = Vec::with_capacity(2);
+        let load = !self.queues.contains_key(queue);
+        if load {
+            ops.push(Op::Query(QUEUE_FACTS_SQL, vec![&queue, &scheduled]));
+        }
+        ops.extend(op);
+        let mut answers = self.send(ops)?.into_iter();
+        if load {
+            let rows = answers.next().map(Answer::rows).unwrap_or_default();
+            let row = rows
+                .first()
+                .ok_or_else(|| corrupt("no queue facts".to_owned()))?;
+            let facts = QueueFacts {
+                paused: row.try_get(0).pg()?,
+                recurring: row.try_get(1).pg()?,
+                scheduled: row.try_get(2).pg()?,
+            };
+            self.queues.insert(queue.to_owned(), facts);
+        }
+        Ok(answers.next().map(Answer::rows).unwrap_or_default())
+    }
+
     /// Forgets what a rolled-back savepoint may have changed.
     fn rolled_back(&mut self) {
         self.pending.clear();
@@ -691,6 +742,7 @@ impl<'t> PgTx<'t> {
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
         self.complete_floor = None;
+        self.queues.clear();
         self.prefetched.clear();
         self.locs.clear();
         self.complete_n = None;
@@ -1493,12 +1545,25 @@ impl Tx for PgTx<'_> {
         if complete_set && self.complete_floor.is_some_and(|floor| max < floor) {
             return Ok(Vec::new());
         }
-        // With buffered writes: sent with them, in one round trip.
-        let jids = self.strings(
-            sql,
-            &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
-        )?;
-        if complete_set && jids.is_empty() && offset(off) == 0 && limit(lim) > 0 {
+        if loc == Loc::Scheduled && self.queues.get(queue).is_some_and(|facts| !facts.scheduled) {
+            return Ok(Vec::new());
+        }
+        // With buffered writes: sent with them, in one round trip (a
+        // listing of stalled locks, a peek's first query, with the queue's
+        // facts).
+        let code = loc.code();
+        let (off, lim) = (offset(off), limit(lim));
+        let params: Vec<&(dyn ToSql + Sync)> = vec![&queue, &code, &min, &max, &off, &lim];
+        let rows = if loc == Loc::Locked && !queue.contains('\0') {
+            self.with_queue_facts(queue, Some(Op::Query(sql, params)))?
+        } else {
+            self.rows(sql, &params)?
+        };
+        let jids = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).pg())
+            .collect::<Result<Vec<String>>>()?;
+        if complete_set && jids.is_empty() && off == 0 && lim > 0 {
             // None up to `max`: every complete job sorts after it.
             let floor = max.saturating_add(1);
             self.complete_floor = Some(self.complete_floor.map_or(floor, |f| f.max(floor)));
@@ -1646,6 +1711,11 @@ impl Tx for PgTx<'_> {
             None => self.locs.get(&job.jid).map(Option::is_some),
             Some(_) => None,
         };
+        if job.loc == Loc::Scheduled {
+            if let Some(facts) = self.queues.get_mut(&job.queue) {
+                facts.scheduled = true;
+            }
+        }
         if job.loc == Loc::Complete {
             if let Some(floor) = &mut self.complete_floor {
                 *floor = (*floor).min(job.sort_time.0);
@@ -1773,9 +1843,11 @@ impl Tx for PgTx<'_> {
     }
 
     fn queue_paused(&mut self, queue: &str) -> Result<bool> {
-        Ok(self
-            .row("SELECT 1 FROM queues WHERE name = $1 AND paused", &[&queue])?
-            .is_some())
+        if queue.contains('\0') {
+            return Err(nul_error());
+        }
+        self.with_queue_facts(queue, None)?;
+        Ok(self.queues.get(queue).is_some_and(|facts| facts.paused))
     }
 
     fn queue_register(&mut self, queue: &str, now: Timestamp) -> Result<()> {
@@ -1788,6 +1860,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn queue_set_paused(&mut self, queue: &str, paused: bool) -> Result<()> {
+        if let Some(facts) = self.queues.get_mut(queue) {
+            facts.paused = paused;
+        }
         self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, false, 0, $2)
              ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
@@ -1829,6 +1904,9 @@ impl Tx for PgTx<'_> {
         off: i64,
         lim: i64,
     ) -> Result<Vec<String>> {
+        if self.queues.get(queue).is_some_and(|facts| !facts.recurring) {
+            return Ok(Vec::new());
+        }
         let (min, max) = bounds(range);
         let sql = if self.claims.is_some() {
             // A template another pop is spawning is skipped: that pop
@@ -1844,6 +1922,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn recur_save(&mut self, recur: &RecurRecord) -> Result<()> {
+        if let Some(facts) = self.queues.get_mut(&recur.queue) {
+            facts.recurring = true;
+        }
         let tags = to_json_text(&recur.tags)?;
         self.write(
             "INSERT INTO recurring

@@ -269,3 +269,63 @@ pub fn batch_of_completes_keeps_jobs_history_count(t: &Harness) {
     t.ok("complete", 6.0, &["f", "w", "q", "{}"]);
     assert_eq!(t.ok("jobs", 7.0, &["complete"]), json!(["f", "e"]));
 }
+
+/// A pop of a batch sees the queue as the items before it left it: paused
+/// by an earlier item (nothing handed out), or given a due recurring
+/// template (its child handed out). (A store remembering what a queue has
+/// for the transaction must note its own changes.)
+pub fn batch_pops_see_pauses_and_templates_of_earlier_items(t: &Harness) {
+    t.put(0.0, "q", "a");
+    t.put(0.0, "q", "b");
+    let pop = || Command::Pop {
+        queue: "q".into(),
+        worker: "w".into(),
+        count: 1,
+    };
+    let popped = |reply: &Result<Reply, Error>| match reply {
+        Ok(Reply::Jobs(jobs)) => jobs.len(),
+        other => panic!("pop: {other:?}"),
+    };
+    let pause = Command::Pause {
+        queues: vec!["q".into()],
+    };
+    let reply = t
+        .exec(
+            1.0,
+            Command::Batch {
+                commands: vec![pop(), pause, pop()],
+                atomic: true,
+            },
+        )
+        .expect("batch");
+    let r = results(reply);
+    assert_eq!((popped(&r[0]), popped(&r[2])), (1, 0));
+    t.ok("unpause", 2.0, &["q"]);
+    let recur = Command::Recur(RecurParams {
+        queue: "q".into(),
+        jid: "r".into(),
+        klass: "K".into(),
+        data: "{}".into(),
+        interval: 60.0,
+        offset: 0.0,
+        priority: 0,
+        tags: Vec::new(),
+        retries: 0,
+        backlog: 0,
+        cron: None,
+        timezone: None,
+        missed: Default::default(),
+    });
+    let reply = t
+        .exec(
+            3.0,
+            Command::Batch {
+                commands: vec![pop(), recur, pop()],
+                atomic: true,
+            },
+        )
+        .expect("batch");
+    let r = results(reply);
+    // b, then the template's first child.
+    assert_eq!((popped(&r[0]), popped(&r[2])), (1, 1));
+}
