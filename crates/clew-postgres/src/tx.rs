@@ -396,6 +396,10 @@ pub struct PgTx<'t> {
     complete_floor: Option<i64>,
     /// Queues' facts ([`QUEUE_FACTS_SQL`]), as read and kept since.
     queues: HashMap<String, QueueFacts>,
+    /// Queues this transaction registered (known from then on, unless it
+    /// forgets them): registering them again changes nothing, so it is
+    /// not sent (a `put_many` registers its queue once, not per job).
+    registered: std::collections::HashSet<String>,
     /// Rows read ahead by [`Tx::prefetch_jobs`] (`None`: no such job) and
     /// not asked for yet: `job_get` takes a job's row from here once; this
     /// transaction's own writes of a job drop it (`job_save`, `job_delete`),
@@ -468,6 +472,7 @@ impl<'t> PgTx<'t> {
             failed: None,
             complete_floor: None,
             queues: HashMap::new(),
+            registered: std::collections::HashSet::new(),
             prefetched: HashMap::new(),
             locs: HashMap::new(),
             complete_n: None,
@@ -743,6 +748,7 @@ impl<'t> PgTx<'t> {
         // The savepoint may have deleted complete jobs below it.
         self.complete_floor = None;
         self.queues.clear();
+        self.registered.clear();
         self.prefetched.clear();
         self.locs.clear();
         self.complete_n = None;
@@ -1824,6 +1830,7 @@ impl Tx for PgTx<'_> {
     // --- queues --------------------------------------------------------
 
     fn queue_forget(&mut self, queue: &str) -> Result<()> {
+        self.registered.remove(queue);
         // An unpaused forgotten queue needs no row at all.
         self.write(
             "DELETE FROM queues WHERE name = $1 AND NOT paused",
@@ -1851,12 +1858,17 @@ impl Tx for PgTx<'_> {
     }
 
     fn queue_register(&mut self, queue: &str, now: Timestamp) -> Result<()> {
+        if self.registered.contains(queue) {
+            return Ok(());
+        }
         self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, true, $2, false)
              ON CONFLICT (name) DO UPDATE SET known = true, first_seen = excluded.first_seen
              WHERE NOT queues.known",
             &[Arg::Str(queue), Arg::Int(now.0)],
-        )
+        )?;
+        self.registered.insert(queue.to_owned());
+        Ok(())
     }
 
     fn queue_set_paused(&mut self, queue: &str, paused: bool) -> Result<()> {

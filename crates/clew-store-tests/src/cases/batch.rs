@@ -329,3 +329,30 @@ pub fn batch_pops_see_pauses_and_templates_of_earlier_items(t: &Harness) {
     // b, then the template's first child.
     assert_eq!((popped(&r[0]), popped(&r[2])), (1, 1));
 }
+
+/// A put of a batch registers its queue again after an earlier item
+/// forgot it. (A store remembering the queues a transaction registered
+/// must forget them too.)
+pub fn batch_put_registers_a_queue_forgotten_by_an_earlier_item(t: &Harness) {
+    let forget = Command::QueueForget {
+        queues: vec!["q".into()],
+    };
+    let reply = t
+        .exec(
+            1.0,
+            Command::Batch {
+                commands: vec![put("a"), forget, put("b")],
+                atomic: true,
+            },
+        )
+        .expect("batch");
+    assert!(results(reply).iter().all(Result::is_ok));
+    let queues = t.ok("queues", 2.0, &[]);
+    let names: Vec<&str> = queues
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| q["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["q"], "{queues}");
+}
