@@ -263,6 +263,10 @@ struct QueueFacts {
     scheduled: bool,
 }
 
+/// A block of `$1` placement sequence values.
+const SEQ_BLOCK_SQL: &str =
+    "SELECT nextval('placement_seq') FROM generate_series(1::int8, $1::int8)";
+
 /// The notification of a commit that wrote events: the schema's channel
 /// and the number of the last event.
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
@@ -281,6 +285,14 @@ pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 const EVENTS_SQL: &str = "INSERT INTO events (at, channel, message)
      SELECT $1, e.channel, e.message
      FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(channel, message, n)
+     ORDER BY e.n
+     RETURNING seq";
+
+/// [`EVENTS_SQL`] with a time per event (the events of a group of
+/// commands, each at its own `now`): three bound arrays.
+const EVENTS_AT_SQL: &str = "INSERT INTO events (at, channel, message)
+     SELECT e.at, e.channel, e.message
+     FROM unnest($1::int8[], $2::text[], $3::text[]) WITH ORDINALITY AS e(at, channel, message, n)
      ORDER BY e.n
      RETURNING seq";
 
@@ -780,6 +792,34 @@ impl<'t> PgTx<'t> {
         lock: Option<i64>,
         commit: Option<Option<&str>>,
     ) -> Result<Vec<i64>> {
+        self.events_insert(Err(at), events, lock, commit)
+    }
+
+    /// [`PgTx::events_append_then`] for events each at its own time
+    /// (`ats`, one per event): the events of a group of commands, appended
+    /// at once after the last command, numbered in the order given, then
+    /// (with `commit`) the commit, in one round trip.
+    pub fn events_append_at_then(
+        &mut self,
+        ats: &[i64],
+        events: &[(&str, &str)],
+        commit: Option<Option<&str>>,
+    ) -> Result<Vec<i64>> {
+        if ats.len() != events.len() {
+            return Err(Error::store("internal error: one time per event"));
+        }
+        self.events_insert(Ok(ats), events, None, commit)
+    }
+
+    /// Inserts `events` at `at` (`Ok`: one time per event; `Err`: one for
+    /// all), see [`PgTx::events_append_then`].
+    fn events_insert(
+        &mut self,
+        at: std::result::Result<&[i64], Timestamp>,
+        events: &[(&str, &str)],
+        lock: Option<i64>,
+        commit: Option<Option<&str>>,
+    ) -> Result<Vec<i64>> {
         if events
             .iter()
             .any(|(c, m)| c.contains('\0') || m.contains('\0'))
@@ -793,8 +833,14 @@ impl<'t> PgTx<'t> {
             ops.push(Op::Exec(LOCK_SQL, vec![key]));
         }
         let insert_at = ops.len();
+        let one_at = at.err().map(|t| t.0);
+        let ats = at.ok();
         if !events.is_empty() {
-            ops.push(Op::Query(EVENTS_SQL, vec![&at.0, &channels, &messages]));
+            ops.push(match (&one_at, &ats) {
+                (Some(at), _) => Op::Query(EVENTS_SQL, vec![at, &channels, &messages]),
+                (None, Some(ats)) => Op::Query(EVENTS_AT_SQL, vec![ats, &channels, &messages]),
+                (None, None) => unreachable!("a time or times"),
+            });
         }
         let channel = commit.flatten();
         if let Some(channel) = &channel {
@@ -1493,7 +1539,26 @@ impl Tx for PgTx<'_> {
             ", wanted.want FROM unnest($1::text[]) AS wanted(want)
              LEFT JOIN jobs ON jobs.jid = wanted.want"
         );
-        let rows = self.rows(SQL, &[&wanted])?;
+        // And as many placement values as these commands may take (one
+        // each, as a put or a complete does), in the same round trip.
+        let have = self.seqs.len() + usize::from(self.next_seq.is_some());
+        let block = i64::try_from(jids.len().saturating_sub(have)).unwrap_or(0);
+        let mut ops = vec![Op::Query(SQL, vec![&wanted])];
+        if block > 0 {
+            ops.push(Op::Query(SEQ_BLOCK_SQL, vec![&block]));
+        }
+        let mut answers = self.send(ops)?.into_iter();
+        let rows = answers.next().map(Answer::rows).unwrap_or_default();
+        if let Some(seqs) = answers.next() {
+            let seqs = seqs
+                .rows()
+                .iter()
+                .map(|r| r.try_get::<_, i64>(0).pg())
+                .collect::<Result<Vec<i64>>>()?;
+            // Taken after every value held: handed out after them.
+            self.seqs.extend(seqs);
+            self.seqs.sort_unstable_by(|a, b| b.cmp(a));
+        }
         if rows.len() != wanted.len() {
             return Err(corrupt(format!(
                 "{} rows for {} prefetched jobs",
@@ -1991,10 +2056,7 @@ impl Tx for PgTx<'_> {
         // pop of many jobs takes one per job); values not used are skipped.
         self.seq_block = (self.seq_block * 2).clamp(2, 256);
         let block = self.seq_block;
-        let rows = self.rows(
-            "SELECT nextval('placement_seq') FROM generate_series(1::int8, $1::int8)",
-            &[&block],
-        )?;
+        let rows = self.rows(SEQ_BLOCK_SQL, &[&block])?;
         let mut seqs = rows
             .iter()
             .map(|r| r.try_get::<_, i64>(0).pg())
