@@ -31,6 +31,24 @@ mod throttle;
 /// "No limit" for listing primitives.
 const ALL: i64 = i64::MAX;
 
+/// The job `command` begins by reading (the jid of a put, complete, fail,
+/// heartbeat, retry, release or get), if any: what a backend may read
+/// ahead for several commands at once ([`Tx::prefetch_jobs`]) before
+/// running them one by one, as [`Command::Batch`] does for its items and
+/// a store may for a group of commands it runs in one transaction.
+pub fn prefetch_hint(command: &Command) -> Option<&str> {
+    match command {
+        Command::Put(p) => Some(p.jid.as_str()),
+        Command::Complete(p) => Some(p.jid.as_str()),
+        Command::Fail { jid, .. }
+        | Command::Heartbeat { jid, .. }
+        | Command::Retry { jid, .. }
+        | Command::Release { jid, .. }
+        | Command::Get { jid } => Some(jid.as_str()),
+        _ => None,
+    }
+}
+
 /// Applies one command at `now` inside the caller's transaction, appending
 /// the events it emits to `events`.
 pub fn apply(
@@ -1345,6 +1363,10 @@ impl Cx<'_> {
     /// batch runs each in a savepoint and keeps refusals as results (a store
     /// failure still fails the whole batch).
     fn batch(&mut self, commands: &[Command], atomic: bool) -> Result<Reply> {
+        let jids: Vec<&str> = commands.iter().filter_map(prefetch_hint).collect();
+        if jids.len() > 1 {
+            self.tx.prefetch_jobs(&jids)?;
+        }
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
             if atomic {

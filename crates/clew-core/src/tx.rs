@@ -214,6 +214,15 @@ pub trait Tx {
     fn job_delete(&mut self, jid: &str) -> Result<()>;
     /// A job's row. A backend with concurrent writers locks the row.
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>>;
+    /// A hint that the logic is about to [`Tx::job_get`] these jobs (the
+    /// items of a batch, in order; a jid may repeat). A backend may read
+    /// them now, in one query, and answer their `job_get`s from what it
+    /// read, provided it keeps that true through its own later writes
+    /// (what `job_get` returns must not change). The default does nothing.
+    fn prefetch_jobs(&mut self, jids: &[&str]) -> Result<()> {
+        let _ = jids;
+        Ok(())
+    }
     /// Jids of `queue` in `loc` with `sort_time` in `range`, in the set's
     /// order (see the module doc), skipping `offset`, at most `limit`.
     fn job_list(

@@ -40,13 +40,24 @@
 //!   its commit: [`PgConn::pipeline`] sends every request before reading
 //!   any answer, so they cost one round trip, and reports the first
 //!   failure. Config, "anything tracked", "any dependency" and a
-//!   placement value are read once per transaction with its first query;
-//!   a job's history comes with its row; the last command's events go with
-//!   the notification and `COMMIT`; the items of a non-atomic batch run
-//!   without savepoints unless one is refused (then the transaction runs
-//!   again with a savepoint per item). (Warm, one command per transaction:
-//!   put 13 → 3 round trips, pop of 100 jobs 1,514 → 16, complete 19 → 6,
-//!   `complete_many` of 100 611 → 210.)
+//!   placement value are read once per transaction with its first query,
+//!   and whether a queue is paused, has recurring templates or scheduled
+//!   jobs with the first query about it; timing statistics and histogram
+//!   buckets are written once per round trip, however often a pop or a
+//!   batch changes them;
+//!   a job's history comes with its row; the jobs the items of a batch (or
+//!   the commands of a group) begin by reading are read ahead in one query
+//!   ([`clew_core::Tx::prefetch_jobs`]) with a placement value for each,
+//!   each row answering its job's next read unless this transaction wrote
+//!   the job since; a job row it knows is updated or inserted without an
+//!   upsert; a queue is registered once per transaction; the complete count
+//!   is read once and kept from the transaction's own writes; the last
+//!   command's events go with the notification and `COMMIT`; the items of
+//!   a non-atomic batch run without savepoints unless one is refused (then
+//!   the transaction runs again with a savepoint per item). (Warm, one
+//!   command per transaction: put 13 → 3 round trips, pop of 100 jobs
+//!   1,514 → 14, complete 19 → 6, `put_many` of 100 110 → 4,
+//!   `complete_many` of 100 611 → 6.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.
@@ -59,10 +70,12 @@
 //!   those commands run one at a time anyway, a pool thread that takes a
 //!   command (other than a concurrent pop) also takes the commands already
 //!   queued behind it, without waiting, and runs them in one transaction:
-//!   `BEGIN`, the lock and the outbox drain once, each command's logic and
-//!   events at its own `now`, one notification and one `COMMIT` (one WAL
-//!   flush for the group). The group runs optimistically, without a
-//!   savepoint per command; if a command is refused, the transaction is
+//!   `BEGIN`, the lock and the outbox drain once, each command's logic at
+//!   its own `now`, then every command's events (each at its command's
+//!   `now`, numbered in command order) in one insert with one notification
+//!   and one `COMMIT` (one round trip, one WAL flush for the group). The
+//!   group runs optimistically, without a savepoint per command; if a
+//!   command is refused (or that last round trip fails), the transaction is
 //!   rolled back and the group runs again with a savepoint per command
 //!   (the logic is a function of the state, `now` and the command), so the
 //!   refused one has no effect and no events and the others commit.

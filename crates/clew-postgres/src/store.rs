@@ -1034,34 +1034,70 @@ fn run_group(
             // second pass too).
             // The last command commits with its last writes and events.
             let mut pg = tx.pg().optimistic();
-            for (i, request) in group.iter().enumerate() {
-                let commit = (i + 1 == group.len()).then(|| Commit {
-                    channel: shared.channel.get().map(String::as_str),
-                    last_seq: outcomes
-                        .iter()
-                        .rev()
-                        .find_map(|outcome: &Outcome| outcome.events.last().map(|e| e.seq))
-                        .or_else(|| drained_events.last().map(|e| e.seq)),
-                });
-                let applied = apply_logic_then(
+            // The jobs the commands begin by reading, in one query.
+            let jids: Vec<&str> = group
+                .iter()
+                .filter_map(|request| clew_core::logic::prefetch_hint(&request.command))
+                .collect();
+            if jids.len() > 1 {
+                pg.prefetch_jobs(&jids)?;
+            }
+            // Nothing reads the event log meanwhile: every command's
+            // events go in one insert after the last command, numbered in
+            // command order, with the notification and `COMMIT`.
+            let mut staged = Vec::with_capacity(group.len());
+            for request in group {
+                let mut pending = Vec::new();
+                let applied = apply_caught(
                     &mut pg,
                     shared.apply,
                     request.now,
                     &request.origin,
                     &request.command,
-                    None,
-                    &mut || (),
-                    commit,
+                    &mut pending,
                 );
                 match applied {
-                    Ok((reply, events, done)) if !pg.item_refused() => {
-                        committed = done;
+                    Ok(reply) if !pg.item_refused() => staged.push((reply, pending, request.now)),
+                    _ => break,
+                }
+            }
+            if staged.len() == group.len() {
+                let channel = shared.channel.get().map(String::as_str);
+                let mut ats = Vec::new();
+                let mut texts = Vec::new();
+                for (_, pending, now) in &staged {
+                    for event in pending {
+                        ats.push(now.0);
+                        texts.push((event.channel.as_str(), event.message.as_str()));
+                    }
+                }
+                let sent = if texts.is_empty() {
+                    let last_seq = drained_events.last().map(|e| e.seq);
+                    pg.commit(channel, last_seq).map(|()| Vec::new())
+                } else {
+                    pg.events_append_at_then(&ats, &texts, Some(channel))
+                };
+                // A failure (of a buffered write, say) sends the group to
+                // the pass with savepoints, as a refusal does.
+                if let Ok(seqs) = sent {
+                    committed = true;
+                    let mut seqs = seqs.into_iter();
+                    for (reply, pending, now) in staged {
+                        let events = pending
+                            .into_iter()
+                            .zip(seqs.by_ref())
+                            .map(|(PendingEvent { channel, message }, seq)| Event {
+                                seq,
+                                at: now,
+                                channel,
+                                message,
+                            })
+                            .collect();
                         outcomes.push(Outcome {
                             result: Ok(reply),
                             events,
                         });
                     }
-                    _ => break,
                 }
             }
         }
@@ -1337,6 +1373,28 @@ pub(crate) struct Commit<'a> {
     pub(crate) last_seq: Option<i64>,
 }
 
+/// Runs the logic of `command` (a panic is a store error), collecting its
+/// events in `pending`.
+fn apply_caught(
+    tx: &mut PgTx<'_>,
+    apply: ApplyFn,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
+    pending: &mut Vec<PendingEvent>,
+) -> Result<Reply> {
+    catch_unwind(AssertUnwindSafe(|| {
+        apply(tx, now, origin, command, pending)
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!(command = command.name(), "command logic panicked");
+        Err(Error::store(format!(
+            "internal error: the {} command panicked",
+            command.name()
+        )))
+    })
+}
+
 /// [`apply_logic`]; with `commit`, the transaction is also committed (with
 /// its notification) in the same round trip as the command's last writes
 /// and events when the logic succeeds; returns whether it was.
@@ -1352,16 +1410,7 @@ pub(crate) fn apply_logic_then(
     commit: Option<Commit<'_>>,
 ) -> Result<(Reply, Vec<Event>, bool)> {
     let mut pending = Vec::new();
-    let reply = catch_unwind(AssertUnwindSafe(|| {
-        apply(tx, now, origin, command, &mut pending)
-    }))
-    .unwrap_or_else(|_| {
-        tracing::error!(command = command.name(), "command logic panicked");
-        Err(Error::store(format!(
-            "internal error: the {} command panicked",
-            command.name()
-        )))
-    })?;
+    let reply = apply_caught(tx, apply, now, origin, command, &mut pending)?;
     if tx.item_refused() {
         // The optimistic pass is lost (the owner runs it again): send
         // nothing more, commit nothing.

@@ -7,7 +7,7 @@
 //! lock that serializes commands): the store's pool threads wrap each
 //! command in its own transaction; tests use [`crate::testing::in_tx`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use clew_core::batch::{BatchOutcome, BatchRecord};
 use clew_core::cron::{CronSpec, Missed};
@@ -242,6 +242,31 @@ const FACTS_SQL: &str = "SELECT 'c'::text, key, value FROM config
     UNION ALL SELECT 'w', NULL, (EXISTS (SELECT 1 FROM throttles t WHERE t.rate_limit > 0
         AND EXISTS (SELECT 1 FROM throttle_jobs j WHERE j.throttle = t.name AND NOT j.holding)))::text";
 
+/// What a transaction reads once per queue, with the first query about
+/// the queue that needs it (`queue_paused`, a listing of its stalled
+/// locks): whether it is paused, has recurring templates, has scheduled
+/// jobs. Templates and scheduled jobs are only created by commands holding
+/// the store's lock exclusively (a pop spawns children into the work list
+/// and moves scheduled jobs out), so "none" holds for the transaction,
+/// which notes its own additions; pausing is noted too.
+const QUEUE_FACTS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM queues WHERE name = $1 AND paused),
+    EXISTS (SELECT 1 FROM recurring WHERE queue = $1),
+    EXISTS (SELECT 1 FROM jobs WHERE queue = $1 AND loc = $2)";
+
+/// A queue's facts ([`QUEUE_FACTS_SQL`]).
+#[derive(Clone, Copy, Debug)]
+struct QueueFacts {
+    paused: bool,
+    /// It may have recurring templates (`false`: none).
+    recurring: bool,
+    /// It may have scheduled jobs (`false`: none).
+    scheduled: bool,
+}
+
+/// A block of `$1` placement sequence values.
+const SEQ_BLOCK_SQL: &str =
+    "SELECT nextval('placement_seq') FROM generate_series(1::int8, $1::int8)";
+
 /// The notification of a commit that wrote events: the schema's channel
 /// and the number of the last event.
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
@@ -260,6 +285,14 @@ pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 const EVENTS_SQL: &str = "INSERT INTO events (at, channel, message)
      SELECT $1, e.channel, e.message
      FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(channel, message, n)
+     ORDER BY e.n
+     RETURNING seq";
+
+/// [`EVENTS_SQL`] with a time per event (the events of a group of
+/// commands, each at its own `now`): three bound arrays.
+const EVENTS_AT_SQL: &str = "INSERT INTO events (at, channel, message)
+     SELECT e.at, e.channel, e.message
+     FROM unnest($1::int8[], $2::text[], $3::text[]) WITH ORDINALITY AS e(at, channel, message, n)
      ORDER BY e.n
      RETURNING seq";
 
@@ -343,6 +376,15 @@ pub struct PgTx<'t> {
     history: HashMap<String, Vec<HistoryEntry>>,
     /// Timing statistics read or written in this transaction.
     timing: HashMap<(String, i64, StatKind), TimingStat>,
+    /// Timing statistics saved since the last round trip: written once
+    /// each, with the next one ([`PgTx::stage_stats`]), however often the
+    /// logic saved them (a pop or `complete_many` saves its queue's once
+    /// per job).
+    timing_dirty: Vec<(String, i64, StatKind)>,
+    /// Histogram increments since the last round trip, added up by bucket
+    /// (queue, day, kind, bucket): one statement per bucket, sent with the
+    /// next one, in bucket order.
+    hist_adds: BTreeMap<(String, i64, &'static str, String), i64>,
     /// Whether [`FACTS_SQL`] was read (since the last savepoint rollback).
     facts_loaded: bool,
     /// A placement sequence value taken with the facts and not used yet.
@@ -364,6 +406,30 @@ pub struct PgTx<'t> {
     /// expires at the same cutoff). Kept only by a command holding the
     /// store's lock exclusively (not by a claiming pop).
     complete_floor: Option<i64>,
+    /// Queues' facts ([`QUEUE_FACTS_SQL`]), as read and kept since.
+    queues: HashMap<String, QueueFacts>,
+    /// Queues this transaction registered (known from then on, unless it
+    /// forgets them): registering them again changes nothing, so it is
+    /// not sent (a `put_many` registers its queue once, not per job).
+    registered: std::collections::HashSet<String>,
+    /// Rows read ahead by [`Tx::prefetch_jobs`] (`None`: no such job) and
+    /// not asked for yet: `job_get` takes a job's row from here once; this
+    /// transaction's own writes of a job drop it (`job_save`, `job_delete`),
+    /// as do writes of several rows and a rolled-back savepoint. Kept only
+    /// by a command holding the store's lock exclusively (no one else
+    /// writes jobs meanwhile), not by a claiming pop.
+    prefetched: HashMap<String, Option<JobRecord>>,
+    /// The `loc` of each job this transaction read or wrote, as it is now
+    /// (`None`: no row), so that its own writes keep [`PgTx::complete_n`]
+    /// and `job_save` knows whether to update or insert the row.
+    locs: HashMap<String, Option<Loc>>,
+    /// How many jobs are complete, once read (the `counters` row kept by
+    /// a trigger), kept up to date from this transaction's own writes of
+    /// jobs whose `loc` it knows (`locs`), forgotten on a write of one it
+    /// does not know or a rolled-back savepoint. Only moves into or out of
+    /// the complete set change it, and those are made only under the
+    /// store's lock held exclusively (a claiming pop keeps no count).
+    complete_n: Option<i64>,
     /// Batch items run without savepoints ([`PgTx::optimistic`]).
     optimistic: bool,
     /// In the optimistic pass, a batch item was refused.
@@ -407,6 +473,8 @@ impl<'t> PgTx<'t> {
             deps_empty: None,
             rate_idle: None,
             timing: HashMap::new(),
+            timing_dirty: Vec::new(),
+            hist_adds: BTreeMap::new(),
             history: HashMap::new(),
             facts_loaded: false,
             next_seq: None,
@@ -415,6 +483,11 @@ impl<'t> PgTx<'t> {
             claims: None,
             failed: None,
             complete_floor: None,
+            queues: HashMap::new(),
+            registered: std::collections::HashSet::new(),
+            prefetched: HashMap::new(),
+            locs: HashMap::new(),
+            complete_n: None,
             optimistic: false,
             item_refused: false,
         }
@@ -449,6 +522,7 @@ impl<'t> PgTx<'t> {
     /// [`PgTx::send`]; with `facts`, the facts come first even without a
     /// query (if not read yet).
     fn send_facts(&mut self, ops: Vec<Op<'_>>, facts: bool) -> Result<Vec<Answer>> {
+        self.stage_stats();
         let with_facts =
             !self.facts_loaded && (facts || ops.iter().any(|op| matches!(op, Op::Query(..))));
         let pending = std::mem::take(&mut self.pending);
@@ -478,6 +552,46 @@ impl<'t> PgTx<'t> {
             self.note_facts(&facts)?;
         }
         Ok(answers.skip(pending.len()).collect())
+    }
+
+    /// Buffers the writes of the statistics kept back since the last round
+    /// trip (timing statistics saved, histogram increments), so the round
+    /// trip about to go sends them first: whatever it reads or ends sees them.
+    fn stage_stats(&mut self) {
+        for key in std::mem::take(&mut self.timing_dirty) {
+            let Some(stat) = self.timing.get(&key).copied() else {
+                continue;
+            };
+            let (queue, day, kind) = key;
+            self.pending.push(Write::Exec(
+                "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
+                   mean = excluded.mean, vk = excluded.vk",
+                vec![
+                    Bound::Str(queue),
+                    Bound::Int(day),
+                    Bound::Str(kind.as_str().to_owned()),
+                    Bound::Int(stat.count),
+                    Bound::Float(stat.mean),
+                    Bound::Float(stat.vk),
+                ],
+            ));
+        }
+        for ((queue, day, kind, bucket), n) in std::mem::take(&mut self.hist_adds) {
+            self.pending.push(Write::Exec(
+                "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (queue, day, kind, bucket)
+                 DO UPDATE SET count = stats_hist.count + excluded.count",
+                vec![
+                    Bound::Str(queue),
+                    Bound::Int(day),
+                    Bound::Str(kind.to_owned()),
+                    Bound::Str(bucket),
+                    Bound::Int(n),
+                ],
+            ));
+        }
     }
 
     /// Sends the buffered writes (one round trip), if any.
@@ -577,6 +691,60 @@ impl<'t> PgTx<'t> {
         Ok(self.deps_empty == Some(true))
     }
 
+    /// Notes that job `jid` is now in `loc` (`None`: its row is gone),
+    /// keeping the complete count ([`PgTx::complete_n`]) when its former
+    /// `loc` is known, forgetting the count when not. Drops the job's
+    /// prefetched row.
+    fn note_write(&mut self, jid: &str, loc: Option<Loc>) {
+        self.prefetched.remove(jid);
+        if self.claims.is_some() {
+            return;
+        }
+        let complete = |loc: Option<Loc>| i64::from(loc == Some(Loc::Complete));
+        match self.locs.insert(jid.to_owned(), loc) {
+            Some(old) => {
+                if let Some(n) = &mut self.complete_n {
+                    *n += complete(loc) - complete(old);
+                }
+            }
+            None => self.complete_n = None,
+        }
+    }
+
+    /// Notes job `jid`'s `loc` (`None`: no row) as just read.
+    fn note_read(&mut self, jid: &str, loc: Option<Loc>) {
+        if self.claims.is_none() {
+            self.locs.insert(jid.to_owned(), loc);
+        }
+    }
+
+    /// Sends `op` (a query about `queue`), preceded, if this transaction
+    /// has not read them yet, by the queue's facts ([`QUEUE_FACTS_SQL`]),
+    /// in one round trip; returns `op`'s rows.
+    fn with_queue_facts(&mut self, queue: &str, op: Option<Op<'_>>) -> Result<Vec<Row>> {
+        let scheduled = Loc::Scheduled.code();
+        let mut ops = Vec::with_capacity(2);
+        let load = !self.queues.contains_key(queue);
+        if load {
+            ops.push(Op::Query(QUEUE_FACTS_SQL, vec![&queue, &scheduled]));
+        }
+        ops.extend(op);
+        let mut answers = self.send(ops)?.into_iter();
+        if load {
+            let rows = answers.next().map(Answer::rows).unwrap_or_default();
+            let row = rows
+                .first()
+                .ok_or_else(|| corrupt("no queue facts".to_owned()))?;
+            let facts = QueueFacts {
+                paused: row.try_get(0).pg()?,
+                recurring: row.try_get(1).pg()?,
+                scheduled: row.try_get(2).pg()?,
+            };
+            self.queues.insert(queue.to_owned(), facts);
+        }
+        Ok(answers.next().map(Answer::rows).unwrap_or_default())
+    }
+
     /// Forgets what a rolled-back savepoint may have changed.
     fn rolled_back(&mut self) {
         self.pending.clear();
@@ -586,9 +754,16 @@ impl<'t> PgTx<'t> {
         self.deps_empty = None;
         self.rate_idle = None;
         self.timing.clear();
+        self.timing_dirty.clear();
+        self.hist_adds.clear();
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
         self.complete_floor = None;
+        self.queues.clear();
+        self.registered.clear();
+        self.prefetched.clear();
+        self.locs.clear();
+        self.complete_n = None;
         // Read again (a sequence value taken stays good: values may skip).
         self.facts_loaded = false;
     }
@@ -617,6 +792,34 @@ impl<'t> PgTx<'t> {
         lock: Option<i64>,
         commit: Option<Option<&str>>,
     ) -> Result<Vec<i64>> {
+        self.events_insert(Err(at), events, lock, commit)
+    }
+
+    /// [`PgTx::events_append_then`] for events each at its own time
+    /// (`ats`, one per event): the events of a group of commands, appended
+    /// at once after the last command, numbered in the order given, then
+    /// (with `commit`) the commit, in one round trip.
+    pub fn events_append_at_then(
+        &mut self,
+        ats: &[i64],
+        events: &[(&str, &str)],
+        commit: Option<Option<&str>>,
+    ) -> Result<Vec<i64>> {
+        if ats.len() != events.len() {
+            return Err(Error::store("internal error: one time per event"));
+        }
+        self.events_insert(Ok(ats), events, None, commit)
+    }
+
+    /// Inserts `events` at `at` (`Ok`: one time per event; `Err`: one for
+    /// all), see [`PgTx::events_append_then`].
+    fn events_insert(
+        &mut self,
+        at: std::result::Result<&[i64], Timestamp>,
+        events: &[(&str, &str)],
+        lock: Option<i64>,
+        commit: Option<Option<&str>>,
+    ) -> Result<Vec<i64>> {
         if events
             .iter()
             .any(|(c, m)| c.contains('\0') || m.contains('\0'))
@@ -630,8 +833,14 @@ impl<'t> PgTx<'t> {
             ops.push(Op::Exec(LOCK_SQL, vec![key]));
         }
         let insert_at = ops.len();
+        let one_at = at.err().map(|t| t.0);
+        let ats = at.ok();
         if !events.is_empty() {
-            ops.push(Op::Query(EVENTS_SQL, vec![&at.0, &channels, &messages]));
+            ops.push(match (&one_at, &ats) {
+                (Some(at), _) => Op::Query(EVENTS_SQL, vec![at, &channels, &messages]),
+                (None, Some(ats)) => Op::Query(EVENTS_AT_SQL, vec![ats, &channels, &messages]),
+                (None, None) => unreachable!("a time or times"),
+            });
         }
         let channel = commit.flatten();
         if let Some(channel) = &channel {
@@ -1268,10 +1477,16 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_delete(&mut self, jid: &str) -> Result<()> {
-        self.write("DELETE FROM jobs WHERE jid = $1", &[Arg::Str(jid)])
+        self.write("DELETE FROM jobs WHERE jid = $1", &[Arg::Str(jid)])?;
+        self.note_write(jid, None);
+        Ok(())
     }
 
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
+        if let Some(job) = self.prefetched.remove(jid) {
+            // Read ahead, with its history (in `history` since).
+            return Ok(job);
+        }
         // No FOR UPDATE: a command holding the store's lock exclusively is
         // alone, and a claiming pop locked the row when it listed it.
         // One row whether or not the job exists: its history comes too.
@@ -1293,7 +1508,77 @@ impl Tx for PgTx<'_> {
         let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
         let history = history_from_json(history.as_deref())?;
         self.history.insert(jid.to_owned(), history);
+        self.note_read(jid, job.as_ref().map(|job| job.loc));
         Ok(job)
+    }
+
+    fn prefetch_jobs(&mut self, jids: &[&str]) -> Result<()> {
+        if self.claims.is_some() {
+            return Ok(());
+        }
+        let mut wanted: Vec<&str> = Vec::with_capacity(jids.len());
+        for jid in jids {
+            if !wanted.contains(jid) && !self.prefetched.contains_key(*jid) {
+                wanted.push(jid);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if wanted.iter().any(|jid| jid.contains('\0')) {
+            // Such a job cannot exist; its command reports the NUL.
+            return Ok(());
+        }
+        // `job_get`'s query for every wanted jid at once (sent with the
+        // buffered writes, so it sees them).
+        const SQL: &str = concat!(
+            "SELECT ",
+            job_cols!(),
+            ", ",
+            history_col!("wanted.want"),
+            ", wanted.want FROM unnest($1::text[]) AS wanted(want)
+             LEFT JOIN jobs ON jobs.jid = wanted.want"
+        );
+        // And as many placement values as these commands may take (one
+        // each, as a put or a complete does), in the same round trip.
+        let have = self.seqs.len() + usize::from(self.next_seq.is_some());
+        let block = i64::try_from(jids.len().saturating_sub(have)).unwrap_or(0);
+        let mut ops = vec![Op::Query(SQL, vec![&wanted])];
+        if block > 0 {
+            ops.push(Op::Query(SEQ_BLOCK_SQL, vec![&block]));
+        }
+        let mut answers = self.send(ops)?.into_iter();
+        let rows = answers.next().map(Answer::rows).unwrap_or_default();
+        if let Some(seqs) = answers.next() {
+            let seqs = seqs
+                .rows()
+                .iter()
+                .map(|r| r.try_get::<_, i64>(0).pg())
+                .collect::<Result<Vec<i64>>>()?;
+            // Taken after every value held: handed out after them.
+            self.seqs.extend(seqs);
+            self.seqs.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        if rows.len() != wanted.len() {
+            return Err(corrupt(format!(
+                "{} rows for {} prefetched jobs",
+                rows.len(),
+                wanted.len()
+            )));
+        }
+        for row in &rows {
+            let jid: String = row.try_get(HISTORY_COL + 1).pg()?;
+            let job = match row.try_get::<_, Option<String>>(0).pg()? {
+                Some(_) => Some(job_from_row(row)?),
+                None => None,
+            };
+            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
+            let history = history_from_json(history.as_deref())?;
+            self.history.insert(jid.clone(), history);
+            self.note_read(&jid, job.as_ref().map(|job| job.loc));
+            self.prefetched.insert(jid, job);
+        }
+        Ok(())
     }
 
     fn job_list(
@@ -1331,12 +1616,25 @@ impl Tx for PgTx<'_> {
         if complete_set && self.complete_floor.is_some_and(|floor| max < floor) {
             return Ok(Vec::new());
         }
-        // With buffered writes: sent with them, in one round trip.
-        let jids = self.strings(
-            sql,
-            &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
-        )?;
-        if complete_set && jids.is_empty() && offset(off) == 0 && limit(lim) > 0 {
+        if loc == Loc::Scheduled && self.queues.get(queue).is_some_and(|facts| !facts.scheduled) {
+            return Ok(Vec::new());
+        }
+        // With buffered writes: sent with them, in one round trip (a
+        // listing of stalled locks, a peek's first query, with the queue's
+        // facts).
+        let code = loc.code();
+        let (off, lim) = (offset(off), limit(lim));
+        let params: Vec<&(dyn ToSql + Sync)> = vec![&queue, &code, &min, &max, &off, &lim];
+        let rows = if loc == Loc::Locked && !queue.contains('\0') {
+            self.with_queue_facts(queue, Some(Op::Query(sql, params)))?
+        } else {
+            self.rows(sql, &params)?
+        };
+        let jids = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).pg())
+            .collect::<Result<Vec<String>>>()?;
+        if complete_set && jids.is_empty() && off == 0 && lim > 0 {
             // None up to `max`: every complete job sorts after it.
             let floor = max.saturating_add(1);
             self.complete_floor = Some(self.complete_floor.map_or(floor, |f| f.max(floor)));
@@ -1405,6 +1703,7 @@ impl Tx for PgTx<'_> {
             .into_iter()
             .map(|(job, history)| {
                 self.history.insert(job.jid.clone(), history);
+                self.note_read(&job.jid, Some(job.loc));
                 job
             })
             .collect())
@@ -1461,13 +1760,33 @@ impl Tx for PgTx<'_> {
     }
 
     fn complete_count(&mut self) -> Result<i64> {
-        self.int(
+        if let Some(n) = self.complete_n {
+            return Ok(n);
+        }
+        // Sent with the buffered writes: counts them.
+        let n = self.int(
             "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8",
             &[],
-        )
+        )?;
+        if self.claims.is_none() {
+            self.complete_n = Some(n);
+        }
+        Ok(n)
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
+        // Whether the row exists, if this transaction knows (not a
+        // claiming pop: it keeps no `locs`): then a plain UPDATE or INSERT
+        // does, without the upsert's speculative insertion.
+        let exists = match self.claims {
+            None => self.locs.get(&job.jid).map(Option::is_some),
+            Some(_) => None,
+        };
+        if job.loc == Loc::Scheduled {
+            if let Some(facts) = self.queues.get_mut(&job.queue) {
+                facts.scheduled = true;
+            }
+        }
         if job.loc == Loc::Complete {
             if let Some(floor) = &mut self.complete_floor {
                 *floor = (*floor).min(job.sort_time.0);
@@ -1478,8 +1797,23 @@ impl Tx for PgTx<'_> {
         let throttles = to_json_text(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let scheduled = job.scheduled.map(|t| t.0);
-        self.write(
-            concat!(
+        const UPDATE: &str = "UPDATE jobs SET klass = $2, queue = $3, state = $4, data = $5,
+               priority = $6, tags = $7, worker = $8, expires = $9, retries = $10,
+               remaining = $11, time = $12, grace = $13, scheduled = $14, failure = $15,
+               spawned_from = $16, worker_listed = $17, fail_group = $18, fail_seq = $19,
+               loc = $20, sort_prio = $21, sort_time = $22, seq = $23, metadata = $24,
+               unique_key = $25, batch = $26, batch_outcome = $27, throttles = $28
+             WHERE jid = $1";
+        const INSERT: &str = concat!(
+            "INSERT INTO jobs (",
+            job_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+        );
+        let sql = match exists {
+            Some(true) => UPDATE,
+            Some(false) => INSERT,
+            None => concat!(
                 "INSERT INTO jobs (",
                 job_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
@@ -1500,6 +1834,9 @@ impl Tx for PgTx<'_> {
                    batch = excluded.batch, batch_outcome = excluded.batch_outcome,
                    throttles = excluded.throttles"
             ),
+        };
+        self.write(
+            sql,
             &[
                 Arg::Str(&job.jid),
                 Arg::Str(&job.klass),
@@ -1530,7 +1867,9 @@ impl Tx for PgTx<'_> {
                 Arg::Int(job.batch_outcome.code()),
                 Arg::Str(&throttles),
             ],
-        )
+        )?;
+        self.note_write(&job.jid, Some(job.loc));
+        Ok(())
     }
 
     fn job_worker_list(&mut self, worker: &str) -> Result<Vec<(String, Timestamp)>> {
@@ -1545,6 +1884,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_worker_unlist_all(&mut self, worker: &str) -> Result<()> {
+        // Changes rows other than by `job_save`.
+        self.prefetched.clear();
         self.write(
             "UPDATE jobs SET worker_listed = false WHERE worker = $1 AND worker_listed",
             &[Arg::Str(worker)],
@@ -1554,6 +1895,7 @@ impl Tx for PgTx<'_> {
     // --- queues --------------------------------------------------------
 
     fn queue_forget(&mut self, queue: &str) -> Result<()> {
+        self.registered.remove(queue);
         // An unpaused forgotten queue needs no row at all.
         self.write(
             "DELETE FROM queues WHERE name = $1 AND NOT paused",
@@ -1573,21 +1915,31 @@ impl Tx for PgTx<'_> {
     }
 
     fn queue_paused(&mut self, queue: &str) -> Result<bool> {
-        Ok(self
-            .row("SELECT 1 FROM queues WHERE name = $1 AND paused", &[&queue])?
-            .is_some())
+        if queue.contains('\0') {
+            return Err(nul_error());
+        }
+        self.with_queue_facts(queue, None)?;
+        Ok(self.queues.get(queue).is_some_and(|facts| facts.paused))
     }
 
     fn queue_register(&mut self, queue: &str, now: Timestamp) -> Result<()> {
+        if self.registered.contains(queue) {
+            return Ok(());
+        }
         self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, true, $2, false)
              ON CONFLICT (name) DO UPDATE SET known = true, first_seen = excluded.first_seen
              WHERE NOT queues.known",
             &[Arg::Str(queue), Arg::Int(now.0)],
-        )
+        )?;
+        self.registered.insert(queue.to_owned());
+        Ok(())
     }
 
     fn queue_set_paused(&mut self, queue: &str, paused: bool) -> Result<()> {
+        if let Some(facts) = self.queues.get_mut(queue) {
+            facts.paused = paused;
+        }
         self.write(
             "INSERT INTO queues (name, known, first_seen, paused) VALUES ($1, false, 0, $2)
              ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
@@ -1629,6 +1981,9 @@ impl Tx for PgTx<'_> {
         off: i64,
         lim: i64,
     ) -> Result<Vec<String>> {
+        if self.queues.get(queue).is_some_and(|facts| !facts.recurring) {
+            return Ok(Vec::new());
+        }
         let (min, max) = bounds(range);
         let sql = if self.claims.is_some() {
             // A template another pop is spawning is skipped: that pop
@@ -1644,6 +1999,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn recur_save(&mut self, recur: &RecurRecord) -> Result<()> {
+        if let Some(facts) = self.queues.get_mut(&recur.queue) {
+            facts.recurring = true;
+        }
         let tags = to_json_text(&recur.tags)?;
         self.write(
             "INSERT INTO recurring
@@ -1698,10 +2056,7 @@ impl Tx for PgTx<'_> {
         // pop of many jobs takes one per job); values not used are skipped.
         self.seq_block = (self.seq_block * 2).clamp(2, 256);
         let block = self.seq_block;
-        let rows = self.rows(
-            "SELECT nextval('placement_seq') FROM generate_series(1::int8, $1::int8)",
-            &[&block],
-        )?;
+        let rows = self.rows(SEQ_BLOCK_SQL, &[&block])?;
         let mut seqs = rows
             .iter()
             .map(|r| r.try_get::<_, i64>(0).pg())
@@ -1763,17 +2118,15 @@ impl Tx for PgTx<'_> {
         kind: StatKind,
         bucket: &str,
     ) -> Result<()> {
-        self.write(
-            "INSERT INTO stats_hist (queue, day, kind, bucket, count) VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (queue, day, kind, bucket)
-             DO UPDATE SET count = stats_hist.count + 1",
-            &[
-                Arg::Str(queue),
-                Arg::Int(day.0),
-                Arg::Str(kind.as_str()),
-                Arg::Str(bucket),
-            ],
-        )
+        if queue.contains('\0') || bucket.contains('\0') {
+            return Err(nul_error());
+        }
+        // Added up, written with the next round trip (`stage_stats`).
+        *self
+            .hist_adds
+            .entry((queue.to_owned(), day.0, kind.as_str(), bucket.to_owned()))
+            .or_insert(0) += 1;
+        Ok(())
     }
 
     fn stats_hist(
@@ -1808,21 +2161,16 @@ impl Tx for PgTx<'_> {
         kind: StatKind,
         stat: &TimingStat,
     ) -> Result<()> {
-        self.timing.insert((queue.to_owned(), day.0, kind), *stat);
-        self.write(
-            "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
-               mean = excluded.mean, vk = excluded.vk",
-            &[
-                Arg::Str(queue),
-                Arg::Int(day.0),
-                Arg::Str(kind.as_str()),
-                Arg::Int(stat.count),
-                Arg::Float(stat.mean),
-                Arg::Float(stat.vk),
-            ],
-        )
+        if queue.contains('\0') {
+            return Err(nul_error());
+        }
+        // Written once, with the next round trip (`stage_stats`).
+        let key = (queue.to_owned(), day.0, kind);
+        if !self.timing_dirty.contains(&key) {
+            self.timing_dirty.push(key.clone());
+        }
+        self.timing.insert(key, *stat);
+        Ok(())
     }
 
     // --- tags ----------------------------------------------------------
