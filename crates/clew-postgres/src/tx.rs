@@ -165,6 +165,10 @@ impl Bound {
 enum Write {
     /// A prepared statement and its parameters.
     Exec(&'static str, Vec<Bound>),
+    /// [`Write::Exec`] that must change exactly one row (a plain `UPDATE`
+    /// of a job row the transaction knows exists): any other count fails
+    /// the round trip, so the command rolls back instead of losing a write.
+    ExecOne(&'static str, Vec<Bound>),
     /// SQL text without values (`RELEASE SAVEPOINT`).
     Text(&'static str),
 }
@@ -532,7 +536,7 @@ impl<'t> PgTx<'t> {
         }
         for write in &pending {
             all.push(match write {
-                Write::Exec(sql, params) => {
+                Write::Exec(sql, params) | Write::ExecOne(sql, params) => {
                     Op::Exec(sql, params.iter().map(Bound::param).collect())
                 }
                 Write::Text(sql) => Op::Text(sql),
@@ -551,7 +555,17 @@ impl<'t> PgTx<'t> {
                 .rows();
             self.note_facts(&facts)?;
         }
-        Ok(answers.skip(pending.len()).collect())
+        for (write, answer) in pending.iter().zip(answers.by_ref()) {
+            if let (Write::ExecOne(sql, _), Answer::Done(n)) = (write, &answer) {
+                if *n != 1 {
+                    return Err(corrupt(format!(
+                        "{n} rows changed, 1 expected, by: {}",
+                        sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+                    )));
+                }
+            }
+        }
+        Ok(answers.collect())
     }
 
     /// Buffers the writes of the statistics kept back since the last round
@@ -677,6 +691,17 @@ impl<'t> PgTx<'t> {
         }
         self.pending
             .push(Write::Exec(sql, params.iter().map(Arg::bound).collect()));
+        Ok(())
+    }
+
+    /// [`PgTx::write`] of a statement that must change exactly one row
+    /// ([`Write::ExecOne`]).
+    fn write_one(&mut self, sql: &'static str, params: &[Arg<'_>]) -> Result<()> {
+        if params.iter().any(Arg::has_nul) {
+            return Err(nul_error());
+        }
+        self.pending
+            .push(Write::ExecOne(sql, params.iter().map(Arg::bound).collect()));
         Ok(())
     }
 
@@ -1835,39 +1860,41 @@ impl Tx for PgTx<'_> {
                    throttles = excluded.throttles"
             ),
         };
-        self.write(
-            sql,
-            &[
-                Arg::Str(&job.jid),
-                Arg::Str(&job.klass),
-                Arg::Str(&job.queue),
-                Arg::Str(job.state.as_str()),
-                Arg::Str(&job.data),
-                Arg::Int(job.priority),
-                Arg::Str(&tags),
-                Arg::Str(&job.worker),
-                Arg::Int(job.expires.0),
-                Arg::Int(job.retries),
-                Arg::Int(job.remaining),
-                Arg::Int(job.time.0),
-                Arg::Bool(job.grace),
-                Arg::OptInt(scheduled),
-                Arg::OptStr(failure.as_deref()),
-                Arg::OptStr(job.spawned_from.as_deref()),
-                Arg::Bool(job.worker_listed),
-                Arg::OptStr(job.fail_group.as_deref()),
-                Arg::Int(job.fail_seq),
-                Arg::Int(job.loc.code()),
-                Arg::Int(job.sort_prio),
-                Arg::Int(job.sort_time.0),
-                Arg::Int(job.seq),
-                Arg::Str(&metadata),
-                Arg::OptStr(job.unique_key.as_deref()),
-                Arg::OptStr(job.batch.as_deref()),
-                Arg::Int(job.batch_outcome.code()),
-                Arg::Str(&throttles),
-            ],
-        )?;
+        let args = [
+            Arg::Str(&job.jid),
+            Arg::Str(&job.klass),
+            Arg::Str(&job.queue),
+            Arg::Str(job.state.as_str()),
+            Arg::Str(&job.data),
+            Arg::Int(job.priority),
+            Arg::Str(&tags),
+            Arg::Str(&job.worker),
+            Arg::Int(job.expires.0),
+            Arg::Int(job.retries),
+            Arg::Int(job.remaining),
+            Arg::Int(job.time.0),
+            Arg::Bool(job.grace),
+            Arg::OptInt(scheduled),
+            Arg::OptStr(failure.as_deref()),
+            Arg::OptStr(job.spawned_from.as_deref()),
+            Arg::Bool(job.worker_listed),
+            Arg::OptStr(job.fail_group.as_deref()),
+            Arg::Int(job.fail_seq),
+            Arg::Int(job.loc.code()),
+            Arg::Int(job.sort_prio),
+            Arg::Int(job.sort_time.0),
+            Arg::Int(job.seq),
+            Arg::Str(&metadata),
+            Arg::OptStr(job.unique_key.as_deref()),
+            Arg::OptStr(job.batch.as_deref()),
+            Arg::Int(job.batch_outcome.code()),
+            Arg::Str(&throttles),
+        ];
+        if exists == Some(true) {
+            self.write_one(sql, &args)?;
+        } else {
+            self.write(sql, &args)?;
+        }
         self.note_write(&job.jid, Some(job.loc));
         Ok(())
     }

@@ -171,3 +171,37 @@ fn a_failed_write_after_a_drain_keeps_the_drained_put() {
     );
     assert_eq!((jobs, waiting), (1, 0), "the drained put committed");
 }
+
+/// A job row this transaction read is saved with a plain `UPDATE` (the
+/// command lock keeps it there). Should it be gone all the same (here a
+/// second connection deletes it behind the transaction's back), the save
+/// fails the round trip instead of changing nothing.
+#[test]
+fn a_save_of_a_known_job_row_that_is_gone_fails() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = std::sync::Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = clew_core::Engine::new(store.clone());
+    let mut put = PutParams::new("q", "K");
+    put.jid = "gone".to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(engine.put(put)).expect("put");
+    let mut admin = schema.connect().expect("connect");
+    let mut conn = schema.pipelined_connection().expect("connect");
+    let result = in_tx(&mut conn, |tx| {
+        let mut job = tx.job_get("gone")?.expect("the job exists");
+        admin
+            .batch_execute("DELETE FROM jobs WHERE jid = 'gone'")
+            .expect("delete");
+        job.priority = 5;
+        tx.job_save(&job)?;
+        tx.flush()
+    });
+    let error = result.expect_err("the save of a missing row fails").to_string();
+    assert!(error.contains("0 rows changed, 1 expected"), "{error}");
+}
