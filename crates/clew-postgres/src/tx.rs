@@ -71,6 +71,15 @@ impl<T> PgResult<T> for std::result::Result<T, PgError> {
 
 /// A column holding something this crate did not write (a corrupt or
 /// foreign row).
+/// Owned copies of a buffered write's parameters; a text holding a NUL is
+/// refused (see [`PgTx::write`]).
+fn bound_checked(params: &[Arg<'_>]) -> Result<Vec<Bound>> {
+    if params.iter().any(Arg::has_nul) {
+        return Err(nul_error());
+    }
+    Ok(params.iter().map(Arg::bound).collect())
+}
+
 fn corrupt(what: String) -> Error {
     Error::store(format!("postgres: unexpected stored value: {what}"))
 }
@@ -686,22 +695,16 @@ impl<'t> PgTx<'t> {
     /// it, before anything is sent: the error stays the write's own (a
     /// batch item's, say), not that of the statement it would be sent with.
     fn write(&mut self, sql: &'static str, params: &[Arg<'_>]) -> Result<()> {
-        if params.iter().any(Arg::has_nul) {
-            return Err(nul_error());
-        }
-        self.pending
-            .push(Write::Exec(sql, params.iter().map(Arg::bound).collect()));
+        let params = bound_checked(params)?;
+        self.pending.push(Write::Exec(sql, params));
         Ok(())
     }
 
     /// [`PgTx::write`] of a statement that must change exactly one row
     /// ([`Write::ExecOne`]).
     fn write_one(&mut self, sql: &'static str, params: &[Arg<'_>]) -> Result<()> {
-        if params.iter().any(Arg::has_nul) {
-            return Err(nul_error());
-        }
-        self.pending
-            .push(Write::ExecOne(sql, params.iter().map(Arg::bound).collect()));
+        let params = bound_checked(params)?;
+        self.pending.push(Write::ExecOne(sql, params));
         Ok(())
     }
 

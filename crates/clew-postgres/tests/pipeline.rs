@@ -202,6 +202,8 @@ fn a_save_of_a_known_job_row_that_is_gone_fails() {
         tx.job_save(&job)?;
         tx.flush()
     });
-    let error = result.expect_err("the save of a missing row fails").to_string();
+    let error = result
+        .expect_err("the save of a missing row fails")
+        .to_string();
     assert!(error.contains("0 rows changed, 1 expected"), "{error}");
 }
