@@ -14,7 +14,8 @@
 //!   the pops; through a server `--workers` `clew work --noop` processes
 //!   (each running `--batch` jobs at once) are already waiting, and the
 //!   figure runs from the first put to the last completion (the queue's
-//!   length polled every [`POLL`]).
+//!   length looked at less often while much is left, every [`POLL`] near
+//!   the end: [`next_look`]).
 //! * `latency`: idle workers wait for jobs while jobs are put one at a
 //!   time every 5 ms (at most [`LATENCY_JOBS_MAX`]); enqueue-to-start p50 /
 //!   p99 / max. In-process: `--workers` tasks waiting on the engine's
@@ -869,21 +870,47 @@ impl Session {
         Ok(())
     }
 
-    /// Waits until `queue` holds nothing waiting, running or scheduled,
-    /// looking every [`POLL`].
+    /// Waits until `queue` holds nothing waiting, running or scheduled.
+    /// A look is a `length` command (three counts in the store, served by
+    /// the same writer or lock as the jobs being measured), so it looks
+    /// rarely while much is left: after each look it sleeps half the time
+    /// the rest would take at the rate seen so far ([`next_look`]), never
+    /// less than [`POLL`] nor more than [`POLL_MAX`]. The end is still
+    /// seen within [`POLL`] of the last completion, as long as the rate
+    /// does not more than double.
     async fn drained(&mut self, queue: &str, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut first: Option<i64> = None;
         loop {
-            if self.conn.length(queue).await? == 0 {
+            let left = self.conn.length(queue).await?;
+            if left == 0 {
                 return Ok(());
             }
             self.check_children()?;
             if Instant::now() > deadline {
                 anyhow::bail!("{queue}: not drained after {} s", timeout.as_secs());
             }
-            tokio::time::sleep(POLL).await;
+            let first = *first.get_or_insert(left);
+            tokio::time::sleep(next_look(first, left, started.elapsed())).await;
         }
     }
+}
+
+/// The longest [`Session::drained`] sleeps between two looks.
+const POLL_MAX: Duration = Duration::from_millis(100);
+
+/// The pause before the next look at a draining queue: `first` jobs were
+/// left at the first look, `left` now, `elapsed` since the first look.
+/// Half the time the `left` jobs take at the rate so far, within
+/// [`POLL`]..=[`POLL_MAX`]; [`POLL`] while no progress is seen.
+fn next_look(first: i64, left: i64, elapsed: Duration) -> Duration {
+    let done = first - left;
+    if done <= 0 || left <= 0 {
+        return POLL;
+    }
+    let rest = elapsed.mul_f64(left as f64 / done as f64 / 2.0);
+    rest.clamp(POLL, POLL_MAX)
 }
 
 impl Setup {
@@ -2050,6 +2077,21 @@ fn pg_ceiling_run(run: &PgCeiling, n: usize, bar: &ProgressBar) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_draining_queue_is_looked_at_rarely_early_and_often_late() {
+        let ms = Duration::from_millis;
+        // No progress seen yet: the shortest pause.
+        assert_eq!(next_look(1000, 1000, ms(50)), POLL);
+        // 100 of 10,000 done in 10 ms: the rest takes ~1 s, capped.
+        assert_eq!(next_look(10_000, 9_900, ms(10)), POLL_MAX);
+        // Half done in 400 ms: half of the ~400 ms left.
+        assert_eq!(next_look(10_000, 5_000, ms(400)), ms(200).min(POLL_MAX));
+        // 9,000 of 10,000 done in 900 ms: 50 ms (half of the ~100 ms left).
+        assert_eq!(next_look(10_000, 1_000, ms(900)), ms(50));
+        // Near the end: never less than POLL.
+        assert_eq!(next_look(10_000, 1, ms(1000)), POLL);
+    }
 
     #[test]
     fn medians_and_percentiles() {
