@@ -248,9 +248,17 @@ test('config values with defaults; edit, reset, add', async ({ page }) => {
   await page.click('.modal [data-confirm="ok"]');
   await page.waitForFunction(() => document.querySelector('tr[data-key="heartbeat"] [data-col="status"]')?.textContent === 'default');
   assert.deepEqual(await api('GET', '/v1/config/heartbeat'), { key: 'heartbeat', value: 60 });
-  // Set another key.
+  // Set another key. What is typed survives a live refresh that redraws
+  // the page (one that started before the typing, or, as here, one while
+  // no form has focus).
   await page.fill('form.config-add input[name="key"]', 'rq2-max-concurrency');
   await page.fill('form.config-add input[name="value"]', '2');
+  await page.click('h1');
+  const drawn = await page.$('form.config-add');
+  await api('POST', '/v1/queues/cfg-live/jobs', { klass: 'K', data: {} });
+  await page.waitForFunction((form) => !form.isConnected, drawn);
+  assert.equal(await page.inputValue('form.config-add input[name="key"]'), 'rq2-max-concurrency');
+  assert.equal(await page.inputValue('form.config-add input[name="value"]'), '2');
   await page.click('form.config-add button[type="submit"]');
   await page.waitForSelector(rowSel('table.config', 'rq2-max-concurrency'));
   assert.equal((await api('GET', '/v1/config/rq2-max-concurrency')).value, '2');

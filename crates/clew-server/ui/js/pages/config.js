@@ -100,7 +100,10 @@ function addForm(after) {
     ev.preventDefault();
     const k = key.value.trim();
     if (!k) { toast('Key: expected a name', 'error'); return; }
-    try { await save(k, value.value.trim(), after); } catch (e) { toast(`Set ${k}: ${e.message}`, 'error'); }
+    // Cleared once saved, before the page is drawn again (which keeps
+    // what is typed here: see render).
+    const cleared = async () => { key.value = ''; value.value = ''; await after(); };
+    try { await save(k, value.value.trim(), cleared); } catch (e) { toast(`Set ${k}: ${e.message}`, 'error'); }
   });
   return form;
 }
@@ -123,6 +126,16 @@ export default async function render(root, params, query, ctx) {
       }) : null) },
   ];
   const changed = rows.filter((r) => r.set).length;
+  // A refresh may have started before the user began typing in the form
+  // below (a live refresh skips only while a form has focus): what is
+  // typed there carries over to the new form instead of being lost.
+  // (`root` is the new page, drawn off screen; the form on screen is in #main.)
+  const typed = document.querySelector('#main form.config-add');
+  const add = addForm(ctx.refresh);
+  const focused = typed && typed.contains(document.activeElement) ? document.activeElement.name : null;
+  if (typed) {
+    for (const name of ['key', 'value']) add.elements[name].value = typed.elements[name].value;
+  }
   mount(root,
     h('div', { class: 'page-head' }, h('h1', 'Config')),
     h('div', { class: 'cards' }, stat('Keys', rows.length), stat('Changed from default', changed)),
@@ -130,5 +143,7 @@ export default async function render(root, params, query, ctx) {
     h('section', { class: 'panel config-more' },
       h('h2', 'Set another key'),
       h('p', { class: 'muted' }, 'Per-queue keys: ', h('code', 'QUEUE-heartbeat'), ', ', h('code', 'QUEUE-max-concurrency'), '.'),
-      addForm(ctx.refresh)));
+      add));
+  // The page goes on screen when this returns; then the focus goes back.
+  if (focused && add.elements[focused]) setTimeout(() => add.elements[focused].focus(), 0);
 }
