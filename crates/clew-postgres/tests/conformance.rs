@@ -7,23 +7,6 @@
 //! prints `SKIPPED: no PostgreSQL at <url>: <error>` and they all pass. With
 //! `CI=true` the cases fail instead.
 
-use std::io::Write as _;
-use std::sync::Once;
+mod common;
 
-fn store() -> Option<clew_store_tests::TestStore> {
-    if let Some(line) = clew_postgres::testing::skip_reason() {
-        static SAY: Once = Once::new();
-        // Straight to stderr: the harness would capture `eprintln!`.
-        SAY.call_once(|| {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        });
-        return None;
-    }
-    let (store, schema) = clew_postgres::testing::temp_store();
-    Some(clew_store_tests::TestStore {
-        store,
-        guard: Box::new(schema),
-    })
-}
-
-clew_store_tests::store_conformance!(store);
+clew_store_tests::store_conformance!(common::suite_store);

@@ -67,3 +67,23 @@ pub async fn page_log_until(
         seen.extend(page);
     }
 }
+
+/// A store on a fresh temporary schema for the shared suites
+/// (`clew_store_tests`), or None, saying why once, without a reachable
+/// PostgreSQL (`skip_reason` fails first under `CI=true`).
+pub fn suite_store() -> Option<clew_store_tests::TestStore> {
+    if let Some(line) = clew_postgres::testing::skip_reason() {
+        static SAY: std::sync::Once = std::sync::Once::new();
+        // Straight to stderr: the harness would capture `eprintln!`.
+        SAY.call_once(|| {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        });
+        return None;
+    }
+    let (store, schema) = clew_postgres::testing::temp_store();
+    Some(clew_store_tests::TestStore {
+        store,
+        guard: Box::new(schema),
+    })
+}
