@@ -32,27 +32,86 @@ pub struct Engine {
 
 /// The looks at a queue that waiters woken by the same commit share (see
 /// [`Engine::wait_for_jobs`]): per queue, the commit number last looked
-/// after and the answer (a job ready or not), computed once.
+/// after, that look, and how many waiters watch the queue now.
 #[derive(Default)]
 struct SharedPeeks {
-    by_queue: Mutex<HashMap<String, (i64, SharedLook)>>,
+    by_queue: Mutex<HashMap<String, QueueLooks>>,
 }
 
-/// One look's answer, computed by the first waiter that asks.
-type SharedLook = Arc<OnceCell<bool>>;
+/// [`SharedPeeks`] of one queue.
+#[derive(Default)]
+struct QueueLooks {
+    seq: i64,
+    look: Option<SharedLook>,
+    waiting: usize,
+}
+
+/// One look, computed by the first waiter that asks: how many jobs a pop
+/// would hand out (counting up to the number of waiters), and how many
+/// waiters it has released so far.
+#[derive(Default)]
+struct Look {
+    ready: OnceCell<usize>,
+    taken: std::sync::atomic::AtomicUsize,
+}
+
+type SharedLook = Arc<Look>;
+
+/// The most jobs a shared look counts (the most waiters one commit wakes).
+const SHARED_LOOK_MAX: usize = 100;
 
 impl SharedPeeks {
-    /// The shared look at `queue` after commit `seq`; None when a later
-    /// commit's look has started already (the caller looks on its own).
-    fn cell(&self, queue: &str, seq: i64) -> Option<SharedLook> {
-        let mut map = self.by_queue.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(queue) {
-            Some((s, cell)) if *s == seq => Some(cell.clone()),
-            Some((s, _)) if *s > seq => None,
+    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, QueueLooks>> {
+        self.by_queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shared look at `queue` after commit `seq`, and the number of
+    /// jobs it should count; None when a later commit's look has started
+    /// already (the caller looks on its own).
+    fn cell(&self, queue: &str, seq: i64) -> Option<(SharedLook, usize)> {
+        let mut map = self.queues();
+        let q = map.entry(queue.to_owned()).or_default();
+        let want = q.waiting.clamp(1, SHARED_LOOK_MAX);
+        match &q.look {
+            Some(look) if q.seq == seq => Some((look.clone(), want)),
+            Some(_) if q.seq > seq => None,
             _ => {
-                let cell = Arc::new(OnceCell::new());
-                map.insert(queue.to_owned(), (seq, cell.clone()));
-                Some(cell)
+                let look = SharedLook::default();
+                q.seq = seq;
+                q.look = Some(look.clone());
+                Some((look, want))
+            }
+        }
+    }
+
+    /// Counts a waiter in on `queues` until the guard drops.
+    fn enter<'a>(&'a self, queues: &'a [String]) -> Waiting<'a> {
+        let mut map = self.queues();
+        for queue in queues {
+            map.entry(queue.clone()).or_default().waiting += 1;
+        }
+        Waiting {
+            peeks: self,
+            queues,
+        }
+    }
+}
+
+/// A waiter counted in [`QueueLooks::waiting`] (see [`SharedPeeks::enter`]).
+struct Waiting<'a> {
+    peeks: &'a SharedPeeks,
+    queues: &'a [String],
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut map = self.peeks.queues();
+        for queue in self.queues {
+            if let Some(q) = map.get_mut(queue) {
+                q.waiting = q.waiting.saturating_sub(1);
+                if q.waiting == 0 {
+                    map.remove(queue);
+                }
             }
         }
     }
@@ -151,11 +210,16 @@ impl Engine {
         let started = tokio::time::Instant::now();
         let deadline = started + w.timeout;
         let (mut commits, mut stop) = (w.commits, w.stop);
+        let _counted = self.peeks.enter(w.queues);
         // Woken by a commit: every waiter of this engine woken by the same
         // commit shares one look per queue (many idle workers or `/v1/wait`
         // callers would otherwise each run a peek through the store after
-        // every commit). The first look and the timed re-looks are the
-        // waiter's own (time, not a commit, may have made a job ready).
+        // every commit), and only as many of them as it found jobs are
+        // released: the others would pop nothing, each in a transaction of
+        // its own before or after the one that gets the job. The first
+        // look and the timed re-looks are the waiter's own (time, not a
+        // commit, may have made a job ready; a released waiter that pops
+        // nothing after all is covered by them).
         let mut after_commit = None;
         loop {
             if let Some(c) = commits.as_mut() {
@@ -166,8 +230,16 @@ impl Engine {
             for queue in w.queues {
                 let shared = after_commit.and_then(|seq| self.peeks.cell(queue, seq));
                 let ready = match shared {
-                    Some(cell) => *cell.get_or_try_init(|| self.ready(at, queue)).await?,
-                    None => self.ready(at, queue).await?,
+                    Some((look, want)) => {
+                        let jobs = *look
+                            .ready
+                            .get_or_try_init(|| self.ready(at, queue, want))
+                            .await?;
+                        look.taken
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                            < jobs
+                    }
+                    None => self.ready(at, queue, 1).await? > 0,
                 };
                 if ready {
                     return Ok(Some(queue.clone()));
@@ -186,13 +258,17 @@ impl Engine {
         }
     }
 
-    /// Whether a pop of `queue` at `at` would hand out a job (a peek of one).
-    async fn ready(&self, at: Timestamp, queue: &str) -> Result<bool> {
+    /// How many jobs, up to `count`, a pop of `queue` at `at` would hand
+    /// out (a peek).
+    async fn ready(&self, at: Timestamp, queue: &str, count: usize) -> Result<usize> {
         let peek = Command::Peek {
             queue: queue.to_owned(),
-            count: 1,
+            count: count as i64,
         };
-        Ok(matches!(self.execute_at(at, peek).await?, Reply::Jobs(jobs) if !jobs.is_empty()))
+        Ok(match self.execute_at(at, peek).await? {
+            Reply::Jobs(jobs) => jobs.len(),
+            _ => 0,
+        })
     }
 
     /// Runs a command at a caller-given time (test mode and qless clients).
