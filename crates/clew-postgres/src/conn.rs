@@ -204,7 +204,7 @@ impl PgConn {
     /// answer is read, so the whole list costs one round trip. Returns each
     /// step's result, in order. Inside a transaction, a failed step makes
     /// every later one fail with "current transaction is aborted": the
-    /// first error is the one that matters ([`first_error`]).
+    /// first error is the one that matters (`first_error`).
     pub fn pipeline(&mut self, steps: Vec<Step<'_>>) -> Vec<Result<Answer, PgError>> {
         let client = &self.client;
         let futures: Vec<StepFuture<'_>> =

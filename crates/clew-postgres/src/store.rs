@@ -134,6 +134,8 @@ struct Shared {
     /// Round trips to the server made so far by commands, groups and
     /// drains ([`PostgresStore::round_trips_run`]).
     round_trips: AtomicU64,
+    /// Statements sent by the commands ([`PostgresStore::statements_run`]).
+    statements: AtomicU64,
     /// The most commands run in one transaction
     /// ([`PostgresOptions::group_max`]).
     group_max: usize,
@@ -251,6 +253,7 @@ impl PostgresStore {
             commands: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             round_trips: AtomicU64::new(0),
+            statements: AtomicU64::new(0),
             group_max: options.group_max.max(1),
             command_lock: target.schema.command_lock_key(),
             concurrent_pops: options.concurrent_pops,
@@ -348,6 +351,14 @@ impl PostgresStore {
     /// its round trips.
     pub fn round_trips_run(&self) -> u64 {
         self.shared.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Statements sent so far by this store's commands (and outbox
+    /// drains), `BEGIN` and `COMMIT` included, preparations not: what the
+    /// server executes one by one while the command holds the schema's
+    /// lock.
+    pub fn statements_run(&self) -> u64 {
+        self.shared.statements.load(Ordering::Relaxed)
     }
 
     /// Sets the clock of the drains the listener runs when applications put
@@ -763,6 +774,9 @@ impl Worker {
         self.shared
             .round_trips
             .fetch_add(conn.statements.take_round_trips(), Ordering::Relaxed);
+        self.shared
+            .statements
+            .fetch_add(conn.statements.take_sent(), Ordering::Relaxed);
         if conn.client.is_closed() {
             self.conn = None;
         }

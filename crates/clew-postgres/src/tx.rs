@@ -69,8 +69,6 @@ impl<T> PgResult<T> for std::result::Result<T, PgError> {
     }
 }
 
-/// A column holding something this crate did not write (a corrupt or
-/// foreign row).
 /// Owned copies of a buffered write's parameters; a text holding a NUL is
 /// refused (see [`PgTx::write`]).
 fn bound_checked(params: &[Arg<'_>]) -> Result<Vec<Bound>> {
@@ -80,6 +78,8 @@ fn bound_checked(params: &[Arg<'_>]) -> Result<Vec<Bound>> {
     Ok(params.iter().map(Arg::bound).collect())
 }
 
+/// A column holding something this crate did not write (a corrupt or
+/// foreign row).
 fn corrupt(what: String) -> Error {
     Error::store(format!("postgres: unexpected stored value: {what}"))
 }
@@ -174,10 +174,12 @@ impl Bound {
 enum Write {
     /// A prepared statement and its parameters.
     Exec(&'static str, Vec<Bound>),
-    /// [`Write::Exec`] that must change exactly one row (a plain `UPDATE`
-    /// of a job row the transaction knows exists): any other count fails
-    /// the round trip, so the command rolls back instead of losing a write.
-    ExecOne(&'static str, Vec<Bound>),
+    /// One row of a kind many of which may go as one statement
+    /// ([`coalesce`]). A [`RowKind::JobUpdate`] must change exactly one
+    /// row (a plain `UPDATE` of a job row the transaction knows exists):
+    /// any other count fails the round trip, so the command rolls back
+    /// instead of losing a write.
+    Row(RowKind, Vec<Bound>),
     /// SQL text without values (`RELEASE SAVEPOINT`).
     Text(&'static str),
 }
@@ -212,6 +214,13 @@ pub(crate) fn send(
         if let Op::Exec(sql, _) | Op::Query(sql, _) = op {
             if !statements.statements.contains_key(sql) && !missing.contains(sql) {
                 missing.push(sql);
+                // Prepared together: a batch's first set of rows then
+                // costs no preparation round trip of its own.
+                if let Some(other) = RowKind::companion(sql) {
+                    if !statements.statements.contains_key(other) && !missing.contains(&other) {
+                        missing.push(other);
+                    }
+                }
             }
         }
     }
@@ -222,6 +231,7 @@ pub(crate) fn send(
             statements.statements.insert(sql, statement?);
         }
     }
+    let steps_len = ops.len() as u64;
     let cache = &statements.statements;
     let steps = ops
         .into_iter()
@@ -233,6 +243,7 @@ pub(crate) fn send(
         .collect();
     let results = conn.pipeline(steps);
     statements.round_trips += 1;
+    statements.sent += steps_len;
     crate::conn::first_error(results)
 }
 
@@ -280,6 +291,11 @@ struct QueueFacts {
 const SEQ_BLOCK_SQL: &str =
     "SELECT nextval('placement_seq') FROM generate_series(1::int8, $1::int8)";
 
+/// The values of [`SEQ_BLOCK_SQL`]'s rows.
+fn placement_values(rows: &[Row]) -> Result<Vec<i64>> {
+    rows.iter().map(|r| r.try_get::<_, i64>(0).pg()).collect()
+}
+
 /// The notification of a commit that wrote events: the schema's channel
 /// and the number of the last event.
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
@@ -309,6 +325,14 @@ const EVENTS_AT_SQL: &str = "INSERT INTO events (at, channel, message)
      ORDER BY e.n
      RETURNING seq";
 
+/// The times of events inserted together ([`PgTx::events_insert`]).
+enum EventTimes<'a> {
+    /// One for all.
+    One(Timestamp),
+    /// One per event, in order.
+    Each(&'a [i64]),
+}
+
 /// Statements prepared on one connection, by SQL text. Prepared statements
 /// belong to the connection, not to a transaction, so they survive commits
 /// and rollbacks.
@@ -318,6 +342,9 @@ pub struct StatementCache {
     /// Round trips to the server made through this cache since the owner
     /// last took the count ([`StatementCache::take_round_trips`]).
     round_trips: u64,
+    /// Statements sent (not counting preparations) since the owner last
+    /// took the count ([`StatementCache::take_sent`]).
+    sent: u64,
 }
 
 impl StatementCache {
@@ -329,6 +356,11 @@ impl StatementCache {
     /// The round trips counted since the last call (and resets the count).
     pub(crate) fn take_round_trips(&mut self) -> u64 {
         std::mem::take(&mut self.round_trips)
+    }
+
+    /// The statements sent since the last call (and resets the count).
+    pub(crate) fn take_sent(&mut self) -> u64 {
+        std::mem::take(&mut self.sent)
     }
 }
 
@@ -538,19 +570,12 @@ impl<'t> PgTx<'t> {
         self.stage_stats();
         let with_facts =
             !self.facts_loaded && (facts || ops.iter().any(|op| matches!(op, Op::Query(..))));
-        let pending = std::mem::take(&mut self.pending);
+        let pending = coalesce(std::mem::take(&mut self.pending));
         let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 1);
         if with_facts {
             all.push(Op::Query(FACTS_SQL, Vec::new()));
         }
-        for write in &pending {
-            all.push(match write {
-                Write::Exec(sql, params) | Write::ExecOne(sql, params) => {
-                    Op::Exec(sql, params.iter().map(Bound::param).collect())
-                }
-                Write::Text(sql) => Op::Text(sql),
-            });
-        }
+        all.extend(pending.iter().map(Sent::op));
         all.extend(ops);
         let answers = match send(self.conn, self.statements, all) {
             Ok(answers) => answers,
@@ -565,10 +590,10 @@ impl<'t> PgTx<'t> {
             self.note_facts(&facts)?;
         }
         for (write, answer) in pending.iter().zip(answers.by_ref()) {
-            if let (Write::ExecOne(sql, _), Answer::Done(n)) = (write, &answer) {
-                if *n != 1 {
+            if let (Some((rows, sql)), Answer::Done(n)) = (write.exact(), &answer) {
+                if *n != rows {
                     return Err(corrupt(format!(
-                        "{n} rows changed, 1 expected, by: {}",
+                        "{n} rows changed, {rows} expected, by: {}",
                         sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
                     )));
                 }
@@ -700,11 +725,10 @@ impl<'t> PgTx<'t> {
         Ok(())
     }
 
-    /// [`PgTx::write`] of a statement that must change exactly one row
-    /// ([`Write::ExecOne`]).
-    fn write_one(&mut self, sql: &'static str, params: &[Arg<'_>]) -> Result<()> {
+    /// [`PgTx::write`] of a row of `kind` ([`Write::Row`]).
+    fn write_row(&mut self, kind: RowKind, params: &[Arg<'_>]) -> Result<()> {
         let params = bound_checked(params)?;
-        self.pending.push(Write::ExecOne(sql, params));
+        self.pending.push(Write::Row(kind, params));
         Ok(())
     }
 
@@ -737,6 +761,20 @@ impl<'t> PgTx<'t> {
             }
             None => self.complete_n = None,
         }
+    }
+
+    /// Job `jid` from a row of [`job_cols!`] and [`history_col!`] (its
+    /// columns NULL: no such job), its history and `loc` noted as read.
+    fn job_read(&mut self, jid: &str, row: &Row) -> Result<Option<JobRecord>> {
+        let job = match row.try_get::<_, Option<String>>(0).pg()? {
+            Some(_) => Some(job_from_row(row)?),
+            None => None,
+        };
+        let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
+        let history = history_from_json(history.as_deref())?;
+        self.history.insert(jid.to_owned(), history);
+        self.note_read(jid, job.as_ref().map(|job| job.loc));
+        Ok(job)
     }
 
     /// Notes job `jid`'s `loc` (`None`: no row) as just read.
@@ -820,7 +858,7 @@ impl<'t> PgTx<'t> {
         lock: Option<i64>,
         commit: Option<Option<&str>>,
     ) -> Result<Vec<i64>> {
-        self.events_insert(Err(at), events, lock, commit)
+        self.events_insert(EventTimes::One(at), events, lock, commit)
     }
 
     /// [`PgTx::events_append_then`] for events each at its own time
@@ -836,14 +874,13 @@ impl<'t> PgTx<'t> {
         if ats.len() != events.len() {
             return Err(Error::store("internal error: one time per event"));
         }
-        self.events_insert(Ok(ats), events, None, commit)
+        self.events_insert(EventTimes::Each(ats), events, None, commit)
     }
 
-    /// Inserts `events` at `at` (`Ok`: one time per event; `Err`: one for
-    /// all), see [`PgTx::events_append_then`].
+    /// Inserts `events` at `at`, see [`PgTx::events_append_then`].
     fn events_insert(
         &mut self,
-        at: std::result::Result<&[i64], Timestamp>,
+        at: EventTimes<'_>,
         events: &[(&str, &str)],
         lock: Option<i64>,
         commit: Option<Option<&str>>,
@@ -861,13 +898,10 @@ impl<'t> PgTx<'t> {
             ops.push(Op::Exec(LOCK_SQL, vec![key]));
         }
         let insert_at = ops.len();
-        let one_at = at.err().map(|t| t.0);
-        let ats = at.ok();
         if !events.is_empty() {
-            ops.push(match (&one_at, &ats) {
-                (Some(at), _) => Op::Query(EVENTS_SQL, vec![at, &channels, &messages]),
-                (None, Some(ats)) => Op::Query(EVENTS_AT_SQL, vec![ats, &channels, &messages]),
-                (None, None) => unreachable!("a time or times"),
+            ops.push(match &at {
+                EventTimes::One(at) => Op::Query(EVENTS_SQL, vec![&at.0, &channels, &messages]),
+                EventTimes::Each(ats) => Op::Query(EVENTS_AT_SQL, vec![ats, &channels, &messages]),
             });
         }
         let channel = commit.flatten();
@@ -1063,6 +1097,410 @@ macro_rules! job_cols {
          fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome,
          throttles"
     };
+}
+
+/// The upsert of a job row's columns ([`job_cols!`]) from `excluded`.
+macro_rules! job_upsert_set {
+    () => {
+        " ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
+           queue = excluded.queue, state = excluded.state, data = excluded.data,
+           priority = excluded.priority, tags = excluded.tags,
+           worker = excluded.worker, expires = excluded.expires,
+           retries = excluded.retries, remaining = excluded.remaining,
+           time = excluded.time, grace = excluded.grace,
+           scheduled = excluded.scheduled, failure = excluded.failure,
+           spawned_from = excluded.spawned_from,
+           worker_listed = excluded.worker_listed, fail_group = excluded.fail_group,
+           fail_seq = excluded.fail_seq, loc = excluded.loc,
+           sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
+           seq = excluded.seq, metadata = excluded.metadata,
+           unique_key = excluded.unique_key,
+           batch = excluded.batch, batch_outcome = excluded.batch_outcome,
+           throttles = excluded.throttles"
+    };
+}
+
+/// A job row's values as bound parameters, in [`job_cols!`] order.
+macro_rules! job_values {
+    () => {
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+    };
+}
+
+/// Job rows as bound arrays, one per column of [`job_cols!`] (one element
+/// per row): the same parameters as [`job_values!`], typed as arrays.
+macro_rules! job_arrays {
+    () => {
+        "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+         $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], \
+         $13::bool[], $14::int8[], $15::text[], $16::text[], $17::bool[], $18::text[], \
+         $19::int8[], $20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::text[], \
+         $25::text[], $26::text[], $27::int8[], $28::text[])"
+    };
+}
+
+/// A kind of single-row write of which a round trip often carries many
+/// (a batch's job saves and history entries): buffered as
+/// [`Write::Row`], and several of one kind go as one statement over
+/// bound arrays ([`coalesce`]), which the server runs as one plan instead
+/// of one execution per row while the command holds the schema's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowKind {
+    /// A job row the transaction knows does not exist.
+    JobInsert,
+    /// A job row the transaction knows exists: every one must change
+    /// exactly one row ([`Write::Row`]).
+    JobUpdate,
+    /// A job row that may exist (a claiming pop keeps no locations).
+    JobUpsert,
+    /// A history entry, appended after the job's earlier ones (`id`).
+    History,
+}
+
+impl RowKind {
+    /// The statement of one row.
+    fn one_sql(self) -> &'static str {
+        match self {
+            RowKind::JobInsert => concat!("INSERT INTO jobs (", job_cols!(), ")", job_values!()),
+            RowKind::JobUpdate => {
+                "UPDATE jobs SET klass = $2, queue = $3, state = $4, data = $5,
+                   priority = $6, tags = $7, worker = $8, expires = $9, retries = $10,
+                   remaining = $11, time = $12, grace = $13, scheduled = $14, failure = $15,
+                   spawned_from = $16, worker_listed = $17, fail_group = $18, fail_seq = $19,
+                   loc = $20, sort_prio = $21, sort_time = $22, seq = $23, metadata = $24,
+                   unique_key = $25, batch = $26, batch_outcome = $27, throttles = $28
+                 WHERE jid = $1"
+            }
+            RowKind::JobUpsert => concat!(
+                "INSERT INTO jobs (",
+                job_cols!(),
+                ")",
+                job_values!(),
+                job_upsert_set!()
+            ),
+            RowKind::History => {
+                "INSERT INTO history (jid, at, what, extra) VALUES ($1, $2, $3, $4)"
+            }
+        }
+    }
+
+    /// The statement of many rows: the same parameters, each an array of
+    /// the rows' values. No two rows of one statement have the same job
+    /// ([`coalesce`]): an `UPDATE ... FROM` would apply only one of them,
+    /// an upsert would fail.
+    fn set_sql(self) -> &'static str {
+        match self {
+            RowKind::JobInsert => concat!(
+                "INSERT INTO jobs (",
+                job_cols!(),
+                ") SELECT * FROM ",
+                job_arrays!()
+            ),
+            RowKind::JobUpdate => concat!(
+                "UPDATE jobs SET klass = v.klass, queue = v.queue, state = v.state,
+                   data = v.data, priority = v.priority, tags = v.tags, worker = v.worker,
+                   expires = v.expires, retries = v.retries, remaining = v.remaining,
+                   time = v.time, grace = v.grace, scheduled = v.scheduled,
+                   failure = v.failure, spawned_from = v.spawned_from,
+                   worker_listed = v.worker_listed, fail_group = v.fail_group,
+                   fail_seq = v.fail_seq, loc = v.loc, sort_prio = v.sort_prio,
+                   sort_time = v.sort_time, seq = v.seq, metadata = v.metadata,
+                   unique_key = v.unique_key, batch = v.batch,
+                   batch_outcome = v.batch_outcome, throttles = v.throttles
+                 FROM ",
+                job_arrays!(),
+                " AS v(",
+                job_cols!(),
+                ") WHERE jobs.jid = v.jid"
+            ),
+            RowKind::JobUpsert => concat!(
+                "INSERT INTO jobs (",
+                job_cols!(),
+                ") SELECT * FROM ",
+                job_arrays!(),
+                job_upsert_set!()
+            ),
+            // In the order given: `id` orders a job's entries.
+            RowKind::History => {
+                "INSERT INTO history (jid, at, what, extra)
+                 SELECT v.jid, v.at, v.what, v.extra
+                 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[])
+                   WITH ORDINALITY AS v(jid, at, what, extra, n)
+                 ORDER BY v.n"
+            }
+        }
+    }
+
+    /// The other statement of the kind whose one-row or many-row
+    /// statement `sql` is.
+    fn companion(sql: &str) -> Option<&'static str> {
+        [
+            RowKind::JobInsert,
+            RowKind::JobUpdate,
+            RowKind::JobUpsert,
+            RowKind::History,
+        ]
+        .into_iter()
+        .find_map(|kind| {
+            if sql == kind.one_sql() {
+                Some(kind.set_sql())
+            } else if sql == kind.set_sql() {
+                Some(kind.one_sql())
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The table written.
+    fn table(self) -> &'static str {
+        match self {
+            RowKind::JobInsert | RowKind::JobUpdate | RowKind::JobUpsert => "jobs",
+            RowKind::History => "history",
+        }
+    }
+
+    /// Whether the first parameter names the one row written (a job's
+    /// `jid`); a history entry is a new row, never one written before.
+    fn keyed(self) -> bool {
+        self != RowKind::History
+    }
+
+    /// Whether every row must change exactly one row ([`Write::Row`]).
+    fn exact(self) -> bool {
+        self == RowKind::JobUpdate
+    }
+}
+
+/// The table a buffered single-table write changes (`INSERT INTO t`,
+/// `UPDATE t`, `DELETE FROM t`), when that is all it touches; `None` for
+/// anything else (a statement reading another table, say), which no
+/// [`Write::Row`] may then pass ([`coalesce`]).
+fn written_table(sql: &str) -> Option<&str> {
+    let upper = sql.to_ascii_uppercase();
+    if ["SELECT", "USING", "RETURNING"]
+        .iter()
+        .any(|w| upper.contains(w))
+    {
+        return None;
+    }
+    let mut words = upper.split_whitespace();
+    let at = match (words.next()?, words.next()?) {
+        ("INSERT", "INTO") | ("DELETE", "FROM") => 2,
+        ("UPDATE", _) => 1,
+        _ => return None,
+    };
+    if words.any(|w| w == "FROM") {
+        return None;
+    }
+    let table = sql.split_whitespace().nth(at)?.split('(').next()?;
+    // A quoted or qualified name could name a set's table unrecognized.
+    (!table.contains(['"', '.'])).then_some(table)
+}
+
+/// One column of the rows of a [`Write::Row`] set, as a bound array.
+#[derive(Debug)]
+enum Column {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<bool>),
+    Float(Vec<f64>),
+}
+
+impl Column {
+    /// An empty column of `value`'s type, room for `rows` values.
+    fn of(value: &Bound, rows: usize) -> Column {
+        match value {
+            Bound::Str(_) | Bound::OptStr(_) => Column::Text(Vec::with_capacity(rows)),
+            Bound::Int(_) | Bound::OptInt(_) => Column::Int(Vec::with_capacity(rows)),
+            Bound::Bool(_) => Column::Bool(Vec::with_capacity(rows)),
+            Bound::Float(_) => Column::Float(Vec::with_capacity(rows)),
+        }
+    }
+
+    /// Appends `value` (of the column's type: one kind's rows all bind the
+    /// same types).
+    fn push(&mut self, value: Bound) {
+        match (self, value) {
+            (Column::Text(c), Bound::Str(v)) => c.push(Some(v)),
+            (Column::Text(c), Bound::OptStr(v)) => c.push(v),
+            (Column::Int(c), Bound::Int(v)) => c.push(Some(v)),
+            (Column::Int(c), Bound::OptInt(v)) => c.push(v),
+            (Column::Bool(c), Bound::Bool(v)) => c.push(v),
+            (Column::Float(c), Bound::Float(v)) => c.push(v),
+            (column, value) => unreachable!("{value:?} in a column {column:?}"),
+        }
+    }
+
+    /// The column as a statement parameter.
+    fn param(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Column::Text(v) => v,
+            Column::Int(v) => v,
+            Column::Bool(v) => v,
+            Column::Float(v) => v,
+        }
+    }
+}
+
+/// A statement of a round trip built from the buffered writes
+/// ([`coalesce`]).
+#[derive(Debug)]
+enum Sent {
+    /// One buffered write, as it was buffered.
+    One(Write),
+    /// Several [`Write::Row`]s of one kind, as one statement over arrays.
+    Set {
+        kind: RowKind,
+        columns: Vec<Column>,
+        rows: u64,
+    },
+}
+
+impl Sent {
+    /// The statement and its parameters.
+    fn op(&self) -> Op<'_> {
+        match self {
+            Sent::One(Write::Exec(sql, params)) => {
+                Op::Exec(sql, params.iter().map(Bound::param).collect())
+            }
+            Sent::One(Write::Row(kind, params)) => {
+                Op::Exec(kind.one_sql(), params.iter().map(Bound::param).collect())
+            }
+            Sent::One(Write::Text(sql)) => Op::Text(sql),
+            Sent::Set { kind, columns, .. } => {
+                Op::Exec(kind.set_sql(), columns.iter().map(Column::param).collect())
+            }
+        }
+    }
+
+    /// The rows the statement must change, if it must change an exact
+    /// number of them, and its first words (for the error).
+    fn exact(&self) -> Option<(u64, &'static str)> {
+        match self {
+            Sent::One(Write::Row(kind, _)) if kind.exact() => Some((1, kind.one_sql())),
+            Sent::Set { kind, rows, .. } if kind.exact() => Some((*rows, kind.set_sql())),
+            _ => None,
+        }
+    }
+}
+
+/// A set being gathered by [`coalesce`].
+struct OpenSet {
+    kind: RowKind,
+    /// Its place among the statements.
+    at: usize,
+    /// The jobs of its rows.
+    keys: std::collections::HashSet<String>,
+    /// Jobs written since (on its table) by another statement: a row of
+    /// one of them must not move before that write.
+    passed: std::collections::HashSet<String>,
+    /// Its table was written since by a statement of unknown rows: no
+    /// later row may join.
+    closed: bool,
+}
+
+/// A statement being gathered by [`coalesce`].
+enum Slot {
+    One(Write),
+    Rows(RowKind, Vec<Vec<Bound>>),
+}
+
+/// The statements of the buffered writes: each [`Write::Row`] joins the
+/// earlier rows of its kind into one statement when it can move up to
+/// them without passing a write it does not commute with (one to its
+/// table of unknown rows, one to the same job, SQL text), so what a
+/// job's row ends up holding, and the order of a job's history, are those
+/// of the writes one by one. A set keeps its first row's place.
+fn coalesce(pending: Vec<Write>) -> Vec<Sent> {
+    let mut slots: Vec<Slot> = Vec::with_capacity(pending.len());
+    let mut open: Vec<OpenSet> = Vec::new();
+    for write in pending {
+        match write {
+            Write::Row(kind, params) => {
+                let key = match (kind.keyed(), params.first()) {
+                    (true, Some(Bound::Str(jid))) => Some(jid.clone()),
+                    _ => None,
+                };
+                let joins = open.iter().find(|set| {
+                    set.kind == kind
+                        && !set.closed
+                        && key
+                            .as_ref()
+                            .is_none_or(|k| !set.keys.contains(k) && !set.passed.contains(k))
+                });
+                let at = match joins {
+                    Some(set) => set.at,
+                    None => {
+                        open.retain(|set| set.kind != kind);
+                        open.push(OpenSet {
+                            kind,
+                            at: slots.len(),
+                            keys: Default::default(),
+                            passed: Default::default(),
+                            closed: false,
+                        });
+                        slots.push(Slot::Rows(kind, Vec::new()));
+                        slots.len() - 1
+                    }
+                };
+                for set in &mut open {
+                    if set.at == at {
+                        set.keys.extend(key.clone());
+                    } else if set.kind.table() == kind.table() {
+                        match &key {
+                            Some(k) => {
+                                set.passed.insert(k.clone());
+                            }
+                            None => set.closed = true,
+                        }
+                    }
+                }
+                if let Slot::Rows(_, rows) = &mut slots[at] {
+                    rows.push(params);
+                }
+            }
+            other => {
+                match &other {
+                    Write::Exec(sql, _) => match written_table(sql) {
+                        Some(table) => {
+                            open.retain(|set| !set.kind.table().eq_ignore_ascii_case(table))
+                        }
+                        None => open.clear(),
+                    },
+                    _ => open.clear(),
+                }
+                slots.push(Slot::One(other));
+            }
+        }
+    }
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::One(write) => Sent::One(write),
+            Slot::Rows(kind, mut rows) if rows.len() == 1 => {
+                Sent::One(Write::Row(kind, rows.pop().unwrap_or_default()))
+            }
+            Slot::Rows(kind, rows) => {
+                let n = rows.len();
+                let mut columns: Vec<Column> = rows
+                    .first()
+                    .map(|row| row.iter().map(|v| Column::of(v, n)).collect())
+                    .unwrap_or_default();
+                for row in rows {
+                    for (column, value) in columns.iter_mut().zip(row) {
+                        column.push(value);
+                    }
+                }
+                Sent::Set {
+                    kind,
+                    columns,
+                    rows: n as u64,
+                }
+            }
+        })
+        .collect()
 }
 
 /// The column of [`history_col!`] after [`job_cols!`].
@@ -1434,8 +1872,8 @@ impl Tx for PgTx<'_> {
         if let Some(list) = self.history.get_mut(jid) {
             list.push(entry.clone());
         }
-        self.write(
-            "INSERT INTO history (jid, at, what, extra) VALUES ($1, $2, $3, $4)",
+        self.write_row(
+            RowKind::History,
             &[
                 Arg::Str(jid),
                 Arg::Int(entry.when.0),
@@ -1529,15 +1967,7 @@ impl Tx for PgTx<'_> {
         let row = self
             .row(SQL, &[&jid])?
             .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
-        let job = match row.try_get::<_, Option<String>>(0).pg()? {
-            Some(_) => Some(job_from_row(&row)?),
-            None => None,
-        };
-        let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
-        let history = history_from_json(history.as_deref())?;
-        self.history.insert(jid.to_owned(), history);
-        self.note_read(jid, job.as_ref().map(|job| job.loc));
-        Ok(job)
+        self.job_read(jid, &row)
     }
 
     fn prefetch_jobs(&mut self, jids: &[&str]) -> Result<()> {
@@ -1578,13 +2008,8 @@ impl Tx for PgTx<'_> {
         let mut answers = self.send(ops)?.into_iter();
         let rows = answers.next().map(Answer::rows).unwrap_or_default();
         if let Some(seqs) = answers.next() {
-            let seqs = seqs
-                .rows()
-                .iter()
-                .map(|r| r.try_get::<_, i64>(0).pg())
-                .collect::<Result<Vec<i64>>>()?;
             // Taken after every value held: handed out after them.
-            self.seqs.extend(seqs);
+            self.seqs.extend(placement_values(&seqs.rows())?);
             self.seqs.sort_unstable_by(|a, b| b.cmp(a));
         }
         if rows.len() != wanted.len() {
@@ -1596,14 +2021,7 @@ impl Tx for PgTx<'_> {
         }
         for row in &rows {
             let jid: String = row.try_get(HISTORY_COL + 1).pg()?;
-            let job = match row.try_get::<_, Option<String>>(0).pg()? {
-                Some(_) => Some(job_from_row(row)?),
-                None => None,
-            };
-            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
-            let history = history_from_json(history.as_deref())?;
-            self.history.insert(jid.clone(), history);
-            self.note_read(&jid, job.as_ref().map(|job| job.loc));
+            let job = self.job_read(&jid, row)?;
             self.prefetched.insert(jid, job);
         }
         Ok(())
@@ -1825,43 +2243,10 @@ impl Tx for PgTx<'_> {
         let throttles = to_json_text(&job.throttles)?;
         let failure = job.failure.as_ref().map(to_json_text).transpose()?;
         let scheduled = job.scheduled.map(|t| t.0);
-        const UPDATE: &str = "UPDATE jobs SET klass = $2, queue = $3, state = $4, data = $5,
-               priority = $6, tags = $7, worker = $8, expires = $9, retries = $10,
-               remaining = $11, time = $12, grace = $13, scheduled = $14, failure = $15,
-               spawned_from = $16, worker_listed = $17, fail_group = $18, fail_seq = $19,
-               loc = $20, sort_prio = $21, sort_time = $22, seq = $23, metadata = $24,
-               unique_key = $25, batch = $26, batch_outcome = $27, throttles = $28
-             WHERE jid = $1";
-        const INSERT: &str = concat!(
-            "INSERT INTO jobs (",
-            job_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
-        );
-        let sql = match exists {
-            Some(true) => UPDATE,
-            Some(false) => INSERT,
-            None => concat!(
-                "INSERT INTO jobs (",
-                job_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
-                 ON CONFLICT (jid) DO UPDATE SET klass = excluded.klass,
-                   queue = excluded.queue, state = excluded.state, data = excluded.data,
-                   priority = excluded.priority, tags = excluded.tags,
-                   worker = excluded.worker, expires = excluded.expires,
-                   retries = excluded.retries, remaining = excluded.remaining,
-                   time = excluded.time, grace = excluded.grace,
-                   scheduled = excluded.scheduled, failure = excluded.failure,
-                   spawned_from = excluded.spawned_from,
-                   worker_listed = excluded.worker_listed, fail_group = excluded.fail_group,
-                   fail_seq = excluded.fail_seq, loc = excluded.loc,
-                   sort_prio = excluded.sort_prio, sort_time = excluded.sort_time,
-                   seq = excluded.seq, metadata = excluded.metadata,
-                   unique_key = excluded.unique_key,
-                   batch = excluded.batch, batch_outcome = excluded.batch_outcome,
-                   throttles = excluded.throttles"
-            ),
+        let kind = match exists {
+            Some(true) => RowKind::JobUpdate,
+            Some(false) => RowKind::JobInsert,
+            None => RowKind::JobUpsert,
         };
         let args = [
             Arg::Str(&job.jid),
@@ -1893,11 +2278,7 @@ impl Tx for PgTx<'_> {
             Arg::Int(job.batch_outcome.code()),
             Arg::Str(&throttles),
         ];
-        if exists == Some(true) {
-            self.write_one(sql, &args)?;
-        } else {
-            self.write(sql, &args)?;
-        }
+        self.write_row(kind, &args)?;
         self.note_write(&job.jid, Some(job.loc));
         Ok(())
     }
@@ -2086,11 +2467,7 @@ impl Tx for PgTx<'_> {
         // pop of many jobs takes one per job); values not used are skipped.
         self.seq_block = (self.seq_block * 2).clamp(2, 256);
         let block = self.seq_block;
-        let rows = self.rows(SEQ_BLOCK_SQL, &[&block])?;
-        let mut seqs = rows
-            .iter()
-            .map(|r| r.try_get::<_, i64>(0).pg())
-            .collect::<Result<Vec<i64>>>()?;
+        let mut seqs = placement_values(&self.rows(SEQ_BLOCK_SQL, &[&block])?)?;
         // Handed out smallest first (popped from the end).
         seqs.sort_unstable_by(|a, b| b.cmp(a));
         let seq = seqs
@@ -2494,5 +2871,147 @@ impl Tx for PgTx<'_> {
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen",
             &[Arg::Str(worker), Arg::Int(now.0)],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: RowKind, jid: &str) -> Write {
+        let mut params = vec![Bound::Str(jid.to_owned())];
+        if kind == RowKind::History {
+            params.extend([
+                Bound::Int(1),
+                Bound::Str("x".to_owned()),
+                Bound::Str("{}".to_owned()),
+            ]);
+        }
+        Write::Row(kind, params)
+    }
+
+    /// The statements as (kind or SQL's first word, jids).
+    fn shape(sent: &[Sent]) -> Vec<(String, Vec<String>)> {
+        sent.iter()
+            .map(|s| match s {
+                Sent::One(Write::Row(kind, params)) => (
+                    format!("{kind:?}"),
+                    match &params[0] {
+                        Bound::Str(jid) => vec![jid.clone()],
+                        _ => Vec::new(),
+                    },
+                ),
+                Sent::One(Write::Exec(sql, _) | Write::Text(sql)) => (
+                    sql.split_whitespace().next().unwrap_or("").to_owned(),
+                    Vec::new(),
+                ),
+                Sent::Set { kind, columns, .. } => (
+                    format!("{kind:?}"),
+                    match &columns[0] {
+                        Column::Text(jids) => jids.iter().flatten().cloned().collect(),
+                        _ => Vec::new(),
+                    },
+                ),
+            })
+            .collect()
+    }
+
+    fn s(kind: &str, jids: &[&str]) -> (String, Vec<String>) {
+        (
+            kind.to_owned(),
+            jids.iter().map(|j| (*j).to_owned()).collect(),
+        )
+    }
+
+    #[test]
+    fn rows_of_a_kind_join_across_other_tables_and_other_jobs() {
+        use RowKind::*;
+        let sent = coalesce(vec![
+            row(JobUpdate, "a"),
+            row(History, "a"),
+            Write::Exec(
+                "INSERT INTO tags (tag, jid, at) VALUES ($1, $2, $3)",
+                Vec::new(),
+            ),
+            row(JobUpdate, "b"),
+            row(History, "b"),
+            row(JobInsert, "c"),
+            row(JobUpdate, "d"),
+        ]);
+        assert_eq!(
+            shape(&sent),
+            [
+                s("JobUpdate", &["a", "b", "d"]),
+                s("History", &["a", "b"]),
+                s("INSERT", &[]),
+                s("JobInsert", &["c"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_does_not_pass_a_write_to_its_job_or_to_unknown_rows() {
+        use RowKind::*;
+        let sent = coalesce(vec![
+            row(JobUpdate, "a"),
+            row(JobUpdate, "a"),
+            row(JobInsert, "b"),
+            row(JobUpdate, "b"),
+            row(JobUpdate, "c"),
+            Write::Exec(
+                "UPDATE jobs SET worker_listed = false WHERE worker = $1",
+                Vec::new(),
+            ),
+            row(JobUpdate, "d"),
+            row(History, "d"),
+            Write::Exec("DELETE FROM history WHERE jid = $1", Vec::new()),
+            row(History, "e"),
+            Write::Text("RELEASE SAVEPOINT batch_item"),
+            row(JobUpdate, "f"),
+        ]);
+        assert_eq!(
+            shape(&sent),
+            [
+                s("JobUpdate", &["a"]),
+                s("JobUpdate", &["a"]),
+                s("JobInsert", &["b"]),
+                s("JobUpdate", &["b", "c"]),
+                s("UPDATE", &[]),
+                s("JobUpdate", &["d"]),
+                s("History", &["d"]),
+                s("DELETE", &[]),
+                s("History", &["e"]),
+                s("RELEASE", &[]),
+                s("JobUpdate", &["f"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_written_table_is_known_only_for_single_table_writes() {
+        assert_eq!(
+            written_table("DELETE FROM tags WHERE tag = $1"),
+            Some("tags")
+        );
+        assert_eq!(written_table("update jobs set a = 1"), Some("jobs"));
+        assert_eq!(
+            written_table("INSERT INTO queues (name) VALUES ($1)"),
+            Some("queues")
+        );
+        assert_eq!(
+            written_table("INSERT INTO queues(name) VALUES ($1)"),
+            Some("queues")
+        );
+        for sql in [
+            "DELETE FROM history WHERE id > (SELECT MIN(id) FROM history)",
+            "UPDATE jobs SET a = t.a FROM t WHERE t.jid = jobs.jid",
+            "UPDATE jobs SET a = t.a\n FROM t WHERE t.jid = jobs.jid",
+            "INSERT INTO events (at) VALUES ($1) RETURNING seq",
+            "WITH x AS (DELETE FROM jobs) SELECT 1",
+            "DELETE FROM \"jobs\" WHERE jid = $1",
+            "UPDATE clew.jobs SET a = 1",
+        ] {
+            assert_eq!(written_table(sql), None, "{sql}");
+        }
     }
 }

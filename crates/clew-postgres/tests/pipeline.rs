@@ -172,6 +172,29 @@ fn a_failed_write_after_a_drain_keeps_the_drained_put() {
     assert_eq!((jobs, waiting), (1, 0), "the drained put committed");
 }
 
+/// A store on `schema` with jobs `jids` put (queue `q`, class `K`),
+/// through an engine on a runtime of its own; both kept by the caller.
+fn store_with_jobs(
+    schema: &TempSchema,
+    jids: &[&str],
+) -> (
+    std::sync::Arc<clew_postgres::PostgresStore>,
+    tokio::runtime::Runtime,
+) {
+    let store = std::sync::Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = clew_core::Engine::new(store.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for jid in jids {
+        let mut put = PutParams::new("q", "K");
+        put.jid = (*jid).to_owned();
+        rt.block_on(engine.put(put)).expect("put");
+    }
+    (store, rt)
+}
+
 /// A job row this transaction read is saved with a plain `UPDATE` (the
 /// command lock keeps it there). Should it be gone all the same (here a
 /// second connection deletes it behind the transaction's back), the save
@@ -182,15 +205,7 @@ fn a_save_of_a_known_job_row_that_is_gone_fails() {
         return;
     }
     let schema = TempSchema::new();
-    let store = std::sync::Arc::new(schema.open(schema.options()).expect("open"));
-    let engine = clew_core::Engine::new(store.clone());
-    let mut put = PutParams::new("q", "K");
-    put.jid = "gone".to_owned();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(engine.put(put)).expect("put");
+    let _store = store_with_jobs(&schema, &["gone"]);
     let mut admin = schema.connect().expect("connect");
     let mut conn = schema.pipelined_connection().expect("connect");
     let result = in_tx(&mut conn, |tx| {
@@ -206,4 +221,91 @@ fn a_save_of_a_known_job_row_that_is_gone_fails() {
         .expect_err("the save of a missing row fails")
         .to_string();
     assert!(error.contains("0 rows changed, 1 expected"), "{error}");
+}
+
+/// Many saves of job rows the transaction read go as one `UPDATE` over
+/// arrays; should one of the rows be gone, the count of changed rows
+/// falls short of the saves and the round trip fails, as a single save's.
+#[test]
+fn a_set_of_saves_with_a_gone_job_row_fails() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let _store = store_with_jobs(&schema, &["a", "gone", "c"]);
+    let mut admin = schema.connect().expect("connect");
+    let mut conn = schema.pipelined_connection().expect("connect");
+    let result = in_tx(&mut conn, |tx| {
+        let mut jobs = Vec::new();
+        for jid in ["a", "gone", "c"] {
+            jobs.push(tx.job_get(jid)?.expect("the job exists"));
+        }
+        admin
+            .batch_execute("DELETE FROM jobs WHERE jid = 'gone'")
+            .expect("delete");
+        for job in &mut jobs {
+            job.priority = 5;
+            tx.job_save(job)?;
+        }
+        tx.flush()
+    });
+    let error = result
+        .expect_err("the saves of a missing row fail")
+        .to_string();
+    assert!(error.contains("2 rows changed, 3 expected"), "{error}");
+    let changed: i64 = admin
+        .query_one("SELECT COUNT(*) FROM jobs WHERE priority = 5", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(changed, 0, "the transaction rolled back");
+}
+
+/// Writes buffered together, several to the same job, end as they would
+/// one by one: the last save of a job wins (a new job inserted, then
+/// updated), and a job's history keeps its order, whatever statements
+/// over arrays they went out as.
+#[test]
+fn buffered_saves_and_history_keep_the_order_of_their_writes() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let _store = store_with_jobs(&schema, &["a", "b"]);
+    let mut conn = schema.pipelined_connection().expect("connect");
+    let at = Timestamp::from_secs(9);
+    in_tx(&mut conn, |tx| {
+        let mut a = tx.job_get("a")?.expect("a");
+        let mut b = tx.job_get("b")?.expect("b");
+        assert!(tx.job_get("new")?.is_none());
+        let mut new = a.clone();
+        new.jid = "new".to_owned();
+        for (i, what) in ["a1", "a2", "a3"].into_iter().enumerate() {
+            a.priority = i as i64 + 1;
+            tx.job_save(&a)?;
+            tx.history_append("a", &clew_core::HistoryEntry::new(at, what))?;
+            b.priority = 10 + i as i64;
+            tx.job_save(&b)?;
+            tx.history_append("b", &clew_core::HistoryEntry::new(at, what))?;
+            new.priority = 20 + i as i64;
+            tx.job_save(&new)?;
+            tx.history_append("new", &clew_core::HistoryEntry::new(at, what))?;
+        }
+        tx.flush()
+    })
+    .expect("writes");
+    let (jobs, histories) = in_tx(&mut conn, |tx| {
+        let mut jobs = Vec::new();
+        let mut histories = Vec::new();
+        for jid in ["a", "b", "new"] {
+            jobs.push(tx.job_get(jid)?.map(|job| job.priority));
+            let list = tx.history_list(jid)?;
+            histories.push(list.into_iter().map(|e| e.what).collect::<Vec<_>>());
+        }
+        Ok((jobs, histories))
+    })
+    .expect("read");
+    assert_eq!(jobs, [Some(3), Some(12), Some(22)]);
+    assert_eq!(histories[0][1..], ["a1", "a2", "a3"], "{histories:?}");
+    assert_eq!(histories[1][1..], ["a1", "a2", "a3"], "{histories:?}");
+    assert_eq!(histories[2], ["a1", "a2", "a3"], "{histories:?}");
 }
