@@ -87,6 +87,9 @@ impl CronSpec {
 }
 
 /// A parsed cron expression in a time zone.
+/// The five fields of a cron expression, in order, as error messages name them.
+const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
 #[derive(Clone, Debug)]
 pub struct CronSchedule {
     cron: Cron,
@@ -107,6 +110,20 @@ impl CronSchedule {
                  month day-of-week) or be an @nickname, got {fields}: {expr:?}"
             )));
         }
+        // An empty list item (`,`, `1,,2`, `5,`) leaves a field with fewer
+        // values than written, or none: croner takes it, and a field with no
+        // value makes the "never fires" search below walk years of minutes
+        // (seconds of CPU, found by the fuzzer). Refuse it by name instead.
+        if !trimmed.starts_with('@') {
+            for (name, field) in FIELD_NAMES.iter().zip(trimmed.split_whitespace()) {
+                if field.split(',').any(str::is_empty) {
+                    return Err(Error::invalid(format!(
+                        "{command}(): Arg \"cron\" has an empty list item in its {name} \
+                         field {field:?}: {expr:?}"
+                    )));
+                }
+            }
+        }
         let cron = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
@@ -117,6 +134,21 @@ impl CronSchedule {
                     "{command}(): Arg \"cron\" is invalid: {e}: {expr:?}"
                 ))
             })?;
+        // Minutes, hours and months take no day modifiers, so an empty set
+        // there can never match: say so without searching for a fire time.
+        let p = &cron.pattern;
+        for (name, values) in [
+            ("minute", p.minutes.values()),
+            ("hour", p.hours.values()),
+            ("month", p.months.values()),
+        ] {
+            if values.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{command}(): Arg \"cron\" never fires: its {name} field matches nothing: \
+                     {expr:?}"
+                )));
+            }
+        }
         let schedule = CronSchedule { cron, zone };
         // A pattern that never fires (e.g. `0 0 31 2 *`) is refused now
         // rather than when the queue is popped.
@@ -395,5 +427,35 @@ mod tests {
         }
         let e = CronSchedule::parse("Recur", "* * * * *", Some("Mars/Olympus")).unwrap_err();
         assert!(e.to_string().contains("timezone"), "{e}");
+    }
+
+    /// The fuzzer's find: `,` as the minute field made croner's set empty,
+    /// and the "never fires" check then searched for about 9 s (release
+    /// build) before giving up. Each of these now fails before any search:
+    /// the message is the pre-check's, not the search's "never fires".
+    #[test]
+    fn refuses_empty_list_items_without_searching() {
+        let commas = format!("{} * * * *", ",".repeat(70));
+        for (bad, field) in [
+            (commas.as_str(), "minute"),
+            (", * * * *", "minute"),
+            ("* , * * *", "hour"),
+            ("* * , * *", "day-of-month"),
+            ("* * * , *", "month"),
+            ("* * * * ,", "day-of-week"),
+            ("1,,2 * * * *", "minute"),
+            ("0 5, * * *", "hour"),
+            ("0 0 ,1 * *", "day-of-month"),
+        ] {
+            let e = CronSchedule::parse("Recur", bad, Some("Europe/Paris")).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Invalid, "{bad}: {e}");
+            assert!(
+                e.to_string()
+                    .contains(&format!("empty list item in its {field} field")),
+                "{bad}: {e}"
+            );
+        }
+        // Lists without empty items still parse.
+        CronSchedule::parse("Recur", "1,2,59 0,12 1,15 1,6 MON,FRI", None).unwrap();
     }
 }
