@@ -493,9 +493,17 @@ impl Engine {
     }
 }
 
-/// A new job id: a random UUID in lower-case hex without dashes.
+/// A new job id: a UUID in lower-case hex without dashes, as qless's
+/// clients make them, but of version 7: a millisecond timestamp first, then
+/// 74 random bits. Ids made later sort later (within this process, UUID v7
+/// as `uuid` makes them is strictly increasing), so the stores' indexes on
+/// `jid` (the jobs' key, the history's index by job) grow at their right
+/// edge instead of taking each new job on a random page: a random (v4) jid
+/// dirtied a page of each of those B-trees per job, and SQLite lifecycle ran
+/// at 0.66 of the rate with v7 jids (`clew bench`, 20,000 jobs, medians of 3,
+/// two invocations: 11,539 and 10,900 against 17,903 and 16,235 jobs/s).
 pub fn new_jid() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 fn unexpected(cmd: &str, reply: &Reply) -> Error {

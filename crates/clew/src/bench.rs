@@ -1111,9 +1111,9 @@ impl Setup {
             names.push(name);
         }
         let deadline = Instant::now() + START_TIMEOUT;
-        for round in 0.. {
+        loop {
             let jobs = (0..self.plan.workers * self.plan.batch)
-                .map(|i| put_params(queue, format!("{queue}-warm-{round}-{i}")))
+                .map(|_| put_params(queue))
                 .collect();
             s.conn.put_many(jobs).await?;
             s.drained(queue, START_TIMEOUT).await?;
@@ -1217,19 +1217,21 @@ impl Setup {
         let bar = bar(n, message.to_owned());
         let mut tick = tokio::time::interval(LATENCY_SPACING);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for i in 0..n {
+        let mut jids = Vec::with_capacity(n);
+        for _ in 0..n {
             tick.tick().await;
-            s.conn
-                .put(put_params(queue, format!("{queue}-{i}")))
-                .await?;
+            let params = put_params(queue);
+            jids.push(params.jid.clone());
+            s.conn.put(params).await?;
             bar.inc(1);
         }
         s.drained(queue, DRAIN_TIMEOUT).await?;
         bar.finish_and_clear();
         let base = s.url.clone().context("a server")?;
         let waits = dequeue_waits(&base, s.token.as_deref(), queue).await?;
-        let mut got: Vec<Duration> = (0..n)
-            .filter_map(|i| waits.get(&format!("{queue}-{i}")))
+        let mut got: Vec<Duration> = jids
+            .iter()
+            .filter_map(|jid| waits.get(jid))
             .map(|secs| Duration::from_secs_f64(secs.max(0.0)))
             .collect();
         if got.len() < n {
@@ -1258,7 +1260,7 @@ impl Setup {
                 let mut figures = Figures::default();
                 for rep in 1..=self.plan.repeat {
                     let message = format!("depth {depth} {rep}/{}", self.plan.repeat);
-                    figures.add(bench.depth_run(&queue, rep, &message).await?);
+                    figures.add(bench.depth_run(&queue, &message).await?);
                     s.check_children()?;
                 }
                 // A store of the user's (--db, --url) keeps no bench jobs.
@@ -1338,45 +1340,37 @@ impl Bench {
     /// Puts `n` jobs into `queue` (jids `{queue}-{i}`), one per call, from
     /// `--concurrency` tasks.
     async fn put_each(&self, queue: &str, n: usize, bar: &ProgressBar) -> anyhow::Result<()> {
-        let prefix = queue.to_owned();
-        self.put_tasks(queue, n, 1, self.plan.concurrency, &prefix, bar)
+        self.put_tasks(queue, n, 1, self.plan.concurrency, bar)
             .await
     }
 
     /// Puts `n` jobs into `queue`, `--put-batch` per `put_many`, from
     /// `--concurrency` tasks.
     async fn put_batched(&self, queue: &str, n: usize, bar: &ProgressBar) -> anyhow::Result<()> {
-        let prefix = queue.to_owned();
-        self.put_tasks(
-            queue,
-            n,
-            self.plan.put_batch,
-            self.plan.concurrency,
-            &prefix,
-            bar,
-        )
-        .await
+        self.put_tasks(queue, n, self.plan.put_batch, self.plan.concurrency, bar)
+            .await
     }
 
-    /// Puts `n` jobs with jids `{prefix}-{i}` into `queue`, `per_call` per
-    /// call (one: `put`, more: `put_many`), from `tasks` tasks.
+    /// Puts `n` jobs into `queue`, `per_call` per call (one: `put`, more:
+    /// `put_many`), from `tasks` tasks. Jids are clew's own (`new_jid`), as
+    /// when a client leaves them out: their order decides how the stores'
+    /// jid indexes grow, so a bench with jids of its own would not measure
+    /// what users get.
     async fn put_tasks(
         &self,
         queue: &str,
         n: usize,
         per_call: usize,
         tasks: usize,
-        prefix: &str,
         bar: &ProgressBar,
     ) -> anyhow::Result<()> {
         let next = Arc::new(AtomicUsize::new(0));
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..tasks.min(n.div_ceil(per_call)) {
-            let (conn, next, queue, prefix, bar) = (
+            let (conn, next, queue, bar) = (
                 self.conn.clone(),
                 next.clone(),
                 queue.to_owned(),
-                prefix.to_owned(),
                 bar.clone(),
             );
             set.spawn(async move {
@@ -1387,12 +1381,9 @@ impl Bench {
                     }
                     let last = (first + per_call).min(n);
                     if per_call == 1 {
-                        conn.put(put_params(&queue, format!("{prefix}-{first}")))
-                            .await?;
+                        conn.put(put_params(&queue)).await?;
                     } else {
-                        let jobs = (first..last)
-                            .map(|i| put_params(&queue, format!("{prefix}-{i}")))
-                            .collect();
+                        let jobs = (first..last).map(|_| put_params(&queue)).collect();
                         conn.put_many(jobs).await?;
                     }
                     bar.inc((last - first) as u64);
@@ -1524,9 +1515,9 @@ impl Bench {
         let mut tick = tokio::time::interval(LATENCY_SPACING);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut put_error = None;
-        for i in 0..n {
+        for _ in 0..n {
             tick.tick().await;
-            let params = put_params(queue, format!("{queue}-{i}"));
+            let params = put_params(queue);
             lock(&started).insert(params.jid.clone(), Instant::now());
             if let Err(e) = engine.put(params).await {
                 put_error = Some(e);
@@ -1561,9 +1552,8 @@ impl Bench {
     /// (not timed).
     async fn prefill(&self, queue: &str, depth: usize) -> anyhow::Result<()> {
         let bar = bar(depth, format!("prefill {depth}"));
-        let prefix = format!("{queue}-p");
         let tasks = self.plan.concurrency.min(4);
-        self.put_tasks(queue, depth, PREFILL_BATCH, tasks, &prefix, &bar)
+        self.put_tasks(queue, depth, PREFILL_BATCH, tasks, &bar)
             .await?;
         bar.finish_and_clear();
         Ok(())
@@ -1574,14 +1564,12 @@ impl Bench {
     async fn depth_run(
         &self,
         queue: &str,
-        rep: usize,
         message: &str,
     ) -> anyhow::Result<Vec<(&'static str, f64)>> {
         let n = self.plan.jobs;
         let bar = bar(2 * n, message.to_owned());
-        let prefix = format!("{queue}-r{rep}");
         let start = Instant::now();
-        self.put_tasks(queue, n, 1, self.plan.concurrency, &prefix, &bar)
+        self.put_tasks(queue, n, 1, self.plan.concurrency, &bar)
             .await?;
         let put = n as f64 / start.elapsed().as_secs_f64();
         let start = Instant::now();
@@ -1734,11 +1722,11 @@ impl Waiter {
 }
 
 /// The put of a bench job `jid` into `queue`.
-fn put_params(queue: &str, jid: String) -> PutParams {
+fn put_params(queue: &str) -> PutParams {
     PutParams {
         worker: "clew-bench".to_owned(),
         queue: queue.to_owned(),
-        jid,
+        jid: clew_core::engine::new_jid(),
         klass: "Bench::Noop".to_owned(),
         data: "{}".to_owned(),
         ..PutParams::default()

@@ -2205,7 +2205,7 @@ async fn server(
 
 async fn demo(engine: &Engine) -> anyhow::Result<()> {
     let worker = worker_name();
-    let jid = uuid::Uuid::new_v4().simple().to_string();
+    let jid = clew_core::engine::new_jid();
     engine
         .put(PutParams {
             worker: worker.clone(),

@@ -4,7 +4,8 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-/// `Engine::put` with no jid generates a 32-hex-digit one and returns it.
+/// `Engine::put` with no jid generates a 32-hex-digit one and returns it;
+/// jids generated later sort later.
 pub fn put_generates_a_jid_when_none_is_given(t: &Harness) {
     let a = t
         .block_on(t.engine().put(PutParams::new("q", "K")))
@@ -15,6 +16,10 @@ pub fn put_generates_a_jid_when_none_is_given(t: &Harness) {
     assert_eq!(a.len(), 32, "{a}");
     assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
     assert_ne!(a, b);
+    // Time-ordered (UUID v7): a later put's jid sorts after an earlier one's,
+    // so the stores' jid indexes grow at one end (see `new_jid`).
+    assert!(a < b, "{a} then {b}");
+    assert_eq!(&a[12..13], "7", "a version-7 UUID: {a}");
     assert_eq!(t.state(&a), "waiting");
     assert_eq!(t.get(&b)["klass"], json!("K"));
 }
