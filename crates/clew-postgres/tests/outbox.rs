@@ -138,6 +138,22 @@ fn a_rolled_back_put_never_exists_and_a_committed_one_is_a_normal_put() {
     .expect("put");
     assert_eq!(jid.len(), 32, "a generated jid is 32 hex characters: {jid}");
     assert!(jid.bytes().all(|b| b.is_ascii_hexdigit()), "{jid}");
+    // A UUID v7: version nibble 7, variant 10xx, and the first 48 bits are
+    // the put's time in Unix milliseconds (so jids sort by creation).
+    assert_eq!(&jid[12..13], "7", "a version-7 UUID: {jid}");
+    assert!(
+        matches!(&jid[16..17], "8" | "9" | "a" | "b"),
+        "variant: {jid}"
+    );
+    let made_ms = i64::from_str_radix(&jid[..12], 16).expect("hex");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    assert!(
+        (now_ms - 60_000..=now_ms + 60_000).contains(&made_ms),
+        "the jid's time {made_ms} ms is not about now ({now_ms} ms): {jid}"
+    );
     // Not visible to the store before the commit.
     assert!(rt.block_on(engine.get(&jid)).expect("get").is_none());
     tx.commit().expect("commit");
