@@ -86,10 +86,10 @@ impl CronSpec {
     }
 }
 
-/// A parsed cron expression in a time zone.
 /// The five fields of a cron expression, in order, as error messages name them.
 const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
 
+/// A parsed cron expression in a time zone.
 #[derive(Clone, Debug)]
 pub struct CronSchedule {
     cron: Cron,

@@ -1337,8 +1337,7 @@ struct Bench {
 }
 
 impl Bench {
-    /// Puts `n` jobs into `queue` (jids `{queue}-{i}`), one per call, from
-    /// `--concurrency` tasks.
+    /// Puts `n` jobs into `queue`, one per call, from `--concurrency` tasks.
     async fn put_each(&self, queue: &str, n: usize, bar: &ProgressBar) -> anyhow::Result<()> {
         self.put_tasks(queue, n, 1, self.plan.concurrency, bar)
             .await
