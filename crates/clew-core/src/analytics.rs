@@ -1,7 +1,7 @@
 //! Search and statistics over the lifecycle history (no Splunk needed).
 //!
 //! * [`Filter`] selects lifecycle events by time range, queue, class, event
-//!   type, job id and metadata `key=value` pairs; [`matches`] applies it.
+//!   type, job id and metadata `key=value` pairs; [`matches()`] applies it.
 //! * [`stats`] groups matching events ([`GroupBy`]: class, queue or one
 //!   metadata key) and summarises `time_in_queue` (carried by `dequeued`
 //!   events) and `time_to_perform` (carried by `perform_finished` and

@@ -147,7 +147,7 @@ impl Failure {
     /// The qless JSON shape: `{group, message, when (whole seconds), worker}`.
     ///
     /// (`Failure`'s own `Serialize` is the stored form; this view is
-    /// [`FailureView`].)
+    /// `FailureView`.)
     pub fn to_json(&self) -> Value {
         to_value(&FailureView(self))
     }
