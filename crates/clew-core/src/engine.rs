@@ -202,10 +202,12 @@ impl Engine {
 
     /// Waits until one of `w.queues` has a job a pop would hand out
     /// (returns its name) or `w.timeout` passes (returns None). It peeks at
-    /// the queues, then again after every commit `w.commits` announces and
-    /// at least every [`WAIT_RECHECK`] (for delays that end and locks that
-    /// expire, which no commit announces); `w.stop` turning true ends it.
-    /// It hands out nothing: another worker may pop the job first.
+    /// the queues, then again after every commit `w.commits` announces
+    /// (one look shared by the waiters that commit woke, which releases as
+    /// many of them as it found jobs; the rest keep waiting) and at least
+    /// every [`WAIT_RECHECK`] (for delays that end and locks that expire,
+    /// which no commit announces); `w.stop` turning true ends it. It hands
+    /// out nothing: another worker may pop the job first.
     pub async fn wait_for_jobs(&self, w: WaitFor<'_>) -> Result<Option<String>> {
         let started = tokio::time::Instant::now();
         let deadline = started + w.timeout;

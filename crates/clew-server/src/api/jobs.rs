@@ -463,9 +463,11 @@ pub const MAX_WAIT_SECS: f64 = 30.0;
 
 /// Waits until one of the queues has a job a pop would hand out, or the
 /// timeout passes: `{"ready": true, "queue": name}` or `{"ready": false}`.
-/// Idle workers call it instead of polling: the request is answered as
-/// soon as a commit makes a job available. It hands out nothing itself
-/// (another worker may pop the job first).
+/// Idle workers call it instead of polling: a commit that makes jobs
+/// available answers as many waiting requests as it made jobs ready (the
+/// others are answered by a later commit, or by their own re-look within
+/// 250 ms if a released caller leaves a job unpopped). It hands out
+/// nothing itself (another worker may pop the job first).
 #[utoipa::path(post, path = "/v1/wait", tag = "jobs",
     request_body = WaitBody,
     responses(
