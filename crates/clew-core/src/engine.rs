@@ -201,8 +201,9 @@ impl Engine {
     }
 
     /// Waits until one of `w.queues` has a job a pop would hand out
-    /// (returns its name) or `w.timeout` passes (returns None). It peeks at
-    /// the queues, then again after every commit `w.commits` announces
+    /// (returns its name) or `w.timeout` passes (returns None). It looks at
+    /// the queues (the store's lock-free count, [`Store::ready_hint`], or
+    /// else a peek), then again after every commit `w.commits` announces
     /// (one look shared by the waiters that commit woke, which releases as
     /// many of them as it found jobs; the rest keep waiting) and at least
     /// every [`WAIT_RECHECK`] (for delays that end and locks that expire,
@@ -261,8 +262,12 @@ impl Engine {
     }
 
     /// How many jobs, up to `count`, a pop of `queue` at `at` would hand
-    /// out (a peek).
+    /// out: the store's lock-free count ([`Store::ready_hint`]) where it
+    /// has one, else a peek.
     async fn ready(&self, at: Timestamp, queue: &str, count: usize) -> Result<usize> {
+        if let Some(n) = self.store.ready_hint(queue, at, count).await? {
+            return Ok(n.min(count));
+        }
         let peek = Command::Peek {
             queue: queue.to_owned(),
             count: count as i64,

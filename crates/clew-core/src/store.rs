@@ -68,6 +68,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
+    /// How many jobs, up to `limit`, a pop of `queue` at `at` would hand
+    /// out, when the store can tell without running a command: a read of
+    /// committed state that takes no lock and writes nothing (a peek may
+    /// spawn recurring jobs and promote scheduled ones, so it runs as a
+    /// command). Waiters ([`crate::engine::Engine::wait_for_jobs`]) look
+    /// with it after each commit. It may count more than a pop would then
+    /// hand out (a lock that expires into a retry that fails, a recurring
+    /// template due): the pop that follows finds nothing and changes what
+    /// made the count, so the next look does not count it again. `None`:
+    /// the store cannot tell here (the default), so the waiter peeks.
+    async fn ready_hint(&self, queue: &str, at: Timestamp, limit: usize) -> Result<Option<usize>> {
+        let _ = (queue, at, limit);
+        Ok(None)
+    }
+
     /// Deletes the events with a sequence number below `before_seq` (history
     /// retention) and returns how many were deleted. Later events keep their
     /// numbers. The default refuses: a store that cannot prune its log.

@@ -42,6 +42,13 @@ enum Request {
         before: i64,
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// Count the jobs a pop would hand out (see [`ready_hint`]).
+    ReadyHint {
+        queue: String,
+        at: Timestamp,
+        limit: usize,
+        reply: oneshot::Sender<Result<Option<usize>>>,
+    },
 }
 
 /// One command to run, with where its events and reply go.
@@ -567,6 +574,17 @@ impl Store for PostgresStore {
         rx.await.map_err(|_| closed())?
     }
 
+    async fn ready_hint(&self, queue: &str, at: Timestamp, limit: usize) -> Result<Option<usize>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::ReadyHint {
+            queue: queue.to_owned(),
+            at,
+            limit,
+            reply,
+        })?;
+        rx.await.map_err(|_| closed())?
+    }
+
     fn shared_cursors(&self) -> bool {
         true
     }
@@ -756,6 +774,17 @@ impl Worker {
             }
             Request::EventsPrune { before, reply } => {
                 let result = self.with_conn(|conn| events_prune(conn, before));
+                Box::new(move || {
+                    let _ = reply.send(result);
+                })
+            }
+            Request::ReadyHint {
+                queue,
+                at,
+                limit,
+                reply,
+            } => {
+                let result = self.with_conn(|conn| ready_hint(conn, &queue, at, limit));
                 Box::new(move || {
                     let _ = reply.send(result);
                 })
@@ -1493,6 +1522,54 @@ fn events_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<Event>> {
         })
         .collect()
 }
+
+/// How many jobs, up to `limit`, a pop of `queue` at `at` would hand out,
+/// read from committed state in one statement outside any transaction of
+/// the command lock's (a waiter's look: a peek would take the lock
+/// exclusively, queueing behind every command and every command behind it,
+/// to write nothing in the common case). It counts what a pop takes: locks
+/// expired by `at`, the work list, scheduled jobs due and recurring
+/// templates due, none when the queue is paused. `None` (the waiter peeks)
+/// while the put outbox holds rows (a command drains them first) or a
+/// rate-limited throttle holds jobs back (a pop or peek wakes them when
+/// its window allows; no commit announces that).
+fn ready_hint(conn: &mut Conn, queue: &str, at: Timestamp, limit: usize) -> Result<Option<usize>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let answers = conn
+        .send(vec![Op::Query(READY_HINT, vec![&queue, &at.0, &limit])])
+        .map_err(|e| Error::store(format!("counting ready jobs: {}", e.message())))?;
+    let row = answers
+        .into_iter()
+        .flat_map(crate::conn::Answer::rows)
+        .next();
+    let count: Option<i64> = match row {
+        Some(r) => r.try_get(0).pg()?,
+        None => None,
+    };
+    Ok(count.map(|n| usize::try_from(n).unwrap_or(0)))
+}
+
+/// See [`ready_hint`]: `$1` the queue, `$2` the time, `$3` the limit. The
+/// jobs count as `pop` and `peek` list them: `loc` 2 (locked, `sort_time`
+/// the expiry) and 3 (scheduled, `sort_time` when due) by `jobs_time`, 1
+/// (the work list) by `jobs_work`.
+const READY_HINT: &str = "
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM put_outbox)
+          OR EXISTS (SELECT 1 FROM throttles t WHERE t.rate_limit > 0
+                AND EXISTS (SELECT 1 FROM throttle_jobs j
+                            WHERE j.throttle = t.name AND NOT j.holding))
+            THEN NULL
+        WHEN EXISTS (SELECT 1 FROM queues WHERE name = $1 AND paused) THEN 0
+        ELSE (SELECT count(*) FROM (SELECT 1 FROM jobs
+                 WHERE queue = $1 AND loc = 1 LIMIT $3) w)
+           + (SELECT count(*) FROM (SELECT 1 FROM jobs
+                 WHERE queue = $1 AND loc = 2 AND sort_time <= $2 LIMIT $3) l)
+           + (SELECT count(*) FROM (SELECT 1 FROM jobs
+                 WHERE queue = $1 AND loc = 3 AND sort_time <= $2 LIMIT $3) s)
+           + (SELECT count(*) FROM (SELECT 1 FROM recurring
+                 WHERE queue = $1 AND next_at <= $2 LIMIT $3) r)
+    END";
 
 /// Deletes every row of every clew table (the sequences keep counting).
 pub(crate) const DELETE_ALL: &str = "

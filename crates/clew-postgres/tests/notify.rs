@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clew_core::command::PutParams;
-use clew_core::{Engine, MemorySink, NullSink, Store};
+use clew_core::{Command, Engine, MemorySink, NullSink, Store};
 use clew_postgres::testing::{self, TempSchema};
 use clew_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use tokio::sync::watch;
@@ -229,4 +229,131 @@ async fn a_waiting_engine_is_woken_by_another_stores_put() {
     );
     producer.close().await.expect("close");
     worker.close().await.expect("close");
+}
+
+/// A waiter's look ([`Store::ready_hint`]) counts what a pop would take,
+/// read without the command lock: the work list up to the limit, nothing
+/// from a paused queue, a scheduled job once due, a lock once expired, a
+/// recurring template once due; and declines (the waiter peeks) while the
+/// put outbox holds rows or a rate-limited throttle holds jobs back.
+#[tokio::test]
+async fn the_ready_hint_counts_what_a_pop_would_take() {
+    if testing::skip() {
+        return;
+    }
+    let schema = TempSchema::new();
+    let store = Arc::new(schema.open(schema.options()).expect("open"));
+    let engine = Engine::new(store.clone()).with_sink(Arc::new(NullSink));
+    let now = engine.now();
+    let hint = |queue: &'static str, at: clew_core::Timestamp, limit: usize| {
+        let store = store.clone();
+        async move { store.ready_hint(queue, at, limit).await.expect("hint") }
+    };
+    let run = |command: Command| {
+        let engine = engine.clone();
+        async move { engine.execute(command).await.expect("command") }
+    };
+    let strings = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    assert_eq!(hint("q", now, 10).await, Some(0), "an empty queue");
+    for _ in 0..3 {
+        engine.put(PutParams::new("q", "K")).await.expect("put");
+    }
+    assert_eq!(hint("q", now, 10).await, Some(3));
+    assert_eq!(hint("q", now, 2).await, Some(2), "at most the limit");
+    let peeked = match run(Command::Peek {
+        queue: "q".into(),
+        count: 10,
+    })
+    .await
+    {
+        clew_core::Reply::Jobs(jobs) => jobs.len(),
+        other => panic!("peek: {other:?}"),
+    };
+    assert_eq!(peeked, 3, "the peek agrees");
+    run(Command::Pause {
+        queues: strings(&["q"]),
+    })
+    .await;
+    assert_eq!(hint("q", now, 10).await, Some(0), "a paused queue");
+    run(Command::Unpause {
+        queues: strings(&["q"]),
+    })
+    .await;
+    assert_eq!(hint("q", now, 10).await, Some(3), "unpaused");
+
+    let mut later = PutParams::new("s", "K");
+    later.delay = 100.0;
+    engine.put(later).await.expect("put");
+    assert_eq!(hint("s", now, 10).await, Some(0), "not yet due");
+    assert_eq!(hint("s", now.add_secs(200.0), 10).await, Some(1), "due");
+
+    engine.put(PutParams::new("l", "K")).await.expect("put");
+    let popped = engine.pop("l", "w", 1).await.expect("pop");
+    let expires = popped[0].record.expires;
+    assert_eq!(hint("l", engine.now(), 10).await, Some(0), "locked");
+    assert_eq!(
+        hint("l", expires.add_secs(1.0), 10).await,
+        Some(1),
+        "the lock expired"
+    );
+
+    run(Command::Recur(clew_core::command::RecurParams {
+        queue: "r".into(),
+        jid: "every-minute".into(),
+        klass: "K".into(),
+        data: "{}".into(),
+        interval: 60.0,
+        offset: 0.0,
+        priority: 0,
+        tags: Vec::new(),
+        retries: 5,
+        backlog: 0,
+        cron: None,
+        timezone: None,
+        missed: Default::default(),
+    }))
+    .await;
+    assert_eq!(hint("r", now.add_secs(120.0), 10).await, Some(1), "due");
+
+    run(Command::ThrottleSet {
+        name: "t".into(),
+        max: 0,
+        rate: Some(clew_core::throttle::ThrottleRate {
+            limit: 1,
+            period: 3600,
+        }),
+    })
+    .await;
+    for _ in 0..2 {
+        let mut p = PutParams::new("t", "K");
+        p.throttles = Some(strings(&["t"]));
+        engine.put(p).await.expect("put");
+    }
+    assert_eq!(engine.pop("t", "w", 2).await.expect("pop").len(), 1);
+    assert_eq!(
+        hint("t", engine.now(), 10).await,
+        None,
+        "a job held back by a rate limit: the waiter peeks"
+    );
+    run(Command::ThrottleDelete { name: "t".into() }).await;
+    assert_eq!(hint("q", engine.now(), 10).await, Some(3));
+
+    let name = SchemaName::new(schema.name()).expect("schema").quoted();
+    let mut app = schema.connect().expect("connect");
+    tokio::task::spawn_blocking(move || {
+        app.query_one(
+            &format!("SELECT {name}.put('q', 'K', '{{}}'::jsonb, '{{}}'::jsonb)"),
+            &[],
+        )
+        .expect("sql put");
+    })
+    .await
+    .expect("thread");
+    assert_eq!(
+        hint("q", engine.now(), 10).await,
+        None,
+        "an undrained outbox: the waiter peeks"
+    );
+    engine.close().await.expect("close");
 }

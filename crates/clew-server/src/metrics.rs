@@ -403,6 +403,17 @@ impl Store for TimedStore {
         self.record("events_prune", started, r)
     }
 
+    async fn ready_hint(
+        &self,
+        queue: &str,
+        at: Timestamp,
+        limit: usize,
+    ) -> clew_core::Result<Option<usize>> {
+        let started = Instant::now();
+        let r = self.inner.ready_hint(queue, at, limit).await;
+        self.record("ready_hint", started, r)
+    }
+
     fn subscribe_commits(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
         self.inner.subscribe_commits()
     }
