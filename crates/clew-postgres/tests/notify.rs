@@ -261,6 +261,9 @@ async fn the_ready_hint_counts_what_a_pop_would_take() {
     }
     assert_eq!(hint("q", now, 10).await, Some(3));
     assert_eq!(hint("q", now, 2).await, Some(2), "at most the limit");
+    // The server's timing wrapper passes it on (else its waiters peek).
+    let timed = clew_server::metrics::Metrics::new().timed_store(store.clone());
+    assert_eq!(timed.ready_hint("q", now, 10).await.expect("hint"), Some(3));
     let peeked = match run(Command::Peek {
         queue: "q".into(),
         count: 10,
