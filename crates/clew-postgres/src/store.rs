@@ -1524,10 +1524,10 @@ fn events_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<Event>> {
 }
 
 /// How many jobs, up to `limit`, a pop of `queue` at `at` would hand out,
-/// read from committed state in one statement outside any transaction of
-/// the command lock's (a waiter's look: a peek would take the lock
-/// exclusively, queueing behind every command and every command behind it,
-/// to write nothing in the common case). It counts what a pop takes: locks
+/// read from committed state in one statement, without the command lock (a
+/// waiter's look: a peek would take the lock exclusively, queueing behind
+/// every command and every command behind it, to write nothing in the
+/// common case). It counts what a pop takes: locks
 /// expired by `at`, the work list, scheduled jobs due and recurring
 /// templates due, none when the queue is paused. `None` (the waiter peeks)
 /// while the put outbox holds rows (a command drains them first) or a
