@@ -301,22 +301,12 @@ async fn the_ready_hint_counts_what_a_pop_would_take() {
         "the lock expired"
     );
 
-    run(Command::Recur(clew_core::command::RecurParams {
-        queue: "r".into(),
-        jid: "every-minute".into(),
-        klass: "K".into(),
-        data: "{}".into(),
-        interval: 60.0,
-        offset: 0.0,
-        priority: 0,
-        tags: Vec::new(),
-        retries: 5,
-        backlog: 0,
-        cron: None,
-        timezone: None,
-        missed: Default::default(),
-    }))
-    .await;
+    let recur = clew_core::qless::parse(
+        "recur",
+        &strings(&["r", "every-minute", "K", "{}", "interval", "60", "0"]),
+    )
+    .expect("recur");
+    run(recur).await;
     assert_eq!(hint("r", now.add_secs(120.0), 10).await, Some(1), "due");
 
     run(Command::ThrottleSet {
