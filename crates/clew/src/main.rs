@@ -30,8 +30,8 @@ use serde_json::Value;
 /// a fifth of its time in glibc's malloc and free (rows, JSON, statements).
 /// Its v2 line (the `v2` feature): v3, the crate's default, kept a thread's
 /// freed pages until that thread allocated again, and a server that had
-/// taken a million jobs peaked at 130 MB resident (47 MB with glibc's
-/// malloc, 65 MB with v2).
+/// taken a million jobs peaked at 87 and 114 MB resident in two runs (47
+/// MB with glibc's malloc, 63 MB with v2).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
