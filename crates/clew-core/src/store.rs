@@ -73,7 +73,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// committed state that takes no lock and writes nothing (a peek may
     /// spawn recurring jobs and promote scheduled ones, so it runs as a
     /// command). Waiters ([`crate::engine::Engine::wait_for_jobs`]) look
-    /// with it after each commit. It may count more than a pop would then
+    /// with it: at first, after each commit and at their timed re-looks.
+    /// It may count more than a pop would then
     /// hand out (a lock that expires into a retry that fails, a recurring
     /// template due): the pop that follows finds nothing and changes what
     /// made the count, so the next look does not count it again. `None`:
