@@ -1081,6 +1081,7 @@ impl Cx<'_> {
         }
 
         let hb = self.heartbeat_for(queue)?;
+        self.tx.seq_reserve(handed.len())?;
         let mut out = Vec::with_capacity(handed.len());
         for mut rec in handed {
             let jid = rec.jid.clone();

@@ -306,6 +306,13 @@ pub trait Tx {
     // --- sequence ------------------------------------------------------
     /// The next value of the store's placement sequence (strictly increasing).
     fn seq_next(&mut self) -> Result<i64>;
+    /// A hint that the logic is about to take `n` values with
+    /// [`Tx::seq_next`] (a pop, one per job it hands out). A backend may
+    /// take them ahead, with its next read. The default does nothing.
+    fn seq_reserve(&mut self, n: usize) -> Result<()> {
+        let _ = n;
+        Ok(())
+    }
 
     // --- stats ---------------------------------------------------------
     /// Adds `delta` to a counter of `queue` for the day starting at `day`.

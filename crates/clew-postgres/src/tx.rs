@@ -439,6 +439,9 @@ pub struct PgTx<'t> {
     seqs: Vec<i64>,
     /// The size of the last block.
     seq_block: i64,
+    /// Placement values announced ([`Tx::seq_reserve`]) beyond those held:
+    /// taken with the next read, or as the next block.
+    seq_want: i64,
     /// The schema name when claiming rows (see above).
     claims: Option<String>,
     /// The SQLSTATE of the last statement that failed.
@@ -525,6 +528,7 @@ impl<'t> PgTx<'t> {
             next_seq: None,
             seqs: Vec::new(),
             seq_block: 1,
+            seq_want: 0,
             claims: None,
             failed: None,
             complete_floor: None,
@@ -570,17 +574,36 @@ impl<'t> PgTx<'t> {
         self.stage_stats();
         let with_facts =
             !self.facts_loaded && (facts || ops.iter().any(|op| matches!(op, Op::Query(..))));
+        // Placement values announced ahead go with a read (not with a
+        // bare flush or the commit, which need none).
+        let want = if self.seq_want > 0 && ops.iter().any(|op| matches!(op, Op::Query(..))) {
+            std::mem::take(&mut self.seq_want)
+        } else {
+            0
+        };
         let pending = coalesce(std::mem::take(&mut self.pending));
-        let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 1);
+        let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 2);
         if with_facts {
             all.push(Op::Query(FACTS_SQL, Vec::new()));
         }
         all.extend(pending.iter().map(Sent::op));
         all.extend(ops);
+        if want > 0 {
+            all.push(Op::Query(SEQ_BLOCK_SQL, vec![&want]));
+        }
         let answers = match send(self.conn, self.statements, all) {
             Ok(answers) => answers,
             Err(e) => return Err(self.failure(e)),
         };
+        let mut answers = answers;
+        if want > 0 {
+            let block = answers
+                .pop()
+                .ok_or_else(|| corrupt("no placement block".to_owned()))?;
+            // Taken after every value held: handed out after them.
+            self.seqs.extend(placement_values(&block.rows())?);
+            self.seqs.sort_unstable_by(|a, b| b.cmp(a));
+        }
         let mut answers = answers.into_iter();
         if with_facts {
             let facts = answers
@@ -2463,10 +2486,15 @@ impl Tx for PgTx<'_> {
         if let Some(seq) = self.seqs.pop() {
             return Ok(seq);
         }
-        // A block of values, twice as many each time (a batch of puts or a
-        // pop of many jobs takes one per job); values not used are skipped.
-        self.seq_block = (self.seq_block * 2).clamp(2, 256);
-        let block = self.seq_block;
+        // A block of the values announced, or twice as many as last time
+        // (a batch of puts or a pop of many jobs takes one per job); values
+        // not used are skipped.
+        let block = if self.seq_want > 0 {
+            std::mem::take(&mut self.seq_want)
+        } else {
+            self.seq_block = (self.seq_block * 2).clamp(2, 256);
+            self.seq_block
+        };
         let mut seqs = placement_values(&self.rows(SEQ_BLOCK_SQL, &[&block])?)?;
         // Handed out smallest first (popped from the end).
         seqs.sort_unstable_by(|a, b| b.cmp(a));
@@ -2475,6 +2503,12 @@ impl Tx for PgTx<'_> {
             .ok_or_else(|| corrupt("no placement sequence value".to_owned()))?;
         self.seqs = seqs;
         Ok(seq)
+    }
+
+    fn seq_reserve(&mut self, n: usize) -> Result<()> {
+        let have = self.seqs.len() + usize::from(self.next_seq.is_some());
+        self.seq_want = i64::try_from(n.saturating_sub(have)).unwrap_or(0);
+        Ok(())
     }
 
     // --- stats ---------------------------------------------------------
