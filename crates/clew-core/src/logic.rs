@@ -21,7 +21,7 @@ use crate::job::{Failure, HistoryEntry, Job, JobRecord, JobState, Loc, RecurReco
 use crate::lifecycle::{LifecycleError, LifecycleKind, Origin};
 use crate::stats;
 use crate::time::Timestamp;
-use crate::tx::{Counter, StatKind, TimeRange, TimingStat, Tx};
+use crate::tx::{Counter, StatKind, TimeRange, Tx};
 use crate::unique::OnConflict;
 
 mod batches;
@@ -659,17 +659,7 @@ impl Cx<'_> {
 
     fn record_stat(&mut self, queue: &str, kind: StatKind, secs: f64) -> Result<()> {
         let day = self.now.day();
-        let mut s: TimingStat = self.tx.stats_timing(queue, day, kind)?;
-        s.count += 1;
-        if s.count == 1 {
-            s.mean = secs;
-            s.vk = 0.0;
-        } else {
-            let old = s.mean;
-            s.mean += (secs - old) / s.count as f64;
-            s.vk += (secs - s.mean) * (secs - old);
-        }
-        self.tx.stats_timing_save(queue, day, kind, &s)?;
+        self.tx.stats_timing_add(queue, day, kind, secs)?;
         self.tx
             .stats_hist_add(queue, day, kind, &stats::bucket(secs))
     }
@@ -1011,6 +1001,9 @@ impl Cx<'_> {
         //    period) first, then are handed over or failed (§8).
         let mut handed: Vec<JobRecord> = Vec::new();
         let grace = self.config_num("grace-period", 10.0)?;
+        // A placement value per job it may hand out, taken with the
+        // listing below (unused ones are skipped).
+        self.tx.seq_reserve(usize::try_from(count).unwrap_or(0))?;
         for mut rec in
             self.tx
                 .job_list_records(queue, Loc::Locked, TimeRange::up_to(now), 0, count)?

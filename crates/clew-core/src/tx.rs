@@ -67,8 +67,23 @@ pub struct TimingStat {
     pub vk: f64,
 }
 
+impl TimingStat {
+    /// Adds one sample (Welford's update).
+    pub fn add(&mut self, secs: f64) {
+        self.count += 1;
+        if self.count == 1 {
+            self.mean = secs;
+            self.vk = 0.0;
+        } else {
+            let old = self.mean;
+            self.mean += (secs - old) / self.count as f64;
+            self.vk += (secs - self.mean) * (secs - old);
+        }
+    }
+}
+
 /// Which timing statistic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StatKind {
     /// Time from entering the queue to being popped.
     Wait,
@@ -350,6 +365,22 @@ pub trait Tx {
         kind: StatKind,
         stat: &TimingStat,
     ) -> Result<()>;
+    /// Adds one sample of `secs` to a timing statistic
+    /// ([`TimingStat::add`]). The default reads it, adds and writes it; a
+    /// backend may instead add up the transaction's samples and merge them
+    /// into the stored statistic when it writes (no read, and, with
+    /// concurrent writers, no row held from a read to the commit).
+    fn stats_timing_add(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        kind: StatKind,
+        secs: f64,
+    ) -> Result<()> {
+        let mut stat = self.stats_timing(queue, day, kind)?;
+        stat.add(secs);
+        self.stats_timing_save(queue, day, kind, &stat)
+    }
 
     // --- tags ----------------------------------------------------------
     /// Adds `delta` to a tag's usage counter (a counter reaching 0 or less

@@ -56,8 +56,8 @@
 //!   a non-atomic batch run without savepoints unless one is refused (then
 //!   the transaction runs again with a savepoint per item). (Warm, one
 //!   command per transaction: put 13 → 3 round trips, pop of 100 jobs
-//!   1,514 → 8, complete 19 → 6, `put_many` of 100 110 → 4,
-//!   `complete_many` of 100 611 → 6.)
+//!   1,514 → 6, complete 19 → 5, `put_many` of 100 110 → 4,
+//!   `complete_many` of 100 611 → 5.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,
 //!   the key derived from the schema name, and holds it until its commit.
@@ -91,16 +91,20 @@
 //!   never next to any other command, and claims every row it may change as
 //!   it selects it ([`PgTx::claiming`]): stalled locks, due scheduled jobs,
 //!   the work list and due recurring templates `FOR UPDATE SKIP LOCKED`,
-//!   timing statistics `FOR UPDATE`, counters incremented in SQL, and a
+//!   timing statistics merged in SQL with its last round trip, counters
+//!   incremented in SQL, and a
 //!   capped queue's running count under a per-queue advisory lock. Just
 //!   before writing its events it takes a second, exclusive advisory lock
 //!   (`SchemaName::event_lock_key`) held to its commit, so event-writing
 //!   commits still follow sequence order while the pops' selection work
 //!   overlaps. A pop that finds committed puts waiting in the outbox takes
 //!   the lock exclusively and drains them first, like any command; a pop
-//!   that loses a deadlock to another pop is run again. Pops of different
-//!   queues gain most: pops of one queue still queue up on that queue's
-//!   statistics rows from their first handed-out job to their commit.
+//!   that loses a deadlock to another pop is run again. Its `BEGIN` and
+//!   lock statement go with its first query (when the lock comes
+//!   exclusive, that round trip fails on purpose and the pop begins
+//!   again, draining). Pops of different queues gain most: pops of one
+//!   queue still queue up on that queue's statistics rows from their last
+//!   round trip to their commit.
 //! * **Events** are appended in the command's transaction; after the commit
 //!   each command hands its numbered events to its sink and replies, and
 //!   within one process sinks see commits in commit order (a turn taken

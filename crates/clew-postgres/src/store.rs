@@ -893,7 +893,7 @@ impl Worker {
 /// server's default: each statement then sees every commit made before the
 /// lock was granted (a snapshot taken by the lock statement would predate
 /// them).
-const BEGIN_SQL: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+pub(crate) const BEGIN_SQL: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// An open transaction on a connection: rolled back when dropped unless
 /// committed, so no path leaves the connection inside a transaction.
@@ -937,6 +937,13 @@ impl<'a> OpenTx<'a> {
             exclusive |= mode.starts_with('x');
         }
         Ok((tx, exclusive))
+    }
+
+    /// A concurrent pop's transaction whose beginning (`BEGIN` and
+    /// [`POP_LOCK_SQL`]) goes with its first round trip
+    /// ([`PgTx::begins_pop`]): nothing is sent yet.
+    fn deferred_pop(conn: &'a mut Conn) -> OpenTx<'a> {
+        OpenTx { conn, open: true }
     }
 
     /// Takes the next page of the outbox drain (one round trip).
@@ -1300,7 +1307,7 @@ fn run_exclusive(
 /// command, unless committed puts wait in the outbox: those are drained by
 /// a command holding the lock exclusively, so the pop takes it exclusively
 /// and drains first (as every command did before).
-const POP_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
+pub(crate) const POP_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
                 THEN 'x' || pg_advisory_xact_lock($1)::text
                 ELSE 's' || pg_advisory_xact_lock_shared($1)::text
            END AS command_lock";
@@ -1330,9 +1337,17 @@ fn run_pop(
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
     let mut attempt = 1;
+    // The beginning goes with the pop's first round trip, unless that
+    // found puts waiting in the outbox (then it begins on its own, and
+    // drains them first).
+    let mut deferred = true;
     loop {
         shared.transactions.fetch_add(1, Ordering::Relaxed);
-        let (mut tx, exclusive) = OpenTx::begin_pop(conn, shared.command_lock)?;
+        let (mut tx, exclusive) = if deferred {
+            (OpenTx::deferred_pop(conn), false)
+        } else {
+            OpenTx::begin_pop(conn, shared.command_lock)?
+        };
         if exclusive {
             let drained = tx.drain_page()?;
             // A pop is no batch: savepoints or not makes no difference.
@@ -1347,8 +1362,11 @@ fn run_pop(
             )?
             .ok_or_else(|| Error::store("internal error: a pop ran out of passes"));
         }
-        let (outcome, retryable) = {
+        let (outcome, retryable, drain_first) = {
             let mut pg = tx.pg().claiming(shared.target.schema.as_str());
+            if deferred {
+                pg = pg.begins_pop(shared.command_lock);
+            }
             let mut locked = || *turn = Some(shared.order.take());
             let outcome = apply_logic(
                 &mut pg,
@@ -1359,8 +1377,14 @@ fn run_pop(
                 Some(shared.event_lock),
                 &mut locked,
             );
-            (outcome, pg.retryable())
+            (outcome, pg.retryable(), pg.lock_came_exclusive())
         };
+        if drain_first {
+            tx.rollback()?;
+            *turn = None;
+            deferred = false;
+            continue;
+        }
         match outcome {
             Ok((reply, events)) => {
                 tx.commit(

@@ -394,10 +394,13 @@ impl StatementCache {
 /// * the queue's running count (read for `max-concurrency`) is taken under
 ///   a per-queue exclusive advisory lock held to the commit, so pops of a
 ///   capped queue count one after another;
-/// * a timing statistic, read then written back by the logic (Welford's
-///   update), is read `FOR UPDATE` (its row created first if missing), so
-///   concurrent updates queue up instead of losing one; counters and
-///   histogram buckets are incremented in SQL.
+/// * a timing statistic gets the pop's samples merged into it in SQL
+///   ([`Tx::stats_timing_add`]: count, mean and squared differences of
+///   the transaction's samples, merged with the last round trip), so its
+///   row is held only from there to the commit; one the logic reads is
+///   read `FOR UPDATE` (its row created first if missing), so concurrent
+///   updates queue up instead of losing one; counters and histogram
+///   buckets are incremented in SQL.
 pub struct PgTx<'t> {
     conn: &'t mut PgConn,
     statements: &'t mut StatementCache,
@@ -426,6 +429,21 @@ pub struct PgTx<'t> {
     /// logic saved them (a pop or `complete_many` saves its queue's once
     /// per job).
     timing_dirty: Vec<(String, i64, StatKind)>,
+    /// A pop's command lock key whose `BEGIN` and lock statement
+    /// ([`crate::store::POP_LOCK_SQL`]) go first with the next round trip
+    /// ([`PgTx::begins_pop`]).
+    lead: Option<i64>,
+    /// That lock statement took the lock exclusively: puts wait in the
+    /// outbox, and the pop must drain them first (its first round trip
+    /// failed on purpose; the caller rolls back and begins again).
+    lead_exclusive: bool,
+    /// Samples added ([`Tx::stats_timing_add`]) to statistics this
+    /// transaction has not read, summed up per statistic (count, mean and
+    /// squared differences of the samples alone) since the last round
+    /// trip: merged into the stored rows with the next one, in SQL, so a
+    /// pop or a complete neither reads them nor (a claiming pop) holds
+    /// them before its last round trip.
+    timing_adds: BTreeMap<(String, i64, StatKind), TimingStat>,
     /// Histogram increments since the last round trip, added up by bucket
     /// (queue, day, kind, bucket): one statement per bucket, sent with the
     /// next one, in bucket order.
@@ -529,6 +547,9 @@ impl<'t> PgTx<'t> {
             seqs: Vec::new(),
             seq_block: 1,
             seq_want: 0,
+            lead: None,
+            lead_exclusive: false,
+            timing_adds: BTreeMap::new(),
             claims: None,
             failed: None,
             complete_floor: None,
@@ -582,7 +603,12 @@ impl<'t> PgTx<'t> {
             0
         };
         let pending = coalesce(std::mem::take(&mut self.pending));
-        let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 2);
+        let lead = self.lead.take();
+        let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 4);
+        if let Some(lock) = &lead {
+            all.push(Op::Text(crate::store::BEGIN_SQL));
+            all.push(Op::Query(crate::store::POP_LOCK_SQL, vec![lock]));
+        }
         if with_facts {
             all.push(Op::Query(FACTS_SQL, Vec::new()));
         }
@@ -596,6 +622,25 @@ impl<'t> PgTx<'t> {
             Err(e) => return Err(self.failure(e)),
         };
         let mut answers = answers;
+        if lead.is_some() {
+            let mut lead_answers = answers.drain(..2);
+            let mode = lead_answers
+                .nth(1)
+                .map(Answer::rows)
+                .unwrap_or_default()
+                .first()
+                .map(|row| row.try_get::<_, String>(0))
+                .transpose()
+                .pg()?
+                .unwrap_or_default();
+            drop(lead_answers);
+            if mode.starts_with('x') {
+                self.lead_exclusive = true;
+                return Err(Error::store(
+                    "puts wait in the outbox: the pop begins again, draining them",
+                ));
+            }
+        }
         if want > 0 {
             let block = answers
                 .pop()
@@ -646,6 +691,30 @@ impl<'t> PgTx<'t> {
                     Bound::Int(stat.count),
                     Bound::Float(stat.mean),
                     Bound::Float(stat.vk),
+                ],
+            ));
+        }
+        for ((queue, day, kind), add) in std::mem::take(&mut self.timing_adds) {
+            // Chan et al.'s merge of two (count, mean, squared differences)
+            // summaries; every right-hand side reads the row as it was.
+            self.pending.push(Write::Exec(
+                "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (queue, day, kind) DO UPDATE SET
+                   count = stats_timing.count + excluded.count,
+                   mean = stats_timing.mean + (excluded.mean - stats_timing.mean)
+                     * excluded.count::float8 / (stats_timing.count + excluded.count)::float8,
+                   vk = stats_timing.vk + excluded.vk
+                     + (excluded.mean - stats_timing.mean) * (excluded.mean - stats_timing.mean)
+                     * stats_timing.count::float8 * excluded.count::float8
+                     / (stats_timing.count + excluded.count)::float8",
+                vec![
+                    Bound::Str(queue),
+                    Bound::Int(day),
+                    Bound::Str(kind.as_str().to_owned()),
+                    Bound::Int(add.count),
+                    Bound::Float(add.mean),
+                    Bound::Float(add.vk),
                 ],
             ));
         }
@@ -844,6 +913,7 @@ impl<'t> PgTx<'t> {
         self.rate_idle = None;
         self.timing.clear();
         self.timing_dirty.clear();
+        self.timing_adds.clear();
         self.hist_adds.clear();
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
@@ -960,6 +1030,21 @@ impl<'t> PgTx<'t> {
             )));
         }
         Ok(seqs)
+    }
+
+    /// Begins the transaction (a concurrent pop's, on the command lock
+    /// `lock`) with its first round trip instead of one of its own. If the
+    /// lock came exclusive, that round trip fails and
+    /// [`PgTx::lock_came_exclusive`] says so.
+    pub fn begins_pop(mut self, lock: i64) -> PgTx<'t> {
+        self.lead = Some(lock);
+        self
+    }
+
+    /// Whether the first round trip found puts waiting in the outbox (the
+    /// pop's lock came exclusive): roll back and begin again, draining.
+    pub fn lock_came_exclusive(&self) -> bool {
+        self.lead_exclusive
     }
 
     /// Claims the rows a pop may change as it selects them (see the type
@@ -2611,6 +2696,29 @@ impl Tx for PgTx<'_> {
             self.timing_dirty.push(key.clone());
         }
         self.timing.insert(key, *stat);
+        Ok(())
+    }
+
+    fn stats_timing_add(
+        &mut self,
+        queue: &str,
+        day: Timestamp,
+        kind: StatKind,
+        secs: f64,
+    ) -> Result<()> {
+        if queue.contains('\0') {
+            return Err(nul_error());
+        }
+        let key = (queue.to_owned(), day.0, kind);
+        if let Some(stat) = self.timing.get_mut(&key) {
+            // Read in this transaction: kept whole, written whole.
+            stat.add(secs);
+            if !self.timing_dirty.contains(&key) {
+                self.timing_dirty.push(key);
+            }
+            return Ok(());
+        }
+        self.timing_adds.entry(key).or_default().add(secs);
         Ok(())
     }
 

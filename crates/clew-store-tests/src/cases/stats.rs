@@ -103,6 +103,41 @@ pub fn stats_wait_data_point(t: &Harness) {
     assert_eq!(run["count"], json!(0));
 }
 
+/// Samples taken together (a pop of several jobs, a `complete` each) and
+/// apart add up to the same statistic as one sample at a time: 10 jobs put
+/// at 0..9 s, 4 popped at 20 s, 5 at 30 s, 1 at 31 s (waits 20, 19, 18,
+/// 17, 26, 25, 24, 23, 22 and 22). A store may sum up a transaction's
+/// samples and merge them into the stored ones.
+pub fn stats_samples_popped_together_and_apart(t: &Harness) {
+    for i in 0..10 {
+        t.put(i as f64, "q", &format!("j{i}"));
+    }
+    let popped = |now: f64, count: &str| t.ok("pop", now, &["q", "w", count]);
+    assert_eq!(popped(20.0, "4").as_array().map(Vec::len), Some(4));
+    assert_eq!(popped(30.0, "5").as_array().map(Vec::len), Some(5));
+    assert_eq!(popped(31.0, "1").as_array().map(Vec::len), Some(1));
+    let waits = [20.0, 19.0, 18.0, 17.0, 26.0, 25.0, 24.0, 23.0, 22.0, 22.0];
+    let n = waits.len() as f64;
+    let mean = waits.iter().sum::<f64>() / n;
+    let std = (waits.iter().map(|w| (w - mean) * (w - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+    let wait = t.ok("stats", 0.0, &["q", "0"])["wait"].clone();
+    assert_eq!(wait["count"], json!(10));
+    assert_close(&wait["mean"], mean, 1e-9);
+    assert_close(&wait["std"], std, 1e-9);
+    // Completed one call per job, at 40, 42 and 47 s.
+    for (i, now) in [(0, 40.0), (1, 42.0), (2, 47.0)] {
+        t.ok("complete", now, &[&format!("j{i}"), "w", "q", "{}"]);
+    }
+    let run = t.ok("stats", 0.0, &["q", "0"])["run"].clone();
+    assert_eq!(run["count"], json!(3));
+    // Popped at 20 s: ran 20, 22 and 27 s.
+    let runs = [20.0, 22.0, 27.0];
+    let mean = runs.iter().sum::<f64>() / 3.0;
+    let std = (runs.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / 2.0).sqrt();
+    assert_close(&run["mean"], mean, 1e-9);
+    assert_close(&run["std"], std, 1e-9);
+}
+
 /// One sample has a standard deviation of 0.
 pub fn stats_single_sample_std_is_zero(t: &Harness) {
     t.put(0.0, "q", "a");
