@@ -623,6 +623,9 @@ impl<'t> PgTx<'t> {
         };
         let mut answers = answers;
         if lead.is_some() {
+            if answers.len() < 2 {
+                return Err(corrupt("no answer to BEGIN and the lock".to_owned()));
+            }
             let mut lead_answers = answers.drain(..2);
             let mode = lead_answers
                 .nth(1)
