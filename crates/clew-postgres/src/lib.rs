@@ -56,7 +56,7 @@
 //!   a non-atomic batch run without savepoints unless one is refused (then
 //!   the transaction runs again with a savepoint per item). (Warm, one
 //!   command per transaction: put 13 → 3 round trips, pop of 100 jobs
-//!   1,514 → 6, complete 19 → 5, `put_many` of 100 110 → 4,
+//!   1,514 → 5, complete 19 → 5, `put_many` of 100 110 → 4,
 //!   `complete_many` of 100 611 → 5.)
 //! * **Commands serialized, except pops.** A
 //!   command's transaction begins with `SELECT pg_advisory_xact_lock(key)`,

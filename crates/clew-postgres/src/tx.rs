@@ -437,6 +437,10 @@ pub struct PgTx<'t> {
     /// outbox, and the pop must drain them first (its first round trip
     /// failed on purpose; the caller rolls back and begins again).
     lead_exclusive: bool,
+    /// A claiming pop's work list, read ahead with its listing of expired
+    /// locks (queue, limit, rows claimed): the next listing of that work
+    /// list from its start, up to that limit, is answered from it once.
+    work_ahead: Option<(String, i64, Vec<JobRecord>)>,
     /// Samples added ([`Tx::stats_timing_add`]) to statistics this
     /// transaction has not read, summed up per statistic (count, mean and
     /// squared differences of the samples alone) since the last round
@@ -550,6 +554,7 @@ impl<'t> PgTx<'t> {
             lead: None,
             lead_exclusive: false,
             timing_adds: BTreeMap::new(),
+            work_ahead: None,
             claims: None,
             failed: None,
             complete_floor: None,
@@ -917,6 +922,7 @@ impl<'t> PgTx<'t> {
         self.timing.clear();
         self.timing_dirty.clear();
         self.timing_adds.clear();
+        self.work_ahead = None;
         self.hist_adds.clear();
         self.history.clear();
         // The savepoint may have deleted complete jobs below it.
@@ -1033,6 +1039,23 @@ impl<'t> PgTx<'t> {
             )));
         }
         Ok(seqs)
+    }
+
+    /// The jobs of listed rows (with their histories, kept).
+    fn listed(&mut self, rows: Vec<Row>) -> Result<Vec<JobRecord>> {
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
+            jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
+        }
+        Ok(jobs
+            .into_iter()
+            .map(|(job, history)| {
+                self.history.insert(job.jid.clone(), history);
+                self.note_read(&job.jid, Some(job.loc));
+                job
+            })
+            .collect())
     }
 
     /// Begins the transaction (a concurrent pop's, on the command lock
@@ -2211,6 +2234,37 @@ impl Tx for PgTx<'_> {
         // selected when claiming, so a row changed by another pop meanwhile
         // comes back as its latest version, re-checked).
         let (min, max) = bounds(range);
+        if loc == Loc::Work && off == 0 {
+            if let Some((q, l, mut jobs)) = self.work_ahead.take() {
+                if q == queue && lim <= l && range == TimeRange::ALL {
+                    jobs.truncate(usize::try_from(lim).unwrap_or(0));
+                    return Ok(jobs);
+                }
+            }
+        }
+        // A claiming pop lists its queue's expired locks, then (nothing
+        // else changing the work list in between when the queue has no
+        // recurring templates, no scheduled jobs and no rate-limited
+        // throttle holds jobs back) its work list from the start: both go
+        // in one round trip. The work rows it does not take stay claimed
+        // until its commit (other pops skip them meanwhile).
+        let ahead = loc == Loc::Locked
+            && off == 0
+            && self.claims.is_some()
+            && self.rate_idle == Some(true)
+            && self
+                .queues
+                .get(queue)
+                .is_some_and(|facts| !facts.recurring && !facts.scheduled);
+        const WORK_CLAIMED: &str = concat!(
+            "SELECT ",
+            job_cols!(),
+            ", ",
+            history_col!("jobs.jid"),
+            " FROM jobs",
+            list_work!(),
+            " FOR UPDATE SKIP LOCKED"
+        );
         let sql = match (loc == Loc::Work, self.claims.is_some()) {
             (true, false) => concat!(
                 "SELECT ",
@@ -2247,23 +2301,26 @@ impl Tx for PgTx<'_> {
                 " FOR UPDATE SKIP LOCKED"
             ),
         };
-        let mut jobs = Vec::new();
-        let rows = self.rows(
+        let (code, skip, most) = (loc.code(), offset(off), limit(lim));
+        let (work, first) = (Loc::Work.code(), 0i64);
+        let (all_min, all_max) = bounds(TimeRange::ALL);
+        let mut ops = vec![Op::Query(
             sql,
-            &[&queue, &loc.code(), &min, &max, &offset(off), &limit(lim)],
-        )?;
-        for row in &rows {
-            let history: Option<String> = row.try_get(HISTORY_COL).pg()?;
-            jobs.push((job_from_row(row)?, history_from_json(history.as_deref())?));
+            vec![&queue, &code, &min, &max, &skip, &most],
+        )];
+        if ahead {
+            ops.push(Op::Query(
+                WORK_CLAIMED,
+                vec![&queue, &work, &all_min, &all_max, &first, &most],
+            ));
         }
-        Ok(jobs
-            .into_iter()
-            .map(|(job, history)| {
-                self.history.insert(job.jid.clone(), history);
-                self.note_read(&job.jid, Some(job.loc));
-                job
-            })
-            .collect())
+        let mut answers = self.send(ops)?.into_iter();
+        let jobs = self.listed(answers.next().map(Answer::rows).unwrap_or_default())?;
+        if ahead {
+            let work_jobs = self.listed(answers.next().map(Answer::rows).unwrap_or_default())?;
+            self.work_ahead = Some((queue.to_owned(), most, work_jobs));
+        }
+        Ok(jobs)
     }
 
     fn job_list_rev(

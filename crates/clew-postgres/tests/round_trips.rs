@@ -69,9 +69,10 @@ async fn round_trips_of_put_pop_and_complete() {
     // blocks doubling from 2 to 64: 3, 14, 6; before timing statistics
     // were merged in SQL instead of read first (`Tx::stats_timing_add`)
     // and a concurrent pop's `BEGIN` and lock went with its first query:
-    // 3, 8, 6. Now 3, 6, 5.
+    // 3, 8, 6; before a claiming pop read its work list ahead with its
+    // expired locks: 3, 6, 5. Now 3, 5, 5.
     assert!(put <= 3, "put: {put} round trips");
-    assert!(pop <= 6, "pop of 100: {pop} round trips");
+    assert!(pop <= 5, "pop of 100: {pop} round trips");
     assert!(complete <= 5, "complete: {complete} round trips");
     // Statements the server runs one by one under the schema's lock:
     // before a round trip's job saves and history entries of one kind went

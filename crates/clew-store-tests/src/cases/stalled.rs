@@ -125,6 +125,24 @@ pub fn grace_period_zero_hands_over_on_first_pop(t: &Harness) {
     );
 }
 
+/// A pop of several hands over the expired lock first, then takes the
+/// rest from the work list in order; what it did not take stays for the
+/// next pop. (A store may read the work list ahead with the expired locks.)
+pub fn handover_then_work_list_in_order(t: &Harness) {
+    t.ok("config.set", 0.0, &["grace-period", "0"]);
+    start(t, 0.0, "q", "j", "w1");
+    for (i, jid) in ["a", "b", "c", "d"].iter().enumerate() {
+        t.put(1.0 + i as f64, "q", jid);
+    }
+    let popped = t.ok("pop", 61.0, &["q", "w2", "3"]);
+    assert_eq!(jids(&popped), vec!["j", "a", "b"]);
+    assert_eq!(t.state("c"), "waiting");
+    let popped = t.ok("pop", 62.0, &["q", "w3", "3"]);
+    assert_eq!(jids(&popped), vec!["c", "d"]);
+    assert_eq!(popped[0]["worker"], "w3");
+    assert_eq!(t.ok("pop", 63.0, &["q", "w3", "3"]), json!([]));
+}
+
 /// The owner can still fail the job during the grace window.
 pub fn owner_can_fail_during_grace(t: &Harness) {
     start(t, 0.0, "q", "j", "w1");
