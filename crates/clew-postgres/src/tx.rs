@@ -2236,8 +2236,8 @@ impl Tx for PgTx<'_> {
         let (min, max) = bounds(range);
         if loc == Loc::Work && off == 0 {
             if let Some((q, l, mut jobs)) = self.work_ahead.take() {
-                if q == queue && lim <= l && range == TimeRange::ALL {
-                    jobs.truncate(usize::try_from(lim).unwrap_or(0));
+                if q == queue && limit(lim) <= l && range == TimeRange::ALL {
+                    jobs.truncate(usize::try_from(limit(lim)).unwrap_or(0));
                     return Ok(jobs);
                 }
             }
@@ -2389,6 +2389,12 @@ impl Tx for PgTx<'_> {
     }
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
+        if job.loc == Loc::Work {
+            // A job joining the work list (a throttle's waiting job
+            // promoted when a failed job released it, say): the list read
+            // ahead may miss it.
+            self.work_ahead = None;
+        }
         // Whether the row exists, if this transaction knows (not a
         // claiming pop: it keeps no `locs`): then a plain UPDATE or INSERT
         // does, without the upsert's speculative insertion.
