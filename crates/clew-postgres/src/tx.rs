@@ -622,11 +622,10 @@ impl<'t> PgTx<'t> {
         if want > 0 {
             all.push(Op::Query(SEQ_BLOCK_SQL, vec![&want]));
         }
-        let answers = match send(self.conn, self.statements, all) {
+        let mut answers = match send(self.conn, self.statements, all) {
             Ok(answers) => answers,
             Err(e) => return Err(self.failure(e)),
         };
-        let mut answers = answers;
         if lead.is_some() {
             if answers.len() < 2 {
                 return Err(corrupt("no answer to BEGIN and the lock".to_owned()));
@@ -686,26 +685,19 @@ impl<'t> PgTx<'t> {
             let Some(stat) = self.timing.get(&key).copied() else {
                 continue;
             };
-            let (queue, day, kind) = key;
-            self.pending.push(Write::Exec(
+            self.pending.push(timing_write(
                 "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (queue, day, kind) DO UPDATE SET count = excluded.count,
                    mean = excluded.mean, vk = excluded.vk",
-                vec![
-                    Bound::Str(queue),
-                    Bound::Int(day),
-                    Bound::Str(kind.as_str().to_owned()),
-                    Bound::Int(stat.count),
-                    Bound::Float(stat.mean),
-                    Bound::Float(stat.vk),
-                ],
+                key,
+                &stat,
             ));
         }
-        for ((queue, day, kind), add) in std::mem::take(&mut self.timing_adds) {
+        for (key, add) in std::mem::take(&mut self.timing_adds) {
             // Chan et al.'s merge of two (count, mean, squared differences)
             // summaries; every right-hand side reads the row as it was.
-            self.pending.push(Write::Exec(
+            self.pending.push(timing_write(
                 "INSERT INTO stats_timing (queue, day, kind, count, mean, vk)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (queue, day, kind) DO UPDATE SET
@@ -716,14 +708,8 @@ impl<'t> PgTx<'t> {
                      + (excluded.mean - stats_timing.mean) * (excluded.mean - stats_timing.mean)
                      * stats_timing.count::float8 * excluded.count::float8
                      / (stats_timing.count + excluded.count)::float8",
-                vec![
-                    Bound::Str(queue),
-                    Bound::Int(day),
-                    Bound::Str(kind.as_str().to_owned()),
-                    Bound::Int(add.count),
-                    Bound::Float(add.mean),
-                    Bound::Float(add.vk),
-                ],
+                key,
+                &add,
             ));
         }
         for ((queue, day, kind, bucket), n) in std::mem::take(&mut self.hist_adds) {
@@ -1205,6 +1191,23 @@ impl<'t> PgTx<'t> {
             .map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?)))
             .collect()
     }
+}
+
+/// A write of the timing statistic `key` (queue, day, kind) as `stat`'s
+/// count, mean and squared differences (`$4` to `$6`), by `sql`.
+fn timing_write(sql: &'static str, key: (String, i64, StatKind), stat: &TimingStat) -> Write {
+    let (queue, day, kind) = key;
+    Write::Exec(
+        sql,
+        vec![
+            Bound::Str(queue),
+            Bound::Int(day),
+            Bound::Str(kind.as_str().to_owned()),
+            Bound::Int(stat.count),
+            Bound::Float(stat.mean),
+            Bound::Float(stat.vk),
+        ],
+    )
 }
 
 /// The `jobs` columns in [`job_from_row`]'s order.
@@ -2274,15 +2277,7 @@ impl Tx for PgTx<'_> {
                 " FROM jobs",
                 list_work!()
             ),
-            (true, true) => concat!(
-                "SELECT ",
-                job_cols!(),
-                ", ",
-                history_col!("jobs.jid"),
-                " FROM jobs",
-                list_work!(),
-                " FOR UPDATE SKIP LOCKED"
-            ),
+            (true, true) => WORK_CLAIMED,
             (false, false) => concat!(
                 "SELECT ",
                 job_cols!(),
@@ -2776,13 +2771,10 @@ impl Tx for PgTx<'_> {
             return Err(nul_error());
         }
         let key = (queue.to_owned(), day.0, kind);
-        if let Some(stat) = self.timing.get_mut(&key) {
+        if let Some(mut stat) = self.timing.get(&key).copied() {
             // Read in this transaction: kept whole, written whole.
             stat.add(secs);
-            if !self.timing_dirty.contains(&key) {
-                self.timing_dirty.push(key);
-            }
-            return Ok(());
+            return self.stats_timing_save(queue, day, kind, &stat);
         }
         self.timing_adds.entry(key).or_default().add(secs);
         Ok(())
