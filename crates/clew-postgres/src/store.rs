@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use crate::config::{PostgresOptions, SchemaName, Target};
 use crate::conn::PgConn;
 use crate::schema::{connect, connect_pipelined, migrate};
-use crate::tx::{send, Op, PgResult, PgTx, StatementCache, LOCK_SQL};
+use crate::tx::{send, Claim, Op, PgResult, PgTx, StatementCache, LOCK_SQL};
 
 /// The semantic logic the pool runs for each command: normally
 /// [`clew_core::logic::apply`]; tests may substitute their own.
@@ -152,6 +152,12 @@ struct Shared {
     /// Whether pops run concurrently ([`PostgresOptions::concurrent_pops`],
     /// [`OpenTx::begin_pop`]).
     concurrent_pops: bool,
+    /// Whether completes run next to pops
+    /// ([`PostgresOptions::concurrent_completes`]).
+    concurrent_completes: bool,
+    /// The lock such a complete holds exclusively
+    /// ([`SchemaName::complete_lock_key`]).
+    complete_lock: i64,
     /// The lock a concurrent pop takes before writing its events.
     event_lock: i64,
     /// The schema's notification channel (set once migrated).
@@ -173,6 +179,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// How `command` claims what it changes, if it runs next to pops
+    /// (holding the command lock shared) rather than alone.
+    fn claim(&self, command: &Command) -> Option<Claim> {
+        match command {
+            Command::Pop { .. } if self.concurrent_pops => Some(Claim::Pop),
+            _ if self.concurrent_completes && completes_beside_pops(command) => {
+                Some(Claim::Complete(self.complete_lock))
+            }
+            _ => None,
+        }
+    }
+
     /// Records that events up to `seq` are committed.
     fn note_commit(&self, seq: i64) {
         self.commits.send_if_modified(|latest| {
@@ -264,6 +282,8 @@ impl PostgresStore {
             group_max: options.group_max.max(1),
             command_lock: target.schema.command_lock_key(),
             concurrent_pops: options.concurrent_pops,
+            concurrent_completes: options.concurrent_completes,
+            complete_lock: target.schema.complete_lock_key(),
             event_lock: target.schema.event_lock_key(),
             channel: OnceLock::new(),
             listening: options.listen,
@@ -725,12 +745,7 @@ impl Worker {
         // Held while waiting: the idle threads take turns at the queue.
         let receiver = self.shared.receiver.lock().ok()?;
         let first = match receiver.recv().ok()? {
-            Request::Execute(first)
-                if !(self.shared.concurrent_pops
-                    && matches!(first.command, Command::Pop { .. })) =>
-            {
-                first
-            }
+            Request::Execute(first) if self.shared.claim(&first.command).is_none() => first,
             other => return Some(Work::One(other)),
         };
         let mut more = Vec::new();
@@ -917,15 +932,15 @@ impl<'a> OpenTx<'a> {
         Ok((tx, rows))
     }
 
-    /// Begins a concurrent pop's transaction ([`POP_LOCK_SQL`], one round
-    /// trip); returns whether it holds the command lock exclusively (puts
-    /// wait in the outbox) rather than shared.
-    fn begin_pop(conn: &'a mut Conn, lock: i64) -> Result<(OpenTx<'a>, bool)> {
+    /// Begins the transaction of a command running next to pops
+    /// ([`POP_LOCK_SQL`] or [`COMPLETE_LOCK_SQL`], one round trip);
+    /// returns whether it holds the command lock exclusively (puts wait in
+    /// the outbox) rather than shared.
+    fn begin_pop(conn: &'a mut Conn, lock: i64, claim: Claim) -> Result<(OpenTx<'a>, bool)> {
         let tx = OpenTx { conn, open: true };
-        let answers = tx.conn.send(vec![
-            Op::Text(BEGIN_SQL),
-            Op::Query(POP_LOCK_SQL, vec![&lock]),
-        ])?;
+        let answers = tx
+            .conn
+            .send(vec![Op::Text(BEGIN_SQL), claim.lock_op(&lock)])?;
         let mut exclusive = false;
         for row in answers
             .into_iter()
@@ -1002,7 +1017,7 @@ impl Drop for OpenTx<'_> {
 /// the command's own. A refused command is rolled back: all of it when
 /// nothing was drained, else back to a savepoint after the drain, so the
 /// drained puts still commit. A pop, when pops run concurrently, goes
-/// through [`run_pop`] instead.
+/// through [`run_claiming`] instead, as does a complete next to pops.
 fn run_command(
     conn: &mut Conn,
     shared: &Shared,
@@ -1011,8 +1026,8 @@ fn run_command(
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
     if let Some((origin, command)) = job {
-        if shared.concurrent_pops && matches!(command, Command::Pop { .. }) {
-            return run_pop(conn, shared, now, origin, command, turn);
+        if let Some(claim) = shared.claim(command) {
+            return run_claiming(conn, shared, now, origin, command, claim, turn);
         }
     }
     for savepoints in [false, true] {
@@ -1312,45 +1327,76 @@ pub(crate) const POP_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pu
                 ELSE 's' || pg_advisory_xact_lock_shared($1)::text
            END AS command_lock";
 
-/// How many times a concurrent pop that lost a deadlock (with another pop)
-/// is run again before its error is returned.
+/// [`POP_LOCK_SQL`] for a complete running next to pops: in shared mode,
+/// the command lock and then the completes' lock (`$2`,
+/// [`SchemaName::complete_lock_key`]) exclusively, so completes run one at
+/// a time, next to pops.
+pub(crate) const COMPLETE_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
+                THEN 'x' || pg_advisory_xact_lock($1)::text
+                ELSE 's' || pg_advisory_xact_lock_shared($1)::text
+                         || pg_advisory_xact_lock($2)::text
+           END AS command_lock";
+
+/// Whether `command` may run next to pops as a complete
+/// ([`PostgresOptions::concurrent_completes`]): a `complete` that finishes
+/// its job (no next queue: that would add dependencies and register a
+/// queue), or a non-atomic batch of only such (`complete_many`).
+fn completes_beside_pops(command: &Command) -> bool {
+    let finishes = |command: &Command| matches!(command, Command::Complete(p) if p.next.is_none());
+    match command {
+        Command::Batch {
+            commands,
+            atomic: false,
+        } => !commands.is_empty() && commands.iter().all(finishes),
+        _ => finishes(command),
+    }
+}
+
+/// How many times a command running next to pops that lost a deadlock
+/// (with a pop) is run again before its error is returned.
 const POP_ATTEMPTS: u32 = 8;
 
-/// A pop while pops run concurrently ([`PostgresOptions::concurrent_pops`]).
+/// A command that runs next to pops ([`Shared::claim`]): a pop while pops
+/// run concurrently ([`PostgresOptions::concurrent_pops`]), or a complete
+/// ([`PostgresOptions::concurrent_completes`]).
 ///
-/// It holds the command lock in shared mode (see [`POP_LOCK_SQL`]) and
-/// claims what it changes as it selects it ([`PgTx::claiming`]). Event
+/// It holds the command lock in shared mode (see [`POP_LOCK_SQL`]; a
+/// complete also the completes' lock exclusively, [`COMPLETE_LOCK_SQL`])
+/// and claims what it changes as it selects it ([`PgTx::claiming`]). Event
 /// numbers must still commit in increasing order (a reader paging the log
 /// by number must never see an event appear below one it has read): just
-/// before writing its events, the pop takes a second, exclusive advisory
-/// lock ([`crate::SchemaName::event_lock_key`]) and holds it to its commit,
-/// so the pops that write events commit one at a time, in number order,
-/// while their selection work overlaps; its publication turn is taken there
-/// too. A pop that writes no events takes neither. A pop that lost a
-/// deadlock to another pop is rolled back and run again.
-fn run_pop(
+/// before writing its events, the command takes a second, exclusive
+/// advisory lock ([`crate::SchemaName::event_lock_key`]) and holds it to
+/// its commit, so the commands that write events commit one at a time, in
+/// number order, while their selection work overlaps; its publication turn
+/// is taken there too. One that writes no events takes neither. One that
+/// lost a deadlock is rolled back and run again. A batch of completes runs
+/// without savepoints first ([`PgTx::optimistic`]), and again with them if
+/// an item was refused.
+fn run_claiming(
     conn: &mut Conn,
     shared: &Shared,
     now: Timestamp,
     origin: &Origin,
     command: &Command,
+    claim: Claim,
     turn: &mut Option<Turn>,
 ) -> Result<Outcome> {
     let mut attempt = 1;
-    // The beginning goes with the pop's first round trip, unless that
+    // The beginning goes with the command's first round trip, unless that
     // found puts waiting in the outbox (then it begins on its own, and
     // drains them first).
     let mut deferred = true;
+    let mut savepoints = false;
     loop {
         shared.transactions.fetch_add(1, Ordering::Relaxed);
         let (mut tx, exclusive) = if deferred {
             (OpenTx::deferred_pop(conn), false)
         } else {
-            OpenTx::begin_pop(conn, shared.command_lock)?
+            OpenTx::begin_pop(conn, shared.command_lock, claim)?
         };
         if exclusive {
             let drained = tx.drain_page()?;
-            // A pop is no batch: savepoints or not makes no difference.
             return run_exclusive(
                 tx,
                 shared,
@@ -1360,12 +1406,15 @@ fn run_pop(
                 turn,
                 true,
             )?
-            .ok_or_else(|| Error::store("internal error: a pop ran out of passes"));
+            .ok_or_else(|| Error::store("internal error: a command ran out of passes"));
         }
-        let (outcome, retryable, drain_first) = {
-            let mut pg = tx.pg().claiming(shared.target.schema.as_str());
+        let (outcome, retryable, drain_first, item_refused) = {
+            let mut pg = tx.pg().claiming(shared.target.schema.as_str(), claim);
             if deferred {
                 pg = pg.begins_pop(shared.command_lock);
+            }
+            if !savepoints {
+                pg = pg.optimistic();
             }
             let mut locked = || *turn = Some(shared.order.take());
             let outcome = apply_logic(
@@ -1377,12 +1426,24 @@ fn run_pop(
                 Some(shared.event_lock),
                 &mut locked,
             );
-            (outcome, pg.retryable(), pg.lock_came_exclusive())
+            (
+                outcome,
+                pg.retryable(),
+                pg.lock_came_exclusive(),
+                pg.item_refused(),
+            )
         };
         if drain_first {
             tx.rollback()?;
             *turn = None;
             deferred = false;
+            continue;
+        }
+        if item_refused {
+            // A batch item was refused without savepoints: again, with.
+            tx.rollback()?;
+            *turn = None;
+            savepoints = true;
             continue;
         }
         match outcome {
@@ -1400,7 +1461,7 @@ fn run_pop(
                 tx.rollback()?;
                 *turn = None;
                 if retryable && attempt < POP_ATTEMPTS {
-                    tracing::debug!(error = %e, attempt, "a concurrent pop lost a deadlock; running it again");
+                    tracing::debug!(error = %e, attempt, "a command next to pops lost a deadlock; running it again");
                     attempt += 1;
                     continue;
                 }

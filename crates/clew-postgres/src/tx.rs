@@ -309,6 +309,51 @@ const NOTIFY_CURRENT_SQL: &str =
 /// A transaction-level exclusive advisory lock.
 pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 
+/// How a command running next to pops (holding the command lock shared)
+/// claims the rows it changes ([`PgTx::claiming`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A pop: it selects what it takes `FOR UPDATE SKIP LOCKED` and keeps
+    /// no placements of its own (`locs`): other pops change rows next to it.
+    Pop,
+    /// A complete, holding this lock (the completes' lock,
+    /// [`crate::SchemaName::complete_lock_key`]) exclusively as well: it
+    /// reads every job row `FOR UPDATE` (waiting for a pop that holds it,
+    /// then reading its new version), and keeps placements, the complete
+    /// count and prefetched rows as a command running alone does: only
+    /// completes (one at a time) and commands running alone move jobs into
+    /// or out of the complete set or change dependencies; pops never.
+    Complete(i64),
+}
+
+impl Claim {
+    /// The statement that takes the command lock for this claim, after
+    /// `BEGIN`: [`crate::store::POP_LOCK_SQL`] or
+    /// [`crate::store::COMPLETE_LOCK_SQL`] (`command_lock`, the schema's
+    /// key).
+    pub(crate) fn lock_op<'a>(&'a self, command_lock: &'a i64) -> Op<'a> {
+        match self {
+            Claim::Pop => Op::Query(crate::store::POP_LOCK_SQL, vec![command_lock]),
+            Claim::Complete(key) => {
+                Op::Query(crate::store::COMPLETE_LOCK_SQL, vec![command_lock, key])
+            }
+        }
+    }
+}
+
+/// Locks job rows by jid (`$1`, an array), in jid order, before a complete
+/// next to pops reads them (a statement of its own, so the read that
+/// follows sees what a pop holding one committed meanwhile).
+const LOCK_JOBS_SQL: &str =
+    "SELECT jid FROM jobs WHERE jid = ANY($1::text[]) ORDER BY jid FOR UPDATE";
+
+/// How many jobs are complete (the `counters` row a trigger keeps).
+const COMPLETE_COUNT_SQL: &str =
+    "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8";
+
+/// [`LOCK_JOBS_SQL`] for one job (`$1`).
+const LOCK_JOB_SQL: &str = "SELECT jid FROM jobs WHERE jid = $1 FOR UPDATE";
+
 /// Appends events, numbered in the order given: one statement whatever
 /// their number (the channels and messages are two bound arrays).
 const EVENTS_SQL: &str = "INSERT INTO events (at, channel, message)
@@ -466,6 +511,8 @@ pub struct PgTx<'t> {
     seq_want: i64,
     /// The schema name when claiming rows (see above).
     claims: Option<String>,
+    /// How rows are claimed (with `claims`).
+    claim: Option<Claim>,
     /// The SQLSTATE of the last statement that failed.
     failed: Option<SqlState>,
     /// No job in the complete set (`queue = ''`, `loc` complete) has a
@@ -556,6 +603,7 @@ impl<'t> PgTx<'t> {
             timing_adds: BTreeMap::new(),
             work_ahead: None,
             claims: None,
+            claim: None,
             failed: None,
             complete_floor: None,
             queues: HashMap::new(),
@@ -609,10 +657,11 @@ impl<'t> PgTx<'t> {
         };
         let pending = coalesce(std::mem::take(&mut self.pending));
         let lead = self.lead.take();
+        let claim = self.claim.unwrap_or(Claim::Pop);
         let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 4);
         if let Some(lock) = &lead {
             all.push(Op::Text(crate::store::BEGIN_SQL));
-            all.push(Op::Query(crate::store::POP_LOCK_SQL, vec![lock]));
+            all.push(claim.lock_op(lock));
         }
         if with_facts {
             all.push(Op::Query(FACTS_SQL, Vec::new()));
@@ -835,7 +884,7 @@ impl<'t> PgTx<'t> {
     /// prefetched row.
     fn note_write(&mut self, jid: &str, loc: Option<Loc>) {
         self.prefetched.remove(jid);
-        if self.claims.is_some() {
+        if !self.keeps_locs() {
             return;
         }
         let complete = |loc: Option<Loc>| i64::from(loc == Some(Loc::Complete));
@@ -865,7 +914,7 @@ impl<'t> PgTx<'t> {
 
     /// Notes job `jid`'s `loc` (`None`: no row) as just read.
     fn note_read(&mut self, jid: &str, loc: Option<Loc>) {
-        if self.claims.is_none() {
+        if self.keeps_locs() {
             self.locs.insert(jid.to_owned(), loc);
         }
     }
@@ -1061,9 +1110,22 @@ impl<'t> PgTx<'t> {
 
     /// Claims the rows a pop may change as it selects them (see the type
     /// doc); `schema` names the per-queue locks.
-    pub fn claiming(mut self, schema: &str) -> PgTx<'t> {
+    pub fn claiming(mut self, schema: &str, claim: Claim) -> PgTx<'t> {
         self.claims = Some(schema.to_owned());
+        self.claim = Some(claim);
         self
+    }
+
+    /// Whether this transaction keeps the placements (`locs`) of the jobs
+    /// it reads and writes, the complete count and prefetched rows: not a
+    /// claiming pop (other pops change rows next to it).
+    fn keeps_locs(&self) -> bool {
+        self.claim != Some(Claim::Pop)
+    }
+
+    /// Whether job rows are read `FOR UPDATE` ([`Claim::Complete`]).
+    fn locks_jobs(&self) -> bool {
+        matches!(self.claim, Some(Claim::Complete(_)))
     }
 
     /// Whether the last failed statement failed only because of concurrent
@@ -2091,7 +2153,8 @@ impl Tx for PgTx<'_> {
             return Ok(job);
         }
         // No FOR UPDATE: a command holding the store's lock exclusively is
-        // alone, and a claiming pop locked the row when it listed it.
+        // alone, and a claiming pop locked the row when it listed it. A
+        // complete next to pops locks it first, in a statement of its own.
         // One row whether or not the job exists: its history comes too.
         const SQL: &str = concat!(
             "SELECT ",
@@ -2101,14 +2164,25 @@ impl Tx for PgTx<'_> {
             " FROM (SELECT $1::text AS want) AS wanted
              LEFT JOIN jobs ON jobs.jid = wanted.want"
         );
-        let row = self
-            .row(SQL, &[&jid])?
-            .ok_or_else(|| corrupt("no row for a job".to_owned()))?;
+        let row = if self.locks_jobs() && !jid.contains('\0') {
+            let mut answers = self.send(vec![
+                Op::Exec(LOCK_JOB_SQL, vec![&jid]),
+                Op::Query(SQL, vec![&jid]),
+            ])?;
+            let rows = answers.pop().map(Answer::rows).unwrap_or_default();
+            if rows.len() > 1 {
+                return Err(corrupt("more than one row for a job".to_owned()));
+            }
+            rows.into_iter().next()
+        } else {
+            self.row(SQL, &[&jid])?
+        };
+        let row = row.ok_or_else(|| corrupt("no row for a job".to_owned()))?;
         self.job_read(jid, &row)
     }
 
     fn prefetch_jobs(&mut self, jids: &[&str]) -> Result<()> {
-        if self.claims.is_some() {
+        if !self.keeps_locs() {
             return Ok(());
         }
         let mut wanted: Vec<&str> = Vec::with_capacity(jids.len());
@@ -2138,11 +2212,20 @@ impl Tx for PgTx<'_> {
         // each, as a put or a complete does), in the same round trip.
         let have = self.seqs.len() + usize::from(self.next_seq.is_some());
         let block = i64::try_from(jids.len().saturating_sub(have)).unwrap_or(0);
-        let mut ops = vec![Op::Query(SQL, vec![&wanted])];
+        let mut ops = Vec::with_capacity(3);
+        let locks = self.locks_jobs();
+        if locks {
+            // A complete next to pops: the rows locked first (see job_get).
+            ops.push(Op::Exec(LOCK_JOBS_SQL, vec![&wanted]));
+        }
+        ops.push(Op::Query(SQL, vec![&wanted]));
         if block > 0 {
             ops.push(Op::Query(SEQ_BLOCK_SQL, vec![&block]));
         }
         let mut answers = self.send(ops)?.into_iter();
+        if locks {
+            answers.next();
+        }
         let rows = answers.next().map(Answer::rows).unwrap_or_default();
         if let Some(seqs) = answers.next() {
             // Taken after every value held: handed out after them.
@@ -2195,7 +2278,7 @@ impl Tx for PgTx<'_> {
                 )
             }
         };
-        let complete_set = queue.is_empty() && loc == Loc::Complete && self.claims.is_none();
+        let complete_set = queue.is_empty() && loc == Loc::Complete && self.keeps_locs();
         if complete_set && self.complete_floor.is_some_and(|floor| max < floor) {
             return Ok(Vec::new());
         }
@@ -2210,6 +2293,24 @@ impl Tx for PgTx<'_> {
         let params: Vec<&(dyn ToSql + Sync)> = vec![&queue, &code, &min, &max, &off, &lim];
         let rows = if loc == Loc::Locked && !queue.contains('\0') {
             self.with_queue_facts(queue, Some(Op::Query(sql, params)))?
+        } else if complete_set && self.complete_n.is_none() {
+            // Expiry: the complete count is read next (to cap the set), so
+            // it comes in this round trip too.
+            let mut answers = self
+                .send(vec![
+                    Op::Query(sql, params),
+                    Op::Query(COMPLETE_COUNT_SQL, vec![]),
+                ])?
+                .into_iter();
+            let rows = answers.next().map(Answer::rows).unwrap_or_default();
+            let count = answers.next().map(Answer::rows).unwrap_or_default();
+            let n = count
+                .first()
+                .ok_or_else(|| corrupt("no complete count".to_owned()))?
+                .try_get::<_, i64>(0)
+                .pg()?;
+            self.complete_n = Some(n);
+            rows
         } else {
             self.rows(sql, &params)?
         };
@@ -2373,11 +2474,8 @@ impl Tx for PgTx<'_> {
             return Ok(n);
         }
         // Sent with the buffered writes: counts them.
-        let n = self.int(
-            "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8",
-            &[],
-        )?;
-        if self.claims.is_none() {
+        let n = self.int(COMPLETE_COUNT_SQL, &[])?;
+        if self.keeps_locs() {
             self.complete_n = Some(n);
         }
         Ok(n)
@@ -2393,9 +2491,10 @@ impl Tx for PgTx<'_> {
         // Whether the row exists, if this transaction knows (not a
         // claiming pop: it keeps no `locs`): then a plain UPDATE or INSERT
         // does, without the upsert's speculative insertion.
-        let exists = match self.claims {
-            None => self.locs.get(&job.jid).map(Option::is_some),
-            Some(_) => None,
+        let exists = if self.keeps_locs() {
+            self.locs.get(&job.jid).map(Option::is_some)
+        } else {
+            None
         };
         if job.loc == Loc::Scheduled {
             if let Some(facts) = self.queues.get_mut(&job.queue) {
