@@ -44,14 +44,12 @@ pub struct PostgresOptions {
     /// command still takes it exclusively. `false`: every command,
     /// pops included, runs alone. See the crate doc.
     pub concurrent_pops: bool,
-    /// Whether completes run next to pops (default `true`): a `complete`
-    /// that moves no job on to another queue, and a `complete_many` of
-    /// such completes, take the command lock in shared mode (as a pop
-    /// does) and a second lock exclusively
-    /// ([`SchemaName::complete_lock_key`]), so completes run one at a
-    /// time but next to pops, reading the rows they change `FOR UPDATE`.
-    /// `false`: they hold the command lock exclusively, as every other
-    /// command does. See the crate doc.
+    /// Whether completes run next to pops and to each other (default
+    /// `true`): a `complete` that moves no job on to another queue, and a
+    /// `complete_many` of such completes, take the command lock in shared
+    /// mode (as a pop does) and read the job rows they change `FOR
+    /// UPDATE`. `false`: they hold the command lock exclusively, as every
+    /// other command does. See the crate doc.
     pub concurrent_completes: bool,
     /// The most commands a pool thread runs in one transaction (group
     /// commit, default 64; 0 counts as 1). A thread that takes a command
@@ -126,15 +124,6 @@ impl SchemaName {
     /// then follow sequence order (see the crate doc).
     pub fn event_lock_key(&self) -> i64 {
         fnv1a64("clew:events:", &self.name)
-    }
-
-    /// The advisory lock a complete running next to pops
-    /// ([`PostgresOptions::concurrent_completes`]) holds exclusively, after
-    /// the command lock in shared mode: completes run one at a time, so
-    /// the complete set and its count, dependencies and batch counts move
-    /// as they did under the command lock.
-    pub fn complete_lock_key(&self) -> i64 {
-        fnv1a64("clew:completes:", &self.name)
     }
 
     /// The advisory lock held while migrating the schema.

@@ -108,19 +108,27 @@
 //! * **Completes next to pops** ([`PostgresOptions::concurrent_completes`],
 //!   on by default). A `complete` that finishes its job (no next queue)
 //!   and a `complete_many` of such take the command lock shared, like a
-//!   pop, then a second lock exclusively (`SchemaName::complete_lock_key`,
-//!   both in the statement after `BEGIN`, sent with the first query), so
-//!   completes run one at a time but next to pops. A complete reads each
+//!   pop (the statement after `BEGIN`, sent with the first query), so
+//!   completes run next to pops and to each other. A complete reads each
 //!   job row after locking it `FOR UPDATE` (a statement of its own before
 //!   the read, so the read sees what a pop holding the row committed): a
 //!   pop handing over an expired lock skips a row a complete holds, and a
 //!   complete waiting for a pop's row reads the handed-over job and is
-//!   refused. Only completes and commands running alone move jobs into or
-//!   out of the complete set or change dependencies, so a complete keeps
-//!   the complete count, placements and prefetched rows as a command
-//!   running alone does. It writes its events under the event lock and
-//!   commits in a round trip of its own, as a pop does
-//!   (`tests/complete_race.rs`).
+//!   refused. It locks a dependent job's row before reading what it still
+//!   waits for, so of two completes removing its last two dependencies
+//!   one sees the other's removal and releases it. The complete count is
+//!   kept in 17 rows (migration 0011: one per transaction id modulo 16,
+//!   plus the first), so completes do not queue on one counter row; a
+//!   complete's count is what was committed when it read it plus its own,
+//!   so completes in flight at once may leave the complete set a few jobs
+//!   above `jobs-history-count` until the next complete (never below: they
+//!   expire the same oldest rows, each locked and re-read before its
+//!   deletion). Pops never move jobs into or out of the complete set or
+//!   change dependencies, so a complete keeps placements and prefetched
+//!   rows as a command running alone does. It writes its events under the
+//!   event lock and commits in a round trip of its own, as a pop does, and
+//!   a claiming command's statistics go with that last round trip, so the
+//!   rows are held from there to the commit (`tests/complete_race.rs`).
 //! * **Events** are appended in the command's transaction; after the commit
 //!   each command hands its numbered events to its sink and replies, and
 //!   within one process sinks see commits in commit order (a turn taken

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_throttles.sql"),
     include_str!("../migrations/0009_throttle_rate.sql"),
     include_str!("../migrations/0010_put_jid_v7.sql"),
+    include_str!("../migrations/0011_complete_count_shards.sql"),
 ];
 
 /// The schema version this build writes and understands.

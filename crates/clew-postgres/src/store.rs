@@ -155,9 +155,6 @@ struct Shared {
     /// Whether completes run next to pops
     /// ([`PostgresOptions::concurrent_completes`]).
     concurrent_completes: bool,
-    /// The lock such a complete holds exclusively
-    /// ([`SchemaName::complete_lock_key`]).
-    complete_lock: i64,
     /// The lock a concurrent pop takes before writing its events.
     event_lock: i64,
     /// The schema's notification channel (set once migrated).
@@ -185,7 +182,7 @@ impl Shared {
         match command {
             Command::Pop { .. } if self.concurrent_pops => Some(Claim::Pop),
             _ if self.concurrent_completes && completes_beside_pops(command) => {
-                Some(Claim::Complete(self.complete_lock))
+                Some(Claim::Complete)
             }
             _ => None,
         }
@@ -283,7 +280,6 @@ impl PostgresStore {
             command_lock: target.schema.command_lock_key(),
             concurrent_pops: options.concurrent_pops,
             concurrent_completes: options.concurrent_completes,
-            complete_lock: target.schema.complete_lock_key(),
             event_lock: target.schema.event_lock_key(),
             channel: OnceLock::new(),
             listening: options.listen,
@@ -933,7 +929,7 @@ impl<'a> OpenTx<'a> {
     }
 
     /// Begins the transaction of a command running next to pops
-    /// ([`POP_LOCK_SQL`] or [`COMPLETE_LOCK_SQL`], one round trip);
+    /// ([`POP_LOCK_SQL`], one round trip);
     /// returns whether it holds the command lock exclusively (puts wait in
     /// the outbox) rather than shared.
     fn begin_pop(conn: &'a mut Conn, lock: i64, claim: Claim) -> Result<(OpenTx<'a>, bool)> {
@@ -1327,16 +1323,6 @@ pub(crate) const POP_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pu
                 ELSE 's' || pg_advisory_xact_lock_shared($1)::text
            END AS command_lock";
 
-/// [`POP_LOCK_SQL`] for a complete running next to pops: in shared mode,
-/// the command lock and then the completes' lock (`$2`,
-/// [`SchemaName::complete_lock_key`]) exclusively, so completes run one at
-/// a time, next to pops.
-pub(crate) const COMPLETE_LOCK_SQL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM put_outbox)
-                THEN 'x' || pg_advisory_xact_lock($1)::text
-                ELSE 's' || pg_advisory_xact_lock_shared($1)::text
-                         || pg_advisory_xact_lock($2)::text
-           END AS command_lock";
-
 /// Whether `command` may run next to pops as a complete
 /// ([`PostgresOptions::concurrent_completes`]): a `complete` that finishes
 /// its job (no next queue: that would add dependencies and register a
@@ -1360,9 +1346,8 @@ const POP_ATTEMPTS: u32 = 8;
 /// run concurrently ([`PostgresOptions::concurrent_pops`]), or a complete
 /// ([`PostgresOptions::concurrent_completes`]).
 ///
-/// It holds the command lock in shared mode (see [`POP_LOCK_SQL`]; a
-/// complete also the completes' lock exclusively, [`COMPLETE_LOCK_SQL`])
-/// and claims what it changes as it selects it ([`PgTx::claiming`]). Event
+/// It holds the command lock in shared mode (see [`POP_LOCK_SQL`]) and
+/// claims what it changes as it selects it ([`PgTx::claiming`]). Event
 /// numbers must still commit in increasing order (a reader paging the log
 /// by number must never see an event appear below one it has read): just
 /// before writing its events, the command takes a second, exclusive

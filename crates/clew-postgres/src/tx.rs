@@ -316,26 +316,26 @@ pub enum Claim {
     /// A pop: it selects what it takes `FOR UPDATE SKIP LOCKED` and keeps
     /// no placements of its own (`locs`): other pops change rows next to it.
     Pop,
-    /// A complete, holding this lock (the completes' lock,
-    /// [`crate::SchemaName::complete_lock_key`]) exclusively as well: it
-    /// reads every job row `FOR UPDATE` (waiting for a pop that holds it,
-    /// then reading its new version), and keeps placements, the complete
-    /// count and prefetched rows as a command running alone does: only
-    /// completes (one at a time) and commands running alone move jobs into
-    /// or out of the complete set or change dependencies; pops never.
-    Complete(i64),
+    /// A complete: it reads every job row `FOR UPDATE` (waiting for a pop
+    /// or complete that holds it, then reading its new version), a
+    /// dependent's before reading its dependencies, lists the complete set
+    /// without claiming it, and keeps placements and prefetched rows as a
+    /// command running alone does (pops never move jobs into or out of the
+    /// complete set, nor change dependencies). Its complete count is of
+    /// what was committed when read, plus its own: completes in flight
+    /// next to it are not in it.
+    Complete,
 }
 
 impl Claim {
     /// The statement that takes the command lock for this claim, after
     /// `BEGIN`: [`crate::store::POP_LOCK_SQL`] or
-    /// [`crate::store::COMPLETE_LOCK_SQL`] (`command_lock`, the schema's
-    /// key).
+    /// (`command_lock`, the schema's key): [`crate::store::POP_LOCK_SQL`]
+    /// for both.
     pub(crate) fn lock_op<'a>(&'a self, command_lock: &'a i64) -> Op<'a> {
         match self {
-            Claim::Pop => Op::Query(crate::store::POP_LOCK_SQL, vec![command_lock]),
-            Claim::Complete(key) => {
-                Op::Query(crate::store::COMPLETE_LOCK_SQL, vec![command_lock, key])
+            Claim::Pop | Claim::Complete => {
+                Op::Query(crate::store::POP_LOCK_SQL, vec![command_lock])
             }
         }
     }
@@ -347,9 +347,11 @@ impl Claim {
 const LOCK_JOBS_SQL: &str =
     "SELECT jid FROM jobs WHERE jid = ANY($1::text[]) ORDER BY jid FOR UPDATE";
 
-/// How many jobs are complete (the `counters` row a trigger keeps).
-const COMPLETE_COUNT_SQL: &str =
-    "SELECT COALESCE((SELECT n FROM counters WHERE name = 'complete'), 0)::int8";
+/// How many jobs are complete (the `counters` rows a trigger keeps:
+/// `complete` and its shards `complete:0` to `complete:15`, migration
+/// 0011).
+const COMPLETE_COUNT_SQL: &str = "SELECT COALESCE(SUM(n), 0)::int8 FROM counters
+     WHERE name = 'complete' OR (name >= 'complete:' AND name < 'complete;')";
 
 /// [`LOCK_JOBS_SQL`] for one job (`$1`).
 const LOCK_JOB_SQL: &str = "SELECT jid FROM jobs WHERE jid = $1 FOR UPDATE";
@@ -645,7 +647,14 @@ impl<'t> PgTx<'t> {
     /// [`PgTx::send`]; with `facts`, the facts come first even without a
     /// query (if not read yet).
     fn send_facts(&mut self, ops: Vec<Op<'_>>, facts: bool) -> Result<Vec<Answer>> {
-        self.stage_stats();
+        // A claiming command's statistics go with its last round trip (its
+        // events, its commit or its last flush), or with a savepoint (a
+        // rollback to it drops only what came after), so the rows they
+        // lock are held from there to the commit: pops and completes of a
+        // queue meet on its statistics rows only then.
+        if self.claims.is_none() || ops.iter().any(|op| matches!(op, Op::Text(_))) {
+            self.stage_stats();
+        }
         let with_facts =
             !self.facts_loaded && (facts || ops.iter().any(|op| matches!(op, Op::Query(..))));
         // Placement values announced ahead go with a read (not with a
@@ -779,6 +788,7 @@ impl<'t> PgTx<'t> {
 
     /// Sends the buffered writes (one round trip), if any.
     pub fn flush(&mut self) -> Result<()> {
+        self.stage_stats();
         self.send(Vec::new()).map(drop)
     }
 
@@ -1055,6 +1065,7 @@ impl<'t> PgTx<'t> {
         if commit.is_some() {
             ops.push(Op::Text("COMMIT"));
         }
+        self.stage_stats();
         let answers = self.send(ops)?;
         if events.is_empty() {
             return Ok(Vec::new());
@@ -1123,9 +1134,16 @@ impl<'t> PgTx<'t> {
         self.claim != Some(Claim::Pop)
     }
 
+    /// Whether job listings claim the rows they list (`FOR UPDATE SKIP
+    /// LOCKED`): a pop's. A complete lists only the complete set (to
+    /// expire it) and locks each job it then reads.
+    fn claims_lists(&self) -> bool {
+        self.claim == Some(Claim::Pop)
+    }
+
     /// Whether job rows are read `FOR UPDATE` ([`Claim::Complete`]).
     fn locks_jobs(&self) -> bool {
-        matches!(self.claim, Some(Claim::Complete(_)))
+        self.claim == Some(Claim::Complete)
     }
 
     /// Whether the last failed statement failed only because of concurrent
@@ -1206,6 +1224,8 @@ impl<'t> PgTx<'t> {
         kind: StatKind,
     ) -> Result<TimingStat> {
         let row = if self.claims.is_some() {
+            // Samples added and not written yet go first.
+            self.stage_stats();
             self.claim_timing(queue, day, kind)?
         } else {
             self.row(
@@ -2005,6 +2025,13 @@ impl Tx for PgTx<'_> {
     }
 
     fn dep_remove(&mut self, jid: &str, dep: &str) -> Result<()> {
+        if self.locks_jobs() {
+            // Completes run next to each other: two completing the last
+            // two dependencies of one job each read its dependencies after
+            // the other's removal commits (the row held from here), so one
+            // of them sees none left and releases it.
+            self.write(LOCK_JOB_SQL, &[Arg::Str(jid)])?;
+        }
         self.write(
             "DELETE FROM deps WHERE jid = $1 AND dep = $2",
             &[Arg::Str(jid), Arg::Str(dep)],
@@ -2256,7 +2283,7 @@ impl Tx for PgTx<'_> {
         lim: i64,
     ) -> Result<Vec<String>> {
         let (min, max) = bounds(range);
-        let sql = match (loc == Loc::Work, self.claims.is_some()) {
+        let sql = match (loc == Loc::Work, self.claims_lists()) {
             (true, false) => {
                 concat!("SELECT jid FROM jobs", list_work!())
             }
@@ -2354,7 +2381,7 @@ impl Tx for PgTx<'_> {
         // until its commit (other pops skip them meanwhile).
         let ahead = loc == Loc::Locked
             && off == 0
-            && self.claims.is_some()
+            && self.claims_lists()
             && self.rate_idle == Some(true)
             && self
                 .queues
@@ -2369,7 +2396,7 @@ impl Tx for PgTx<'_> {
             list_work!(),
             " FOR UPDATE SKIP LOCKED"
         );
-        let sql = match (loc == Loc::Work, self.claims.is_some()) {
+        let sql = match (loc == Loc::Work, self.claims_lists()) {
             (true, false) => concat!(
                 "SELECT ",
                 job_cols!(),

@@ -1,9 +1,8 @@
 //! Batches under concurrency on PostgreSQL: two `PostgresStore`s on one
 //! schema (two servers), many callers finishing the last jobs of a batch at
 //! once. The counters stay exact and the callback is put exactly once:
-//! completes run one at a time (the completes' lock, next to pops, or the
-//! schema's command lock held exclusively); concurrent pops (shared lock)
-//! that fail jobs whose lock expired meet them on the batch row, which
+//! completes and pops (which fail jobs whose lock expired) run next to each
+//! other under the shared command lock, and meet on the batch row, which
 //! `batch_get` locks `FOR UPDATE`.
 //!
 //! Without PostgreSQL these print why and pass, unless `CI=true`.

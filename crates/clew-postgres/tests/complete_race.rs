@@ -4,7 +4,8 @@
 //! `FOR UPDATE` first: either the complete takes the row (and the pop skips
 //! it) or the pop does (and the complete, reading the row the pop
 //! committed, is refused: the job was handed to another worker). Never
-//! both.
+//! both. Completes also run next to each other: the last test completes
+//! the two dependencies of many jobs at once.
 //!
 //! Uses its own temporary schema of the test database
 //! (`CLEW_TEST_POSTGRES_URL`); without PostgreSQL it prints why and passes,
@@ -221,5 +222,104 @@ fn race(runtime: &tokio::runtime::Runtime, ea: &Engine, eb: &Engine, queue: &str
         // A wait sample per pop: wa's first and the hand-overs.
         assert_eq!(stats["wait"]["count"], JOBS + handed.len(), "{stats}");
         assert_eq!(stats["run"]["count"], completed.len(), "{stats}");
+    });
+}
+
+/// Completes run next to each other too: 150 jobs each wait for two
+/// others, and two threads (one store each) complete the first and the
+/// second of every pair at once, in batches of 5 begun together. Each
+/// complete removes
+/// its dependency and looks at what the waiting job still waits for; the
+/// waiting job's row is locked before that look, so one of the two always
+/// sees the other's removal and releases it: every waiting job ends
+/// `waiting`, none stays in `depends`.
+#[test]
+fn two_completes_of_a_jobs_last_dependencies_release_it() {
+    if testing::skip() {
+        return;
+    }
+    const PAIRS: usize = 150;
+    let schema = TempSchema::new();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let open = || {
+        let options = PostgresOptions {
+            pool_size: 4,
+            ..schema.options()
+        };
+        Arc::new(schema.open(options).expect("store"))
+    };
+    let (a, b) = (open(), open());
+    let (ea, eb) = (Engine::new(a.clone()), Engine::new(b.clone()));
+    runtime.block_on(async {
+        for i in 0..PAIRS {
+            let (x, y, z) = (format!("x{i:03}"), format!("y{i:03}"), format!("z{i:03}"));
+            ok(&ea, "put", 1.0, &["m", "d", &x, "k", "{}", "0"]).await;
+            ok(&ea, "put", 1.0, &["m", "d", &y, "k", "{}", "0"]).await;
+            let deps = serde_json::json!([x, y]).to_string();
+            ok(
+                &ea,
+                "put",
+                1.0,
+                &["m", "later", &z, "k", "{}", "0", "depends", &deps],
+            )
+            .await;
+        }
+        let mut popped = 0;
+        while popped < 2 * PAIRS {
+            let got = ok(&ea, "pop", 2.0, &["d", "wa", "100"]).await;
+            popped += got.as_array().map_or(0, Vec::len);
+        }
+    });
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = [("x", ea.clone()), ("y", eb.clone())]
+        .into_iter()
+        .map(|(prefix, engine)| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let jids: Vec<String> = (0..PAIRS).map(|i| format!("{prefix}{i:03}")).collect();
+                    for chunk in jids.chunks(5) {
+                        // Both threads begin each batch together.
+                        start.wait();
+                        let commands = chunk.iter().map(|jid| complete("d", jid)).collect();
+                        let batch = Command::Batch {
+                            commands,
+                            atomic: false,
+                        };
+                        let reply = engine
+                            .execute_at(Timestamp::from_secs(3), batch)
+                            .await
+                            .expect("complete_many");
+                        let Reply::Batch(results) = reply else {
+                            panic!("complete_many: {reply:?}");
+                        };
+                        for (jid, result) in chunk.iter().zip(results) {
+                            assert!(result.is_ok(), "{jid}: {result:?}");
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("completer");
+    }
+    runtime.block_on(async {
+        let mut stuck = Vec::new();
+        for i in 0..PAIRS {
+            let z = format!("z{i:03}");
+            let job = ok(&ea, "get", 4.0, &[&z]).await;
+            if job["state"] != "waiting" {
+                stuck.push(format!("{z}: {} {}", job["state"], job["dependencies"]));
+            }
+        }
+        assert!(stuck.is_empty(), "not released: {stuck:?}");
+        let counts = ok(&eb, "queues", 4.0, &["later"]).await;
+        assert_eq!(counts["waiting"], PAIRS, "{counts}");
+        assert_eq!(counts["depends"], 0, "{counts}");
     });
 }
