@@ -929,14 +929,15 @@ impl<'a> OpenTx<'a> {
     }
 
     /// Begins the transaction of a command running next to pops
-    /// ([`POP_LOCK_SQL`], one round trip);
-    /// returns whether it holds the command lock exclusively (puts wait in
-    /// the outbox) rather than shared.
-    fn begin_pop(conn: &'a mut Conn, lock: i64, claim: Claim) -> Result<(OpenTx<'a>, bool)> {
+    /// ([`POP_LOCK_SQL`], one round trip); returns whether it holds the
+    /// command lock exclusively (puts wait in the outbox) rather than
+    /// shared.
+    fn begin_pop(conn: &'a mut Conn, lock: i64) -> Result<(OpenTx<'a>, bool)> {
         let tx = OpenTx { conn, open: true };
-        let answers = tx
-            .conn
-            .send(vec![Op::Text(BEGIN_SQL), claim.lock_op(&lock)])?;
+        let answers = tx.conn.send(vec![
+            Op::Text(BEGIN_SQL),
+            Op::Query(POP_LOCK_SQL, vec![&lock]),
+        ])?;
         let mut exclusive = false;
         for row in answers
             .into_iter()
@@ -1378,7 +1379,7 @@ fn run_claiming(
         let (mut tx, exclusive) = if deferred {
             (OpenTx::deferred_pop(conn), false)
         } else {
-            OpenTx::begin_pop(conn, shared.command_lock, claim)?
+            OpenTx::begin_pop(conn, shared.command_lock)?
         };
         if exclusive {
             let drained = tx.drain_page()?;

@@ -327,20 +327,6 @@ pub enum Claim {
     Complete,
 }
 
-impl Claim {
-    /// The statement that takes the command lock for this claim, after
-    /// `BEGIN`: [`crate::store::POP_LOCK_SQL`] or
-    /// (`command_lock`, the schema's key): [`crate::store::POP_LOCK_SQL`]
-    /// for both.
-    pub(crate) fn lock_op<'a>(&'a self, command_lock: &'a i64) -> Op<'a> {
-        match self {
-            Claim::Pop | Claim::Complete => {
-                Op::Query(crate::store::POP_LOCK_SQL, vec![command_lock])
-            }
-        }
-    }
-}
-
 /// Locks job rows by jid (`$1`, an array), in jid order, before a complete
 /// next to pops reads them (a statement of its own, so the read that
 /// follows sees what a pop holding one committed meanwhile).
@@ -448,6 +434,11 @@ impl StatementCache {
 ///   read `FOR UPDATE` (its row created first if missing), so concurrent
 ///   updates queue up instead of losing one; counters and histogram
 ///   buckets are incremented in SQL.
+///
+/// A complete claims too ([`Claim::Complete`], next to pops and other
+/// completes): it locks each job row `FOR UPDATE` before it reads it (a
+/// dependent's before it reads what the dependent still waits for), and
+/// lists the complete set plainly (see [`Claim`]).
 pub struct PgTx<'t> {
     conn: &'t mut PgConn,
     statements: &'t mut StatementCache,
@@ -522,8 +513,9 @@ pub struct PgTx<'t> {
     /// to a cutoff found none, lowered when this transaction saves a
     /// complete job, forgotten with a rolled-back savepoint. Expiring
     /// completed jobs below it needs no query (each complete of a batch
-    /// expires at the same cutoff). Kept only by a command holding the
-    /// store's lock exclusively (not by a claiming pop).
+    /// expires at the same cutoff). Not kept by a claiming pop. (A
+    /// complete running next to others keeps it: they add complete jobs
+    /// at their own `now`, above any cutoff.)
     complete_floor: Option<i64>,
     /// Queues' facts ([`QUEUE_FACTS_SQL`]), as read and kept since.
     queues: HashMap<String, QueueFacts>,
@@ -534,9 +526,10 @@ pub struct PgTx<'t> {
     /// Rows read ahead by [`Tx::prefetch_jobs`] (`None`: no such job) and
     /// not asked for yet: `job_get` takes a job's row from here once; this
     /// transaction's own writes of a job drop it (`job_save`, `job_delete`),
-    /// as do writes of several rows and a rolled-back savepoint. Kept only
-    /// by a command holding the store's lock exclusively (no one else
-    /// writes jobs meanwhile), not by a claiming pop.
+    /// as do writes of several rows and a rolled-back savepoint. Kept by a
+    /// command holding the store's lock exclusively (no one else writes
+    /// jobs meanwhile) and by a complete (it read the rows locked), not by
+    /// a claiming pop.
     prefetched: HashMap<String, Option<JobRecord>>,
     /// The `loc` of each job this transaction read or wrote, as it is now
     /// (`None`: no row), so that its own writes keep [`PgTx::complete_n`]
@@ -546,8 +539,10 @@ pub struct PgTx<'t> {
     /// a trigger), kept up to date from this transaction's own writes of
     /// jobs whose `loc` it knows (`locs`), forgotten on a write of one it
     /// does not know or a rolled-back savepoint. Only moves into or out of
-    /// the complete set change it, and those are made only under the
-    /// store's lock held exclusively (a claiming pop keeps no count).
+    /// the complete set change it, and those are made under the store's
+    /// lock held exclusively or by completes (a claiming pop keeps no
+    /// count); a complete's count misses what completes next to it have
+    /// not committed yet when it reads it (see [`Claim::Complete`]).
     complete_n: Option<i64>,
     /// Batch items run without savepoints ([`PgTx::optimistic`]).
     optimistic: bool,
@@ -666,11 +661,10 @@ impl<'t> PgTx<'t> {
         };
         let pending = coalesce(std::mem::take(&mut self.pending));
         let lead = self.lead.take();
-        let claim = self.claim.unwrap_or(Claim::Pop);
         let mut all: Vec<Op<'_>> = Vec::with_capacity(pending.len() + ops.len() + 4);
         if let Some(lock) = &lead {
             all.push(Op::Text(crate::store::BEGIN_SQL));
-            all.push(claim.lock_op(lock));
+            all.push(Op::Query(crate::store::POP_LOCK_SQL, vec![lock]));
         }
         if with_facts {
             all.push(Op::Query(FACTS_SQL, Vec::new()));
