@@ -48,6 +48,39 @@ fn complete(queue: &str, jid: &str) -> Command {
     })
 }
 
+/// Two engines, each on a store of its own (pool of 4) on `schema`: two
+/// servers on one database.
+fn two_engines(schema: &TempSchema) -> (Engine, Engine) {
+    let open = || {
+        let options = PostgresOptions {
+            pool_size: 4,
+            ..schema.options()
+        };
+        let store = schema.open(options).expect("store");
+        assert!(
+            store.options().concurrent_completes,
+            "completes next to pops"
+        );
+        Engine::new(Arc::new(store))
+    };
+    (open(), open())
+}
+
+/// Runs `task` on a thread of its own, on a runtime of its own.
+fn on_thread<T, F>(task: impl FnOnce() -> F + Send + 'static) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(task())
+    })
+}
+
 /// 600 jobs popped by `wa`, whose locks then expire: two threads complete
 /// them for `wa` (`complete_many` of 20 from the last job back, through
 /// one store) while two
@@ -63,16 +96,7 @@ fn a_complete_and_a_pop_handing_over_its_expired_job_never_both_win() {
     }
     let schema = TempSchema::new();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let open = || {
-        let options = PostgresOptions {
-            pool_size: 4,
-            ..schema.options()
-        };
-        Arc::new(schema.open(options).expect("store"))
-    };
-    let (a, b) = (open(), open());
-    assert!(a.options().concurrent_completes, "completes next to pops");
-    let (ea, eb) = (Engine::new(a.clone()), Engine::new(b.clone()));
+    let (ea, eb) = two_engines(&schema);
     runtime.block_on(async {
         ok(&ea, "config.set", 0.0, &["grace-period", "0"]).await;
     });
@@ -110,13 +134,9 @@ fn race(runtime: &tokio::runtime::Runtime, ea: &Engine, eb: &Engine, queue: &str
                 .flatten()
                 .cloned()
                 .collect();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+            on_thread(move || {
                 start.wait();
-                runtime.block_on(async move {
+                async move {
                     let mut done = Vec::new();
                     for chunk in mine.chunks(BATCH) {
                         let commands = chunk.iter().map(|jid| complete(&queue, jid)).collect();
@@ -141,7 +161,7 @@ fn race(runtime: &tokio::runtime::Runtime, ea: &Engine, eb: &Engine, queue: &str
                         }
                     }
                     done
-                })
+                }
             })
         })
         .collect();
@@ -149,13 +169,9 @@ fn race(runtime: &tokio::runtime::Runtime, ea: &Engine, eb: &Engine, queue: &str
         .map(|p| {
             let (engine, start, completing) = (eb.clone(), start.clone(), completing.clone());
             let queue = queue.to_owned();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+            on_thread(move || {
                 start.wait();
-                runtime.block_on(async move {
+                async move {
                     let worker = format!("wb{p}");
                     let mut handed = Vec::new();
                     loop {
@@ -169,7 +185,7 @@ fn race(runtime: &tokio::runtime::Runtime, ea: &Engine, eb: &Engine, queue: &str
                             handed.push(job["jid"].as_str().expect("jid").to_owned());
                         }
                     }
-                })
+                }
             })
         })
         .collect();
@@ -241,15 +257,7 @@ fn two_completes_of_a_jobs_last_dependencies_release_it() {
     const PAIRS: usize = 150;
     let schema = TempSchema::new();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let open = || {
-        let options = PostgresOptions {
-            pool_size: 4,
-            ..schema.options()
-        };
-        Arc::new(schema.open(options).expect("store"))
-    };
-    let (a, b) = (open(), open());
-    let (ea, eb) = (Engine::new(a.clone()), Engine::new(b.clone()));
+    let (ea, eb) = two_engines(&schema);
     runtime.block_on(async {
         for i in 0..PAIRS {
             let (x, y, z) = (format!("x{i:03}"), format!("y{i:03}"), format!("z{i:03}"));
@@ -275,33 +283,27 @@ fn two_completes_of_a_jobs_last_dependencies_release_it() {
         .into_iter()
         .map(|(prefix, engine)| {
             let start = start.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async move {
-                    let jids: Vec<String> = (0..PAIRS).map(|i| format!("{prefix}{i:03}")).collect();
-                    for chunk in jids.chunks(5) {
-                        // Both threads begin each batch together.
-                        start.wait();
-                        let commands = chunk.iter().map(|jid| complete("d", jid)).collect();
-                        let batch = Command::Batch {
-                            commands,
-                            atomic: false,
-                        };
-                        let reply = engine
-                            .execute_at(Timestamp::from_secs(3), batch)
-                            .await
-                            .expect("complete_many");
-                        let Reply::Batch(results) = reply else {
-                            panic!("complete_many: {reply:?}");
-                        };
-                        for (jid, result) in chunk.iter().zip(results) {
-                            assert!(result.is_ok(), "{jid}: {result:?}");
-                        }
+            on_thread(move || async move {
+                let jids: Vec<String> = (0..PAIRS).map(|i| format!("{prefix}{i:03}")).collect();
+                for chunk in jids.chunks(5) {
+                    // Both threads begin each batch together.
+                    start.wait();
+                    let commands = chunk.iter().map(|jid| complete("d", jid)).collect();
+                    let batch = Command::Batch {
+                        commands,
+                        atomic: false,
+                    };
+                    let reply = engine
+                        .execute_at(Timestamp::from_secs(3), batch)
+                        .await
+                        .expect("complete_many");
+                    let Reply::Batch(results) = reply else {
+                        panic!("complete_many: {reply:?}");
+                    };
+                    for (jid, result) in chunk.iter().zip(results) {
+                        assert!(result.is_ok(), "{jid}: {result:?}");
                     }
-                })
+                }
             })
         })
         .collect();
