@@ -502,10 +502,9 @@ pub struct PgTx<'t> {
     /// Placement values announced ([`Tx::seq_reserve`]) beyond those held:
     /// taken with the next read, or as the next block.
     seq_want: i64,
-    /// The schema name when claiming rows (see above).
-    claims: Option<String>,
-    /// How rows are claimed (with `claims`).
-    claim: Option<Claim>,
+    /// When claiming rows (see above): the schema name (for the per-queue
+    /// and per-throttle locks) and how this command claims.
+    claims: Option<(String, Claim)>,
     /// The SQLSTATE of the last statement that failed.
     failed: Option<SqlState>,
     /// No job in the complete set (`queue = ''`, `loc` complete) has a
@@ -566,7 +565,7 @@ impl<'t> PgTx<'t> {
     /// one after another. Other commands hold the store's lock exclusively
     /// and need none.
     fn throttle_lock(&mut self, name: &str) -> Result<()> {
-        if let Some(schema) = self.claims.clone() {
+        if let Some((schema, _)) = self.claims.clone() {
             self.exec(
                 "SELECT pg_advisory_xact_lock(hashtext('clew:throttle:' || $1), hashtext($2))",
                 &[&schema, &name],
@@ -600,7 +599,6 @@ impl<'t> PgTx<'t> {
             timing_adds: BTreeMap::new(),
             work_ahead: None,
             claims: None,
-            claim: None,
             failed: None,
             complete_floor: None,
             queues: HashMap::new(),
@@ -1116,8 +1114,7 @@ impl<'t> PgTx<'t> {
     /// Claims the rows a pop may change as it selects them (see the type
     /// doc); `schema` names the per-queue locks.
     pub fn claiming(mut self, schema: &str, claim: Claim) -> PgTx<'t> {
-        self.claims = Some(schema.to_owned());
-        self.claim = Some(claim);
+        self.claims = Some((schema.to_owned(), claim));
         self
     }
 
@@ -1125,19 +1122,24 @@ impl<'t> PgTx<'t> {
     /// it reads and writes, the complete count and prefetched rows: not a
     /// claiming pop (other pops change rows next to it).
     fn keeps_locs(&self) -> bool {
-        self.claim != Some(Claim::Pop)
+        self.claim() != Some(Claim::Pop)
+    }
+
+    /// How this transaction claims rows, if it does.
+    fn claim(&self) -> Option<Claim> {
+        self.claims.as_ref().map(|(_, claim)| *claim)
     }
 
     /// Whether job listings claim the rows they list (`FOR UPDATE SKIP
     /// LOCKED`): a pop's. A complete lists only the complete set (to
     /// expire it) and locks each job it then reads.
     fn claims_lists(&self) -> bool {
-        self.claim == Some(Claim::Pop)
+        self.claim() == Some(Claim::Pop)
     }
 
     /// Whether job rows are read `FOR UPDATE` ([`Claim::Complete`]).
     fn locks_jobs(&self) -> bool {
-        self.claim == Some(Claim::Complete)
+        self.claim() == Some(Claim::Complete)
     }
 
     /// Whether the last failed statement failed only because of concurrent
@@ -1204,10 +1206,8 @@ impl<'t> PgTx<'t> {
 
     /// Runs a query returning one integer (`COUNT(*)` and the like).
     fn int(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<i64> {
-        self.row(sql, params)?
-            .ok_or_else(|| corrupt(format!("no value from {sql:?}")))?
-            .try_get::<_, i64>(0)
-            .pg()
+        let rows = self.rows(sql, params)?;
+        one_int(&rows, sql)
     }
 
     /// Reads a timing statistic (claimed `FOR UPDATE` when claiming).
@@ -1734,6 +1734,16 @@ macro_rules! history_col {
     };
 }
 
+/// The one integer answering `sql` (`COUNT(*)` and the like), from its
+/// rows.
+fn one_int(rows: &[Row], sql: &str) -> Result<i64> {
+    match rows {
+        [row] => row.try_get::<_, i64>(0).pg(),
+        [] => Err(corrupt(format!("no value from {sql:?}"))),
+        _ => Err(corrupt(format!("more than one row from {sql:?}"))),
+    }
+}
+
 /// Reads [`history_col!`]'s text.
 fn history_from_json(text: Option<&str>) -> Result<Vec<HistoryEntry>> {
     let Some(text) = text else {
@@ -2146,7 +2156,7 @@ impl Tx for PgTx<'_> {
     // --- jobs ----------------------------------------------------------
 
     fn job_count(&mut self, queue: &str, loc: Loc, range: TimeRange) -> Result<i64> {
-        if let Some(schema) = self.claims.clone() {
+        if let Some((schema, _)) = self.claims.clone() {
             // A pop counts a capped queue's running jobs: pops of the queue
             // count (and take jobs) one after another from here.
             self.exec(
@@ -2325,12 +2335,7 @@ impl Tx for PgTx<'_> {
                 .into_iter();
             let rows = answers.next().map(Answer::rows).unwrap_or_default();
             let count = answers.next().map(Answer::rows).unwrap_or_default();
-            let n = count
-                .first()
-                .ok_or_else(|| corrupt("no complete count".to_owned()))?
-                .try_get::<_, i64>(0)
-                .pg()?;
-            self.complete_n = Some(n);
+            self.complete_n = Some(one_int(&count, COMPLETE_COUNT_SQL)?);
             rows
         } else {
             self.rows(sql, &params)?
