@@ -51,6 +51,15 @@ pub struct PostgresOptions {
     /// UPDATE`. `false`: they hold the command lock exclusively, as every
     /// other command does. See the crate doc.
     pub concurrent_completes: bool,
+    /// Whether puts of new jobs run next to pops, completes and each other
+    /// (default `true`): a `put` (or an atomic or non-atomic batch of
+    /// puts, `put_many`) that names no dependencies, unique key, batch or
+    /// throttles and is not a requeue takes the command lock in shared
+    /// mode. If its job turns out to exist already (it would move it), or
+    /// another put inserts the same jid first, it rolls back and runs
+    /// again alone. `false`: puts hold the command lock exclusively. See
+    /// the crate doc.
+    pub concurrent_puts: bool,
     /// The most commands a pool thread runs in one transaction (group
     /// commit, default 64; 0 counts as 1). A thread that takes a command
     /// other than a concurrent pop also takes the commands already queued
@@ -71,6 +80,7 @@ impl Default for PostgresOptions {
             listen: true,
             concurrent_pops: true,
             concurrent_completes: true,
+            concurrent_puts: true,
             group_max: 64,
         }
     }

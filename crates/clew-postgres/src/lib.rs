@@ -94,10 +94,16 @@
 //!   timing statistics merged in SQL with its last round trip, counters
 //!   incremented in SQL, and a
 //!   capped queue's running count under a per-queue advisory lock. Just
-//!   before writing its events it takes a second, exclusive advisory lock
-//!   (`SchemaName::event_lock_key`) held to its commit, so event-writing
-//!   commits still follow sequence order while the pops' selection work
-//!   overlaps. A pop that finds committed puts waiting in the outbox takes
+//!   before writing its events it takes a second advisory lock
+//!   (`SchemaName::event_lock_key`) in *shared* mode, held to its commit;
+//!   a reader of the event log takes that lock exclusively around its read,
+//!   so it reads once every event numbered so far is committed (or rolled
+//!   back) and none is numbered meanwhile: commands numbering events next
+//!   to each other commit at once (sharing WAL flushes) and a reader
+//!   paging by number still never skips one. Within a process a mutex held
+//!   for the round trip of the events' insert alone (the writes and the
+//!   lock go in the round trip before) makes publication turns follow
+//!   event numbers. A pop that finds committed puts waiting in the outbox takes
 //!   the lock exclusively and drains them first, like any command; a pop
 //!   that loses a deadlock to another pop is run again. Its `BEGIN` and
 //!   lock statement go with its first query (when the lock comes
@@ -129,10 +135,25 @@
 //!   event lock and commits in a round trip of its own, as a pop does, and
 //!   a claiming command's statistics go with that last round trip, so the
 //!   rows are held from there to the commit (`tests/complete_race.rs`).
+//! * **Puts next to pops** ([`PostgresOptions::concurrent_puts`], on by
+//!   default). A `put` that names no dependencies, unique key, batch or
+//!   throttles and is not a requeue, and a batch of such (`put_many`,
+//!   atomic or not), take the command lock shared too: puts run next to
+//!   pops, completes and each other. Whether its job is new is only known
+//!   as it runs: a put that reads an existing job, or whose insert meets a
+//!   row another put inserted meanwhile (a unique violation), rolls back
+//!   and runs again holding the lock exclusively (`tests/put_race.rs`).
+//!   Queue registration takes no row lock once the queue is known.
+//! * **Reads take no command lock.** `length`, `get`, `multiget`, job
+//!   listings, failed groups, statistics, config and the like run in a
+//!   read-only `REPEATABLE READ` transaction, one snapshot, without the
+//!   command lock (unless puts wait in the outbox: then they run alone,
+//!   draining first), so a dashboard or a benchmark looking at a queue
+//!   does not queue behind every command and every command behind it.
 //! * **Events** are appended in the command's transaction; after the commit
 //!   each command hands its numbered events to its sink and replies, and
-//!   within one process sinks see commits in commit order (a turn taken
-//!   under the lock orders publication). A refused command rolls its whole
+//!   within one process sinks see events in number order (a turn taken
+//!   under the exclusive lock, or with the numbering, orders publication). A refused command rolls its whole
 //!   transaction back and publishes nothing.
 //! * **Connections** are plain TCP or Unix sockets (`NoTls`); a lost
 //!   connection is reopened on the next request of its thread.

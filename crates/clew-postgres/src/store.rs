@@ -5,7 +5,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -64,8 +64,13 @@ struct ExecuteRequest {
 /// only when every earlier turn is done, so a sink sees this process's
 /// commits in the order they were made.
 ///
-/// A turn is taken right after the command's advisory lock is granted; the
-/// lock is held until the commit, so turns follow commit order.
+/// A command holding the command lock exclusively takes its turn right
+/// after that lock is granted; the lock is held until the commit, and no
+/// other command of the schema writes meanwhile, so its turn follows
+/// every earlier writer's. A command running next to others takes its
+/// turn as its events are numbered, under [`Shared::numbering`], so this
+/// process's turns follow its event numbers (its commit may come before
+/// an earlier-numbered one's: publication waits for that one's turn).
 #[derive(Debug, Default)]
 struct PublishOrder {
     next: AtomicU64,
@@ -155,8 +160,17 @@ struct Shared {
     /// Whether completes run next to pops
     /// ([`PostgresOptions::concurrent_completes`]).
     concurrent_completes: bool,
+    /// Whether puts of new jobs run next to pops
+    /// ([`PostgresOptions::concurrent_puts`]).
+    concurrent_puts: bool,
     /// The lock a concurrent pop takes before writing its events.
     event_lock: i64,
+    /// Held by a command running next to others (a pop, say) from just
+    /// before the round trip that numbers its events to its taking a
+    /// publication turn: this process's turns follow its event numbers.
+    /// Held for that round trip only, not to the commit (see
+    /// [`run_claiming`]).
+    numbering: Mutex<()>,
     /// The schema's notification channel (set once migrated).
     channel: OnceLock<String>,
     /// Whether a listener runs ([`PostgresOptions::listen`]).
@@ -184,6 +198,7 @@ impl Shared {
             _ if self.concurrent_completes && completes_beside_pops(command) => {
                 Some(Claim::Complete)
             }
+            _ if self.concurrent_puts && puts_beside_pops(command) => Some(Claim::Put),
             _ => None,
         }
     }
@@ -280,7 +295,9 @@ impl PostgresStore {
             command_lock: target.schema.command_lock_key(),
             concurrent_pops: options.concurrent_pops,
             concurrent_completes: options.concurrent_completes,
+            concurrent_puts: options.concurrent_puts,
             event_lock: target.schema.event_lock_key(),
+            numbering: Mutex::new(()),
             channel: OnceLock::new(),
             listening: options.listen,
             commits: watch::channel(0).0,
@@ -741,7 +758,12 @@ impl Worker {
         // Held while waiting: the idle threads take turns at the queue.
         let receiver = self.shared.receiver.lock().ok()?;
         let first = match receiver.recv().ok()? {
-            Request::Execute(first) if self.shared.claim(&first.command).is_none() => first,
+            // Commands next to pops and reads run on their own.
+            Request::Execute(first)
+                if self.shared.claim(&first.command).is_none() && !reads_only(&first.command) =>
+            {
+                first
+            }
             other => return Some(Work::One(other)),
         };
         let mut more = Vec::new();
@@ -771,7 +793,8 @@ impl Worker {
                 limit,
                 reply,
             } => {
-                let result = self.with_conn(|conn| events_after(conn, after, limit));
+                let event_lock = self.shared.event_lock;
+                let result = self.with_conn(|conn| events_after(conn, event_lock, after, limit));
                 Box::new(move || {
                     let _ = reply.send(result);
                 })
@@ -1026,7 +1049,130 @@ fn run_command(
         if let Some(claim) = shared.claim(command) {
             return run_claiming(conn, shared, now, origin, command, claim, turn);
         }
+        if reads_only(command) {
+            if let Some(outcome) = run_read(conn, shared, now, origin, command)? {
+                return Ok(outcome);
+            }
+        }
     }
+    run_alone(conn, shared, now, job, turn)
+}
+
+/// Whether `command` only reads (a queue's length, jobs, statistics,
+/// config, ...): it runs without the command lock ([`run_read`]).
+fn reads_only(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Length { .. }
+            | Command::Get { .. }
+            | Command::MultiGet { .. }
+            | Command::Jobs { .. }
+            | Command::JobsComplete { .. }
+            | Command::Failed { .. }
+            | Command::Stats { .. }
+            | Command::Queues { .. }
+            | Command::ConfigGet { .. }
+            | Command::TagGet { .. }
+            | Command::TagTop { .. }
+            | Command::RecurGet { .. }
+            | Command::UniqueGet { .. }
+            | Command::ThrottleGet { .. }
+            | Command::BatchGet { .. }
+            | Command::BatchList { .. }
+            | Command::BatchJobs { .. }
+    )
+}
+
+/// Runs a command that only reads ([`reads_only`]) in a read-only
+/// `REPEATABLE READ` transaction, without the command lock: it sees one
+/// committed state, as it would holding the lock, but neither waits for
+/// the commands in flight nor makes every later command wait for it (a
+/// benchmark looking at a queue's length every few milliseconds had each
+/// look wait 12 ms for the pops and completes in flight, holding up all
+/// that came after). `None` when it must run alone after all: puts wait
+/// in the outbox (a command drains them first), or the logic wrote
+/// (PostgreSQL refuses writes in a read-only transaction).
+fn run_read(
+    conn: &mut Conn,
+    shared: &Shared,
+    now: Timestamp,
+    origin: &Origin,
+    command: &Command,
+) -> Result<Option<Outcome>> {
+    shared.transactions.fetch_add(1, Ordering::Relaxed);
+    let tx = OpenTx::deferred_pop(conn);
+    let answers = tx.conn.send(vec![
+        Op::Text("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        Op::Query(OUTBOX_WAITING_SQL, Vec::new()),
+    ])?;
+    let waiting = answers
+        .into_iter()
+        .nth(1)
+        .map(crate::conn::Answer::rows)
+        .unwrap_or_default()
+        .first()
+        .map(|row| row.try_get::<_, bool>(0))
+        .transpose()
+        .pg()?
+        .unwrap_or(true);
+    if waiting {
+        tx.rollback()?;
+        return Ok(None);
+    }
+    let mut tx = tx;
+    let (outcome, wrote) = {
+        let mut pg = tx.pg().reading();
+        let outcome = apply_logic(
+            &mut pg,
+            shared.apply,
+            now,
+            origin,
+            command,
+            None,
+            &mut || (),
+        );
+        (outcome, pg.failed_read_only())
+    };
+    match outcome {
+        Ok((reply, events)) if events.is_empty() => {
+            tx.commit(None, None)?;
+            Ok(Some(Outcome {
+                result: Ok(reply),
+                events,
+            }))
+        }
+        // Events are written: unreachable, as the insert fails; run alone.
+        Ok(_) => {
+            tx.rollback()?;
+            Ok(None)
+        }
+        Err(_) if wrote => {
+            tx.rollback()?;
+            Ok(None)
+        }
+        Err(e) => {
+            tx.rollback()?;
+            Ok(Some(Outcome {
+                result: Err(e),
+                events: Vec::new(),
+            }))
+        }
+    }
+}
+
+/// Whether puts wait in the outbox.
+const OUTBOX_WAITING_SQL: &str = "SELECT EXISTS (SELECT 1 FROM put_outbox)";
+
+/// Runs a command (or, with no `job`, drains the outbox) holding the
+/// command lock exclusively: optimistically, then with savepoints if a
+/// batch item was refused.
+fn run_alone(
+    conn: &mut Conn,
+    shared: &Shared,
+    now: Timestamp,
+    job: Option<(&Origin, &Command)>,
+    turn: &mut Option<Turn>,
+) -> Result<Outcome> {
     for savepoints in [false, true] {
         shared.transactions.fetch_add(1, Ordering::Relaxed);
         let (tx, drained) = OpenTx::begin(conn, shared.command_lock)?;
@@ -1339,6 +1485,30 @@ fn completes_beside_pops(command: &Command) -> bool {
     }
 }
 
+/// Whether `command` may run next to pops as a put
+/// ([`PostgresOptions::concurrent_puts`]): a `put` that names no
+/// dependencies (a complete finishing one of them next to it could miss the
+/// new edge), unique key, batch or throttles (their rows are counted and
+/// changed by commands holding the lock exclusively) and is not a requeue,
+/// or a batch (atomic or not) of only such. Whether its job is new is only
+/// known once it runs: [`Claim::Put`].
+fn puts_beside_pops(command: &Command) -> bool {
+    let plain = |command: &Command| match command {
+        Command::Put(p) => {
+            p.depends.as_ref().is_none_or(Vec::is_empty)
+                && p.unique.is_none()
+                && p.batch.is_none()
+                && p.throttles.as_ref().is_none_or(Vec::is_empty)
+                && !p.must_exist
+        }
+        _ => false,
+    };
+    match command {
+        Command::Batch { commands, .. } => !commands.is_empty() && commands.iter().all(plain),
+        _ => plain(command),
+    }
+}
+
 /// How many times a command running next to pops that lost a deadlock
 /// (with a pop) is run again before its error is returned.
 const POP_ATTEMPTS: u32 = 8;
@@ -1348,14 +1518,19 @@ const POP_ATTEMPTS: u32 = 8;
 /// ([`PostgresOptions::concurrent_completes`]).
 ///
 /// It holds the command lock in shared mode (see [`POP_LOCK_SQL`]) and
-/// claims what it changes as it selects it ([`PgTx::claiming`]). Event
-/// numbers must still commit in increasing order (a reader paging the log
-/// by number must never see an event appear below one it has read): just
-/// before writing its events, the command takes a second, exclusive
-/// advisory lock ([`crate::SchemaName::event_lock_key`]) and holds it to
-/// its commit, so the commands that write events commit one at a time, in
-/// number order, while their selection work overlaps; its publication turn
-/// is taken there too. One that writes no events takes neither. One that
+/// claims what it changes as it selects it ([`PgTx::claiming`]). Such
+/// commands commit concurrently, so an event number may commit after a
+/// higher one; a reader paging the log by number must still never see an
+/// event appear below one it has read. So, in the round trip that numbers
+/// its events, the command first takes a second advisory lock
+/// ([`crate::SchemaName::event_lock_key`]) in shared mode, held to its
+/// commit, and a reader of the log ([`events_after`]) takes it
+/// exclusively around its read: it reads once every command that has
+/// numbered events has committed (or rolled back), and no command numbers
+/// any while it reads. Commands that write events then commit next to each
+/// other, and their commits share WAL flushes. The publication turn is
+/// taken with the numbering, under [`Shared::numbering`] (held for that
+/// round trip only). One that writes no events takes neither. One that
 /// lost a deadlock is rolled back and run again. A batch of completes runs
 /// without savepoints first ([`PgTx::optimistic`]), and again with them if
 /// an item was refused.
@@ -1394,7 +1569,7 @@ fn run_claiming(
             )?
             .ok_or_else(|| Error::store("internal error: a command ran out of passes"));
         }
-        let (outcome, retryable, drain_first, item_refused) = {
+        let (outcome, retryable, drain_first, item_refused, alone) = {
             let mut pg = tx.pg().claiming(shared.target.schema.as_str(), claim);
             if deferred {
                 pg = pg.begins_pop(shared.command_lock);
@@ -1403,13 +1578,14 @@ fn run_claiming(
                 pg = pg.optimistic();
             }
             let mut locked = || *turn = Some(shared.order.take());
+            let numbering = Some((shared.event_lock, &shared.numbering));
             let outcome = apply_logic(
                 &mut pg,
                 shared.apply,
                 now,
                 origin,
                 command,
-                Some(shared.event_lock),
+                numbering,
                 &mut locked,
             );
             (
@@ -1417,8 +1593,16 @@ fn run_claiming(
                 pg.retryable(),
                 pg.lock_came_exclusive(),
                 pg.item_refused(),
+                pg.must_run_alone(),
             )
         };
+        if alone {
+            // A put found its job (or another put inserted it first):
+            // whatever it did is dropped, and it runs again, alone.
+            tx.rollback()?;
+            *turn = None;
+            return run_alone(conn, shared, now, Some((origin, command)), turn);
+        }
         if drain_first {
             tx.rollback()?;
             *turn = None;
@@ -1462,19 +1646,20 @@ fn run_claiming(
 
 /// Runs the logic for `command`, sends its buffered writes and appends its
 /// events to the log (together: one round trip); any error means roll
-/// back (the transaction or a savepoint). With `event_lock`, that lock is
-/// taken (in the same round trip) before the events are numbered, and
-/// `locked` is called once it is held.
+/// back (the transaction or a savepoint). With `numbering` (the event
+/// lock's key and [`Shared::numbering`]), the mutex is held from before
+/// the round trip that numbers the events to `locked`'s return, and that
+/// round trip first takes the event lock shared (see [`run_claiming`]).
 pub(crate) fn apply_logic(
     tx: &mut PgTx<'_>,
     apply: ApplyFn,
     now: Timestamp,
     origin: &Origin,
     command: &Command,
-    event_lock: Option<i64>,
+    numbering: Option<(i64, &Mutex<()>)>,
     locked: &mut dyn FnMut(),
 ) -> Result<(Reply, Vec<Event>)> {
-    apply_logic_then(tx, apply, now, origin, command, event_lock, locked, None)
+    apply_logic_then(tx, apply, now, origin, command, numbering, locked, None)
         .map(|(reply, events, _)| (reply, events))
 }
 
@@ -1519,7 +1704,7 @@ pub(crate) fn apply_logic_then(
     now: Timestamp,
     origin: &Origin,
     command: &Command,
-    event_lock: Option<i64>,
+    numbering: Option<(i64, &Mutex<()>)>,
     locked: &mut dyn FnMut(),
     commit: Option<Commit<'_>>,
 ) -> Result<(Reply, Vec<Event>, bool)> {
@@ -1549,11 +1734,25 @@ pub(crate) fn apply_logic_then(
         .map(|p| (p.channel.as_str(), p.message.as_str()))
         .collect();
     let committed = commit.is_some();
-    let seqs =
-        tx.events_append_then(now, &texts, event_lock, commit.map(|commit| commit.channel))?;
-    if event_lock.is_some() {
+    let guard = match numbering {
+        Some((key, mutex)) => {
+            // The buffered writes and the event lock (shared) first, in a
+            // round trip of their own; then the numbering alone under the
+            // mutex. Nothing sent under it may wait for anything: a write
+            // waiting for a row that another thread of this process holds,
+            // while that thread waits for the mutex, would be a deadlock
+            // PostgreSQL cannot see. The insert of numbered events waits
+            // for no lock.
+            tx.advisory_lock_shared(key)?;
+            Some(mutex.lock().unwrap_or_else(PoisonError::into_inner))
+        }
+        None => None,
+    };
+    let seqs = tx.events_append_then(now, &texts, commit.map(|commit| commit.channel))?;
+    if guard.is_some() {
         locked();
     }
+    drop(guard);
     Ok((
         reply,
         pending
@@ -1570,17 +1769,36 @@ pub(crate) fn apply_logic_then(
     ))
 }
 
-/// Reads the event log (one statement: a consistent snapshot of committed
-/// events; commands commit one at a time, so no lower number can appear
-/// later).
-fn events_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<Event>> {
+/// Reads the event log: in one round trip, a transaction that takes the
+/// event lock exclusively (`event_lock`), then reads. Commands running next
+/// to each other number their events holding that lock shared, to their
+/// commits ([`run_claiming`]); a command holding the command lock
+/// exclusively writes alone. So the read comes once every event numbered
+/// so far is committed or rolled back, and none is numbered while it
+/// reads: no lower number can appear after it.
+fn events_after(conn: &mut Conn, event_lock: i64, after: i64, limit: i64) -> Result<Vec<Event>> {
     let limit = limit.max(0);
-    let answers = conn.send(vec![Op::Query(
-        "SELECT seq, at, channel, message FROM events WHERE seq > $1
-         ORDER BY seq LIMIT $2",
-        vec![&after, &limit],
-    )])?;
+    let answers = conn.send(vec![
+        Op::Text("BEGIN ISOLATION LEVEL READ COMMITTED"),
+        Op::Exec(LOCK_SQL, vec![&event_lock]),
+        Op::Query(
+            "SELECT seq, at, channel, message FROM events WHERE seq > $1
+             ORDER BY seq LIMIT $2",
+            vec![&after, &limit],
+        ),
+        Op::Text("COMMIT"),
+    ]);
+    let answers = match answers {
+        Ok(answers) => answers,
+        Err(e) => {
+            // Whatever failed, the transaction ends here.
+            let _ = conn.send(vec![Op::Text("ROLLBACK")]);
+            return Err(e);
+        }
+    };
     answers
+        .into_iter()
+        .nth(2)
         .into_iter()
         .flat_map(crate::conn::Answer::rows)
         .map(|r| {

@@ -73,10 +73,14 @@ async fn round_trips_of_put_pop_and_complete() {
     // expired locks: 3, 6, 5; before a complete ran next to pops (its
     // `BEGIN` and locks with its first query, its `COMMIT` on its own
     // after its events) and expiry read the complete count with its
-    // listing: 3, 5, 5. Now 3, 5, 4.
-    assert!(put <= 3, "put: {put} round trips");
-    assert!(pop <= 5, "pop of 100: {pop} round trips");
-    assert!(complete <= 4, "complete: {complete} round trips");
+    // listing: 3, 5, 5; before commands next to pops numbered their
+    // events under the event lock held shared, their writes and that lock
+    // in a round trip of their own before the numbering (so that the
+    // process's numbering mutex is held for the insert of the events
+    // alone): 3, 5, 4. Now 4, 6, 5.
+    assert!(put <= 4, "put: {put} round trips");
+    assert!(pop <= 6, "pop of 100: {pop} round trips");
+    assert!(complete <= 5, "complete: {complete} round trips");
     // Statements the server runs one by one under the schema's lock:
     // before a round trip's job saves and history entries of one kind went
     // as one statement over arrays, 232 for the pop of 100 (a job save and
@@ -188,19 +192,23 @@ async fn round_trips_of_batches_of_puts_and_completes() {
     // its own after its events) and expiry read the complete count with
     // its listing: 4 and 5. Now 3 and 4, the batches' statements
     // prepared by a warm-up first (before it, `put_many`'s 4 included
-    // their preparation).
-    assert!(put_many <= 3, "put_many of 100: {put_many} round trips");
+    // their preparation). 4 and 5 since their events are numbered in a
+    // round trip of their own (see the test above).
+    assert!(put_many <= 4, "put_many of 100: {put_many} round trips");
     assert!(
-        complete_many <= 4,
+        complete_many <= 5,
         "complete_many of 100: {complete_many} round trips"
     );
     // Before a round trip's job saves and history entries of one kind
     // went as one statement over arrays: 210 and 216; 12 and 20 before
     // the timing statistic was merged in SQL; 12 and 19 before a complete
     // next to pops locked its jobs' rows first (a statement of its own).
-    // Now 12 and 20.
+    // 14 and 20 since a `put_many` runs next to pops (it takes the
+    // command lock shared and, before numbering its events, the event
+    // lock shared: the statement the exclusive path saved by draining the
+    // outbox with its lock, and one more).
     assert!(
-        put_many_statements <= 12,
+        put_many_statements <= 14,
         "put_many of 100: {put_many_statements} statements"
     );
     assert!(
