@@ -1645,8 +1645,8 @@ fn run_claiming(
 }
 
 /// Runs the logic for `command`, sends its buffered writes and appends its
-/// events to the log (together: one round trip); any error means roll
-/// back (the transaction or a savepoint). With `numbering` (the event
+/// events to the log (together: one round trip, two with `numbering`); any
+/// error means roll back (the transaction or a savepoint). With `numbering` (the event
 /// lock's key and [`Shared::numbering`]), the mutex is held from before
 /// the round trip that numbers the events to `locked`'s return, and that
 /// round trip first takes the event lock shared (see [`run_claiming`]).

@@ -15,18 +15,17 @@
 //! unless `CI=true`.
 
 mod common;
-use common::{call, ok, page_log_until};
+use common::{call, ok, page_log_until, CommandLock};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clew_core::{
     Command, Engine, Error, Event, MemorySink, Origin, PendingEvent, Reply, Store, Timestamp, Tx,
 };
 use clew_postgres::testing::{self, TempSchema};
-use clew_postgres::{PostgresOptions, SchemaName};
+use clew_postgres::PostgresOptions;
 use serde_json::Value;
 
 /// A store of one pool thread whose puts hold the command lock
@@ -51,44 +50,6 @@ async fn whole_log(store: &dyn Store) -> Vec<Event> {
             return out;
         }
         out.extend(batch);
-    }
-}
-
-/// The schema's command lock, held by a connection of the test's own (on a
-/// plain thread: the synchronous client must not run inside the runtime)
-/// until [`CommandLock::release`].
-struct CommandLock {
-    release: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl CommandLock {
-    /// Takes the lock; returns once it is held.
-    fn hold(schema: &TempSchema) -> CommandLock {
-        let key = SchemaName::new(schema.name())
-            .expect("schema name")
-            .command_lock_key();
-        let mut client = schema.connect().expect("connect");
-        let (held_tx, held_rx) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            client
-                .execute("SELECT pg_advisory_lock($1)", &[&key])
-                .expect("take the command lock");
-            held_tx.send(()).expect("signal");
-            let _ = release_rx.recv();
-            client
-                .execute("SELECT pg_advisory_unlock($1)", &[&key])
-                .expect("release the command lock");
-        });
-        held_rx.recv().expect("the lock holder died");
-        CommandLock { release, thread }
-    }
-
-    /// Lets the store's commands run.
-    fn release(self) {
-        let _ = self.release.send(());
-        self.thread.join().expect("the lock holder panicked");
     }
 }
 

@@ -15,9 +15,9 @@
 //! unless `CI=true`.
 
 mod common;
-use common::ok;
+use common::{ok, CommandLock};
 
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use clew_core::command::PutParams;
@@ -121,29 +121,6 @@ fn two_stores_putting_the_same_new_jobs_at_once_both_succeed() {
     }
 }
 
-/// The schema's command lock held exclusively by a session of the test's
-/// own (on a plain thread) until the sender is dropped or sent to.
-fn hold_command_lock(schema: &TempSchema) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let key = SchemaName::new(schema.name())
-        .expect("schema name")
-        .command_lock_key();
-    let mut client = schema.connect().expect("connect");
-    let (held_tx, held_rx) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&key])
-            .expect("take the command lock");
-        held_tx.send(()).expect("signal");
-        let _ = release_rx.recv();
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&key])
-            .expect("release the command lock");
-    });
-    held_rx.recv().expect("the lock holder died");
-    (release, thread)
-}
-
 /// While another session holds the command lock exclusively, `length` and
 /// `get` answer; a `pause` (a write) waits for the lock and runs once it
 /// is released.
@@ -155,7 +132,7 @@ async fn a_read_runs_while_a_command_holds_the_lock() {
     let schema = TempSchema::new();
     let engine = engine(&schema);
     ok(&engine, "put", 1.0, &["w", "q", "j1", "k", "{}", "0"]).await;
-    let (release, holder) = hold_command_lock(&schema);
+    let lock = CommandLock::hold(&schema);
 
     let read = async {
         let length = ok(&engine, "length", 2.0, &["q"]).await;
@@ -175,8 +152,7 @@ async fn a_read_runs_while_a_command_holds_the_lock() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!pause.is_finished(), "a write ran while the lock was held");
-    release.send(()).expect("release");
-    holder.join().expect("holder");
+    lock.release();
     pause.await.expect("pause");
     let queues = ok(&engine, "queues", 4.0, &["q"]).await;
     assert_eq!(queues["paused"], true, "{queues}");

@@ -1,12 +1,13 @@
 //! Helpers shared by this crate's test files.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clew_core::{Engine, Event, Store};
 use clew_postgres::testing::TempSchema;
-use clew_postgres::{PostgresOptions, PostgresStore};
+use clew_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde_json::Value;
 
 /// A store on `schema` with one connection thread: commands queue behind
@@ -86,4 +87,42 @@ pub fn suite_store() -> Option<clew_store_tests::TestStore> {
         store,
         guard: Box::new(schema),
     })
+}
+
+/// The schema's command lock, held by a connection of the test's own (on a
+/// plain thread: the synchronous client must not run inside the runtime)
+/// until [`CommandLock::release`].
+pub struct CommandLock {
+    release: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl CommandLock {
+    /// Takes the lock; returns once it is held.
+    pub fn hold(schema: &TempSchema) -> CommandLock {
+        let key = SchemaName::new(schema.name())
+            .expect("schema name")
+            .command_lock_key();
+        let mut client = schema.connect().expect("connect");
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&key])
+                .expect("take the command lock");
+            held_tx.send(()).expect("signal");
+            let _ = release_rx.recv();
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .expect("release the command lock");
+        });
+        held_rx.recv().expect("the lock holder died");
+        CommandLock { release, thread }
+    }
+
+    /// Lets the store's commands run.
+    pub fn release(self) {
+        let _ = self.release.send(());
+        self.thread.join().expect("the lock holder panicked");
+    }
 }
