@@ -974,6 +974,28 @@ impl<'a> OpenTx<'a> {
         Ok((tx, exclusive))
     }
 
+    /// Begins the read-only snapshot of a command that only reads
+    /// ([`run_read`]), taking no lock (one round trip); returns whether puts
+    /// wait in the outbox (then it must run alone, draining them first).
+    fn begin_read(conn: &'a mut Conn) -> Result<(OpenTx<'a>, bool)> {
+        let tx = OpenTx { conn, open: true };
+        let answers = tx.conn.send(vec![
+            Op::Text("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+            Op::Query(OUTBOX_WAITING_SQL, Vec::new()),
+        ])?;
+        let waiting = match answers
+            .into_iter()
+            .nth(1)
+            .map(crate::conn::Answer::rows)
+            .unwrap_or_default()
+            .first()
+        {
+            Some(row) => row.try_get::<_, bool>(0).pg()?,
+            None => true,
+        };
+        Ok((tx, waiting))
+    }
+
     /// A concurrent pop's transaction whose beginning (`BEGIN` and
     /// [`POP_LOCK_SQL`]) goes with its first round trip
     /// ([`PgTx::begins_pop`]): nothing is sent yet.
@@ -1100,26 +1122,11 @@ fn run_read(
     command: &Command,
 ) -> Result<Option<Outcome>> {
     shared.transactions.fetch_add(1, Ordering::Relaxed);
-    let tx = OpenTx::deferred_pop(conn);
-    let answers = tx.conn.send(vec![
-        Op::Text("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
-        Op::Query(OUTBOX_WAITING_SQL, Vec::new()),
-    ])?;
-    let waiting = answers
-        .into_iter()
-        .nth(1)
-        .map(crate::conn::Answer::rows)
-        .unwrap_or_default()
-        .first()
-        .map(|row| row.try_get::<_, bool>(0))
-        .transpose()
-        .pg()?
-        .unwrap_or(true);
+    let (mut tx, waiting) = OpenTx::begin_read(conn)?;
     if waiting {
         tx.rollback()?;
         return Ok(None);
     }
-    let mut tx = tx;
     let (outcome, wrote) = {
         let mut pg = tx.pg().reading();
         let outcome = apply_logic(

@@ -12,7 +12,7 @@
 //! unless `CI=true`.
 
 mod common;
-use common::ok;
+use common::{ok, on_thread};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,21 +64,6 @@ fn two_engines(schema: &TempSchema) -> (Engine, Engine) {
         Engine::new(Arc::new(store))
     };
     (open(), open())
-}
-
-/// Runs `task` on a thread of its own, on a runtime of its own.
-fn on_thread<T, F>(task: impl FnOnce() -> F + Send + 'static) -> std::thread::JoinHandle<T>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = T>,
-{
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(task())
-    })
 }
 
 /// 600 jobs popped by `wa`, whose locks then expire: two threads complete

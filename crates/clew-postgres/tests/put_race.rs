@@ -15,7 +15,7 @@
 //! unless `CI=true`.
 
 mod common;
-use common::{ok, CommandLock};
+use common::{ok, on_thread, CommandLock};
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -79,13 +79,9 @@ fn two_stores_putting_the_same_new_jobs_at_once_both_succeed() {
             .into_iter()
             .map(|(engine, by)| {
                 let (barrier, command) = (barrier.clone(), put_many(&queue, &jids, by));
-                std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
+                on_thread(move || {
                     barrier.wait();
-                    runtime.block_on(engine.execute_at(Timestamp::from_secs(1), command))
+                    async move { engine.execute_at(Timestamp::from_secs(1), command).await }
                 })
             })
             .collect();

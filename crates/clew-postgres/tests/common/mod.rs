@@ -126,3 +126,18 @@ impl CommandLock {
         self.thread.join().expect("the lock holder panicked");
     }
 }
+
+/// Runs `task` on a thread of its own, on a runtime of its own.
+pub fn on_thread<T, F>(task: impl FnOnce() -> F + Send + 'static) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(task())
+    })
+}
