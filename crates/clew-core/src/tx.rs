@@ -225,7 +225,9 @@ pub trait Tx {
     /// How many jobs are complete, without counting them (the store keeps
     /// a counter).
     fn complete_count(&mut self) -> Result<i64>;
-    /// Deletes a job's row (not its history, tags or edges).
+    /// Deletes a job's row (not its tags or edges). Its history goes too
+    /// where a backend keeps it in the row (SQLite); the logic deletes it
+    /// first either way ([`Tx::history_delete`]).
     fn job_delete(&mut self, jid: &str) -> Result<()>;
     /// A job's row. A backend with concurrent writers locks the row.
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>>;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_batches.sql"),
     include_str!("../migrations/0009_throttles.sql"),
     include_str!("../migrations/0010_throttle_rate.sql"),
+    include_str!("../migrations/0011_history_in_row.sql"),
 ];
 
 /// The schema version this build writes and understands.
@@ -157,4 +158,58 @@ fn apply_next(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "user_version", version + 1)
         .sql()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::{SqliteTx, TxCache};
+    use clew_core::Tx;
+
+    /// Migration 0011 moves each job's history rows into its row, in
+    /// order, details and all, and drops the entries of jobs that are gone.
+    #[test]
+    fn history_rows_move_into_their_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("old.db")).unwrap();
+        for sql in &MIGRATIONS[..10] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 10).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs (jid, klass, queue, state, data, priority, tags, worker,
+                 expires, retries, remaining, time, grace, worker_listed, fail_seq, loc,
+                 sort_prio, sort_time, seq)
+             VALUES ('a', 'K', 'q', 'running', '{}', 0, '[]', 'w', 9, 5, 5, 2, 0, 1, 0, 2,
+                     0, 9, 2),
+                    ('b', 'K', 'q', 'waiting', '{}', 0, '[]', '', 0, 5, 5, 1, 0, 0, 0, 1,
+                     0, 1, 1);
+             INSERT INTO history (id, jid, at, what, extra) VALUES
+                 (3, 'a', 2, 'popped', '{\"worker\":\"w\"}'),
+                 (1, 'a', 1, 'put', '{\"q\":\"q\"}'),
+                 (2, 'gone', 1, 'put', '{}'),
+                 (4, 'a', 3, 'note \"quoted\"', '{\"n\":[1,2]}');",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'history'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+        let mut cache = TxCache::new();
+        let mut tx = SqliteTx::new(&conn, &mut cache);
+        let a = tx.history_list("a").unwrap();
+        let whats: Vec<_> = a.iter().map(|e| e.what.as_str()).collect();
+        assert_eq!(whats, ["put", "popped", "note \"quoted\""]);
+        assert_eq!(a[0].when.0, 1);
+        assert_eq!(a[1].extra["worker"], "w");
+        assert_eq!(a[2].extra["n"], serde_json::json!([1, 2]));
+        assert!(tx.history_list("b").unwrap().is_empty());
+        assert!(tx.history_list("gone").unwrap().is_empty());
+    }
 }

@@ -589,7 +589,7 @@ impl Writer {
     fn flush(&mut self) -> Result<()> {
         self.cache.clear();
         let sql = "BEGIN IMMEDIATE;
-             DELETE FROM jobs; DELETE FROM history; DELETE FROM deps; DELETE FROM tags;
+             DELETE FROM jobs; DELETE FROM deps; DELETE FROM tags;
              DELETE FROM tag_counts; DELETE FROM tracked; DELETE FROM workers; DELETE FROM queues;
              DELETE FROM recurring; DELETE FROM stats_timing; DELETE FROM stats_hist;
              DELETE FROM stats_counters; DELETE FROM config; DELETE FROM events;

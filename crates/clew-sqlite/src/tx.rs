@@ -2,8 +2,9 @@
 //!
 //! Every primitive is at most one or two cached prepared statements
 //! ([`Connection::prepare_cached`]); many need none, answered or buffered
-//! by the [`TxCache`] (events and history entries are written many rows
-//! per statement by [`SqliteTx::flush_stats`]). The caller owns the
+//! by the [`TxCache`] (events are written many rows per statement by
+//! [`SqliteTx::flush_stats`]; a job's history entries go into its row with
+//! its next save). The caller owns the
 //! transaction: the store's writer thread runs a group of commands in one
 //! batch transaction and calls [`SqliteTx::flush`] before committing;
 //! tests use [`crate::testing::in_tx`].
@@ -29,6 +30,10 @@ const CONFIG_CACHE_MAX: usize = 256;
 /// starts over.
 const HISTORY_COUNTS_MAX: usize = 65_536;
 
+/// Most job rows and placements remembered by a [`TxCache`] (counted
+/// together) before it starts over.
+const JOB_ROWS_MAX: usize = 16_384;
+
 /// Rows per multi-row `INSERT` of buffered events and history entries (a
 /// remainder goes in statements of [`ROWS_SMALL`] rows, then one by one).
 const ROWS_LARGE: usize = 32;
@@ -43,6 +48,98 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 /// The [`TxCache`]'s sets (see [`HashMap`]).
 type HashSet<T> = StdHashSet<T, foldhash::fast::RandomState>;
+
+/// A job's history entries not yet written into its row.
+#[derive(Debug, Default)]
+struct PendingHistory {
+    /// The entries in the row are to go (the history was deleted or
+    /// trimmed): the row's history becomes `entries` alone.
+    reset: bool,
+    /// Entries to append, oldest first.
+    entries: Vec<HistoryEntry>,
+}
+
+impl PendingHistory {
+    /// How a save writes it into a row whose `history` is `old` (`None`:
+    /// not known): the `UPDATE`'s bit and the text bound for it, the whole
+    /// array ([`HISTORY_SET`]) or the entries to append without brackets
+    /// ([`HISTORY_APPEND`], only when `old` is not known).
+    fn write(&self, old: Option<&str>) -> Result<(u32, String)> {
+        let old = if self.reset { Some("[]") } else { old };
+        let mut text = String::with_capacity(old.map_or(0, str::len) + 64 * self.entries.len());
+        if let Some(old) = old {
+            // The old array without its closing bracket.
+            text.push_str(&old[..old.len() - 1]);
+        }
+        for entry in &self.entries {
+            if !matches!(text.as_bytes().last(), None | Some(b'[')) {
+                text.push(',');
+            }
+            push_history_entry(&mut text, entry)?;
+        }
+        Ok(match old {
+            Some(_) => {
+                text.push(']');
+                (HISTORY_SET, text)
+            }
+            None => (HISTORY_APPEND, text),
+        })
+    }
+}
+
+/// Appends `entry` as stored in a `history` array: `[at,"what",{extra}]`.
+fn push_history_entry(out: &mut String, entry: &HistoryEntry) -> Result<()> {
+    use std::fmt::Write as _;
+    let _ = write!(out, "[{},", entry.when.0);
+    let what = entry.what.as_str();
+    if what
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        // The usual (`put`, `popped`, `done`): no escaping needed.
+        out.push('"');
+        out.push_str(what);
+        out.push('"');
+    } else {
+        out.push_str(&to_json_text(what)?);
+    }
+    out.push(',');
+    if entry.extra.is_empty() {
+        out.push_str("{}");
+    } else {
+        out.push_str(&to_json_text(&entry.extra)?);
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// A `history` column's entries (see migration 0011: `[at, what, extra]`
+/// arrays, oldest first).
+fn history_from_text(text: &str) -> Result<Vec<HistoryEntry>> {
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<(i64, String, Map<String, Value>)> = serde_json::from_str(text)
+        .map_err(|e| Error::store(format!("sqlite: a job's history is not valid: {e}")))?;
+    Ok(entries
+        .into_iter()
+        .map(|(at, what, extra)| HistoryEntry {
+            when: Timestamp(at),
+            what,
+            extra,
+        })
+        .collect())
+}
+
+/// The number of entries in a `history` column, without building them.
+fn history_len(text: &str) -> Result<i64> {
+    if text == "[]" {
+        return Ok(0);
+    }
+    let entries: Vec<serde::de::IgnoredAny> = serde_json::from_str(text)
+        .map_err(|e| Error::store(format!("sqlite: a job's history is not valid: {e}")))?;
+    Ok(entries.len() as i64)
+}
 
 /// Turns a SQLite error into clew's store error.
 pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
@@ -169,14 +266,17 @@ pub struct TxCache {
     /// Histogram increments not yet written.
     hist: HashMap<(String, i64, StatKind, String), i64>,
     /// Each job's placement (`loc` code, `None`: no such job) as last read
-    /// or written in this group, so a save knows whether the job leaves or
-    /// enters the complete set without reading its row again.
+    /// or written, so a save knows whether the job leaves or enters the
+    /// complete set without reading its row again (kept as `rows` is).
     locs: HashMap<String, Option<i64>>,
-    /// Job rows as read in this group (by `job_get` and
-    /// `job_list_records`) and not changed since, so that `job_save` can
-    /// write only the columns that differ: fewer values bound, and the
-    /// indexes over unchanged columns left alone. Dropped with `locs`, on
-    /// the job's save or delete, and by any other write to `jobs`.
+    /// Job rows as read (by `job_get` and `job_list_records`) or saved,
+    /// so that `job_get` needs no query for them (a complete finds the row
+    /// its pop saved) and `job_save` can write only the columns that
+    /// differ: fewer values bound, and the indexes over unchanged columns
+    /// left alone. Kept from group to group (the writer is the only one
+    /// writing, and [`TxCache::clear`] runs when it is not); dropped on
+    /// the job's delete, by any other write to `jobs`, and with `locs` past
+    /// [`JOB_ROWS_MAX`].
     rows: HashMap<String, JobRecord>,
     /// The text of the `UPDATE` setting each set of columns (a bit per
     /// [`JOB_COLS`] entry) written so far.
@@ -193,12 +293,18 @@ pub struct TxCache {
     event_seq: Option<i64>,
     /// Events appended but not yet written: `(seq, at, channel, message)`.
     events: Vec<(i64, i64, String, String)>,
-    /// History entries appended but not yet written, in order.
-    history: Vec<(String, HistoryEntry)>,
-    /// Each job's number of history entries (written and buffered), as
-    /// last counted or kept up to date since. Every job with buffered
-    /// entries has one (so a count read from the table is complete);
-    /// forgotten only with them, or when written and the map is large.
+    /// History entries appended (or a reset) not yet written into their
+    /// jobs' rows: the job's next save writes them with the rest of its
+    /// row, [`SqliteTx::flush_stats`] whatever is left.
+    history: HashMap<String, PendingHistory>,
+    /// The `history` column of job rows as read in this group (with the
+    /// row by `job_get` and `job_list_records`, or alone to list or count
+    /// it) and kept up to date by their saves, so that a pop's reply lists
+    /// its jobs' histories without another query. Dropped with `rows`.
+    history_texts: HashMap<String, String>,
+    /// Each job's number of history entries (written and pending), as
+    /// last counted or kept up to date since; forgotten when the map is
+    /// large and nothing is pending.
     history_counts: HashMap<String, i64>,
     /// No job with `queue = ''` and `loc = 5` (the complete set) has a
     /// `sort_time` below this, once known (a lower bound: lowered when a
@@ -244,6 +350,7 @@ impl TxCache {
         self.event_seq = None;
         self.events.clear();
         self.history.clear();
+        self.history_texts.clear();
         self.history_counts.clear();
         self.complete_floor = None;
     }
@@ -353,8 +460,11 @@ impl<'a> SqliteTx<'a> {
             }
             self.cache.complete_delta = 0;
         }
-        self.cache.locs.clear();
-        self.cache.rows.clear();
+        if self.cache.rows.len() + self.cache.locs.len() > JOB_ROWS_MAX {
+            self.cache.locs.clear();
+            self.cache.rows.clear();
+            self.cache.history_texts.clear();
+        }
         for ((queue, day, kind, bucket), n) in self.cache.hist.drain() {
             self.conn
                 .prepare_cached(
@@ -392,30 +502,25 @@ impl<'a> SqliteTx<'a> {
             stmt.raw_execute().sql()?;
             rest = &rest[n..];
         }
+        // History entries whose jobs were not saved after them (a save
+        // writes them with its row).
         let history = std::mem::take(&mut self.cache.history);
-        if self.cache.history_counts.len() >= HISTORY_COUNTS_MAX {
-            // Nothing is buffered from here on: any count may go.
-            self.cache.history_counts.clear();
+        for (jid, pending) in history {
+            let (bit, text) = pending.write(None)?;
+            let sql = self
+                .cache
+                .update_sql
+                .entry(bit)
+                .or_insert_with(|| update_sql(bit));
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![jid, text]))
+                .sql()?;
+            self.cache.history_texts.remove(&jid);
         }
-        let mut rest = &history[..];
-        while !rest.is_empty() {
-            let n = chunk(rest.len());
-            let sql = rows_sql(
-                &HISTORY_ROWS,
-                "INSERT INTO history (jid, at, what, extra) VALUES ",
-                n,
-            );
-            let mut stmt = self.conn.prepare_cached(sql).sql()?;
-            for (i, (jid, entry)) in rest[..n].iter().enumerate() {
-                let p = i * 4;
-                stmt.raw_bind_parameter(p + 1, jid.as_str()).sql()?;
-                stmt.raw_bind_parameter(p + 2, entry.when.0).sql()?;
-                stmt.raw_bind_parameter(p + 3, entry.what.as_str()).sql()?;
-                stmt.raw_bind_parameter(p + 4, map_json(&entry.extra)?)
-                    .sql()?;
-            }
-            stmt.raw_execute().sql()?;
-            rest = &rest[n..];
+        if self.cache.history_counts.len() >= HISTORY_COUNTS_MAX {
+            // Nothing is pending from here on: any count may go.
+            self.cache.history_counts.clear();
         }
         Ok(())
     }
@@ -503,9 +608,14 @@ impl<'a> SqliteTx<'a> {
 }
 
 impl SqliteTx<'_> {
-    /// After a save: notes the job's placement (`old`: before it).
+    /// After a save: notes the job's placement (`old`: before it) and, for
+    /// a running job (whose next command reads it: a complete, a failure,
+    /// a heartbeat), its row as saved.
     fn saved(&mut self, job: &JobRecord, old: Option<i64>) {
         self.placed(&job.jid, old, Some(job.loc.code()));
+        if job.state == JobState::Running {
+            self.cache.rows.insert(job.jid.clone(), job.clone());
+        }
         if job.loc == Loc::Complete && job.queue.is_empty() {
             if let Some(floor) = &mut self.cache.complete_floor {
                 *floor = (*floor).min(job.sort_time.0);
@@ -513,11 +623,17 @@ impl SqliteTx<'_> {
         }
     }
 
-    /// Updates the row of `job`, which holds `read`, setting only the
-    /// columns that differ (none: no statement). False if there was no
-    /// such row after all (then nothing was written).
-    fn job_update_changed(&mut self, read: &JobRecord, job: &JobRecord) -> Result<bool> {
-        let mask = changed_cols(read, job)?;
+    /// Updates the row of `job`, setting the [`JOB_COLS`] in `mask` and
+    /// writing `history` (a [`PendingHistory::write`]) into it; nothing to
+    /// set: no statement. False if there was no such row after all (then
+    /// nothing was written).
+    fn job_update(
+        &mut self,
+        mask: u32,
+        job: &JobRecord,
+        history: Option<&(u32, String)>,
+    ) -> Result<bool> {
+        let mask = mask | history.map_or(0, |(bit, _)| *bit);
         if mask == 0 {
             return Ok(true);
         }
@@ -535,9 +651,52 @@ impl SqliteTx<'_> {
                 param += 1;
             }
         }
+        if let Some((_, text)) = history {
+            stmt.raw_bind_parameter(param, text.as_str()).sql()?;
+        }
         Ok(stmt.raw_execute().sql()? == 1)
     }
+
+    /// After a save that wrote `history` (see [`SqliteTx::job_update`])
+    /// into the row of `jid`, which held `old` (`None`: not known).
+    fn history_saved(&mut self, jid: &str, old: Option<String>, history: Option<(u32, String)>) {
+        let text = match history {
+            Some((HISTORY_SET, text)) => text,
+            Some(_) => return,
+            None => match old {
+                Some(old) => old,
+                None => return,
+            },
+        };
+        self.cache.history_texts.insert(jid.to_owned(), text);
+    }
+
+    /// The `history` column of `jid`'s row (`[]` without a row), from the
+    /// cache or else the row.
+    fn history_text(&mut self, jid: &str) -> Result<&str> {
+        if !self.cache.history_texts.contains_key(jid) {
+            let text: Option<String> = self
+                .conn
+                .prepare_cached("SELECT history FROM jobs WHERE jid = ?1")
+                .and_then(|mut s| s.query_row(params![jid], |r| r.get(0)).optional())
+                .sql()?;
+            self.cache
+                .history_texts
+                .insert(jid.to_owned(), text.unwrap_or_else(|| "[]".to_owned()));
+        }
+        Ok(&self.cache.history_texts[jid])
+    }
 }
+
+/// [`update_sql`]'s bit for `history` set to a bound JSON array.
+const HISTORY_SET: u32 = 1 << JOB_COLS.len();
+
+/// [`update_sql`]'s bit for bound entries (JSON texts separated by commas)
+/// appended to `history`, without reading it into the client.
+const HISTORY_APPEND: u32 = 1 << (JOB_COLS.len() + 1);
+
+/// Every [`JOB_COLS`] bit.
+const ALL_COLS: u32 = (1 << JOB_COLS.len()) - 1;
 
 /// The `jobs` columns but `jid`, in [`job_cols_but_jid!`] order.
 const JOB_COLS: [&str; 27] = [
@@ -623,7 +782,8 @@ fn changed_cols(old: &JobRecord, new: &JobRecord) -> Result<u32> {
 }
 
 /// `UPDATE jobs` setting the [`JOB_COLS`] in `mask` to `?2`, `?3`... in
-/// column order, `WHERE jid = ?1`.
+/// column order, then `history` ([`HISTORY_SET`] or [`HISTORY_APPEND`])
+/// from the next parameter, `WHERE jid = ?1`.
 fn update_sql(mask: u32) -> String {
     let mut sql = String::from("UPDATE jobs SET ");
     let mut param = 2;
@@ -636,6 +796,22 @@ fn update_sql(mask: u32) -> String {
             sql.push_str(" = ?");
             sql.push_str(&param.to_string());
             param += 1;
+        }
+    }
+    if mask & (HISTORY_SET | HISTORY_APPEND) != 0 {
+        if param > 2 {
+            sql.push_str(", ");
+        }
+        let p = format!("?{param}");
+        if mask & HISTORY_SET != 0 {
+            sql.push_str(&format!("history = {p}"));
+        } else {
+            // The array's closing bracket replaced by the entries and one
+            // of its own.
+            sql.push_str(&format!(
+                "history = CASE history WHEN '[]' THEN '[' || {p} || ']' \
+                 ELSE substr(history, 1, length(history) - 1) || ',' || {p} || ']' END"
+            ));
         }
     }
     sql.push_str(" WHERE jid = ?1");
@@ -698,9 +874,6 @@ type RowsSql = OnceLock<[String; 3]>;
 
 /// [`RowsSql`] of the events.
 static EVENT_ROWS: RowsSql = OnceLock::new();
-
-/// [`RowsSql`] of the history entries.
-static HISTORY_ROWS: RowsSql = OnceLock::new();
 
 /// `head` followed by `rows` (a [`chunk`] size) groups of four numbered
 /// parameters, from `texts` (built once, not at every write).
@@ -774,6 +947,11 @@ macro_rules! job_cols_but_jid {
          fail_group, fail_seq, loc, sort_prio, sort_time, seq, metadata, unique_key, batch, batch_outcome,
          throttles"
     };
+}
+
+/// Reads a job row selected with [`job_cols!`] then `history`.
+fn job_and_history(row: &Row<'_>) -> rusqlite::Result<(JobRecord, String)> {
+    Ok((job_from_row(row)?, row.get(28)?))
 }
 
 /// Reads a job row selected with [`job_cols!`].
@@ -1116,15 +1294,19 @@ impl Tx for SqliteTx<'_> {
     fn history_append(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
         let count = self.history_count(jid)?;
         self.cache.history_counts.insert(jid.to_owned(), count + 1);
-        self.cache.history.push((jid.to_owned(), entry.clone()));
+        self.cache
+            .history
+            .entry(jid.to_owned())
+            .or_default()
+            .entries
+            .push(entry.clone());
         Ok(())
     }
 
     /// A new job's count is one: no query.
     fn history_append_first(&mut self, jid: &str, entry: &HistoryEntry) -> Result<()> {
         if !self.cache.history_counts.contains_key(jid) {
-            // None written (the contract) and, its count not being known,
-            // none buffered.
+            // None written or pending (the contract).
             self.cache.history_counts.insert(jid.to_owned(), 0);
         }
         self.history_append(jid, entry)
@@ -1136,55 +1318,68 @@ impl Tx for SqliteTx<'_> {
         if let Some(n) = self.cache.history_counts.get(jid) {
             return Ok(*n);
         }
-        // Not known, so none of its entries is buffered: all are written.
-        let n = self.int("SELECT COUNT(*) FROM history WHERE jid = ?1", params![jid])?;
+        let (reset, pending) = self
+            .cache
+            .history
+            .get(jid)
+            .map_or((false, 0), |p| (p.reset, p.entries.len() as i64));
+        let stored = if reset {
+            0
+        } else {
+            history_len(self.history_text(jid)?)?
+        };
+        let n = stored + pending;
         self.cache.history_counts.insert(jid.to_owned(), n);
         Ok(n)
     }
 
+    /// Written by the job's next save (or at the flush): a job deleted
+    /// with its history (the logic's way) costs no statement for it.
     fn history_delete(&mut self, jid: &str) -> Result<()> {
-        self.cache.history.retain(|(j, _)| j != jid);
-        self.cache.history_counts.remove(jid);
-        self.exec("DELETE FROM history WHERE jid = ?1", params![jid])?;
+        self.cache.history.insert(
+            jid.to_owned(),
+            PendingHistory {
+                reset: true,
+                entries: Vec::new(),
+            },
+        );
+        self.cache.history_texts.remove(jid);
+        self.cache.history_counts.insert(jid.to_owned(), 0);
         Ok(())
     }
 
-    /// The written entries, then the buffered ones (appended after them).
+    /// The entries in the row, then the pending ones (appended after them).
     fn history_list(&mut self, jid: &str) -> Result<Vec<HistoryEntry>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT at, what, extra FROM history WHERE jid = ?1 ORDER BY id")
-            .sql()?;
-        let rows = stmt
-            .query_map(params![jid], |r| {
-                Ok(HistoryEntry {
-                    when: Timestamp(r.get(0)?),
-                    what: r.get(1)?,
-                    extra: json_map_col(r, 2)?,
-                })
-            })
-            .sql()?;
-        let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>().sql()?;
-        entries.extend(
-            self.cache
-                .history
-                .iter()
-                .filter(|(j, _)| j == jid)
-                .map(|(_, entry)| entry.clone()),
-        );
+        let reset = self.cache.history.get(jid).is_some_and(|p| p.reset);
+        let mut entries = if reset {
+            Vec::new()
+        } else {
+            history_from_text(self.history_text(jid)?)?
+        };
+        if let Some(pending) = self.cache.history.get(jid) {
+            entries.extend(pending.entries.iter().cloned());
+        }
         Ok(entries)
     }
 
     fn history_trim(&mut self, jid: &str, keep_last: i64) -> Result<()> {
-        self.write_rows()?;
-        self.cache.history_counts.remove(jid);
-        self.exec(
-            "DELETE FROM history WHERE jid = ?1
-               AND id > (SELECT MIN(id) FROM history WHERE jid = ?1)
-               AND id NOT IN (SELECT id FROM history WHERE jid = ?1
-                              ORDER BY id DESC LIMIT ?2)",
-            params![jid, limit(keep_last)],
-        )?;
+        let mut entries = self.history_list(jid)?;
+        let keep_last = usize::try_from(keep_last).unwrap_or(0);
+        if entries.len() <= keep_last + 1 {
+            return Ok(());
+        }
+        entries.drain(1..entries.len() - keep_last);
+        self.cache
+            .history_counts
+            .insert(jid.to_owned(), entries.len() as i64);
+        self.cache.history_texts.remove(jid);
+        self.cache.history.insert(
+            jid.to_owned(),
+            PendingHistory {
+                reset: true,
+                entries,
+            },
+        );
         Ok(())
     }
 
@@ -1203,28 +1398,47 @@ impl Tx for SqliteTx<'_> {
         self.int(sql, params![queue, loc.code(), min, max])
     }
 
+    /// The history goes with the row.
     fn job_delete(&mut self, jid: &str) -> Result<()> {
         let old = self.loc_of(jid)?;
         self.cache.rows.remove(jid);
+        self.cache.history.remove(jid);
+        self.cache.history_texts.remove(jid);
+        self.cache.history_counts.remove(jid);
         self.exec("DELETE FROM jobs WHERE jid = ?1", params![jid])?;
         self.placed(jid, old, None);
         Ok(())
     }
 
+    /// A row read or saved before (this group or an earlier one) comes from
+    /// the cache: a complete finds the row its pop saved.
     fn job_get(&mut self, jid: &str) -> Result<Option<JobRecord>> {
+        if let Some(job) = self.cache.rows.get(jid) {
+            return Ok(Some(job.clone()));
+        }
         let job = self
             .conn
-            .prepare_cached(concat!("SELECT ", job_cols!(), " FROM jobs WHERE jid = ?1"))
-            .and_then(|mut s| s.query_row(params![jid], job_from_row).optional())
+            .prepare_cached(concat!(
+                "SELECT ",
+                job_cols!(),
+                ", history FROM jobs WHERE jid = ?1"
+            ))
+            .and_then(|mut s| s.query_row(params![jid], job_and_history).optional())
             .sql()?;
         self.cache
             .locs
-            .insert(jid.to_owned(), job.as_ref().map(|j| j.loc.code()));
-        match &job {
-            Some(job) => self.cache.rows.insert(jid.to_owned(), job.clone()),
-            None => self.cache.rows.remove(jid),
-        };
-        Ok(job)
+            .insert(jid.to_owned(), job.as_ref().map(|(j, _)| j.loc.code()));
+        Ok(match job {
+            Some((job, history)) => {
+                self.cache.rows.insert(jid.to_owned(), job.clone());
+                self.cache.history_texts.insert(jid.to_owned(), history);
+                Some(job)
+            }
+            None => {
+                self.cache.rows.remove(jid);
+                None
+            }
+        })
     }
 
     fn job_list(
@@ -1270,27 +1484,30 @@ impl Tx for SqliteTx<'_> {
         lim: i64,
     ) -> Result<Vec<JobRecord>> {
         let (min, max) = bounds(range);
-        // As in `job_list`, with the whole rows.
+        // As in `job_list`, with the whole rows and their histories.
         let sql = if loc == Loc::Work {
-            concat!("SELECT ", job_cols!(), " FROM jobs", list_work!())
+            concat!("SELECT ", job_cols!(), ", history FROM jobs", list_work!())
         } else {
-            concat!("SELECT ", job_cols!(), " FROM jobs", list_other!())
+            concat!("SELECT ", job_cols!(), ", history FROM jobs", list_other!())
         };
-        let records = {
+        let rows = {
             let mut stmt = self.conn.prepare_cached(sql).sql()?;
             let rows = stmt
                 .query_map(
                     params![queue, loc.code(), min, max, offset(off), limit(lim)],
-                    job_from_row,
+                    job_and_history,
                 )
                 .sql()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().sql()?
         };
-        for job in &records {
+        let mut records = Vec::with_capacity(rows.len());
+        for (job, history) in rows {
             self.cache
                 .locs
                 .insert(job.jid.clone(), Some(job.loc.code()));
             self.cache.rows.insert(job.jid.clone(), job.clone());
+            self.cache.history_texts.insert(job.jid.clone(), history);
+            records.push(job);
         }
         Ok(records)
     }
@@ -1387,14 +1604,34 @@ impl Tx for SqliteTx<'_> {
 
     fn job_save(&mut self, job: &JobRecord) -> Result<()> {
         let old = self.loc_of(&job.jid)?;
+        // The history entries appended since the last save go with the
+        // row: the whole new array when the old one is known (read with the
+        // row, the usual), else appended in SQL.
+        let old_history = self.cache.history_texts.remove(&job.jid);
+        let history = match self.cache.history.remove(&job.jid) {
+            Some(pending) => Some(pending.write(old_history.as_deref())?),
+            None => None,
+        };
         let read = self.cache.rows.remove(&job.jid);
         if let Some(read) = read.filter(|r| old == Some(r.loc.code())) {
             // The row is as read: set only what changed.
-            if self.job_update_changed(&read, job)? {
+            if self.job_update(changed_cols(&read, job)?, job, history.as_ref())? {
                 self.saved(job, old);
+                self.history_saved(&job.jid, old_history, history);
                 return Ok(());
             }
         }
+        if old.is_some() && self.job_update(ALL_COLS, job, history.as_ref())? {
+            self.saved(job, old);
+            self.history_saved(&job.jid, old_history, history);
+            return Ok(());
+        }
+        // No row: the entries are the whole history.
+        let history = match history {
+            Some((HISTORY_SET, text)) => text,
+            Some((_, text)) => format!("[{text}]"),
+            None => "[]".to_owned(),
+        };
         let tags = strings_json(&job.tags)?;
         let metadata = map_json(&job.metadata)?;
         let throttles = strings_json(&job.throttles)?;
@@ -1428,33 +1665,22 @@ impl Tx for SqliteTx<'_> {
             job.batch,
             job.batch_outcome.code(),
             throttles,
+            history,
         ];
-        // The placement read before tells whether the row exists: a plain
-        // UPDATE or INSERT instead of an upsert's failed insert first (the
-        // statements are short too: the statement cache hashes the text).
-        let updated = old.is_some()
-            && self.exec(
-                concat!(
-                    "UPDATE jobs SET (",
-                    job_cols_but_jid!(),
-                    ") = (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,\
-                     ?21,?22,?23,?24,?25,?26,?27,?28) WHERE jid = ?1"
-                ),
-                params,
-            )? == 1;
-        if !updated {
-            // A row that exists after all fails this loudly (primary key).
-            self.exec(
-                concat!(
-                    "INSERT INTO jobs (",
-                    job_cols!(),
-                    ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,\
-                     ?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)"
-                ),
-                params,
-            )?;
-        }
+        // The placement read before told whether the row exists: a plain
+        // INSERT instead of an upsert's failed insert first. A row that
+        // exists after all fails this loudly (primary key).
+        self.exec(
+            concat!(
+                "INSERT INTO jobs (",
+                job_cols!(),
+                ", history) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,\
+                 ?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29)"
+            ),
+            params,
+        )?;
         self.saved(job, old);
+        self.cache.history_texts.insert(job.jid.clone(), history);
         Ok(())
     }
 

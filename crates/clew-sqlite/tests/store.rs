@@ -145,8 +145,7 @@ async fn a_refused_command_leaves_a_fresh_store_unchanged() {
     let conn = migrated_connection(dir.path().join(DB_FILE)).unwrap();
     let rows: i64 = conn
         .query_row(
-            "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM history)
-                  + (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM queues)
+            "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM queues)
                   + (SELECT COUNT(*) FROM workers)",
             [],
             |r| r.get(0),
@@ -482,6 +481,53 @@ async fn writes_by_another_connection_are_seen() {
     assert_eq!(events.len(), 3);
     assert_eq!(events[1].seq, their_event);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test]
+async fn a_job_changed_by_another_connection_is_read_again() {
+    // The writer keeps the rows it saves (a pop's, for the complete that
+    // follows); another process's commit must make it read them again.
+    let (store, dir) = temp_store();
+    let run = |command: Command| store.execute(now(), command, Arc::new(NullSink));
+    let mut put = clew_core::command::PutParams::new("q", "K");
+    put.jid = "j".into();
+    run(Command::Put(put)).await.unwrap();
+    let popped = run(Command::Pop {
+        queue: "q".into(),
+        worker: "w".into(),
+        count: 1,
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&popped, Reply::Jobs(jobs) if jobs.len() == 1),
+        "{popped:?}"
+    );
+
+    // Another process deletes the job (a CLI's cancel, say).
+    let other = migrated_connection(dir.path().join(DB_FILE)).unwrap();
+    in_tx(&other, |tx| {
+        tx.history_delete("j")?;
+        tx.job_delete("j")
+    })
+    .unwrap();
+
+    let complete = clew_core::command::CompleteParams {
+        jid: "j".into(),
+        worker: "w".into(),
+        queue: "q".into(),
+        data: "{}".into(),
+        next: None,
+        delay: 0.0,
+        depends: Vec::new(),
+        metadata: None,
+    };
+    let err = run(Command::Complete(complete)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let rows: i64 = other
+        .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the complete must not bring the job back");
 }
 
 #[tokio::test]

@@ -395,6 +395,111 @@ fn history_keeps_order_and_trims_to_first_plus_newest() {
 }
 
 #[test]
+fn history_lives_in_the_job_row_across_transactions() {
+    let (conn, _dir) = db();
+    let odd = "log: \"quoted\" \\ tab\t é";
+    // Appended before the save (the logic's way): written with the row.
+    in_tx(&conn, |tx| {
+        tx.history_append_first("j", &HistoryEntry::new(t(1), "put").with("q", "q"))?;
+        tx.job_save(&job("j", "q", Loc::Work, 0, 1, 1))?;
+        tx.history_append_first("k", &HistoryEntry::new(t(1), "put"))?;
+        tx.job_save(&job("k", "q", Loc::Work, 0, 1, 2))?;
+        // Appended after the save: written on its own at the flush.
+        tx.history_append("k", &HistoryEntry::new(t(2), odd).with("n", 1))?;
+        Ok(())
+    })
+    .unwrap();
+    let stored: String = conn
+        .query_row("SELECT history FROM jobs WHERE jid = 'j'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, r#"[[1,"put",{"q":"q"}]]"#);
+    in_tx(&conn, |tx| {
+        // Appended to a row whose history is not known: in SQL.
+        tx.history_append("j", &HistoryEntry::new(t(3), "popped").with("worker", "w"))?;
+        let mut j = job("j", "q", Loc::Locked, 0, 3, 3);
+        j.state = JobState::Running;
+        tx.job_save(&j)?;
+        // Appended to a row read with it: the whole array, from here.
+        let k = tx.job_get("k")?.unwrap();
+        tx.history_append("k", &HistoryEntry::new(t(4), "popped"))?;
+        tx.job_save(&k)?;
+        Ok(())
+    })
+    .unwrap();
+    in_tx(&conn, |tx| {
+        let whats: Vec<_> = tx.history_list("j")?.into_iter().map(|e| e.what).collect();
+        assert_eq!(whats, ["put", "popped"]);
+        assert_eq!(tx.history_list("j")?[1].extra["worker"], "w");
+        let k = tx.history_list("k")?;
+        let whats: Vec<_> = k.iter().map(|e| e.what.as_str()).collect();
+        assert_eq!(whats, ["put", odd, "popped"]);
+        assert_eq!(k[1].when, t(2));
+        assert_eq!(k[1].extra["n"], 1);
+        assert_eq!(tx.history_count("k")?, 3);
+        // Trimmed and deleted histories are written too.
+        tx.history_trim("k", 1)?;
+        tx.history_delete("j")?;
+        tx.history_append("j", &HistoryEntry::new(t(5), "put"))?;
+        Ok(())
+    })
+    .unwrap();
+    in_tx(&conn, |tx| {
+        let whats: Vec<_> = tx.history_list("k")?.into_iter().map(|e| e.what).collect();
+        assert_eq!(whats, ["put", "popped"]);
+        let whats: Vec<_> = tx.history_list("j")?.into_iter().map(|e| e.what).collect();
+        assert_eq!(whats, ["put"]);
+        // The history goes with the row.
+        tx.job_delete("k")?;
+        assert!(tx.history_list("k")?.is_empty());
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_cache_kept_across_transactions_answers_with_the_rows_as_saved() {
+    // The writer keeps one cache from group to group: a running job's row
+    // comes from it, and is what the next save compares against.
+    let (conn, _dir) = db();
+    let mut cache = TxCache::new();
+    let mut run = |f: &mut dyn FnMut(&mut SqliteTx<'_>) -> clew_core::Result<()>| {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut tx = SqliteTx::new(&conn, &mut cache);
+        f(&mut tx).unwrap();
+        tx.flush().unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+    };
+    let mut running = job("j", "q", Loc::Locked, 0, 5, 1);
+    running.state = JobState::Running;
+    running.worker = "w".into();
+    run(&mut |tx| {
+        tx.history_append_first("j", &HistoryEntry::new(t(1), "put"))?;
+        tx.job_save(&job("j", "q", Loc::Work, 0, 1, 1))?;
+        tx.history_append("j", &HistoryEntry::new(t(5), "popped"))?;
+        tx.job_save(&running)
+    });
+    run(&mut |tx| {
+        assert_eq!(tx.job_get("j")?.as_ref(), Some(&running));
+        assert_eq!(tx.history_list("j")?.len(), 2);
+        let mut done = running.clone();
+        done.state = JobState::Complete;
+        done.worker = String::new();
+        done.loc = Loc::Complete;
+        tx.history_append("j", &HistoryEntry::new(t(9), "done"))?;
+        tx.job_save(&done)
+    });
+    let (state, worker, history): (String, String, String) = conn
+        .query_row(
+            "SELECT state, worker, history FROM jobs WHERE jid = 'j'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), worker.as_str()), ("complete", ""));
+    assert_eq!(history, r#"[[1,"put",{}],[5,"popped",{}],[9,"done",{}]]"#);
+}
+
+#[test]
 fn tag_counters_vanish_at_zero_and_top_orders_by_count_then_name() {
     let (conn, _dir) = db();
     in_tx(&conn, |tx| {
