@@ -169,7 +169,7 @@ fn push_display(out: &mut String, n: impl std::fmt::Display) {
 /// Appends `s` as a JSON string: as is between quotes when nothing in it
 /// needs escaping (the usual jid, queue, class, host), else as serde_json
 /// escapes it.
-fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push('"');
         out.push_str(s);

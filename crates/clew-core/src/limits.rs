@@ -50,6 +50,11 @@ pub fn name(cmd: &str, arg: &str, v: &str) -> Result<()> {
             v.len()
         )));
     }
+    // ASCII without C0 controls or DEL (jids, queue and worker names): no
+    // character needs decoding.
+    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if let Some((i, c)) = v.char_indices().find(|(_, c)| is_forbidden_in_name(*c)) {
         return Err(Error::invalid(format!(
             "{cmd}(): Arg \"{arg}\" must not contain control characters: U+{:04X} at byte {i}",
