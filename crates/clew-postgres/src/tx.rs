@@ -463,10 +463,10 @@ impl StatementCache {
 ///   updates queue up instead of losing one; counters and histogram
 ///   buckets are incremented in SQL.
 ///
-/// A complete claims too ([`Claim::Complete`], next to pops and other
+/// A complete claims too (`Claim::Complete`, next to pops and other
 /// completes): it locks each job row `FOR UPDATE` before it reads it (a
 /// dependent's before it reads what the dependent still waits for), and
-/// lists the complete set plainly (see [`Claim`]).
+/// lists the complete set plainly (see `Claim`).
 pub struct PgTx<'t> {
     conn: &'t mut PgConn,
     statements: &'t mut StatementCache,
@@ -1203,7 +1203,7 @@ impl<'t> PgTx<'t> {
             .is_some_and(|code| *code == SqlState::READ_ONLY_SQL_TRANSACTION)
     }
 
-    /// Whether this claiming put met an existing job ([`Claim::Put`]):
+    /// Whether this claiming put met an existing job (`Claim::Put`):
     /// roll back and run the command again holding the lock exclusively.
     pub fn must_run_alone(&self) -> bool {
         self.alone

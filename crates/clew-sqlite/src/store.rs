@@ -356,7 +356,7 @@ impl Store for SqliteStore {
     }
 
     /// The writer announces its own commits; the first subscriber also
-    /// starts the [`Watcher`] for other processes' commits to the file.
+    /// starts the `Watcher` for other processes' commits to the file.
     fn subscribe_commits(&self) -> Option<watch::Receiver<i64>> {
         let open = self.sender.lock().is_ok_and(|s| s.is_some());
         if let (true, Ok(mut watcher)) = (open, self.watcher.lock()) {

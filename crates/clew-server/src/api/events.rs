@@ -216,7 +216,7 @@ async fn scan_forward(
 }
 
 /// Statistics of the lifecycle events matching the filters, per group
-/// (`by`: class, queue or meta:<key>; one group if omitted): event count,
+/// (`by`: class, queue or meta:`<key>`; one group if omitted): event count,
 /// `time_in_queue` (of dequeues) and `time_to_perform` (of finished and
 /// failed performs) as count, p50, p95, p99 (nearest rank), max and mean,
 /// and with `sla=N` the share of dequeues that waited at most N seconds.

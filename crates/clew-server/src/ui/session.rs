@@ -20,7 +20,7 @@
 //! Every state-changing request (any method but GET, HEAD, OPTIONS) that
 //! comes from a browser — it carries the session cookie, an `Origin`
 //! header or a `Sec-Fetch-Site` header — must carry `X-CSRF-Token` equal to
-//! the HMAC of the session id under the session key ([`csrf_token`]), and
+//! the HMAC of the session id under the session key (`csrf_token`), and
 //! its `Origin` (when sent) must be the server itself and its
 //! `Sec-Fetch-Site` not `cross-site`, else it is refused with 403 `csrf`. A page on another site can neither read
 //! that token nor set the header without a CORS preflight, which the server

@@ -210,7 +210,7 @@ pub fn cancel_tracked_job_shows_expired(t: &Harness) {
     assert_eq!(jobs, vec!["b"]);
 }
 
-/// Cancelling a running tracked job publishes log, then w:<worker>, then ql:canceled.
+/// Cancelling a running tracked job publishes log, then w:`<worker>`, then ql:canceled.
 pub fn cancel_running_tracked_job_events_in_order(t: &Harness) {
     t.put(0.0, "q", "a");
     t.pop_one(1.0, "q", "w1");

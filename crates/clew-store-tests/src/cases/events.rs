@@ -151,7 +151,7 @@ pub fn retry_exhaustion_publishes_failed(t: &Harness) {
     );
 }
 
-/// timeout publishes lock_lost on w:<worker>, then on ql:log.
+/// timeout publishes lock_lost on w:`<worker>`, then on ql:log.
 pub fn timeout_publishes_lock_lost(t: &Harness) {
     t.put(0.0, "q", "a");
     t.pop_one(1.0, "q", "w1");

@@ -79,7 +79,7 @@ pub fn retry_last_retry_then_exhaustion(t: &Harness) {
     assert_eq!(t.state("j"), "failed");
 }
 
-/// retry with no retries left fails the job into failed-retries-<queue> with worker ''.
+/// retry with no retries left fails the job into failed-retries-`<queue>` with worker ''.
 pub fn retry_exhausted_fails_job(t: &Harness) {
     start_with(t, 0.0, "q", "j", "w1", "0");
     assert_eq!(t.ok("retry", 7.5, &["j", "q", "w1"]), json!(-1));

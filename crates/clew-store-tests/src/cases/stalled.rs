@@ -220,7 +220,7 @@ pub fn last_retry_handed_over_then_failed(t: &Harness) {
     assert_eq!(t.state("j"), "failed");
 }
 
-/// Exhausting retries through lost locks fails the job into failed-retries-<queue> with worker ''.
+/// Exhausting retries through lost locks fails the job into failed-retries-`<queue>` with worker ''.
 pub fn exhausted_by_invalidation_fails_job(t: &Harness) {
     start_with(t, 0.0, "q", "j", "w1", "0");
     assert_eq!(t.ok("pop", 60.0, &["q", "w2", "1"]), json!([]));

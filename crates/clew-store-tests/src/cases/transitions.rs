@@ -165,7 +165,7 @@ pub fn only_waiting_and_stalled_jobs_are_popped(t: &Harness) {
     });
 }
 
-/// Heartbeat succeeds only on a running job (renewing its lock); otherwise "not currently running: <state>".
+/// Heartbeat succeeds only on a running job (renewing its lock); otherwise "not currently running: `<state>`".
 pub fn heartbeat_allowed_only_when_running(t: &Harness) {
     for_each_state(t, |s, jid, _q| {
         if s == "running" {
@@ -189,7 +189,7 @@ pub fn heartbeat_allowed_only_when_running(t: &Harness) {
     });
 }
 
-/// Complete succeeds only on a running job (→ complete); otherwise "is not currently running: <state>".
+/// Complete succeeds only on a running job (→ complete); otherwise "is not currently running: `<state>`".
 pub fn complete_allowed_only_when_running(t: &Harness) {
     for_each_state(t, |s, jid, q| {
         if s == "running" {
@@ -216,7 +216,7 @@ pub fn complete_allowed_only_when_running(t: &Harness) {
     });
 }
 
-/// Fail succeeds only on a running job (→ failed, queue kept); otherwise "not currently running: <state>".
+/// Fail succeeds only on a running job (→ failed, queue kept); otherwise "not currently running: `<state>`".
 pub fn fail_allowed_only_when_running(t: &Harness) {
     for_each_state(t, |s, jid, q| {
         if s == "running" {
@@ -241,7 +241,7 @@ pub fn fail_allowed_only_when_running(t: &Harness) {
     });
 }
 
-/// Retry succeeds only on a running job (→ waiting, one retry used); otherwise "is not currently running: <state>".
+/// Retry succeeds only on a running job (→ waiting, one retry used); otherwise "is not currently running: `<state>`".
 pub fn retry_allowed_only_when_running(t: &Harness) {
     for_each_state(t, |s, jid, q| {
         if s == "running" {
@@ -269,7 +269,7 @@ pub fn retry_allowed_only_when_running(t: &Harness) {
     });
 }
 
-/// Timeout succeeds only on a running job (→ stalled, expires 0); otherwise "not running: <state>".
+/// Timeout succeeds only on a running job (→ stalled, expires 0); otherwise "not running: `<state>`".
 pub fn timeout_allowed_only_when_running(t: &Harness) {
     for_each_state(t, |s, jid, _q| {
         if s == "running" {
@@ -293,7 +293,7 @@ pub fn timeout_allowed_only_when_running(t: &Harness) {
     });
 }
 
-/// `depends on` succeeds only in the depends state; otherwise "not in the depends state: <state>".
+/// `depends on` succeeds only in the depends state; otherwise "not in the depends state: `<state>`".
 pub fn depends_on_allowed_only_in_depends_state(t: &Harness) {
     t.put(0.5, "blockers", "blocker2");
     for_each_state(t, |s, jid, _q| {
@@ -538,7 +538,7 @@ pub fn log_allowed_in_every_state(t: &Harness) {
     });
 }
 
-/// Every job command on a missing job is NotFound with "<Cmd>(): Job <jid> does not exist".
+/// Every job command on a missing job is NotFound with "`<Cmd>`(): Job `<jid>` does not exist".
 pub fn actions_on_missing_job_are_not_found(t: &Harness) {
     let calls: [(&str, &[&str], &str); 12] = [
         (
@@ -639,7 +639,7 @@ pub fn other_worker_cannot_act_on_running_job(t: &Harness) {
     );
 }
 
-/// Complete and retry naming the wrong queue are refused with "running in another queue: <queue>".
+/// Complete and retry naming the wrong queue are refused with "running in another queue: `<queue>`".
 pub fn complete_and_retry_check_the_queue(t: &Harness) {
     build(t, "running");
     refused(

@@ -167,7 +167,7 @@ pub(crate) fn invalid(h: &Harness, cmd: &str, args: &[&str], needles: &[&str]) {
 
 // ---------------------------------------------------------------- dispatch
 
-/// An unknown command name is refused as invalid with "Unknown command <name>".
+/// An unknown command name is refused as invalid with "Unknown command `<name>`".
 pub fn unknown_command_name_is_invalid(t: &Harness) {
     world(t);
     invalid(
