@@ -1,9 +1,9 @@
 //! Prometheus metrics: `GET /metrics` in the text exposition format 0.0.4.
 //!
 //! Two kinds of figures:
-//! * counted as events are committed through this server's engine (exact
-//!   for the jobs run through this server since it started; see
-//!   [`Metrics::observe`]): `clew_jobs_total{queue,outcome}`,
+//! * counted as events are committed through this server's engine (by a
+//!   task of their own, which a scrape waits for: exact for the jobs run
+//!   through this server since it started; see [`Metrics::observe`]): `clew_jobs_total{queue,outcome}`,
 //!   `clew_lifecycle_events_total{queue,kind}`, and the histograms
 //!   `clew_job_wait_seconds{queue}` (a job's time in the queue, from its
 //!   `dequeued` event) and `clew_job_run_seconds{queue}` (its time to
@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -133,12 +134,71 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     inner: Arc<Mutex<Inner>>,
+    /// Where committed events go to be counted off the store's writer
+    /// thread (`None` outside a Tokio runtime: counted where published).
+    counter: Option<Counter>,
+}
+
+/// The task counting committed events, and how far it has got.
+#[derive(Clone, Debug)]
+struct Counter {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<Event>>,
+    progress: Arc<Progress>,
+}
+
+/// Batches handed to the counting task and counted by it.
+#[derive(Debug, Default)]
+struct Progress {
+    sent: AtomicU64,
+    counted: AtomicU64,
+    notify: tokio::sync::Notify,
 }
 
 impl Metrics {
-    /// Empty metrics.
+    /// Empty metrics. Inside a Tokio runtime, committed events are counted
+    /// by a task of their own, so that the parsing is not done by the
+    /// thread publishing them (the SQLite store's writer: 4.7% of its time
+    /// through the server in a lifecycle profile).
     pub fn new() -> Metrics {
-        Metrics::default()
+        let mut metrics = Metrics::default();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Event>>();
+            let progress = Arc::new(Progress::default());
+            let counting = metrics.clone();
+            let counted = progress.clone();
+            runtime.spawn(async move {
+                while let Some(events) = rx.recv().await {
+                    counting.count(&events);
+                    counted.counted.fetch_add(1, Ordering::SeqCst);
+                    counted.notify.notify_waiters();
+                }
+            });
+            metrics.counter = Some(Counter { tx, progress });
+        }
+        metrics
+    }
+
+    /// Waits (at most a second) until every batch of events handed over
+    /// before the call has been counted, so that a scrape right after a
+    /// command sees it.
+    pub async fn settled(&self) {
+        let Some(counter) = &self.counter else {
+            return;
+        };
+        let progress = &counter.progress;
+        let target = progress.sent.load(Ordering::SeqCst);
+        let wait = async {
+            loop {
+                let notified = progress.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if progress.counted.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wait).await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -147,7 +207,9 @@ impl Metrics {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts the events of one committed command.
+    /// Counts the events of one committed command: hands them to the
+    /// counting task (see [`Metrics::new`]; a scrape waits for it,
+    /// [`Metrics::settled`]).
     ///
     /// Outcomes (`clew_jobs_total{outcome}`): `completed` for each
     /// `perform_finished` event; for each lifecycle `failed` event,
@@ -156,8 +218,36 @@ impl Metrics {
     /// attempt that will run again).
     pub fn observe(&self, events: &[Event]) {
         // This runs on the store's writer thread (the engine's event sink),
-        // after each command: read only the few fields counted, never the
-        // payload or metadata, and allocate only for a queue seen first.
+        // after each command: only a copy of the events counted is made
+        // here, for the counting task.
+        let Some(counter) = &self.counter else {
+            self.count(events);
+            return;
+        };
+        let counted: Vec<Event> = events
+            .iter()
+            .filter(|e| {
+                e.channel == clew_core::logic::LIFECYCLE_CHANNEL
+                    || (e.channel == "ql:log" && e.message.contains("\"failed\""))
+            })
+            .cloned()
+            .collect();
+        if counted.is_empty() {
+            return;
+        }
+        match counter.tx.send(counted) {
+            Ok(()) => {
+                counter.progress.sent.fetch_add(1, Ordering::SeqCst);
+            }
+            // The task is gone (its runtime shut down): count here.
+            Err(tokio::sync::mpsc::error::SendError(events)) => self.count(&events),
+        }
+    }
+
+    /// Counts the events of one committed command: reads only the few
+    /// fields counted, never the payload or metadata, and allocates only
+    /// for a queue seen first.
+    fn count(&self, events: &[Event]) {
         let mut failed_jids: Vec<String> = Vec::new();
         let mut briefs: Vec<LifecycleBrief<'_>> = Vec::new();
         for e in events {
@@ -616,6 +706,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError>
         );
     }
 
+    state.metrics().settled().await;
     state.metrics().render_counted(&mut out);
     Ok((
         StatusCode::OK,

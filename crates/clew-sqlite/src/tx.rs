@@ -27,8 +27,9 @@ use serde_json::{Map, Value};
 const CONFIG_CACHE_MAX: usize = 256;
 
 /// Most per-job history counts remembered by a [`TxCache`] before it
-/// starts over.
-const HISTORY_COUNTS_MAX: usize = 65_536;
+/// starts over (a small map stays in the CPU's caches; a count forgotten
+/// is read again from the history text, usually known with the row).
+const HISTORY_COUNTS_MAX: usize = 16_384;
 
 /// Most job rows and placements remembered by a [`TxCache`] (counted
 /// together) before it starts over.
