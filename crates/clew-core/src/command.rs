@@ -552,6 +552,34 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command only reads: job and queue lookups and listings,
+    /// statistics, config and the like. A store may run these outside its
+    /// write path (PostgreSQL in a read-only snapshot without the command
+    /// lock, SQLite on a read connection beside the writer thread), falling
+    /// back to it if the logic writes after all.
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Length { .. }
+                | Command::Get { .. }
+                | Command::MultiGet { .. }
+                | Command::Jobs { .. }
+                | Command::JobsComplete { .. }
+                | Command::Failed { .. }
+                | Command::Stats { .. }
+                | Command::Queues { .. }
+                | Command::ConfigGet { .. }
+                | Command::TagGet { .. }
+                | Command::TagTop { .. }
+                | Command::RecurGet { .. }
+                | Command::UniqueGet { .. }
+                | Command::ThrottleGet { .. }
+                | Command::BatchGet { .. }
+                | Command::BatchList { .. }
+                | Command::BatchJobs { .. }
+        )
+    }
+
     /// The qless name of the command.
     pub fn name(&self) -> &'static str {
         match self {

@@ -760,7 +760,7 @@ impl Worker {
         let first = match receiver.recv().ok()? {
             // Commands next to pops and reads run on their own.
             Request::Execute(first)
-                if self.shared.claim(&first.command).is_none() && !reads_only(&first.command) =>
+                if self.shared.claim(&first.command).is_none() && !first.command.reads_only() =>
             {
                 first
             }
@@ -1071,7 +1071,7 @@ fn run_command(
         if let Some(claim) = shared.claim(command) {
             return run_claiming(conn, shared, now, origin, command, claim, turn);
         }
-        if reads_only(command) {
+        if command.reads_only() {
             if let Some(outcome) = run_read(conn, shared, now, origin, command)? {
                 return Ok(outcome);
             }
@@ -1080,32 +1080,7 @@ fn run_command(
     run_alone(conn, shared, now, job, turn)
 }
 
-/// Whether `command` only reads (a queue's length, jobs, statistics,
-/// config, ...): it runs without the command lock ([`run_read`]).
-fn reads_only(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Length { .. }
-            | Command::Get { .. }
-            | Command::MultiGet { .. }
-            | Command::Jobs { .. }
-            | Command::JobsComplete { .. }
-            | Command::Failed { .. }
-            | Command::Stats { .. }
-            | Command::Queues { .. }
-            | Command::ConfigGet { .. }
-            | Command::TagGet { .. }
-            | Command::TagTop { .. }
-            | Command::RecurGet { .. }
-            | Command::UniqueGet { .. }
-            | Command::ThrottleGet { .. }
-            | Command::BatchGet { .. }
-            | Command::BatchList { .. }
-            | Command::BatchJobs { .. }
-    )
-}
-
-/// Runs a command that only reads ([`reads_only`]) in a read-only
+/// Runs a command that only reads ([`Command::reads_only`]) in a read-only
 /// `REPEATABLE READ` transaction, without the command lock: it sees one
 /// committed state, as it would holding the lock, but neither waits for
 /// the commands in flight nor makes every later command wait for it (a

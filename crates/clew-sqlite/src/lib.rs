@@ -19,8 +19,13 @@
 //!   its sink and get its reply, so sinks see events in commit order and
 //!   nobody is told about a change that did not reach the file. If the
 //!   commit fails, every command of the batch fails with a store error.
-//! * **WAL.** The file is in write-ahead-log mode: readers in other
-//!   processes (a CLI next to a server) do not block the writer. Other
+//! * **Reads beside the writer.** A command that only reads
+//!   ([`clew_core::Command::reads_only`]: a length, a job, listings,
+//!   statistics, config) runs on a `query_only` read connection of its own
+//!   (a few kept open), not in the writer's queue; one whose logic writes
+//!   after all goes to the writer.
+//! * **WAL.** The file is in write-ahead-log mode: readers (this store's
+//!   and other processes', a CLI next to a server) do not block the writer. Other
 //!   processes may also write; the writer notices (`PRAGMA data_version`)
 //!   and reloads its caches, and waits up to [`SqliteOptions::busy_timeout`]
 //!   for their write lock.
@@ -31,8 +36,10 @@
 //!   file left by a killed process opens normally (SQLite replays the WAL).
 //! * **Caches.** The placement sequence ([`clew_core::Tx::seq_next`]) and
 //!   config values are kept in memory between batches; the sequence is
-//!   written back before every commit. Within a batch, the job rows read
-//!   are remembered, so saving one sets only the columns that changed.
+//!   written back before every commit. The job rows read, and those of
+//!   running jobs saved, are remembered from batch to batch, so saving one
+//!   sets only the columns that changed and a complete finds the row its
+//!   pop saved without a query. A job's history is a column of its row.
 //!
 //! # Example
 //! ```no_run
@@ -44,6 +51,7 @@
 //! # Ok::<(), clew_core::Error>(())
 //! ```
 
+mod reads;
 mod schema;
 mod store;
 pub mod testing;

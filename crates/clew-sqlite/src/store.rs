@@ -17,6 +17,7 @@ use clew_core::{
 use rusqlite::{params, Connection};
 use tokio::sync::{oneshot, watch};
 
+use crate::reads::Readers;
 use crate::schema::{open_connection, Synchronous};
 use crate::tx::{SqlResult, SqliteTx, TxCache};
 
@@ -121,6 +122,8 @@ pub struct SqliteStore {
     /// Announces other processes' commits to the same file; started by the
     /// first subscriber.
     watcher: Mutex<Option<Watcher>>,
+    /// Read connections for commands that only read (`reads.rs`).
+    readers: Arc<Readers>,
 }
 
 /// How often the watcher asks SQLite whether another connection committed.
@@ -262,6 +265,7 @@ impl SqliteStore {
             .spawn(move || writer.run(receiver))
             .map_err(|e| Error::store(format!("starting the SQLite writer thread: {e}")))?;
         Ok(SqliteStore {
+            readers: Arc::new(Readers::new(path.clone(), options.clone(), apply)),
             path,
             options,
             sender: Mutex::new(Some(sender)),
@@ -302,6 +306,7 @@ impl SqliteStore {
     /// Stops the writer (after it finishes queued requests) and waits for it,
     /// unless called on the writer thread itself.
     fn stop_and_join(&self) {
+        self.readers.close();
         if let Ok(mut watcher) = self.watcher.lock() {
             drop(watcher.take());
         }
@@ -328,6 +333,15 @@ impl Store for SqliteStore {
         command: Command,
         sink: Arc<dyn EventSink>,
     ) -> Result<Reply> {
+        if command.reads_only() {
+            let readers = self.readers.clone();
+            let (origin, command) = (origin.clone(), command.clone());
+            let read =
+                tokio::task::spawn_blocking(move || readers.run(now, &origin, &command)).await;
+            if let Ok(Some(reply)) = read {
+                return reply;
+            }
+        }
         let (reply, rx) = oneshot::channel();
         self.send(Request::Execute(Box::new(ExecuteRequest {
             now,

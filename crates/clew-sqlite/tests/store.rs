@@ -9,7 +9,9 @@
 //! * `ConfigSet { key: "panic:..", .. }` does the same, then panics;
 //! * `ConfigSet { key: "gate", .. }` meets the test at [`ENTERED`], then
 //!   waits for [`GATE`] (to hold the writer while requests queue up);
-//! * `ConfigGet { key: Some(k) }` reads a stored value.
+//! * `ConfigGet { key: Some(k) }` reads a stored value (it only reads:
+//!   the store runs it on a read connection beside the writer), except
+//!   `touch:..`, which also writes the value `touched` first.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,6 +64,9 @@ fn test_logic(
             Ok(Reply::Int(seq))
         }
         Command::ConfigGet { key: Some(key) } => {
+            if key.starts_with("touch:") {
+                tx.config_set(key, "touched")?;
+            }
             Ok(Reply::ConfigValue(tx.config_get(key)?.map(Value::from)))
         }
         other => Err(Error::invalid(format!("test logic: {}", other.name()))),
@@ -95,6 +100,7 @@ async fn value(store: &SqliteStore, key: &str) -> Option<Value> {
 /// A runtime for tests that must hold a lock around their async body.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap()
 }
@@ -286,6 +292,39 @@ async fn queued_commands_commit_as_one_batch_in_queue_order_body() {
     assert_eq!(value(&store, "ok:c").await, Some(Value::from("3")));
     assert_eq!(value(&store, "fail:b").await, None);
     assert_eq!(value(&store, "panic:d").await, None);
+}
+
+#[test]
+fn reads_answer_while_the_writer_is_busy() {
+    let _serial = GATE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(reads_answer_while_the_writer_is_busy_body());
+}
+
+// The gate is held across the read on purpose: the writer is parked on it.
+#[allow(clippy::await_holding_lock)]
+async fn reads_answer_while_the_writer_is_busy_body() {
+    let (store, _dir) = temp_store_with_logic(SqliteOptions::default(), test_logic);
+    let sink = MemorySink::default();
+    store
+        .execute(now(), set("ok:a", "1"), Arc::new(NullSink))
+        .await
+        .unwrap();
+    let gate = GATE.lock().unwrap();
+    let mut parked = queue_up(&store, vec![set("gate", "")], &sink);
+    ENTERED.wait();
+    // The writer is inside the gate command: a read does not queue behind
+    // it (it would wait for the gate, which this thread holds).
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), value(&store, "ok:a")).await;
+    assert_eq!(
+        read.expect("a read answers beside the writer"),
+        Some(Value::from("1"))
+    );
+    drop(gate);
+    parked.pop().unwrap().await.unwrap();
+    // A read whose logic writes after all goes to the writer, which runs it.
+    assert_eq!(value(&store, "touch:b").await, Some(Value::from("touched")));
+    assert_eq!(value(&store, "touch:b").await, Some(Value::from("touched")));
 }
 
 #[test]
