@@ -91,6 +91,26 @@ pub struct CompleteParams {
     pub metadata: Option<Map<String, Value>>,
 }
 
+impl CompleteParams {
+    /// `worker` finishing `jid` in `queue`, with data `{}` and nothing next.
+    pub fn new(
+        jid: impl Into<String>,
+        worker: impl Into<String>,
+        queue: impl Into<String>,
+    ) -> CompleteParams {
+        CompleteParams {
+            jid: jid.into(),
+            worker: worker.into(),
+            queue: queue.into(),
+            data: "{}".to_owned(),
+            next: None,
+            delay: 0.0,
+            depends: Vec::new(),
+            metadata: None,
+        }
+    }
+}
+
 /// Arguments of `recur`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecurParams {

@@ -551,16 +551,7 @@ async fn a_job_changed_by_another_connection_is_read_again() {
     })
     .unwrap();
 
-    let complete = clew_core::command::CompleteParams {
-        jid: "j".into(),
-        worker: "w".into(),
-        queue: "q".into(),
-        data: "{}".into(),
-        next: None,
-        delay: 0.0,
-        depends: Vec::new(),
-        metadata: None,
-    };
+    let complete = clew_core::command::CompleteParams::new("j", "w", "q");
     let err = run(Command::Complete(complete)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let rows: i64 = other
@@ -661,15 +652,8 @@ async fn statistics_stay_exact_through_grouped_and_refused_commands() {
     engine.put_many(jobs).await.expect("put_many");
     let popped = engine.pop("q", "w", 60).await.expect("pop");
     assert_eq!(popped.len(), 60);
-    let params = |i: usize, jid: &str| CompleteParams {
-        jid: jid.to_owned(),
-        worker: if i % 6 == 3 { "intruder" } else { "w" }.into(),
-        queue: "q".into(),
-        data: "{}".into(),
-        next: None,
-        delay: 0.0,
-        depends: Vec::new(),
-        metadata: None,
+    let params = |i: usize, jid: &str| {
+        CompleteParams::new(jid, if i % 6 == 3 { "intruder" } else { "w" }, "q")
     };
     // Half in one batch (refused items in its middle), half as single
     // commands sent at once (grouped by the writer).
@@ -773,15 +757,8 @@ async fn events_and_history_stay_exact_through_grouped_and_refused_commands() {
         let what: Vec<&str> = job.history.iter().map(|h| h.what.as_str()).collect();
         assert_eq!(what, ["put", "popped"], "{}", job.record.jid);
     }
-    let params = |i: usize, jid: &str| CompleteParams {
-        jid: jid.to_owned(),
-        worker: if i % 6 == 3 { "intruder" } else { "w" }.into(),
-        queue: "q".into(),
-        data: "{}".into(),
-        next: None,
-        delay: 0.0,
-        depends: Vec::new(),
-        metadata: None,
+    let params = |i: usize, jid: &str| {
+        CompleteParams::new(jid, if i % 6 == 3 { "intruder" } else { "w" }, "q")
     };
     let (first, second) = popped.split_at(30);
     let batch: Vec<CompleteParams> = first
