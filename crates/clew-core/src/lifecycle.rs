@@ -149,21 +149,31 @@ impl LifecycleEventRef<'_> {
         out.push_str(",\"process\":");
         push_display(&mut out, self.origin.process);
         out.push_str("},\"time_in_queue\":");
-        push_serialized(&mut out, &self.time_in_queue);
+        push_seconds(&mut out, self.time_in_queue);
         out.push_str(",\"time_to_perform\":");
-        push_serialized(&mut out, &self.time_to_perform);
+        push_seconds(&mut out, self.time_to_perform);
         out.push_str(",\"error\":");
-        push_serialized(&mut out, &self.error);
+        match self.error {
+            None => out.push_str("null"),
+            Some(error) => push_serialized(&mut out, error),
+        }
         out.push('}');
         out
     }
 }
 
-/// Appends an integer.
-fn push_display(out: &mut String, n: impl std::fmt::Display) {
-    use std::fmt::Write;
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{n}");
+/// Appends an integer (as serde_json writes it, without `fmt`).
+fn push_display(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends a number of seconds, or `null`, as serde_json writes them (a
+/// finite float by `zmij`, anything else as `null`) without allocating.
+fn push_seconds(out: &mut String, secs: Option<f64>) {
+    match secs {
+        Some(v) if v.is_finite() => out.push_str(zmij::Buffer::new().format_finite(v)),
+        _ => out.push_str("null"),
+    }
 }
 
 /// Appends `s` as a JSON string: as is between quotes when nothing in it
