@@ -1183,8 +1183,16 @@ impl<'t> PgTx<'t> {
     }
 
     /// Takes a transaction-level shared advisory lock (with the buffered
-    /// writes).
+    /// writes, the statistics kept back included). A claiming command takes
+    /// the event lock so right before numbering its events under the
+    /// process's numbering mutex, and nothing sent under that mutex may wait
+    /// for a row: its statistics' upserts (a queue's `stats_timing` row,
+    /// which every complete of the queue writes) go here, not with the
+    /// events. Sent with the events, they waited for another complete's row
+    /// lock while that complete waited for the mutex: a deadlock
+    /// PostgreSQL cannot see (`complete_race.rs` hung on it).
     pub fn advisory_lock_shared(&mut self, key: i64) -> Result<()> {
+        self.stage_stats();
         self.exec(SHARED_LOCK_SQL, &[&key]).map(drop)
     }
 
