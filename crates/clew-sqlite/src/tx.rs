@@ -298,10 +298,10 @@ pub struct TxCache {
     /// jobs' rows: the job's next save writes them with the rest of its
     /// row, [`SqliteTx::flush_stats`] whatever is left.
     history: HashMap<String, PendingHistory>,
-    /// The `history` column of job rows as read in this group (with the
-    /// row by `job_get` and `job_list_records`, or alone to list or count
-    /// it) and kept up to date by their saves, so that a pop's reply lists
-    /// its jobs' histories without another query. Dropped with `rows`.
+    /// The `history` column of job rows as read (with the row by `job_get`
+    /// and `job_list_records`, or alone to list or count it) and kept up to
+    /// date by their saves, so that a pop's reply lists its jobs' histories
+    /// without another query. Kept and dropped as `rows` is.
     history_texts: HashMap<String, String>,
     /// Each job's number of history entries (written and pending), as
     /// last counted or kept up to date since; forgotten when the map is
